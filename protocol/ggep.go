@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"io"
+	"strconv"
 )
 
 // GGEP (Gnutella Generic Extension Protocol) blocks, §1.10.
@@ -269,4 +270,27 @@ func (e *Extension) appendFresh(b []byte, noNUL bool) ([]byte, error) {
 	b = append(b, e.ID...)
 	b = AppendGGEPLength(b, len(data))
 	return append(b, data...), nil
+}
+
+// String lists the extensions as ID(length), marking COBS and deflate.
+func (g GGEP) String() string {
+	var sb bytes.Buffer
+	sb.WriteString("GGEP[")
+	for i := range g {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		sb.WriteString(g[i].ID)
+		sb.WriteByte('(')
+		sb.WriteString(strconv.Itoa(len(g[i].Data)))
+		if g[i].COBS {
+			sb.WriteString(",cobs")
+		}
+		if g[i].Deflate {
+			sb.WriteString(",deflate")
+		}
+		sb.WriteByte(')')
+	}
+	sb.WriteByte(']')
+	return sb.String()
 }

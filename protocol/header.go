@@ -13,18 +13,18 @@ type Type uint8
 
 // The payload types of §1.2.
 const (
-	TypePing        Type = 0x00
-	TypePong        Type = 0x01
-	TypeBye         Type = 0x02
-	TypeRouteTable  Type = 0x30 // QRP route-table update
-	TypeVendor      Type = 0x31
-	TypeStdVendor   Type = 0x32 // "standardised" vendor message
-	TypePush        Type = 0x40
-	TypeRUDP        Type = 0x41
-	TypeDHT         Type = 0x44
-	TypeQuery       Type = 0x80
-	TypeQueryHit    Type = 0x81
-	TypeHSEP        Type = 0xCD // gtk-gnutella's horizon estimation; relayed raw
+	TypePing       Type = 0x00
+	TypePong       Type = 0x01
+	TypeBye        Type = 0x02
+	TypeRouteTable Type = 0x30 // QRP route-table update
+	TypeVendor     Type = 0x31
+	TypeStdVendor  Type = 0x32 // "standardised" vendor message
+	TypePush       Type = 0x40
+	TypeRUDP       Type = 0x41
+	TypeDHT        Type = 0x44
+	TypeQuery      Type = 0x80
+	TypeQueryHit   Type = 0x81
+	TypeHSEP       Type = 0xCD // gtk-gnutella's horizon estimation; relayed raw
 )
 
 var typeNames = map[Type]string{

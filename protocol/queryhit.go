@@ -4,4 +4,6 @@ package protocol
 
 type QueryHit struct{ Raw }
 
-func DecodeQueryHit(b []byte) (*QueryHit, error) { return &QueryHit{Raw{Kind: TypeQueryHit, Data: b}}, nil }
+func DecodeQueryHit(b []byte) (*QueryHit, error) {
+	return &QueryHit{Raw{Kind: TypeQueryHit, Data: b}}, nil
+}

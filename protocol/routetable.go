@@ -2,4 +2,6 @@ package protocol
 
 // PLACEHOLDER until the real decoder lands (owned by a helper).
 
-func DecodeRouteTableUpdate(b []byte) (Payload, error) { return &Raw{Kind: TypeRouteTable, Data: b}, nil }
+func DecodeRouteTableUpdate(b []byte) (Payload, error) {
+	return &Raw{Kind: TypeRouteTable, Data: b}, nil
+}
