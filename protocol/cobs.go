@@ -1,12 +1,17 @@
 package protocol
 
+import "bytes"
+
 // COBS (Consistent Overhead Byte Stuffing) removes every 0x00 from a byte
 // string, as GGEP needs for extension data inside QueryHit records (§1.10).
 // Each block is a code byte n (1..255) followed by n-1 non-zero bytes; a
 // code below 0xFF stands for those bytes plus a zero, and the final zero is
 // implied. A final block that ends on code 0xFF needs no closing code.
 
-// cobsEncode appends the COBS encoding of src to dst.
+// cobsEncode appends the COBS encoding of src to dst, the way gtk-gnutella
+// writes it (lib/cobs.c): the algorithm of the COBS paper, except that a
+// final 0xFF block is not followed by a closing code. Empty input encodes
+// as the single byte 0x01.
 func cobsEncode(dst, src []byte) []byte {
 	codeAt := len(dst)
 	dst = append(dst, 0)
@@ -36,8 +41,10 @@ func cobsEncode(dst, src []byte) []byte {
 	return dst
 }
 
-// cobsDecode appends the decoding of src to dst. It fails on a zero byte or
-// a code that runs past the end of src.
+// cobsDecode appends the decoding of src to dst. It fails on empty input, on
+// a zero byte or on a code that runs past the end of src. It accepts both
+// gtk-gnutella's form and the COBS paper's, which closes a final 0xFF block
+// with an extra 0x01. The decoding is never longer than src.
 func cobsDecode(dst, src []byte) ([]byte, error) {
 	if len(src) == 0 {
 		return dst, errAt("cobs", 0, ErrBadGGEP, "empty COBS data")
@@ -54,10 +61,8 @@ func cobsDecode(dst, src []byte) ([]byte, error) {
 		if n > len(src)-i {
 			return dst, errAt("cobs", i-1, ErrBadGGEP, "COBS block runs past the end")
 		}
-		for _, c := range src[i : i+n] {
-			if c == 0 {
-				return dst, errAt("cobs", i, ErrBadGGEP, "zero byte in COBS data")
-			}
+		if k := bytes.IndexByte(src[i:i+n], 0); k >= 0 {
+			return dst, errAt("cobs", i+k, ErrBadGGEP, "zero byte in COBS data")
 		}
 		dst = append(dst, src[i:i+n]...)
 		i += n

@@ -1,7 +1,87 @@
 package protocol
 
-// PLACEHOLDER until the real decoder lands (owned by a helper).
+// Ping (0x00), §1.3. In Gnutella 0.4 the payload is empty; in 0.6 it may
+// carry one GGEP block and nothing else. gtk-gnutella drops a ping whose
+// extra data is not a pure GGEP block or exceeds MaxGGEPPayload bytes.
 
-type Ping struct{ Raw }
+// MaxGGEPPayload is the largest GGEP tail gtk-gnutella accepts in a Ping,
+// Pong or Push (its MAX_GGEP_PAYLOAD).
+const MaxGGEPPayload = 1536
 
-func DecodePing(b []byte) (*Ping, error) { return &Ping{Raw{Kind: TypePing, Data: b}}, nil }
+// Ping is the payload of a Ping descriptor.
+type Ping struct {
+	// GGEP is the optional extension block; nil for a plain 0.4 ping.
+	GGEP GGEP
+}
+
+// DecodePing decodes a Ping payload: empty, or exactly one GGEP block.
+// The GGEP block aliases b (see DecodeGGEP).
+func DecodePing(b []byte) (*Ping, error) {
+	g, err := decodeGGEPTail("ping", b, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Ping{GGEP: g}, nil
+}
+
+// Type implements Payload.
+func (p *Ping) Type() Type { return TypePing }
+
+// AppendTo implements Payload. A ping without extensions has an empty
+// payload.
+func (p *Ping) AppendTo(b []byte) ([]byte, error) {
+	return appendGGEPTail("ping", b, p.GGEP)
+}
+
+// String summarises the ping.
+func (p *Ping) String() string {
+	if len(p.GGEP) == 0 {
+		return "Ping"
+	}
+	return "Ping " + p.GGEP.String()
+}
+
+// decodeGGEPTail decodes the optional tail after the fixed part of a Ping,
+// Pong or Push: b is the tail and base its offset in the payload, so that
+// errors report payload offsets. The tail must be empty or exactly one GGEP
+// block of at most MaxGGEPPayload bytes, which is what gtk-gnutella accepts.
+func decodeGGEPTail(what string, b []byte, base int) (GGEP, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if len(b) > MaxGGEPPayload {
+		return nil, errAt(what, base+MaxGGEPPayload, ErrTooLarge,
+			"%d bytes after the fixed part, limit %d", len(b), MaxGGEPPayload)
+	}
+	if b[0] != GGEPMagic {
+		return nil, errAt(what, base, ErrMalformed,
+			"extra data starts with 0x%02x, not a GGEP block", b[0])
+	}
+	g, n, err := DecodeGGEP(b)
+	if err != nil {
+		return nil, shiftOffset(err, base)
+	}
+	if n != len(b) {
+		return nil, errAt(what, base+n, ErrMalformed,
+			"%d bytes after the GGEP block", len(b)-n)
+	}
+	return g, nil
+}
+
+// appendGGEPTail appends g (nothing when it is empty) and refuses a block
+// that decodeGGEPTail would reject as too large.
+func appendGGEPTail(what string, b []byte, g GGEP) ([]byte, error) {
+	if len(g) == 0 {
+		return b, nil
+	}
+	start := len(b)
+	b, err := g.AppendTo(b)
+	if err != nil {
+		return b[:start], err
+	}
+	if n := len(b) - start; n > MaxGGEPPayload {
+		return b[:start], errAt(what, -1, ErrTooLarge,
+			"GGEP block of %d bytes, limit %d", n, MaxGGEPPayload)
+	}
+	return b, nil
+}

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/base32"
+	"errors"
 	"strings"
 )
 
@@ -28,11 +29,11 @@ func ParseSHA1Base32(s string) (SHA1, error) {
 	var up [32]byte
 	for i := 0; i < 32; i++ {
 		c := s[i]
+		if !isBase32Char(c) {
+			return h, errAt("urn", i, ErrBadURN, "%q is not a base32 character", c)
+		}
 		if 'a' <= c && c <= 'z' {
 			c -= 'a' - 'A'
-		}
-		if !('A' <= c && c <= 'Z' || '2' <= c && c <= '7') {
-			return h, errAt("urn", i, ErrBadURN, "%q is not a base32 character", s[i])
 		}
 		up[i] = c
 	}
@@ -43,20 +44,33 @@ func ParseSHA1Base32(s string) (SHA1, error) {
 }
 
 // ParseURN reads "urn:sha1:<32>" or "urn:bitprint:<32>.<39>" (reduced to its
-// SHA-1 part), case-insensitively.
+// SHA-1 part), case-insensitively. Error offsets count bytes of s.
 func ParseURN(s string) (SHA1, error) {
 	const sha1P, bpP = "urn:sha1:", "urn:bitprint:"
 	switch {
 	case hasPrefixFold(s, sha1P):
-		return ParseSHA1Base32(s[len(sha1P):])
+		h, err := ParseSHA1Base32(s[len(sha1P):])
+		return h, shiftOffset(err, len(sha1P))
 	case hasPrefixFold(s, bpP):
 		rest := s[len(bpP):]
 		if len(rest) != 32+1+39 || rest[32] != '.' {
 			return SHA1{}, errAt("urn", -1, ErrBadURN, "bitprint must be <32>.<39>")
 		}
-		return ParseSHA1Base32(rest[:32])
+		for i := 33; i < len(rest); i++ {
+			if !isBase32Char(rest[i]) {
+				return SHA1{}, errAt("urn", len(bpP)+i, ErrBadURN, "%q is not a base32 character", rest[i])
+			}
+		}
+		h, err := ParseSHA1Base32(rest[:32])
+		return h, shiftOffset(err, len(bpP))
 	}
 	return SHA1{}, errAt("urn", -1, ErrBadURN, "%q is neither urn:sha1 nor urn:bitprint", truncate(s, 40))
+}
+
+// isBase32Char reports whether c is in the RFC 4648 base32 alphabet, in
+// either case.
+func isBase32Char(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '2' <= c && c <= '7'
 }
 
 func hasPrefixFold(s, prefix string) bool {
@@ -103,8 +117,19 @@ func ParseGGEPHash(data []byte) (SHA1, error) {
 func GGEPHash(h SHA1) []byte { return append([]byte{GGEPHashSHA1}, h[:]...) }
 
 // ParseGGEPURN reads the data of a GGEP "u" extension: URN text without the
-// leading "urn:" (e.g. "sha1:..." or "bitprint:...").
-func ParseGGEPURN(data []byte) (SHA1, error) { return ParseURN("urn:" + string(data)) }
+// leading "urn:" (e.g. "sha1:..." or "bitprint:..."). Error offsets count
+// bytes of data.
+func ParseGGEPURN(data []byte) (SHA1, error) {
+	h, err := ParseURN("urn:" + string(data))
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Offset >= len("urn:") {
+			err = shiftOffset(err, -len("urn:"))
+		}
+		return SHA1{}, err
+	}
+	return h, nil
+}
 
 // GGEPURN is the data of a GGEP "u" extension carrying h.
 func GGEPURN(h SHA1) []byte { return []byte("sha1:" + h.Base32()) }

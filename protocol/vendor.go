@@ -1,7 +1,362 @@
 package protocol
 
-// PLACEHOLDER until the real decoder lands (owned by a helper).
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strings"
+)
 
-type Vendor struct{ Raw }
+// Vendor messages (0x31, and 0x32 for "standardised" ones), §1.6:
+//
+//	off 0 vendor code  4 bytes, case-sensitive ASCII; all zero = "null" vendor
+//	off 4 selector     2 bytes LE
+//	off 6 version      2 bytes LE
+//	off 8 message-specific data
+//
+// Over TCP they travel with TTL 1, hops 0 and are never routed.
 
-func DecodeVendor(t Type, b []byte) (*Vendor, error) { return &Vendor{Raw{Kind: t, Data: b}}, nil }
+// VendorHeaderLen is the size of the vendor/selector/version prefix.
+const VendorHeaderLen = 8
+
+// VendorCode is a 4-byte vendor code such as "GTKG", "LIME" or "BEAR". The
+// zero value is the "null" vendor of the standard messages.
+type VendorCode [4]byte
+
+// Well-known vendor codes.
+var (
+	VendorNull = VendorCode{}
+	VendorBEAR = VendorCode{'B', 'E', 'A', 'R'}
+	VendorGTKG = VendorCode{'G', 'T', 'K', 'G'}
+	VendorLIME = VendorCode{'L', 'I', 'M', 'E'}
+)
+
+// IsNull reports whether c is the all-zero "null" vendor.
+func (c VendorCode) IsNull() bool { return c == VendorCode{} }
+
+// String is the code as text ("GTKG"), "null" for the null vendor, and
+// hex ("0x00414243") when a byte is not printable ASCII.
+func (c VendorCode) String() string {
+	if c.IsNull() {
+		return "null"
+	}
+	for _, x := range c {
+		if x <= 0x20 || x >= 0x7F {
+			return fmt.Sprintf("0x%02x%02x%02x%02x", c[0], c[1], c[2], c[3])
+		}
+	}
+	return string(c[:])
+}
+
+// VendorMessageID names a vendor message: vendor, selector and version, as
+// listed in Messages-Supported and written "BEAR/4v1".
+type VendorMessageID struct {
+	Vendor   VendorCode
+	Selector uint16
+	Version  uint16
+}
+
+// String is "BEAR/4v1".
+func (id VendorMessageID) String() string {
+	return fmt.Sprintf("%s/%dv%d", id.Vendor, id.Selector, id.Version)
+}
+
+// The vendor messages this package builds and reads, at the version it
+// sends. The Push-Proxy Request goes out as v1: LimeWire rejects any later
+// version, gtk-gnutella has sent v1 since 2009 and accepts v1 and v2. The
+// Push-Proxy Ack goes out as v2, the only version LimeWire accepts.
+var (
+	MessagesSupportedID   = VendorMessageID{VendorNull, 0, 0}
+	HopsFlowID            = VendorMessageID{VendorBEAR, 4, 1}
+	TCPConnectBackID      = VendorMessageID{VendorBEAR, 7, 1}
+	QueryStatusRequestID  = VendorMessageID{VendorBEAR, 11, 1}
+	QueryStatusResponseID = VendorMessageID{VendorBEAR, 12, 1}
+	PushProxyRequestID    = VendorMessageID{VendorLIME, 21, 1}
+	PushProxyAckID        = VendorMessageID{VendorLIME, 22, 2}
+)
+
+// QueryStatusStop is the Query Status Response hit count that asks the
+// ultrapeer to stop the dynamic query.
+const QueryStatusStop = 0xFFFF
+
+type vendorSelector struct {
+	vendor   VendorCode
+	selector uint16
+}
+
+// vendorNames are the names gtk-gnutella's vmsg.c gives its known messages.
+var vendorNames = map[vendorSelector]string{
+	{VendorNull, 0}:  "Messages-Supported",
+	{VendorNull, 10}: "Features-Supported",
+	{VendorBEAR, 4}:  "Hops-Flow",
+	{VendorBEAR, 7}:  "TCP-Connect-Back",
+	{VendorBEAR, 11}: "Query-Status-Request",
+	{VendorBEAR, 12}: "Query-Status-Response",
+	{VendorGTKG, 7}:  "UDP-Connect-Back",
+	{VendorGTKG, 9}:  "Time-Sync-Request",
+	{VendorGTKG, 10}: "Time-Sync-Reply",
+	{VendorGTKG, 21}: "Push-Proxy-Cancel",
+	{VendorGTKG, 22}: "Node-Info-Request",
+	{VendorGTKG, 23}: "Node-Info-Reply",
+	{VendorLIME, 5}:  "UDP-Crawler-Ping",
+	{VendorLIME, 11}: "OOB-Reply-Ack",
+	{VendorLIME, 12}: "OOB-Reply-Indication",
+	{VendorLIME, 13}: "OOB-Proxy-Veto",
+	{VendorLIME, 21}: "Push-Proxy-Request",
+	{VendorLIME, 22}: "Push-Proxy-Ack",
+	{VendorLIME, 23}: "HEAD-Ping",
+	{VendorLIME, 24}: "HEAD-Pong",
+}
+
+// Vendor is the payload of a vendor message.
+type Vendor struct {
+	Kind     Type // TypeVendor (0x31) or TypeStdVendor (0x32)
+	Vendor   VendorCode
+	Selector uint16
+	Version  uint16
+	Data     []byte // the message-specific bytes after the 8-byte prefix
+}
+
+// DecodeVendor decodes a vendor message payload of type t (0x31 or 0x32):
+// at least the 8-byte prefix. Data aliases b.
+func DecodeVendor(t Type, b []byte) (*Vendor, error) {
+	if t != TypeVendor && t != TypeStdVendor {
+		return nil, errAt("vendor", -1, ErrMalformed, "type %s is not a vendor message", t)
+	}
+	if len(b) < VendorHeaderLen {
+		return nil, errAt("vendor", len(b), ErrTruncated, "need %d bytes, have %d", VendorHeaderLen, len(b))
+	}
+	return &Vendor{
+		Kind:     t,
+		Vendor:   VendorCode(b[0:4]),
+		Selector: binary.LittleEndian.Uint16(b[4:6]),
+		Version:  binary.LittleEndian.Uint16(b[6:8]),
+		Data:     b[VendorHeaderLen:],
+	}, nil
+}
+
+// Type implements Payload: Kind when it is TypeStdVendor, else TypeVendor.
+func (v *Vendor) Type() Type {
+	if v.Kind == TypeStdVendor {
+		return TypeStdVendor
+	}
+	return TypeVendor
+}
+
+// AppendTo implements Payload.
+func (v *Vendor) AppendTo(b []byte) ([]byte, error) {
+	b = append(b, v.Vendor[:]...)
+	b = binary.LittleEndian.AppendUint16(b, v.Selector)
+	b = binary.LittleEndian.AppendUint16(b, v.Version)
+	return append(b, v.Data...), nil
+}
+
+// ID returns the vendor, selector and version of the message.
+func (v *Vendor) ID() VendorMessageID {
+	return VendorMessageID{Vendor: v.Vendor, Selector: v.Selector, Version: v.Version}
+}
+
+// Is reports whether v is the message id names, whatever its version: use
+// it to dispatch, then let the typed reader check the version.
+func (v *Vendor) Is(id VendorMessageID) bool {
+	return v.Vendor == id.Vendor && v.Selector == id.Selector
+}
+
+// Name is the name of a known message ("Hops-Flow"), or "".
+func (v *Vendor) Name() string {
+	return vendorNames[vendorSelector{v.Vendor, v.Selector}]
+}
+
+func newVendor(id VendorMessageID, data []byte) *Vendor {
+	return &Vendor{Kind: TypeVendor, Vendor: id.Vendor, Selector: id.Selector, Version: id.Version, Data: data}
+}
+
+// check makes sure v is message id at a version in [minVersion,
+// maxVersion] carrying at least need data bytes. Offsets are payload
+// offsets.
+func (v *Vendor) check(id VendorMessageID, minVersion, maxVersion uint16, need int) error {
+	what := "vendor " + id.String()
+	if !v.Is(id) {
+		return errAt(what, 0, ErrMalformed, "message is %s", v.ID())
+	}
+	if v.Version < minVersion || v.Version > maxVersion {
+		return errAt(what, 6, ErrMalformed, "unsupported version %d", v.Version)
+	}
+	if len(v.Data) < need {
+		return errAt(what, VendorHeaderLen+len(v.Data), ErrTruncated,
+			"%d data bytes, need %d", len(v.Data), need)
+	}
+	return nil
+}
+
+// NewMessagesSupported builds Messages-Supported (null/0v0): a 2-byte LE
+// count, then vendor(4) + selector(2 LE) + version(2 LE) per entry. At most
+// 65535 entries are written.
+func NewMessagesSupported(ids []VendorMessageID) *Vendor {
+	ids = ids[:min(len(ids), 0xFFFF)]
+	d := make([]byte, 0, 2+8*len(ids))
+	d = binary.LittleEndian.AppendUint16(d, uint16(len(ids)))
+	for _, id := range ids {
+		d = append(d, id.Vendor[:]...)
+		d = binary.LittleEndian.AppendUint16(d, id.Selector)
+		d = binary.LittleEndian.AppendUint16(d, id.Version)
+	}
+	return newVendor(MessagesSupportedID, d)
+}
+
+// MessagesSupported reads a Messages-Supported message (version 0). Bytes
+// after the counted entries are ignored, as gtk-gnutella does.
+func (v *Vendor) MessagesSupported() ([]VendorMessageID, error) {
+	if err := v.check(MessagesSupportedID, 0, 0, 2); err != nil {
+		return nil, err
+	}
+	n := int(binary.LittleEndian.Uint16(v.Data))
+	if need := 2 + 8*n; len(v.Data) < need {
+		return nil, errAt("vendor "+MessagesSupportedID.String(), VendorHeaderLen+len(v.Data), ErrTruncated,
+			"count %d needs %d data bytes, have %d", n, need, len(v.Data))
+	}
+	ids := make([]VendorMessageID, n)
+	for i := range ids {
+		e := v.Data[2+8*i:]
+		ids[i] = VendorMessageID{
+			Vendor:   VendorCode(e[0:4]),
+			Selector: binary.LittleEndian.Uint16(e[4:6]),
+			Version:  binary.LittleEndian.Uint16(e[6:8]),
+		}
+	}
+	return ids, nil
+}
+
+// NewHopsFlow builds Hops-Flow (BEAR/4v1): only send me queries whose hop
+// count is strictly below hops; 0 stops all queries.
+func NewHopsFlow(hops uint8) *Vendor { return newVendor(HopsFlowID, []byte{hops}) }
+
+// HopsFlow reads a Hops-Flow message.
+func (v *Vendor) HopsFlow() (uint8, error) {
+	if err := v.check(HopsFlowID, 1, 1, 1); err != nil {
+		return 0, err
+	}
+	return v.Data[0], nil
+}
+
+// NewTCPConnectBack builds TCP Connect-Back (BEAR/7v1): connect to the
+// sender's address on port.
+func NewTCPConnectBack(port uint16) *Vendor {
+	return newVendor(TCPConnectBackID, binary.LittleEndian.AppendUint16(nil, port))
+}
+
+// TCPConnectBack reads a TCP Connect-Back message. Port 0 is malformed (gtk
+// and LimeWire ignore it).
+func (v *Vendor) TCPConnectBack() (uint16, error) {
+	if err := v.check(TCPConnectBackID, 1, 1, 2); err != nil {
+		return 0, err
+	}
+	port := binary.LittleEndian.Uint16(v.Data)
+	if port == 0 {
+		return 0, errAt("vendor "+TCPConnectBackID.String(), VendorHeaderLen, ErrMalformed, "port 0")
+	}
+	return port, nil
+}
+
+// NewQueryStatusRequest builds Query Status Request (BEAR/11v1), empty; the
+// descriptor's GUID is the query's MUID.
+func NewQueryStatusRequest() *Vendor { return newVendor(QueryStatusRequestID, nil) }
+
+// QueryStatusRequest checks that v is a Query Status Request.
+func (v *Vendor) QueryStatusRequest() error {
+	return v.check(QueryStatusRequestID, 1, 1, 0)
+}
+
+// NewQueryStatusResponse builds Query Status Response (BEAR/12v1) with the
+// number of hits kept so far; QueryStatusStop asks to stop the query.
+func NewQueryStatusResponse(hits uint16) *Vendor {
+	return newVendor(QueryStatusResponseID, binary.LittleEndian.AppendUint16(nil, hits))
+}
+
+// QueryStatusResponse reads a Query Status Response message.
+func (v *Vendor) QueryStatusResponse() (hits uint16, err error) {
+	if err := v.check(QueryStatusResponseID, 1, 1, 2); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint16(v.Data), nil
+}
+
+// NewPushProxyRequest builds Push-Proxy Request (LIME/21v1), empty; the
+// descriptor's GUID is the requester's servent ID.
+func NewPushProxyRequest() *Vendor { return newVendor(PushProxyRequestID, nil) }
+
+// PushProxyRequest checks that v is a Push-Proxy Request (v1 or v2).
+func (v *Vendor) PushProxyRequest() error {
+	return v.check(PushProxyRequestID, 1, 2, 0)
+}
+
+// NewPushProxyAck builds Push-Proxy Ack (LIME/22v2): the proxy's IPv4 in
+// network order and its port LE. The descriptor's GUID is the servent ID of
+// the leaf being proxied.
+func NewPushProxyAck(ip [4]byte, port uint16) *Vendor {
+	d := make([]byte, 0, 6)
+	d = append(d, ip[:]...)
+	return newVendor(PushProxyAckID, binary.LittleEndian.AppendUint16(d, port))
+}
+
+// PushProxyAck reads a Push-Proxy Ack. Only v2 is accepted: v1 carried no
+// address and LimeWire rejects it.
+func (v *Vendor) PushProxyAck() (netip.AddrPort, error) {
+	if err := v.check(PushProxyAckID, 2, 2, 6); err != nil {
+		return netip.AddrPort{}, err
+	}
+	ip := netip.AddrFrom4([4]byte(v.Data[0:4]))
+	return netip.AddrPortFrom(ip, binary.LittleEndian.Uint16(v.Data[4:6])), nil
+}
+
+// String summarises the message: its ID, its name when known, and the
+// decoded content of the messages this package reads.
+func (v *Vendor) String() string {
+	var sb strings.Builder
+	sb.WriteString(v.Type().String())
+	sb.WriteByte(' ')
+	sb.WriteString(v.ID().String())
+	if n := v.Name(); n != "" {
+		sb.WriteByte(' ')
+		sb.WriteString(n)
+	}
+	if s, ok := v.summary(); ok {
+		sb.WriteByte(' ')
+		sb.WriteString(s)
+	} else if len(v.Data) > 0 {
+		fmt.Fprintf(&sb, " (%d data bytes)", len(v.Data))
+	}
+	return sb.String()
+}
+
+// summary decodes the content of the messages with a typed reader.
+func (v *Vendor) summary() (string, bool) {
+	switch {
+	case v.Is(MessagesSupportedID):
+		ids, err := v.MessagesSupported()
+		if err != nil {
+			return "", false
+		}
+		parts := make([]string, len(ids))
+		for i, id := range ids {
+			parts[i] = id.String()
+		}
+		return "[" + strings.Join(parts, " ") + "]", true
+	case v.Is(HopsFlowID):
+		h, err := v.HopsFlow()
+		return fmt.Sprintf("hops<%d", h), err == nil
+	case v.Is(TCPConnectBackID):
+		p, err := v.TCPConnectBack()
+		return fmt.Sprintf("port=%d", p), err == nil
+	case v.Is(QueryStatusResponseID):
+		h, err := v.QueryStatusResponse()
+		if h == QueryStatusStop {
+			return "stop", err == nil
+		}
+		return fmt.Sprintf("hits=%d", h), err == nil
+	case v.Is(PushProxyAckID):
+		ap, err := v.PushProxyAck()
+		return ap.String(), err == nil
+	}
+	return "", false
+}

@@ -1,0 +1,154 @@
+package servent
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"gnutella/protocol"
+)
+
+// Version is this servent's version; User-Agent is "gnutella/<Version>".
+const Version = "0.1.0"
+
+// VendorCode is the 4-letter code in our QueryHit trailers and vendor
+// messages. "GNUT" is not used by any servent in the known vendor lists.
+var VendorCode = protocol.VendorCode{'G', 'N', 'U', 'T'}
+
+// Mode is the role a servent takes in the two-tier network.
+type Mode uint8
+
+const (
+	// ModeUltrapeer links to other ultrapeers and accepts leaves.
+	ModeUltrapeer Mode = iota
+	// ModeLeaf keeps a few ultrapeer links and relays nothing.
+	ModeLeaf
+	// ModeAuto starts as a leaf and becomes an ultrapeer when eligible.
+	ModeAuto
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeUltrapeer:
+		return "ultrapeer"
+	case ModeLeaf:
+		return "leaf"
+	case ModeAuto:
+		return "auto"
+	}
+	return "unknown"
+}
+
+// Config holds every setting of a servent, with the defaults of
+// DefaultConfig. It is the one place where defaults live.
+type Config struct {
+	// ListenAddr is where the servent's one port listens (Gnutella links,
+	// HTTP, GIV and connect-back all arrive there).
+	ListenAddr string
+	// AdvertiseAddr, if valid, is the address put in our Pongs, QueryHits and
+	// Listen-IP headers. Otherwise the listener's address is used, with its
+	// IP replaced by the one peers report in Remote-IP when it is unspecified.
+	AdvertiseAddr netip.AddrPort
+	// DataDir holds the servent ID, the host cache and later the share and
+	// download state. Empty means nothing is persisted.
+	DataDir string
+	// Peers are dialled at start and kept in the host cache.
+	Peers []string
+	// GWebCaches are GWebCache URLs asked for hosts when the host cache runs dry.
+	GWebCaches []string
+
+	// Mode is the two-tier role.
+	Mode Mode
+	// WantLinks is how many ultrapeer links the connector keeps dialling for.
+	WantLinks int
+	// MaxLinks is how many ultrapeer (or 0.4/normal) links we accept at most;
+	// an inbound connection beyond it gets 503 with X-Try-Ultrapeers.
+	MaxLinks int
+	// MaxLeaves is how many leaves an ultrapeer accepts.
+	MaxLeaves int
+
+	// TTL: MaxTTL clamps hops+TTL when relaying (4 as gtk-gnutella, 7 for a
+	// 0.4-style network); HardTTL drops anything above it (15).
+	MaxTTL  uint8
+	HardTTL uint8
+
+	// Deflate offers and accepts compressed links (Accept-Encoding: deflate).
+	Deflate bool
+	// PongCaching answers pings from the pong cache (0.6). When false, pings
+	// are flooded and pongs routed back as in 0.4.
+	PongCaching bool
+	// PingThrottle is the least time between two pings accepted from one link.
+	PingThrottle time.Duration
+	// PongCacheLifetime is how long cached pongs are served before the cache
+	// is refreshed by pinging neighbours.
+	PongCacheLifetime time.Duration
+
+	// HandshakeTimeout bounds an inbound connection's first line and
+	// handshake; ConnectTimeout bounds an outbound dial plus handshake.
+	HandshakeTimeout time.Duration
+	ConnectTimeout   time.Duration
+	// AlivePingInterval is how often a link that has been quiet is pinged
+	// (TTL 1); AliveMaxMissed unanswered ones close it with Bye 406.
+	AlivePingInterval time.Duration
+	AliveMaxMissed    int
+	// IdleTimeout closes a link that sent nothing for this long (Bye 405).
+	IdleTimeout time.Duration
+	// FlowControlTimeout closes a link whose send queue stays above its
+	// high-water mark this long (Bye 405).
+	FlowControlTimeout time.Duration
+	// ByeGrace is how long we keep reading (and discarding) after sending Bye.
+	ByeGrace time.Duration
+
+	// SendQueueBytes bounds each link's send queue; flow control starts at half.
+	SendQueueBytes int
+	// Limits are the payload caps per type.
+	Limits protocol.Limits
+
+	// DupCacheSize bounds the duplicate cache; RouteTableSize each route table.
+	DupCacheSize   int
+	RouteTableSize int
+
+	// HostCacheSize bounds the host cache. AllowLoopback and AllowPrivate let
+	// loopback and private addresses into it (a local testnet needs loopback).
+	HostCacheSize int
+	AllowLoopback bool
+	AllowPrivate  bool
+
+	// Transport is how we listen and dial; nil means TCP.
+	Transport Transport
+	// Logger receives structured logs; the zero value is silent.
+	Logger zerolog.Logger
+
+	// Hooks filled in by the packages above servent.
+	Hooks Hooks
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr:         "0.0.0.0:6346",
+		Mode:               ModeUltrapeer,
+		WantLinks:          8,
+		MaxLinks:           32,
+		MaxLeaves:          300,
+		MaxTTL:             4,
+		HardTTL:            15,
+		Deflate:            true,
+		PongCaching:        true,
+		PingThrottle:       3 * time.Second,
+		PongCacheLifetime:  20 * time.Second,
+		HandshakeTimeout:   60 * time.Second,
+		ConnectTimeout:     30 * time.Second,
+		AlivePingInterval:  20 * time.Second,
+		AliveMaxMissed:     6,
+		IdleTimeout:        180 * time.Second,
+		FlowControlTimeout: 180 * time.Second,
+		ByeGrace:           5 * time.Second,
+		SendQueueBytes:     96 << 10,
+		Limits:             protocol.DefaultLimits(),
+		DupCacheSize:       1 << 16,
+		RouteTableSize:     100_000,
+		HostCacheSize:      4096,
+	}
+}

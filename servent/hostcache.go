@@ -1,0 +1,701 @@
+package servent
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// HostSource says where the host cache learned an address.
+type HostSource uint8
+
+const (
+	// SourcePeerFlag is an address given on the command line (--peer).
+	// Such entries are evicted last.
+	SourcePeerFlag HostSource = iota
+	// SourcePong is an address read from a Pong.
+	SourcePong
+	// SourceXTry is an address from an X-Try handshake header.
+	SourceXTry
+	// SourceXTryUltrapeers is an address from an X-Try-Ultrapeers header.
+	SourceXTryUltrapeers
+	// SourceGWebCache is an address returned by a GWebCache.
+	SourceGWebCache
+	// SourceConnected is an address we completed a handshake with.
+	SourceConnected
+	// SourceSaved is an address read back from the host cache file.
+	SourceSaved
+)
+
+func (s HostSource) String() string {
+	switch s {
+	case SourcePeerFlag:
+		return "peer-flag"
+	case SourcePong:
+		return "pong"
+	case SourceXTry:
+		return "x-try"
+	case SourceXTryUltrapeers:
+		return "x-try-ultrapeers"
+	case SourceGWebCache:
+		return "gwebcache"
+	case SourceConnected:
+		return "connected"
+	case SourceSaved:
+		return "saved"
+	}
+	return "source(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Back-off after failed dials: hostBackoffBase doubled per consecutive
+// failure, capped at hostBackoffMax.
+const (
+	hostBackoffBase = 30 * time.Second
+	hostBackoffMax  = time.Hour
+	// hostMaxFailures caps the stored failure count (the back-off is capped
+	// long before).
+	hostMaxFailures = 1000
+	// hostLoadMaxBytes bounds how much of a host cache file Load reads.
+	hostLoadMaxBytes = 1 << 20
+	// hostLoadMaxLine bounds one line of a host cache file; longer lines are skipped.
+	hostLoadMaxLine = 256
+	// hostTryMaxItems bounds how many entries of one X-Try header are looked at.
+	hostTryMaxItems = 100
+	// hostDefaultPort is the port assumed when an X-Try entry has none.
+	hostDefaultPort = 6346
+)
+
+type hostEntry struct {
+	addr     netip.AddrPort
+	ultra    bool
+	src      HostSource
+	lastSeen time.Time // last time it was advertised to us or we connected
+	failures int       // consecutive failed dials
+	retryAt  time.Time // not picked before this (back-off)
+	good     bool      // we completed a handshake with it at least once
+}
+
+// HostCache holds the addresses a servent knows and can dial. It is bounded:
+// when full, adding a new address evicts the worst entry (failing, never
+// connected, oldest; --peer addresses go last). It is safe for concurrent use.
+//
+// AllowLoopback and AllowPrivate must be set before the cache is shared.
+type HostCache struct {
+	// AllowLoopback admits 127.0.0.0/8 and ::1 (a testnet on one machine).
+	AllowLoopback bool
+	// AllowPrivate admits addresses that are not public unicast: RFC 1918,
+	// unique-local, link-local, carrier-grade NAT and documentation ranges.
+	AllowPrivate bool
+
+	mu    sync.Mutex
+	max   int
+	hosts map[netip.AddrPort]*hostEntry
+}
+
+// NewHostCache returns an empty cache holding at most max addresses (at
+// least 1).
+func NewHostCache(max int) *HostCache {
+	if max < 1 {
+		max = 1
+	}
+	return &HostCache{max: max, hosts: make(map[netip.AddrPort]*hostEntry)}
+}
+
+// canonHost unmaps IPv4-in-IPv6 addresses and drops IPv6 zones, so one host
+// has one key.
+func canonHost(a netip.AddrPort) netip.AddrPort {
+	ip := a.Addr().Unmap().WithZone("")
+	return netip.AddrPortFrom(ip, a.Port())
+}
+
+var (
+	// Always refused, whatever the policy.
+	hostNeverPrefixes = []netip.Prefix{
+		netip.MustParsePrefix("0.0.0.0/8"),   // "this network"
+		netip.MustParsePrefix("240.0.0.0/4"), // reserved, includes 255.255.255.255
+	}
+	// Not public unicast: admitted only with AllowPrivate.
+	hostNonPublicPrefixes = []netip.Prefix{
+		netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT
+		netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
+		netip.MustParsePrefix("192.0.2.0/24"),    // TEST-NET-1
+		netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
+		netip.MustParsePrefix("198.51.100.0/24"), // TEST-NET-2
+		netip.MustParsePrefix("203.0.113.0/24"),  // TEST-NET-3
+		netip.MustParsePrefix("2001:db8::/32"),   // documentation
+	}
+)
+
+// checkHostAddr says why a is not a dialable peer address under the given
+// policy, or returns nil. It is shared by HostCache and GWebCacheServer.
+func checkHostAddr(a netip.AddrPort, allowLoopback, allowPrivate bool) error {
+	if !a.IsValid() {
+		return errors.New("invalid address")
+	}
+	if a.Port() == 0 {
+		return errors.New("port 0")
+	}
+	ip := a.Addr().Unmap()
+	switch {
+	case ip.IsUnspecified():
+		return errors.New("unspecified address")
+	case ip.IsMulticast():
+		return errors.New("multicast address")
+	case ip.Is4() && ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return errors.New("broadcast address")
+	}
+	for _, p := range hostNeverPrefixes {
+		if p.Contains(ip) {
+			return errors.New("reserved address")
+		}
+	}
+	if ip.IsLoopback() {
+		if allowLoopback {
+			return nil
+		}
+		return errors.New("loopback address (not allowed here)")
+	}
+	if allowPrivate {
+		return nil
+	}
+	if ip.IsPrivate() || ip.IsLinkLocalUnicast() || !ip.IsGlobalUnicast() {
+		return errors.New("private or non-routable address (not allowed here)")
+	}
+	for _, p := range hostNonPublicPrefixes {
+		if p.Contains(ip) {
+			return errors.New("non-public address (not allowed here)")
+		}
+	}
+	return nil
+}
+
+// Valid reports whether a would be admitted by Add under the cache's policy.
+func (c *HostCache) Valid(a netip.AddrPort) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return checkHostAddr(canonHost(a), c.AllowLoopback, c.AllowPrivate) == nil
+}
+
+// Add records that a is a Gnutella host (an ultrapeer if ultra), learned from
+// src at now. A known address is refreshed. It returns false if the address is
+// refused by the policy (port 0, unspecified, multicast, broadcast, reserved,
+// and unless allowed loopback or non-public addresses).
+//
+// The ultra flag of a known entry is set by any source but cleared only by
+// SourceConnected or SourcePeerFlag, which know better than hearsay.
+func (c *HostCache) Add(a netip.AddrPort, ultra bool, src HostSource, now time.Time) bool {
+	a = canonHost(a)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if checkHostAddr(a, c.AllowLoopback, c.AllowPrivate) != nil {
+		return false
+	}
+	c.addLocked(a, ultra, src, now)
+	return true
+}
+
+func (c *HostCache) addLocked(a netip.AddrPort, ultra bool, src HostSource, now time.Time) *hostEntry {
+	if e, ok := c.hosts[a]; ok {
+		if now.After(e.lastSeen) {
+			e.lastSeen = now
+		}
+		if ultra || src == SourceConnected || src == SourcePeerFlag {
+			e.ultra = ultra
+		}
+		if src == SourcePeerFlag || (src == SourceConnected && e.src != SourcePeerFlag) {
+			e.src = src
+		}
+		return e
+	}
+	if len(c.hosts) >= c.max {
+		c.evictLocked()
+	}
+	e := &hostEntry{addr: a, ultra: ultra, src: src, lastSeen: now}
+	c.hosts[a] = e
+	return e
+}
+
+// worse reports whether a should be evicted before b.
+func (a *hostEntry) worse(b *hostEntry) bool {
+	if pa, pb := a.src == SourcePeerFlag, b.src == SourcePeerFlag; pa != pb {
+		return pb
+	}
+	if a.failures != b.failures {
+		return a.failures > b.failures
+	}
+	if a.good != b.good {
+		return b.good
+	}
+	if !a.lastSeen.Equal(b.lastSeen) {
+		return a.lastSeen.Before(b.lastSeen)
+	}
+	return a.addr.Compare(b.addr) < 0 // deterministic
+}
+
+// better reports whether a should be dialled (or advertised) before b.
+func (a *hostEntry) better(b *hostEntry) bool {
+	if a.ultra != b.ultra {
+		return a.ultra
+	}
+	if a.failures != b.failures {
+		return a.failures < b.failures
+	}
+	if a.good != b.good {
+		return a.good
+	}
+	if !a.lastSeen.Equal(b.lastSeen) {
+		return a.lastSeen.After(b.lastSeen)
+	}
+	return a.addr.Compare(b.addr) < 0
+}
+
+func (c *HostCache) evictLocked() {
+	var worst *hostEntry
+	for _, e := range c.hosts {
+		if worst == nil || e.worse(worst) {
+			worst = e
+		}
+	}
+	if worst != nil {
+		delete(c.hosts, worst.addr)
+	}
+}
+
+// Pick returns the best address to dial at now: not in back-off and not
+// skipped (the caller skips addresses it is connected to or dialling).
+// Ultrapeers come first, then hosts with fewer failures, hosts we connected
+// to before, and recently seen ones. Pick does not change the cache: call
+// Failed or Connected with the outcome.
+func (c *HostCache) Pick(now time.Time, skip func(netip.AddrPort) bool) (netip.AddrPort, bool) {
+	c.mu.Lock()
+	cands := make([]*hostEntry, 0, len(c.hosts))
+	for _, e := range c.hosts {
+		if e.retryAt.After(now) {
+			continue
+		}
+		cands = append(cands, e)
+	}
+	slices.SortFunc(cands, func(a, b *hostEntry) int {
+		if a.better(b) {
+			return -1
+		}
+		if b.better(a) {
+			return 1
+		}
+		return 0
+	})
+	addrs := make([]netip.AddrPort, len(cands))
+	for i, e := range cands {
+		addrs[i] = e.addr
+	}
+	c.mu.Unlock()
+	// skip is called without the lock so it may use the cache itself.
+	for _, a := range addrs {
+		if skip == nil || !skip(a) {
+			return a, true
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// HostBackoff is how long an address is not picked after failures
+// consecutive failed dials: 30 s, 60 s, 120 s, ... capped at one hour.
+func HostBackoff(failures int) time.Duration {
+	if failures <= 0 {
+		return 0
+	}
+	d := hostBackoffBase
+	for i := 1; i < failures; i++ {
+		d *= 2
+		if d >= hostBackoffMax {
+			return hostBackoffMax
+		}
+	}
+	return d
+}
+
+// Failed records a failed dial (or a refused handshake) of a at now: the
+// address is not picked again for HostBackoff(failures). Unknown addresses
+// are ignored.
+func (c *HostCache) Failed(a netip.AddrPort, now time.Time) {
+	a = canonHost(a)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.hosts[a]
+	if !ok {
+		return
+	}
+	if e.failures < hostMaxFailures {
+		e.failures++
+	}
+	e.retryAt = now.Add(HostBackoff(e.failures))
+}
+
+// Connected records a completed handshake with a at now: its back-off is
+// reset and it is marked good. An unknown (but admissible) address is added.
+func (c *HostCache) Connected(a netip.AddrPort, now time.Time) {
+	a = canonHost(a)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.hosts[a]
+	if !ok {
+		if checkHostAddr(a, c.AllowLoopback, c.AllowPrivate) != nil {
+			return
+		}
+		e = c.addLocked(a, false, SourceConnected, now)
+	}
+	e.failures = 0
+	e.retryAt = time.Time{}
+	e.good = true
+	if now.After(e.lastSeen) {
+		e.lastSeen = now
+	}
+}
+
+// Remove forgets a.
+func (c *HostCache) Remove(a netip.AddrPort) {
+	a = canonHost(a)
+	c.mu.Lock()
+	delete(c.hosts, a)
+	c.mu.Unlock()
+}
+
+// Has reports whether a is in the cache.
+func (c *HostCache) Has(a netip.AddrPort) bool {
+	a = canonHost(a)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.hosts[a]
+	return ok
+}
+
+// Len returns the number of addresses held.
+func (c *HostCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.hosts)
+}
+
+// Sample returns up to n addresses worth advertising (in X-Try or
+// X-Try-Ultrapeers, which carry 10): hosts whose last dial did not fail, best
+// first (ultrapeers, connected before, recently seen). With ultraOnly only
+// ultrapeers are returned. skip excludes addresses (such as the peer being
+// answered, or ourselves).
+func (c *HostCache) Sample(n int, ultraOnly bool, skip func(netip.AddrPort) bool) []netip.AddrPort {
+	if n <= 0 {
+		return nil
+	}
+	c.mu.Lock()
+	cands := make([]*hostEntry, 0, len(c.hosts))
+	for _, e := range c.hosts {
+		if e.failures > 0 || (ultraOnly && !e.ultra) {
+			continue
+		}
+		cands = append(cands, e)
+	}
+	slices.SortFunc(cands, func(a, b *hostEntry) int {
+		if a.better(b) {
+			return -1
+		}
+		if b.better(a) {
+			return 1
+		}
+		return 0
+	})
+	addrs := make([]netip.AddrPort, len(cands))
+	for i, e := range cands {
+		addrs[i] = e.addr
+	}
+	c.mu.Unlock()
+	out := make([]netip.AddrPort, 0, min(n, len(addrs)))
+	for _, a := range addrs {
+		if len(out) == n {
+			break
+		}
+		if skip != nil && skip(a) {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// TryHeader formats Sample(n, ultraOnly, skip) as the value of an X-Try or
+// X-Try-Ultrapeers header: "ip:port,ip:port,...". It is empty when there is
+// nothing to offer (then the header should be left out).
+func (c *HostCache) TryHeader(n int, ultraOnly bool, skip func(netip.AddrPort) bool) string {
+	var b strings.Builder
+	for i, a := range c.Sample(n, ultraOnly, skip) {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(a.String())
+	}
+	return b.String()
+}
+
+// AddTryHeader adds every address of an X-Try or X-Try-Ultrapeers header
+// value ("host[:port][junk],..."; the port defaults to 6346; some servents
+// append timestamps, which are ignored) and returns how many were admitted.
+// At most 100 entries are looked at.
+func (c *HostCache) AddTryHeader(value string, ultra bool, src HostSource, now time.Time) int {
+	n := 0
+	items := strings.SplitN(value, ",", hostTryMaxItems+1)
+	if len(items) > hostTryMaxItems {
+		items = items[:hostTryMaxItems]
+	}
+	for _, item := range items {
+		a, ok := parseTryItem(item)
+		if ok && c.Add(a, ultra, src, now) {
+			n++
+		}
+	}
+	return n
+}
+
+// parseTryItem parses one "host[:port][junk]" entry of an X-Try header.
+func parseTryItem(s string) (netip.AddrPort, bool) {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexAny(s, " \t;"); i >= 0 {
+		s = s[:i]
+	}
+	if s == "" {
+		return netip.AddrPort{}, false
+	}
+	var host, port string
+	if strings.HasPrefix(s, "[") { // [v6]:port
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return netip.AddrPort{}, false
+		}
+		host, port = s[1:end], strings.TrimPrefix(s[end+1:], ":")
+	} else if strings.Count(s, ":") > 1 { // bare IPv6, no port
+		host = s
+	} else if i := strings.IndexByte(s, ':'); i >= 0 {
+		host, port = s[:i], s[i+1:]
+	} else {
+		host = s
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	p := uint64(hostDefaultPort)
+	if port != "" {
+		digits := port
+		for i, r := range port {
+			if r < '0' || r > '9' {
+				digits = port[:i]
+				break
+			}
+		}
+		if digits == "" || len(digits) > 5 {
+			return netip.AddrPort{}, false
+		}
+		p, err = strconv.ParseUint(digits, 10, 16)
+		if err != nil {
+			return netip.AddrPort{}, false
+		}
+	}
+	return netip.AddrPortFrom(ip, uint16(p)), true
+}
+
+// Save writes the cache to path atomically (a temporary file in the same
+// folder, synced, then renamed over path), best entries first, one host a
+// line: "ip:port ultra lastseen-unix failures" with ultra 1 or 0.
+func (c *HostCache) Save(path string) error {
+	c.mu.Lock()
+	entries := make([]hostEntry, 0, len(c.hosts))
+	for _, e := range c.hosts {
+		entries = append(entries, *e)
+	}
+	c.mu.Unlock()
+	slices.SortFunc(entries, func(a, b hostEntry) int {
+		if a.better(&b) {
+			return -1
+		}
+		if b.better(&a) {
+			return 1
+		}
+		return 0
+	})
+
+	var buf bytes.Buffer
+	buf.WriteString("# gnutella host cache: ip:port ultra(1/0) lastseen-unix failures\n")
+	for _, e := range entries {
+		u := 0
+		if e.ultra {
+			u = 1
+		}
+		var seen int64
+		if !e.lastSeen.IsZero() {
+			seen = e.lastSeen.Unix()
+		}
+		fmt.Fprintf(&buf, "%s %d %d %d\n", e.addr, u, seen, e.failures)
+	}
+	return writeFileAtomic(path, buf.Bytes())
+}
+
+// writeFileAtomic replaces path by data so that readers see either the old
+// or the new content, never a torn file.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("save %s: %w (is the data folder writable?)", path, err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	// Make the rename itself durable; not every system can sync a folder.
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Load adds the hosts saved in path (by Save) and returns how many were
+// admitted. A missing file is not an error (0, nil). Malformed, over-long and
+// refused lines are skipped; at most 1 MiB and as many lines as the cache
+// holds are read. Saved back-off is not restored (a restart gives every host
+// a fresh chance) but failure counts are, so failing hosts are tried last.
+// Last-seen times in the future are clamped to now.
+func (c *HostCache) Load(path string, now time.Time) (int, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("load host cache: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
+		return 0, fmt.Errorf("load host cache: %s is not a regular file", path)
+	}
+	r := bufio.NewReaderSize(io.LimitReader(f, hostLoadMaxBytes), hostLoadMaxLine)
+	added := 0
+	c.mu.Lock()
+	limit := c.max
+	c.mu.Unlock()
+	for added < limit {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// Over-long line: skip the rest of it.
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = r.ReadSlice('\n')
+			}
+			if err != nil {
+				break
+			}
+			continue
+		}
+		if len(line) > 0 {
+			if e, ok := parseHostLine(line, now); ok {
+				if c.restore(e) {
+					added++
+				}
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return added, fmt.Errorf("load host cache: %w", err)
+		}
+	}
+	return added, nil
+}
+
+// parseHostLine parses "ip:port ultra lastseen-unix failures"; extra fields
+// are ignored so that later versions may add some.
+func parseHostLine(line []byte, now time.Time) (hostEntry, bool) {
+	s := strings.TrimSpace(string(line))
+	if s == "" || s[0] == '#' {
+		return hostEntry{}, false
+	}
+	f := strings.Fields(s)
+	if len(f) < 4 {
+		return hostEntry{}, false
+	}
+	a, err := netip.ParseAddrPort(f[0])
+	if err != nil {
+		return hostEntry{}, false
+	}
+	var ultra bool
+	switch strings.ToLower(f[1]) {
+	case "1", "true", "u", "ultra":
+		ultra = true
+	case "0", "false", "l", "leaf":
+	default:
+		return hostEntry{}, false
+	}
+	secs, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil || secs < 0 {
+		return hostEntry{}, false
+	}
+	fails, err := strconv.Atoi(f[3])
+	if err != nil || fails < 0 {
+		return hostEntry{}, false
+	}
+	seen := time.Unix(secs, 0)
+	if secs == 0 {
+		seen = time.Time{}
+	}
+	if seen.After(now) {
+		seen = now
+	}
+	return hostEntry{
+		addr:     canonHost(a),
+		ultra:    ultra,
+		src:      SourceSaved,
+		lastSeen: seen,
+		failures: min(fails, hostMaxFailures),
+	}, true
+}
+
+// restore puts a loaded entry in the cache unless the address is refused or
+// already known (live knowledge beats the file).
+func (c *HostCache) restore(e hostEntry) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if checkHostAddr(e.addr, c.AllowLoopback, c.AllowPrivate) != nil {
+		return false
+	}
+	if _, ok := c.hosts[e.addr]; ok {
+		return false
+	}
+	if len(c.hosts) >= c.max {
+		c.evictLocked()
+	}
+	ne := e
+	c.hosts[e.addr] = &ne
+	return true
+}

@@ -1,0 +1,425 @@
+package servent
+
+import (
+	"bufio"
+	"compress/zlib"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"gnutella/protocol"
+	"gnutella/routing"
+)
+
+// LinkKind says what the peer at the other end of a link is to us.
+type LinkKind uint8
+
+const (
+	// LinkNormal is a flat-network peer: a 0.4 servent, or a 0.6 one that
+	// sent no X-Ultrapeer header.
+	LinkNormal LinkKind = iota
+	// LinkUltrapeer is a peer acting as an ultrapeer: another ultrapeer when
+	// we are one, or one of our ultrapeers when we are a leaf.
+	LinkUltrapeer
+	// LinkLeaf is a leaf that hangs off us.
+	LinkLeaf
+)
+
+func (k LinkKind) String() string {
+	switch k {
+	case LinkNormal:
+		return "normal"
+	case LinkUltrapeer:
+		return "ultrapeer"
+	case LinkLeaf:
+		return "leaf"
+	}
+	return "unknown"
+}
+
+// Capabilities are what the peer announced in its handshake headers.
+type Capabilities struct {
+	Version               string // "0.6" or "0.4"
+	Ultrapeer             bool   // X-Ultrapeer: True
+	UltrapeerHeader       bool   // X-Ultrapeer was present at all
+	PongCaching           bool
+	GGEP                  bool
+	VendorMessages        bool
+	ByePacket             bool
+	QueryRouting          bool // X-Query-Routing
+	UltrapeerQueryRouting bool // X-Ultrapeer-Query-Routing
+	DynamicQuerying       bool
+	ExtProbes             bool
+	RandomWalk            bool // X-Random-Walk (our own extension)
+	MaxTTL                uint8
+	Degree                int
+}
+
+// Link is one Gnutella connection. It has exactly one reader and one writer
+// goroutine; everything else talks to it through its send queue.
+type Link struct {
+	ID        routing.LinkID
+	Kind      LinkKind
+	Inbound   bool
+	Remote    netip.AddrPort // the socket's peer address
+	Listen    netip.AddrPort // the address the peer says it listens on (may be invalid)
+	PeerID    protocol.GUID  // from the GUID header (zero if not sent)
+	UserAgent string
+	Caps      Capabilities
+	Since     time.Time
+	// DeflateIn and DeflateOut say which directions are compressed.
+	DeflateIn, DeflateOut bool
+
+	s    *Servent
+	conn net.Conn
+	br   *bufio.Reader // handshake leftovers come first
+	q    *sendQueue
+	log  zerolog.Logger
+
+	done      chan struct{} // closed when the link is over
+	closeOnce sync.Once
+	closing   atomic.Bool // a Bye was sent or received: handle nothing more
+	byeSent   atomic.Bool
+	byeCode   atomic.Uint32
+
+	lastRx    atomic.Int64 // unix nanoseconds of the last message received
+	aliveSent atomic.Int32 // alive pings not yet answered
+	aliveID   atomic.Pointer[protocol.GUID]
+	flowSince atomic.Int64 // when the send queue entered flow control (0: not)
+	hopsFlow  atomic.Uint32
+	vendorIDs atomic.Pointer[[]protocol.VendorMessageID]
+
+	// Owned by the reader goroutine.
+	lastPing time.Time
+	abuse    routing.LinkAbuse
+
+	rxMsgs, txMsgs, rxBytes, txBytes, dups atomic.Uint64
+}
+
+// LinkStats is a snapshot of a link's counters.
+type LinkStats struct {
+	RxMessages, TxMessages uint64
+	RxBytes, TxBytes       uint64
+	Duplicates             uint64
+	Queued                 int
+	FlowControlled         bool
+	Dropped                uint64
+}
+
+// Stats returns the link's counters.
+func (l *Link) Stats() LinkStats {
+	b, fc, dropped := l.q.state()
+	return LinkStats{
+		RxMessages: l.rxMsgs.Load(), TxMessages: l.txMsgs.Load(),
+		RxBytes: l.rxBytes.Load(), TxBytes: l.txBytes.Load(),
+		Duplicates: l.dups.Load(), Queued: b, FlowControlled: fc, Dropped: dropped,
+	}
+}
+
+// Done is closed when the link has ended.
+func (l *Link) Done() <-chan struct{} { return l.done }
+
+// ByeCode is the code of the Bye that ended the link (sent or received), or 0.
+func (l *Link) ByeCode() protocol.ByeCode { return protocol.ByeCode(l.byeCode.Load()) }
+
+func (l *Link) String() string {
+	return fmt.Sprintf("link#%d %s %s", l.ID, l.Kind, l.Remote)
+}
+
+// start launches the reader and writer goroutines.
+func (l *Link) start() {
+	l.lastRx.Store(l.s.now().UnixNano())
+	l.hopsFlow.Store(255)
+	l.s.wg.Add(2)
+	go l.readLoop()
+	go l.writeLoop()
+}
+
+// send queues a descriptor. It never blocks. payload must not change
+// afterwards (it may be shared with other links).
+func (l *Link) send(h protocol.Header, payload []byte) enqueueResult {
+	if l.byeSent.Load() {
+		return enqueueClosed
+	}
+	r := l.q.push(newOutMsg(h, payload))
+	if r == enqueued {
+		if _, fc, _ := l.q.state(); fc {
+			l.flowSince.CompareAndSwap(0, l.s.now().UnixNano())
+		}
+	}
+	if r == enqueueFull {
+		l.Bye(protocol.ByeSendQueueFull, "Send queue full")
+	}
+	return r
+}
+
+// sendMessage encodes and queues one message.
+func (l *Link) sendMessage(h protocol.Header, p protocol.Payload) error {
+	payload, err := p.AppendTo(nil)
+	if err != nil {
+		return err
+	}
+	h.Type = p.Type()
+	if l.send(h, payload) == enqueueDropped {
+		return errQueueDropped
+	}
+	return nil
+}
+
+var errQueueDropped = errors.New("send queue full: message dropped")
+
+// FlowControlled reports whether the link's send queue is above its
+// high-water mark.
+func (l *Link) FlowControlled() bool { return l.flowSince.Load() != 0 }
+
+// Bye ends the link politely: the Bye is the last message we send, then we
+// half-close and read until the peer closes or ByeGrace passes. Only the
+// first call counts.
+func (l *Link) Bye(code protocol.ByeCode, reason string) {
+	if !l.byeSent.CompareAndSwap(false, true) {
+		return
+	}
+	l.closing.Store(true)
+	l.byeCode.CompareAndSwap(0, uint32(code))
+	l.log.Debug().Int("code", int(code)).Str("reason", reason).Msg("sending bye")
+	if !l.Caps.ByePacket && l.Caps.Version == "0.4" {
+		l.close(nil)
+		return
+	}
+	payload, err := protocol.NewBye(code, reason).AppendTo(nil)
+	if err != nil {
+		l.close(err)
+		return
+	}
+	h := protocol.Header{ID: protocol.NewGUID(), Type: protocol.TypeBye, TTL: 1}
+	// Bypass send(): byeSent is already set.
+	if l.q.push(newOutMsg(h, payload)) != enqueued {
+		l.close(nil)
+	}
+}
+
+// close ends the link at once.
+func (l *Link) close(err error) {
+	l.closeOnce.Do(func() {
+		l.closing.Store(true)
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			l.log.Debug().Err(err).Msg("link closed")
+		}
+		close(l.done)
+		l.q.close()
+		_ = l.conn.Close()
+		l.s.removeLink(l)
+	})
+}
+
+// readLoop is the link's only reader.
+func (l *Link) readLoop() {
+	defer l.s.wg.Done()
+	var src io.Reader = l.br
+	if l.DeflateIn {
+		zr, err := zlib.NewReader(l.br)
+		if err != nil {
+			l.readFailed(err)
+			return
+		}
+		defer zr.Close()
+		src = zr
+	}
+	r := protocol.NewReader(src, l.s.cfg.Limits)
+	for {
+		h, payload, err := r.ReadRaw()
+		if err != nil {
+			l.readFailed(err)
+			return
+		}
+		if l.closing.Load() {
+			if l.byeSent.Load() {
+				continue // draining after our Bye
+			}
+			return
+		}
+		l.rxMsgs.Add(1)
+		l.rxBytes.Add(uint64(protocol.HeaderLen + len(payload)))
+		l.lastRx.Store(l.s.now().UnixNano())
+		l.s.handle(l, h, payload)
+	}
+}
+
+// readFailed decides how a read error ends the link.
+func (l *Link) readFailed(err error) {
+	switch {
+	case l.byeSent.Load():
+		l.close(nil) // the peer closed (or the grace ran out) after our Bye
+	case errors.Is(err, protocol.ErrTooLarge):
+		l.log.Info().Err(err).Msg("oversized message")
+		l.Bye(protocol.ByeMessageTooLarge, byeTooLargeReason(err))
+		l.drainAfterBye()
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrUnexpectedEOF):
+		l.close(err)
+	case errors.Is(err, protocol.ErrTruncated) || errors.Is(err, protocol.ErrMalformed):
+		l.close(err)
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			l.close(err)
+			return
+		}
+		// a broken compressed stream or garbage: the stream is lost
+		l.Bye(protocol.ByeProtocolDesync, "Garbled input stream")
+		l.drainAfterBye()
+	}
+}
+
+func byeTooLargeReason(err error) string {
+	var pe *protocol.Error
+	if errors.As(err, &pe) && pe.Detail != "" {
+		return "Too large message: " + pe.Detail
+	}
+	return "Too large message"
+}
+
+// drainAfterBye waits (in the reader goroutine) until the writer has sent
+// the Bye and the peer closed, or the grace time passed.
+func (l *Link) drainAfterBye() {
+	t := time.NewTimer(l.s.cfg.ByeGrace)
+	defer t.Stop()
+	select {
+	case <-l.done:
+	case <-t.C:
+		l.close(nil)
+	}
+}
+
+// writeLoop is the link's only writer. It drains the queue in priority
+// order, flushes (and syncs the compressor) at the end of every burst or
+// every 4 KiB, and runs the alive-ping and timeout clock.
+func (l *Link) writeLoop() {
+	defer l.s.wg.Done()
+	var dw *deflateWriter
+	var w io.Writer = l.conn
+	if l.DeflateOut {
+		dw = newDeflateWriter(l.conn)
+		w = dw
+	}
+	bw := bufio.NewWriterSize(w, 4096)
+	tick := time.NewTimer(l.s.cfg.AlivePingInterval)
+	defer tick.Stop()
+	flush := func() error {
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		if dw != nil {
+			return dw.Release()
+		}
+		return nil
+	}
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-tick.C:
+			l.clockTick()
+			tick.Reset(l.s.cfg.AlivePingInterval)
+			continue
+		case <-l.q.ready:
+		}
+		unflushed := 0
+		for {
+			m, ok := l.q.pop()
+			if !ok {
+				break
+			}
+			_, _ = bw.Write(m.hdr[:])
+			if _, err := bw.Write(m.payload); err != nil {
+				l.close(err)
+				return
+			}
+			l.txMsgs.Add(1)
+			l.txBytes.Add(uint64(m.size()))
+			unflushed += m.size()
+			if m.prio == priority(protocol.TypeBye) {
+				l.finishAfterBye(flush, dw)
+				return
+			}
+			if unflushed >= 4096 {
+				if err := flush(); err != nil {
+					l.close(err)
+					return
+				}
+				unflushed = 0
+			}
+		}
+		if _, fc, _ := l.q.state(); !fc {
+			l.flowSince.Store(0)
+		}
+		if err := flush(); err != nil {
+			l.close(err)
+			return
+		}
+	}
+}
+
+// finishAfterBye flushes the Bye, ends the compressed stream, half-closes
+// and leaves the reader to see the peer's close within ByeGrace.
+func (l *Link) finishAfterBye(flush func() error, dw *deflateWriter) {
+	_ = l.conn.SetWriteDeadline(l.s.now().Add(l.s.cfg.ByeGrace))
+	err := flush()
+	if err == nil && dw != nil {
+		err = dw.Close()
+	}
+	if err != nil {
+		l.close(err)
+		return
+	}
+	if cw, ok := l.conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = l.conn.SetReadDeadline(l.s.now().Add(l.s.cfg.ByeGrace))
+}
+
+// clockTick runs every AlivePingInterval in the writer goroutine: idle and
+// flow-control timeouts, unanswered alive pings, and the next alive ping.
+func (l *Link) clockTick() {
+	if l.closing.Load() {
+		return
+	}
+	now := l.s.now()
+	cfg := &l.s.cfg
+	if since := l.flowSince.Load(); since != 0 && now.Sub(time.Unix(0, since)) > cfg.FlowControlTimeout {
+		l.Bye(protocol.ByeActivityTimeout, "Flow-controlled for too long")
+		return
+	}
+	if now.Sub(time.Unix(0, l.lastRx.Load())) > cfg.IdleTimeout {
+		l.Bye(protocol.ByeActivityTimeout, "Activity timeout")
+		return
+	}
+	if int(l.aliveSent.Load()) >= cfg.AliveMaxMissed {
+		l.Bye(protocol.ByeNoAliveReply, "No reply to alive pings")
+		return
+	}
+	l.sendAlivePing()
+}
+
+// sendAlivePing sends a TTL 1, hops 0 ping; the peer's pong with the same
+// GUID proves the link alive.
+func (l *Link) sendAlivePing() {
+	id := protocol.NewGUID()
+	l.aliveID.Store(&id)
+	l.aliveSent.Add(1)
+	_ = l.sendMessage(protocol.Header{ID: id, TTL: 1}, &protocol.Ping{})
+}
+
+// aliveAnswered is called for a hops-0 pong; it clears the missed count
+// when it answers our last alive ping.
+func (l *Link) aliveAnswered(id protocol.GUID) {
+	if p := l.aliveID.Load(); p != nil && *p == id {
+		l.aliveSent.Store(0)
+	}
+}

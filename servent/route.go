@@ -1,0 +1,568 @@
+package servent
+
+import (
+	"sync"
+	"unicode/utf8"
+
+	"gnutella/protocol"
+	"gnutella/routing"
+)
+
+// router applies the routing rules of §3 to every descriptor a link reads:
+// duplicate detection, reverse-path route tables, TTL rules, flooding,
+// reverse-path delivery of replies and Push routing by servent ID.
+type router struct {
+	s      *Servent
+	ttl    routing.TTLPolicy
+	dups   *routing.DupCache
+	pings  *routing.RouteTable // Ping GUID → link, for Pongs (0.4 flooding mode and our own pings)
+	query  *routing.RouteTable // Query GUID → link, for QueryHits
+	pushes *routing.PushRoutes // servent ID → links, learned from QueryHits
+	stats  routing.Counters
+
+	fanout sync.Pool // *[]*Link scratch for fan-out
+}
+
+// Forward-size limits (gtk): bigger messages are neither handled nor relayed.
+const (
+	queryForwardSize = 256
+	hitForwardSize   = 16384
+)
+
+func newRouter(s *Servent) *router {
+	r := &router{
+		s:      s,
+		ttl:    routing.TTLPolicy{MaxTTL: s.cfg.MaxTTL, HardLimit: s.cfg.HardTTL},
+		dups:   routing.NewDupCache(s.cfg.DupCacheSize),
+		pings:  routing.NewRouteTable(s.cfg.RouteTableSize, routing.PingRouteTTL),
+		query:  routing.NewRouteTable(s.cfg.RouteTableSize, routing.QueryRouteTTL),
+		pushes: routing.NewPushRoutes(s.cfg.RouteTableSize, routing.PushRouteTTL),
+	}
+	r.fanout.New = func() any { b := make([]*Link, 0, 64); return &b }
+	return r
+}
+
+func (r *router) forgetLink(id routing.LinkID) {
+	r.pings.ForgetLink(id)
+	r.query.ForgetLink(id)
+	r.pushes.ForgetLink(id)
+}
+
+// Stats returns the routing counters.
+func (s *Servent) Stats() routing.Stats { return s.router.stats.Snapshot() }
+
+// handle is called by a link's reader for every descriptor.
+func (s *Servent) handle(l *Link, h protocol.Header, payload []byte) {
+	r := s.router
+	r.stats.Received.Add(1)
+	l.abuse.Received()
+	// A leaf never relays: anything from a leaf with hops > 0 is cut (§3.9).
+	if l.Kind == LinkLeaf && h.Hops > 0 {
+		l.Bye(protocol.ByeLeafRelaying, "Leaf node relayed")
+		return
+	}
+	switch h.Type {
+	case protocol.TypeBye:
+		r.handleBye(l, h, payload)
+	case protocol.TypeVendor, protocol.TypeStdVendor:
+		r.handleVendor(l, h, payload)
+	case protocol.TypePing:
+		r.handlePing(l, h, payload)
+	case protocol.TypePong:
+		r.handlePong(l, h, payload)
+	case protocol.TypeQuery:
+		r.handleQuery(l, h, payload)
+	case protocol.TypeQueryHit:
+		r.handleQueryHit(l, h, payload)
+	case protocol.TypePush:
+		r.handlePush(l, h, payload)
+	case protocol.TypeRouteTable:
+		r.handleRouteTable(l, h, payload)
+	default:
+		r.stats.DropBadType.Add(1)
+		r.trace(l, h, false)
+	}
+}
+
+func (r *router) trace(l *Link, h protocol.Header, dup bool) {
+	if t := r.s.cfg.Hooks.Trace; t != nil {
+		t(l, h, dup)
+	}
+}
+
+// checkArrival applies the TTL/hops rules to a message that would be
+// routed; it counts and punishes what it drops.
+func (r *router) checkArrival(l *Link, h *protocol.Header) bool {
+	v := r.ttl.Check(h)
+	if v == routing.Accept {
+		return true
+	}
+	r.stats.CountVerdict(v)
+	if v == routing.DropHardLimit {
+		if code, reason := l.abuse.HighTTL(h.Type, h.Hops); code != 0 {
+			r.stats.AbuseDisconnect.Add(1)
+			l.Bye(protocol.ByeCode(code), reason)
+		}
+	}
+	return false
+}
+
+// duplicate checks (GUID, type); for a duplicate it counts, traces and
+// punishes, and reports whether the copy carries a higher TTL.
+func (r *router) duplicate(l *Link, h protocol.Header) (dup, higher bool) {
+	dup, higher, same := r.dups.CheckFrom(h.ID, h.Type, r.ttl.ForwardTTL(h), l.ID)
+	if !dup {
+		return false, false
+	}
+	l.dups.Add(1)
+	r.trace(l, h, true)
+	if higher {
+		r.stats.DupsHigherTTL.Add(1)
+	} else {
+		r.stats.Duplicates.Add(1)
+	}
+	if same {
+		if code, reason := l.abuse.Duplicate(higher); code != 0 {
+			r.stats.AbuseDisconnect.Add(1)
+			l.Bye(protocol.ByeCode(code), reason)
+		}
+	}
+	return true, higher
+}
+
+func (r *router) handleBye(l *Link, h protocol.Header, payload []byte) {
+	r.trace(l, h, false)
+	if h.Hops != 0 || h.TTL > 1 {
+		r.stats.DropOther.Add(1) // a Bye is never relayed: discard
+		return
+	}
+	if b, err := protocol.DecodeBye(payload); err == nil {
+		l.byeCode.CompareAndSwap(0, uint32(b.Code))
+		l.log.Debug().Int("code", int(b.Code)).Str("reason", b.Reason()).Msg("peer said bye")
+	}
+	l.close(nil)
+}
+
+func (r *router) handlePing(l *Link, h protocol.Header, payload []byte) {
+	s := r.s
+	if h.TTL == 0 {
+		r.trace(l, h, false) // gtk: an "alive" acknowledgement, no Pong
+		return
+	}
+	if _, err := protocol.DecodePing(payload); err != nil {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	if h.Hops == 0 && h.TTL == 1 {
+		// the handshake / alive ping: always answered with our own pong
+		r.trace(l, h, false)
+		r.stats.Handled.Add(1)
+		s.sendOwnPong(l, h, true)
+		return
+	}
+	if !r.checkArrival(l, &h) {
+		return
+	}
+	if dup, _ := r.duplicate(l, h); dup {
+		return
+	}
+	r.trace(l, h, false)
+	r.stats.Handled.Add(1)
+	if s.cfg.PongCaching {
+		now := s.now()
+		throttle := s.cfg.PingThrottle
+		if !l.DeflateIn {
+			throttle *= 2
+		}
+		if l.Kind == LinkLeaf {
+			throttle = 20 * s.cfg.PingThrottle
+		}
+		if !l.lastPing.IsZero() && now.Sub(l.lastPing) < throttle {
+			r.stats.DropOther.Add(1)
+			return
+		}
+		l.lastPing = now
+		s.sendOwnPong(l, h, false)
+		s.pongs.answer(l, h)
+		return
+	}
+	// 0.4: flood the ping and route the pongs back.
+	r.pings.Add(h.ID, l.ID, s.now())
+	s.sendOwnPong(l, h, false)
+	if out, ok := r.ttl.Forward(h); ok {
+		r.flood(l, out, payload, false)
+	} else {
+		r.stats.Expired.Add(1)
+	}
+}
+
+func (r *router) handlePong(l *Link, h protocol.Header, payload []byte) {
+	s := r.s
+	r.trace(l, h, false)
+	p, err := protocol.DecodePong(payload)
+	if err != nil {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	now := s.now()
+	if h.Hops == 0 {
+		l.aliveAnswered(h.ID)
+	}
+	addr := p.AddrPort()
+	if addr != s.Addr() && addr.Port() != 0 {
+		if s.hosts.Add(addr, p.Ultrapeer(), SourcePong, now) && s.cfg.PongCaching {
+			s.pongs.add(p, payload, h.Hops, l.ID, now)
+		}
+	}
+	dst, ok := r.pings.Lookup(h.ID, now)
+	switch {
+	case !ok:
+		if h.Hops > 0 && !s.cfg.PongCaching {
+			r.stats.NoRoute.Add(1)
+		}
+	case dst == routing.Local:
+		r.stats.Handled.Add(1)
+	default:
+		r.forwardReply(dst, h, payload)
+	}
+}
+
+func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
+	s := r.s
+	if len(payload) > queryForwardSize {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	if !r.checkArrival(l, &h) {
+		return
+	}
+	dup, higher := r.duplicate(l, h)
+	if dup && !higher {
+		return
+	}
+	q, err := protocol.DecodeQuery(payload)
+	if err != nil {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	if !dup {
+		r.query.Add(h.ID, l.ID, s.now())
+		r.trace(l, h, false)
+		if !acceptableQuery(q) {
+			r.stats.DropOther.Add(1)
+			return
+		}
+		r.stats.Handled.Add(1)
+		s.answerQuery(l, h, q)
+	}
+	out, ok := r.ttl.Forward(h)
+	if !ok {
+		r.stats.Expired.Add(1)
+		return
+	}
+	if !l.Caps.DynamicQuerying && out.TTL+out.Hops > s.cfg.MaxTTL {
+		// gtk clamps queries from peers without dynamic querying to my_ttl
+		if s.cfg.MaxTTL > out.Hops {
+			out.TTL = s.cfg.MaxTTL - out.Hops
+		}
+	}
+	// A higher-TTL duplicate goes to ultrapeers only: leaves already have it.
+	r.flood(l, out, payload, higher)
+}
+
+// acceptableQuery applies gtk-gnutella's drops (§1.8, §3.8): flags 0,
+// invalid UTF-8, or a search string that says too little with no URN.
+func acceptableQuery(q *protocol.Query) bool {
+	if q.Flags == 0 {
+		return false
+	}
+	if !utf8.Valid(q.Search) {
+		return false
+	}
+	if len(q.URNs()) > 0 {
+		return true
+	}
+	useful := 0
+	for _, c := range string(q.Search) {
+		if c != ' ' && c != '\t' {
+			useful++
+		}
+	}
+	return useful >= 2
+}
+
+// answerQuery asks the library (Hooks.Answer) and sends our hits back on l.
+func (s *Servent) answerQuery(l *Link, h protocol.Header, q *protocol.Query) {
+	if s.cfg.Hooks.Answer == nil {
+		return
+	}
+	if q.Flags.Has(protocol.QueryFlagMark) && q.Flags.Has(protocol.QueryFlagFirewalled) && s.firewalled() {
+		return // firewalled to firewalled cannot transfer
+	}
+	results := s.cfg.Hooks.Answer(q, h)
+	if len(results) == 0 {
+		return
+	}
+	self := s.Addr()
+	ip4 := self.Addr().Unmap()
+	if !ip4.Is4() {
+		return
+	}
+	trailer := protocol.HitTrailer{Vendor: VendorCode, Push: s.firewalled(), Busy: s.busy()}
+	ttl := s.router.ttl.ReplyTTL(h.Hops)
+	for start := 0; start < len(results); start += 10 {
+		end := min(start+10, len(results))
+		hit := protocol.NewQueryHit(ip4.As4(), self.Port(), 1000, results[start:end], trailer, s.id)
+		_ = l.sendMessage(protocol.Header{ID: h.ID, TTL: ttl}, hit)
+	}
+}
+
+func (s *Servent) firewalled() bool {
+	return s.cfg.Hooks.Firewalled != nil && s.cfg.Hooks.Firewalled()
+}
+
+func (s *Servent) busy() bool { return s.cfg.Hooks.Busy != nil && s.cfg.Hooks.Busy() }
+
+func (r *router) handleQueryHit(l *Link, h protocol.Header, payload []byte) {
+	s := r.s
+	r.trace(l, h, false)
+	if len(payload) < 27 || len(payload) > hitForwardSize || payload[0] == 0 {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	now := s.now()
+	dst, ok := r.query.Lookup(h.ID, now)
+	if !ok {
+		r.stats.NoRoute.Add(1)
+		return
+	}
+	var servent protocol.GUID
+	copy(servent[:], payload[len(payload)-16:])
+	r.pushes.Learn(servent, l.ID, now)
+	r.query.Touch(h.ID, now)
+	if dst == routing.Local {
+		r.stats.Handled.Add(1)
+		hit, err := protocol.DecodeQueryHit(payload)
+		if err != nil {
+			r.stats.DropOther.Add(1)
+			return
+		}
+		if fn := s.cfg.Hooks.QueryHit; fn != nil {
+			fn(h, hit, l)
+		}
+		s.searches.deliver(h, hit, l)
+		return
+	}
+	r.forwardReply(dst, h, payload)
+}
+
+// forwardReply sends a Pong or QueryHit one hop back along its route.
+func (r *router) forwardReply(dst routing.LinkID, h protocol.Header, payload []byte) {
+	to := r.s.linkByID(dst)
+	if to == nil {
+		r.stats.RouteLost.Add(1)
+		return
+	}
+	out, ok := r.ttl.ForwardReply(h, to.Kind == LinkLeaf)
+	if !ok {
+		r.stats.Expired.Add(1)
+		return
+	}
+	if to.send(out, payload) == enqueued {
+		r.stats.Routed.Add(1)
+	}
+}
+
+func (r *router) handlePush(l *Link, h protocol.Header, payload []byte) {
+	s := r.s
+	p, err := protocol.DecodePush(payload)
+	if err != nil {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	if !r.checkArrival(l, &h) {
+		return
+	}
+	if dup, _ := r.duplicate(l, h); dup {
+		return
+	}
+	r.trace(l, h, false)
+	if p.ServentID == s.id {
+		r.stats.Handled.Add(1)
+		if s.cfg.Hooks.Push != nil {
+			s.cfg.Hooks.Push(p, h)
+		}
+		return
+	}
+	if s.cfg.Mode == ModeLeaf {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	out, ok := r.ttl.Forward(h)
+	if !ok {
+		r.stats.Expired.Add(1)
+		return
+	}
+	r.routePush(l.ID, p.ServentID, out, payload)
+}
+
+// routePush sends a Push toward servent: to a neighbour with that GUID, or
+// along every link a QueryHit from it came in on.
+func (r *router) routePush(from routing.LinkID, servent protocol.GUID, h protocol.Header, payload []byte) int {
+	sent := 0
+	for _, o := range r.s.Links() {
+		if o.PeerID == servent && o.ID != from {
+			if o.send(h, payload) == enqueued {
+				sent++
+			}
+		}
+	}
+	if sent == 0 {
+		var buf [4]routing.LinkID
+		for _, id := range r.pushes.Lookup(servent, r.s.now(), buf[:0]) {
+			if id == from {
+				continue
+			}
+			if o := r.s.linkByID(id); o != nil && o.send(h, payload) == enqueued {
+				sent++
+			}
+		}
+	}
+	if sent == 0 {
+		r.stats.NoRoute.Add(1)
+	} else {
+		r.stats.Routed.Add(1)
+	}
+	return sent
+}
+
+// flood sends a message to every link but from. Leaves get nothing here:
+// queries reach leaves only through their QRP tables (ultrapeer package).
+func (r *router) flood(from *Link, h protocol.Header, payload []byte, ultrapeersOnly bool) int {
+	sent := 0
+	for _, o := range r.s.Links() {
+		if o == from || o.Kind == LinkLeaf || o.closing.Load() {
+			continue
+		}
+		if h.Type == protocol.TypeQuery && uint32(h.Hops) >= o.hopsFlow.Load() {
+			continue
+		}
+		if ultrapeersOnly && o.Kind != LinkUltrapeer {
+			continue
+		}
+		if o.send(h, payload) == enqueued {
+			sent++
+		}
+	}
+	if sent > 0 {
+		r.stats.Routed.Add(1)
+	}
+	return sent
+}
+
+func (s *Servent) linkByID(id routing.LinkID) *Link {
+	s.mu.Lock()
+	l := s.links[id]
+	s.mu.Unlock()
+	return l
+}
+
+// sendOwnPong answers a ping with our own pong, when we are reachable (or
+// always for the handshake ping, as gtk-gnutella does).
+func (s *Servent) sendOwnPong(l *Link, h protocol.Header, always bool) {
+	if !always && s.firewalled() {
+		return
+	}
+	p := s.ownPong()
+	if p == nil {
+		return
+	}
+	if !l.Caps.GGEP {
+		p.GGEP = nil
+	}
+	_ = l.sendMessage(protocol.Header{ID: h.ID, TTL: s.router.ttl.PongTTL(h.Hops)}, p)
+}
+
+// ownPong describes us: address, shared files, and (GGEP) ultrapeer slots,
+// uptime and vendor.
+func (s *Servent) ownPong() *protocol.Pong {
+	self := s.Addr()
+	a := self.Addr().Unmap()
+	if !a.Is4() {
+		return nil
+	}
+	var files, kb uint32
+	if fn := s.cfg.Hooks.ShareStats; fn != nil {
+		files, kb = fn()
+	}
+	ultra := s.cfg.Mode == ModeUltrapeer
+	p := &protocol.Pong{Port: self.Port(), IP: a.As4(), Files: files, KB: protocol.UltrapeerKB(kb, ultra)}
+	uptime := uint32(min(s.now().Sub(s.started).Seconds(), protocol.MaxDailyUptime))
+	p.GGEP = protocol.GGEP{
+		protocol.DailyUptimeExtension(uptime),
+		protocol.VendorVersion{Vendor: VendorCode, Version: 1}.Extension(),
+	}
+	if ultra {
+		s.mu.Lock()
+		leaves, peers := 0, 0
+		for _, o := range s.links {
+			if o.Kind == LinkLeaf {
+				leaves++
+			} else {
+				peers++
+			}
+		}
+		s.mu.Unlock()
+		freeLeaves := max(s.cfg.MaxLeaves-leaves, 0)
+		freeUP := max(s.cfg.MaxLinks-peers, 0)
+		p.GGEP = append(p.GGEP, protocol.UltrapeerInfo{
+			Version: 2, FreeLeafSlots: uint8(min(freeLeaves, 255)), FreeUltrapeerSlots: uint8(min(freeUP, 255)),
+		}.Extension())
+	}
+	return p
+}
+
+// OriginateQuery sends a query we start ourselves, with the given GUID and
+// TTL, to the given links (every ultrapeer and normal link when to is nil).
+// Hits come back through Hooks.QueryHit and Searches.
+func (s *Servent) OriginateQuery(id protocol.GUID, q *protocol.Query, ttl uint8, to []*Link) int {
+	payload, err := q.AppendTo(nil)
+	if err != nil {
+		return 0
+	}
+	r := s.router
+	r.dups.Check(id, protocol.TypeQuery, ttl)
+	r.query.Add(id, routing.Local, s.now())
+	h := protocol.Header{ID: id, Type: protocol.TypeQuery, TTL: ttl}
+	if to == nil {
+		return r.flood(nil, h, payload, false)
+	}
+	sent := 0
+	for _, o := range to {
+		if o.send(h, payload) == enqueued {
+			sent++
+		}
+	}
+	return sent
+}
+
+// SendPush routes a Push we originate toward the servent that sent a hit.
+func (s *Servent) SendPush(p *protocol.Push, ttl uint8) int {
+	payload, err := p.AppendTo(nil)
+	if err != nil {
+		return 0
+	}
+	id := protocol.NewGUID()
+	s.router.dups.Check(id, protocol.TypePush, ttl)
+	return s.router.routePush(routing.NoLink, p.ServentID, protocol.Header{ID: id, Type: protocol.TypePush, TTL: ttl}, payload)
+}
+
+// PingNetwork sends our own ping with the given TTL to every ultrapeer and
+// normal link; the pongs come back to us (0.4 mode floods it).
+func (s *Servent) PingNetwork(ttl uint8) protocol.GUID {
+	id := protocol.NewGUID()
+	s.router.dups.Check(id, protocol.TypePing, ttl)
+	s.router.pings.Add(id, routing.Local, s.now())
+	s.router.flood(nil, protocol.Header{ID: id, Type: protocol.TypePing, TTL: ttl}, nil, false)
+	return id
+}

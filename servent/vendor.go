@@ -1,0 +1,82 @@
+package servent
+
+import (
+	"gnutella/protocol"
+)
+
+// The vendor messages we understand and announce in Messages-Supported.
+var ourVendorMessages = []protocol.VendorMessageID{
+	protocol.HopsFlowID,
+	protocol.TCPConnectBackID,
+	protocol.QueryStatusRequestID,
+	protocol.QueryStatusResponseID,
+	protocol.PushProxyRequestID,
+	protocol.PushProxyAckID,
+}
+
+func supportedVendorMessages() *protocol.Vendor {
+	return protocol.NewMessagesSupported(ourVendorMessages)
+}
+
+// VendorHandler is given vendor messages the servent itself does not
+// consume (connect-back, push proxies, query status); set by the packages
+// above servent.
+type VendorHandler func(l *Link, h protocol.Header, v *protocol.Vendor)
+
+func (r *router) handleVendor(l *Link, h protocol.Header, payload []byte) {
+	r.trace(l, h, false)
+	if h.Hops != 0 || h.TTL > 1 {
+		r.stats.DropOther.Add(1) // vendor messages are never routed (§1.6)
+		return
+	}
+	v, err := protocol.DecodeVendor(h.Type, payload)
+	if err != nil {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	r.stats.Handled.Add(1)
+	switch {
+	case v.Is(protocol.MessagesSupportedID):
+		if ids, err := v.MessagesSupported(); err == nil {
+			l.vendorIDs.Store(&ids)
+		}
+	case v.Is(protocol.HopsFlowID):
+		if hops, err := v.HopsFlow(); err == nil {
+			l.hopsFlow.Store(uint32(hops))
+		}
+	default:
+		if fn := r.s.cfg.Hooks.Vendor; fn != nil {
+			fn(l, h, v)
+		}
+	}
+}
+
+// Supports reports whether the peer announced the vendor message id.
+func (l *Link) Supports(id protocol.VendorMessageID) bool {
+	p := l.vendorIDs.Load()
+	if p == nil {
+		return false
+	}
+	for _, x := range *p {
+		if x.Vendor == id.Vendor && x.Selector == id.Selector {
+			return true
+		}
+	}
+	return false
+}
+
+// HopsFlow is the peer's last Hops-Flow value (255 when it sent none).
+func (l *Link) HopsFlow() uint8 { return uint8(l.hopsFlow.Load()) }
+
+func (r *router) handleRouteTable(l *Link, h protocol.Header, payload []byte) {
+	r.trace(l, h, false)
+	if h.Hops != 0 || h.TTL > 1 {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	if fn := r.s.cfg.Hooks.RouteTable; fn != nil {
+		fn(l, h, payload)
+		return
+	}
+	r.stats.DropOther.Add(1) // no QRP consumer: the ultrapeer package plugs in here
+}
