@@ -77,7 +77,7 @@ func (w *Writer) Flush() error {
 	if err := w.writeOut(); err != nil {
 		return err
 	}
-	if f, ok := w.w.(interface{ Flush() error }); ok && false {
+	if f, ok := w.w.(interface{ Flush() error }); ok {
 		if err := f.Flush(); err != nil {
 			w.err = err
 			return err

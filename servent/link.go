@@ -150,6 +150,7 @@ func (l *Link) send(h protocol.Header, payload []byte) enqueueResult {
 	}
 	r := l.q.push(newOutMsg(h, payload))
 	if r == enqueued {
+		l.s.sentMsgs.Add(1 - l.q.takeEvicted())
 		if _, fc, _ := l.q.state(); fc {
 			l.flowSince.CompareAndSwap(0, l.s.now().UnixNano())
 		}
@@ -202,7 +203,9 @@ func (l *Link) Bye(code protocol.ByeCode, reason string) {
 	// Bypass send(): byeSent is already set.
 	if l.q.push(newOutMsg(h, payload)) != enqueued {
 		l.close(nil)
+		return
 	}
+	l.s.sentMsgs.Add(1)
 }
 
 // close ends the link at once.
@@ -249,6 +252,7 @@ func (l *Link) readLoop() {
 		l.rxBytes.Add(uint64(protocol.HeaderLen + len(payload)))
 		l.lastRx.Store(l.s.now().UnixNano())
 		l.s.handle(l, h, payload)
+		l.s.handledMsgs.Add(1)
 	}
 }
 

@@ -39,6 +39,11 @@ const (
 // and an idle connection holds no buffer at all.
 //
 // Set the exported fields before the network is used; after that they must not change.
+//
+// With testing/synctest, make the network and use it inside one bubble: blocked calls wait on a sync.Cond and
+// deadlines run on time.AfterFunc, so the bubble's virtual clock drives them and a goroutine blocked in Read,
+// Write, Accept or a dial into a firewall is durably blocked; but the runtime forbids waking a bubbled goroutine
+// from outside its bubble.
 type MemNetwork struct {
 	// Window is how many bytes each direction of a connection buffers before Write blocks. Zero means
 	// DefaultMemWindow.
@@ -145,10 +150,13 @@ func (n *MemNetwork) Partition(a, b netip.Addr, cut bool) {
 	if ha == nil || hb == nil {
 		return
 	}
-	for c := ha.conns; c != nil; c = c.next {
-		if c.peer.host == hb {
-			c.rx.setStalled(cut)
-			c.tx.setStalled(cut)
+	// Both lists: a connection one of whose ends is already closed is on one list only.
+	for _, h := range [2]*MemHost{ha, hb} {
+		for c := h.conns; c != nil; c = c.next {
+			if other := c.peer.host; other != h && (other == ha || other == hb) {
+				c.rx.setStalled(cut)
+				c.tx.setStalled(cut)
+			}
 		}
 	}
 }
@@ -648,9 +656,10 @@ type pipe struct {
 	mu   sync.Mutex
 	cond sync.Cond // L is &mu; broadcast when data, space, a deadline or a close changes
 
-	buf    []byte // ring; len is a power of two, or nil when empty
-	r      int    // index of the first unread byte
-	n      int    // unread bytes
+	buf    []byte  // ring; len is a power of two, or nil when empty
+	bufp   *[]byte // what buf came from, for its pool
+	r      int     // index of the first unread byte
+	n      int     // unread bytes
 	window int
 
 	rwait, wwait int // goroutines waiting in Read, in Write
@@ -682,14 +691,15 @@ func (p *pipe) push(b []byte) {
 
 // grow moves the unread bytes into a ring of at least need bytes.
 func (p *pipe) grow(need int) {
-	nb := getBuf(need)
+	nbp := getBuf(need)
+	nb := *nbp
 	if p.n > 0 {
 		end := min(p.r+p.n, len(p.buf))
 		k := copy(nb, p.buf[p.r:end])
 		copy(nb[k:p.n], p.buf)
 	}
-	putBuf(p.buf)
-	p.buf, p.r = nb, 0
+	putBuf(p.bufp)
+	p.buf, p.bufp, p.r = nb, nbp, 0
 }
 
 // pop moves up to len(b) unread bytes into b and releases the ring once drained.
@@ -712,8 +722,8 @@ func (p *pipe) pop(b []byte) int {
 
 // release drops the ring and whatever it holds.
 func (p *pipe) release() {
-	putBuf(p.buf)
-	p.buf, p.r, p.n = nil, 0, 0
+	putBuf(p.bufp)
+	p.buf, p.bufp, p.r, p.n = nil, nil, 0, 0
 }
 
 func (p *pipe) setStalled(stalled bool) {
@@ -795,27 +805,26 @@ const (
 
 var bufPools [maxPooledShift - minBufShift + 1]sync.Pool
 
-func getBuf(n int) []byte {
+// getBuf returns a buffer of the power of two at least n (and at least 512) bytes long.
+func getBuf(n int) *[]byte {
 	shift := max(minBufShift, bits.Len(uint(n-1)))
-	if shift > maxPooledShift {
-		return make([]byte, 1<<shift)
+	if shift <= maxPooledShift {
+		if v := bufPools[shift-minBufShift].Get(); v != nil {
+			return v.(*[]byte)
+		}
 	}
-	if v := bufPools[shift-minBufShift].Get(); v != nil {
-		return *v.(*[]byte)
-	}
-	return make([]byte, 1<<shift)
+	b := make([]byte, 1<<shift)
+	return &b
 }
 
-func putBuf(b []byte) {
-	c := len(b)
-	if c == 0 {
+// putBuf gives a buffer from getBuf back to its pool.
+func putBuf(bp *[]byte) {
+	if bp == nil {
 		return
 	}
-	shift := bits.TrailingZeros(uint(c))
-	if c != 1<<shift || shift < minBufShift || shift > maxPooledShift {
-		return
+	if shift := bits.TrailingZeros(uint(len(*bp))); shift <= maxPooledShift {
+		bufPools[shift-minBufShift].Put(bp)
 	}
-	bufPools[shift-minBufShift].Put(&b)
 }
 
 // String describes the connection as "mem local->remote" (handy in logs and test failures).

@@ -390,8 +390,13 @@ func TestMemBlockInbound(t *testing.T) {
 		t.Errorf("dial into the firewall without a deadline: %v, want ETIMEDOUT", err)
 	}
 	// RefuseBlocked answers at once.
-	n2.RefuseBlocked = true
-	if _, err := x.Dial(context.Background(), ly.Addr().String()); !errors.Is(err, syscall.ECONNREFUSED) {
+	n3 := NewMemNetwork()
+	n3.RefuseBlocked = true
+	x, y = n3.Host(n3.NextIP()), n3.Host(n3.NextIP())
+	ly3, _ := y.Listen(":0")
+	defer ly3.Close()
+	n3.SetBlockInbound(y.IP(), true)
+	if _, err := x.Dial(context.Background(), ly3.Addr().String()); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("dial into a refusing firewall: %v, want ECONNREFUSED", err)
 	}
 	// Lifting the firewall lets dials in again.
@@ -745,5 +750,24 @@ func TestMemErrorsLookLikeTCP(t *testing.T) {
 	}
 	if s := fmt.Sprint(c1); s != fmt.Sprintf("mem %v->%v", c1.LocalAddr(), c1.RemoteAddr()) {
 		t.Errorf("String() = %q", s)
+	}
+}
+
+// A connection whose one end closed before the cut is stalled too: its last bytes and EOF wait for the heal.
+func TestMemPartitionAfterOneEndClosed(t *testing.T) {
+	checkLeaks(t)
+	n := NewMemNetwork()
+	a, b, ab, ba := memPair(t, n)
+	ab.Write([]byte("last words"))
+	ab.Close()
+	n.Partition(a.IP(), b.IP(), true)
+	ba.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	if k, err := ba.Read(make([]byte, 20)); !isTimeout(err) {
+		t.Fatalf("read across the partition = %d, %v; want a timeout", k, err)
+	}
+	ba.SetReadDeadline(time.Time{})
+	n.Partition(a.IP(), b.IP(), false)
+	if got, err := io.ReadAll(ba); err != nil || string(got) != "last words" {
+		t.Errorf("after healing: %q, %v", got, err)
 	}
 }

@@ -126,16 +126,19 @@ func (c *pongCache) answer(l *Link, h protocol.Header) {
 // refresh pings some neighbours when the cache has grown old: 20 % of the
 // ultrapeer links, at least 3, with our max TTL.
 func (c *pongCache) refresh(now time.Time) {
+	links := c.s.Links()
+	if len(links) == 0 || !c.s.cfg.PongCaching {
+		return
+	}
 	c.mu.Lock()
 	due := now.Sub(c.lastRefresh) >= c.s.cfg.PongCacheLifetime
 	if due {
 		c.lastRefresh = now
 	}
 	c.mu.Unlock()
-	if !due || !c.s.cfg.PongCaching {
+	if !due {
 		return
 	}
-	links := c.s.Links()
 	n := max(3, len(links)/5)
 	id := protocol.NewGUID()
 	r := c.s.router

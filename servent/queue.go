@@ -39,9 +39,9 @@ type outMsg struct {
 	hdr     [protocol.HeaderLen]byte
 	payload []byte
 	prio    int
-	hops uint8
-	ttl  uint8
-	seq  uint64
+	hops    uint8
+	ttl     uint8
+	seq     uint64
 }
 
 func (m *outMsg) size() int { return protocol.HeaderLen + len(m.payload) }
@@ -90,6 +90,7 @@ type sendQueue struct {
 	seq     uint64
 	flowCtl bool   // between hiwat and back under lowat
 	dropped uint64 // messages dropped for room
+	evicted int64  // dropped since the last takeEvicted
 	ready   chan struct{}
 	closed  bool
 }
@@ -137,6 +138,7 @@ func (q *sendQueue) push(m outMsg) enqueueResult {
 		}
 		q.removeAt(worst)
 		q.dropped++
+		q.evicted++
 	}
 	q.seq++
 	m.seq = q.seq
@@ -232,6 +234,16 @@ func (q *sendQueue) state() (bytes int, flowControlled bool, dropped uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.bytes, q.flowCtl, q.dropped
+}
+
+// takeEvicted returns and clears the count of queued messages dropped for
+// room since the last call.
+func (q *sendQueue) takeEvicted() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := q.evicted
+	q.evicted = 0
+	return n
 }
 
 func (q *sendQueue) len() int {

@@ -42,14 +42,26 @@ type Servent struct {
 	pongs  *pongCache
 	hosts  *HostCache
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	state  atomic.Int32 // 0 new, 1 running, 2 stopped
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	state   atomic.Int32 // 0 new, 1 running, 2 stopped
 	now     func() time.Time
 	started time.Time
 
 	searches searchTable
+
+	// Message balance across the network: queued for a link (net of
+	// messages dropped from a queue) and fully handled after reading.
+	sentMsgs, handledMsgs atomic.Int64
+}
+
+// MessageBalance returns how many messages this servent queued to links
+// (less those dropped from queues) and how many it has finished handling.
+// Summed over a closed network, the two are equal exactly when nothing is
+// in flight: testnets wait on that instead of sleeping.
+func (s *Servent) MessageBalance() (sent, handled int64) {
+	return s.sentMsgs.Load(), s.handledMsgs.Load()
 }
 
 // New makes a servent from cfg. Nothing listens or dials until Start.

@@ -460,7 +460,7 @@ var conformance = []struct {
 	}},
 	{"ExtendDeadlineWhileBlocked", func(t *testing.T, e transportEnv) {
 		c1, c2, _ := e.pipe(t)
-		c1.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		c1.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 		type result struct {
 			n   int
 			err error
@@ -472,7 +472,7 @@ var conformance = []struct {
 		}()
 		time.Sleep(20 * time.Millisecond)
 		c1.SetReadDeadline(time.Now().Add(10 * time.Second))
-		time.Sleep(400 * time.Millisecond) // past the first deadline
+		time.Sleep(700 * time.Millisecond) // past the first deadline
 		if _, err := c2.Write([]byte("late")); err != nil {
 			t.Fatal(err)
 		}
@@ -482,7 +482,7 @@ var conformance = []struct {
 	}},
 	{"ClearDeadlineWhileBlocked", func(t *testing.T, e transportEnv) {
 		c1, c2, _ := e.pipe(t)
-		c1.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		c1.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 		res := make(chan error, 1)
 		go func() {
 			_, err := c1.Read(make([]byte, 10))
@@ -490,7 +490,7 @@ var conformance = []struct {
 		}()
 		time.Sleep(20 * time.Millisecond)
 		c1.SetReadDeadline(time.Time{})
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(700 * time.Millisecond)
 		if _, err := c2.Write([]byte("late")); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,191 @@
+// Package testnet runs many servents on one machine: in one process over
+// loopback TCP or over the in-memory network, in a chosen topology, to show
+// search, routing and transfers working and to measure them.
+package testnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"time"
+
+	"gnutella/servent"
+)
+
+// TransportKind selects how the servents talk.
+type TransportKind string
+
+const (
+	// TCP runs every servent on its own 127.0.0.1 port.
+	TCP TransportKind = "tcp"
+	// Memory runs them over the in-memory network (no sockets).
+	Memory TransportKind = "mem"
+)
+
+// Options describe a network to start.
+type Options struct {
+	N         int
+	Transport TransportKind
+	Topology  Topology
+	Seed      uint64
+	// Configure adjusts servent i's config before it starts (hooks, mode...).
+	Configure func(i int, c *servent.Config)
+	// LinkTimeout bounds the wait for every link to come up.
+	LinkTimeout time.Duration
+}
+
+// Network is a running testnet.
+type Network struct {
+	Servents []*servent.Servent
+	Edges    []Edge
+	Mem      *servent.MemNetwork // nil over TCP
+	opts     Options
+}
+
+// BaseConfig is the servent config a testnet starts from: loopback
+// addresses allowed, no dialling of its own (the topology decides the links)
+// and short timers.
+func BaseConfig() servent.Config {
+	c := servent.DefaultConfig()
+	c.ListenAddr = "127.0.0.1:0"
+	c.WantLinks = 0
+	c.MaxLinks = 64
+	c.AllowLoopback = true
+	c.AllowPrivate = true
+	c.ByeGrace = 2 * time.Second
+	c.HandshakeTimeout = 10 * time.Second
+	c.ConnectTimeout = 10 * time.Second
+	return c
+}
+
+// Start starts opts.N servents and links them as the topology says. It
+// returns once every servent has all its links, or fails and stops them.
+func Start(ctx context.Context, opts Options) (*Network, error) {
+	if opts.N <= 0 {
+		return nil, errors.New("testnet: N must be positive")
+	}
+	if opts.Transport == "" {
+		opts.Transport = TCP
+	}
+	if opts.Topology == nil {
+		opts.Topology = Random{MeanDegree: 4}
+	}
+	if opts.LinkTimeout == 0 {
+		opts.LinkTimeout = 60 * time.Second
+	}
+	n := &Network{opts: opts}
+	if opts.Transport == Memory {
+		n.Mem = servent.NewMemNetwork()
+	}
+	for i := 0; i < opts.N; i++ {
+		c := BaseConfig()
+		if n.Mem != nil {
+			ip := n.Mem.NextIP()
+			c.Transport = n.Mem.Host(ip)
+			c.ListenAddr = netip.AddrPortFrom(ip, 6346).String()
+		}
+		if opts.Configure != nil {
+			opts.Configure(i, &c)
+		}
+		s, err := servent.New(c)
+		if err == nil {
+			err = s.Start()
+		}
+		if err != nil {
+			n.Stop()
+			return nil, fmt.Errorf("testnet: servent %d: %w", i, err)
+		}
+		n.Servents = append(n.Servents, s)
+	}
+	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))
+	n.Edges = opts.Topology.Edges(opts.N, rng)
+	if err := n.link(ctx); err != nil {
+		n.Stop()
+		return nil, err
+	}
+	return n, nil
+}
+
+// link dials every edge (a bounded number at a time) and waits for both
+// ends of each to be up.
+func (n *Network) link(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.LinkTimeout)
+	defer cancel()
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(n.Edges))
+	for _, e := range n.Edges {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			a, b := n.Servents[e.A], n.Servents[e.B]
+			if _, err := a.Connect(ctx, b.Addr()); err != nil {
+				errs <- fmt.Errorf("testnet: link %d→%d: %w", e.A, e.B, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	for i, d := range degrees(len(n.Servents), n.Edges) {
+		if err := n.Servents[i].WaitLinks(ctx, d); err != nil {
+			return fmt.Errorf("testnet: servent %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// Stop stops every servent and waits for them.
+func (n *Network) Stop() error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(n.Servents))
+	for i, s := range n.Servents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Stop()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Neighbours lists, for each servent, the indexes it links to.
+func (n *Network) Neighbours() [][]int {
+	nb := make([][]int, len(n.Servents))
+	for _, e := range n.Edges {
+		nb[e.A] = append(nb[e.A], e.B)
+		nb[e.B] = append(nb[e.B], e.A)
+	}
+	return nb
+}
+
+// Distances returns the hop distance from servent src to every servent
+// (-1 where unreachable), by breadth-first search over the edges.
+func (n *Network) Distances(src int) []int {
+	nb := n.Neighbours()
+	d := make([]int, len(n.Servents))
+	for i := range d {
+		d[i] = -1
+	}
+	d[src] = 0
+	queue := []int{src}
+	for len(queue) > 0 {
+		x := queue[0]
+		queue = queue[1:]
+		for _, y := range nb[x] {
+			if d[y] < 0 {
+				d[y] = d[x] + 1
+				queue = append(queue, y)
+			}
+		}
+	}
+	return d
+}
