@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -202,4 +203,30 @@ func TestDumpReturnsOutputErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("err = %v, want the write error", err)
 	}
+}
+
+// FuzzDump runs Dump on arbitrary streams: it must not panic, and an error
+// must name an offset inside the stream.
+func FuzzDump(f *testing.F) {
+	for _, name := range []string{"leaf-to-ultrapeer.bin", "ultrapeer-to-leaf.bin", "ultrapeer-to-other-leaf-1.bin",
+		"ultrapeer-to-other-leaf-2.bin", "push-download-request.bin"} {
+		f.Add(readRecording(f, name))
+	}
+	giv := readRecording(f, "push-giv-and-upload.bin")
+	f.Add(giv[:1000])
+	f.Add([]byte("GNUTELLA CONNECT/0.4\n\nGNUTELLA OK\n\n"))
+	f.Add([]byte("HEAD / HTTP/1.1\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		err := Dump(io.Discard, bytes.NewReader(in))
+		if err == nil {
+			return
+		}
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Fatalf("error %T %v is not an *Error", err, err)
+		}
+		if e.Offset < 0 || e.Offset > len(in) {
+			t.Fatalf("error offset %d outside the %d-byte stream: %v", e.Offset, len(in), err)
+		}
+	})
 }

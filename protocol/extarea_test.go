@@ -161,7 +161,7 @@ func TestExtensionAreaURNsFromTextAndGGEPDeduplicated(t *testing.T) {
 		TextItem(a.String()),
 		TextItem(strings.ToLower(a.String())), // same URN, lower case
 		TextItem(bitprint),
-		TextItem("urn:sha1:TOOSHORT"),                 // skipped
+		TextItem("urn:sha1:TOOSHORT"),                   // skipped
 		TextItem("urn:sha1:" + strings.Repeat("1", 32)), // not base32: skipped
 		TextItem("urn:"),
 		{},

@@ -386,6 +386,7 @@ func ggepTestRecordedBlocks(t testing.TB) []ggepTestRecorded {
 
 func TestGGEPRecordedBlocksReencodeExactly(t *testing.T) {
 	blocks := ggepTestRecordedBlocks(t)
+	t.Logf("%d GGEP blocks in the recordings", len(blocks))
 	found := make(map[string]bool)
 	for _, r := range blocks {
 		got, err := r.g.AppendTo(nil)

@@ -851,6 +851,10 @@ func hsSeedBlocks(f *testing.F) [][]byte {
 		[]byte("GNUTELLA CONNECT/0.7\r\nA: b\r\n c\r\nA:d\r\n\r\n"),
 		[]byte("GNUTELLA/0.6 503 Busy now\nX-Try-Ultrapeers: 1.2.3.4:6346\n\n"),
 		[]byte("GNUTELLA/0.6 200\r\nEmpty:\r\n\tcont\r\n\r\n"),
+		// A field at the line limit without a space after the colon, and a
+		// value continued past the line limit.
+		[]byte("GNUTELLA CONNECT/0.6\r\nA:"+strings.Repeat("x", MaxHandshakeLine-2)+"\r\n\r\n"),
+		[]byte("GNUTELLA/0.6 200 OK\r\nA: "+strings.Repeat("xxxxxxx yy\r\n ", 200)+"z\r\n\r\n"),
 	)
 }
 

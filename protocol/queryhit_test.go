@@ -423,3 +423,16 @@ func FuzzQueryHit(f *testing.F) {
 		}
 	})
 }
+
+func TestQueryHitURNsCollectsEveryRecordOnce(t *testing.T) {
+	a, b := testSHA1(1), testSHA1(2)
+	h := &QueryHit{Results: []Result{
+		{Extensions: ResultExtensions(a, false, nil)},
+		{Extensions: ResultExtensions(a, true, nil)},
+		{Extensions: ResultExtensions(b, false, nil)},
+		{},
+	}}
+	if u := h.URNs(); len(u) != 2 || u[0] != a || u[1] != b {
+		t.Errorf("URNs %v, want [%v %v]", u, a, b)
+	}
+}

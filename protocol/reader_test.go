@@ -333,3 +333,68 @@ func TestReadMessageReportsDecodeErrorsAtStreamOffsets(t *testing.T) {
 		t.Fatalf("after the bad pong: %v %v", m.Header.Type, err)
 	}
 }
+
+// FuzzReaderStream reads arbitrary bytes as a descriptor stream. Framing
+// must hold (every descriptor read re-encodes, with WriteRaw, to exactly
+// the bytes consumed), every payload the decoders accept must re-encode to
+// exactly its bytes, and an error must be an *Error with an offset inside
+// the input, or io.EOF at a descriptor boundary.
+func FuzzReaderStream(f *testing.F) {
+	for _, rf := range descriptorFiles {
+		body, _ := recordedDescriptors(f, rf.name)
+		f.Add(body)
+		for _, d := range splitDescriptors(f, body) {
+			f.Add(d)
+		}
+	}
+	f.Add(rawDescriptor(TypeQuery, 1, 0, 2000, nil))
+	f.Add(rawDescriptor(TypePing, 1, 0, 0x80000001, []byte{0}))
+	f.Add([]byte("short"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var out bytes.Buffer
+		w := NewWriter(&out)
+		r := NewReader(bytes.NewReader(in), DefaultLimits())
+		var framed int64 // bytes of the whole descriptors read
+		for {
+			start := r.Offset()
+			h, p, err := r.ReadRaw()
+			if err == io.EOF {
+				if start != int64(len(in)) {
+					t.Fatalf("io.EOF at %d of %d bytes", start, len(in))
+				}
+				break
+			}
+			if err != nil {
+				var e *Error
+				if !errors.As(err, &e) || e.Offset < int(start) || e.Offset > len(in) {
+					t.Fatalf("error %v (offset %d) for the descriptor at %d of %d bytes", err, ErrorOffset(err), start, len(in))
+				}
+				break
+			}
+			framed = r.Offset()
+			if err := w.WriteRaw(h, p); err != nil {
+				t.Fatal(err)
+			}
+			payload, err := DecodePayload(h.Type, p)
+			if err != nil {
+				if off := ErrorOffset(err); off < -1 || off > len(p) {
+					t.Fatalf("%v: error offset %d outside the %d-byte payload: %v", h.Type, off, len(p), err)
+				}
+				continue
+			}
+			enc, err := payload.AppendTo(nil)
+			if err != nil {
+				t.Fatalf("%v: re-encoding an accepted payload: %v", h.Type, err)
+			}
+			if !bytes.Equal(enc, p) {
+				t.Fatalf("%v: re-encoding differs\n got %x\nwant %x", h.Type, enc, p)
+			}
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.Bytes(), in[:framed]) {
+			t.Fatalf("the descriptors read do not write back to the input")
+		}
+	})
+}

@@ -83,7 +83,7 @@ func runTshark(t *testing.T, tshark, pcap string, args ...string) string {
 
 // tsharkMessages builds one descriptor of each type the dissector knows,
 // plus a Bye, with this package's constructors.
-func tsharkMessages(t *testing.T) []*Message {
+func tsharkMessages(t testing.TB) []*Message {
 	t.Helper()
 	guid := func(n byte) GUID {
 		g := NewGUID()
@@ -118,7 +118,7 @@ func tsharkMessages(t *testing.T) []*Message {
 
 // encodeAll writes messages through a Writer and returns each descriptor's
 // bytes.
-func encodeAll(t *testing.T, msgs []*Message) (stream []byte, descs [][]byte) {
+func encodeAll(t testing.TB, msgs []*Message) (stream []byte, descs [][]byte) {
 	t.Helper()
 	var buf bytes.Buffer
 	w := NewWriter(&buf)
@@ -282,5 +282,28 @@ func TestTsharkReadsTheRecordedDescriptorsAsWeReencodeThem(t *testing.T) {
 	noMalformed(t, tshark, pcap)
 	if rows := tsharkFields(t, tshark, pcap, "gnutella.header.payload"); len(rows) != len(packets) {
 		t.Errorf("tshark shows %d Gnutella frames, want %d", len(rows), len(packets))
+	}
+}
+
+// TestTsharkFlagsACorruptedQueryHit calibrates the judge: the same hit with
+// its record count raised from 10 to 11 must be reported malformed, so a
+// clean result above means something.
+func TestTsharkFlagsACorruptedQueryHit(t *testing.T) {
+	tshark, text2pcap := needTshark(t)
+	_, descs := encodeAll(t, tsharkMessages(t))
+	var hit []byte
+	for _, d := range descs {
+		if Type(d[16]) == TypeQueryHit {
+			hit = append([]byte(nil), d...)
+		}
+	}
+	if hit == nil || hit[HeaderLen] != 10 {
+		t.Fatalf("no 10-record QueryHit among the test descriptors")
+	}
+	hit[HeaderLen] = 11
+	pcap := writePcap(t, text2pcap, [][]byte{hit})
+	out := runTshark(t, tshark, pcap, "-Y", "_ws.malformed || _ws.expert.severity >= error", "-T", "fields", "-e", "frame.number")
+	if strings.TrimSpace(out) != "1" {
+		t.Errorf("tshark does not flag a hit whose count overstates its records (got %q)", out)
 	}
 }

@@ -2,7 +2,9 @@ package servent
 
 import (
 	"bufio"
+	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -75,6 +77,9 @@ func (s *Servent) acceptLoop() {
 // connection to whoever speaks that protocol.
 func (s *Servent) serveConn(conn net.Conn) {
 	_ = conn.SetDeadline(s.now().Add(s.cfg.HandshakeTimeout))
+	// Stop must not wait HandshakeTimeout for a peer stalling here.
+	stop := context.AfterFunc(s.ctx, func() { _ = conn.Close() })
+	defer stop()
 	remote := addrPortOf(conn.RemoteAddr())
 	if s.cfg.Hooks.Inbound != nil {
 		s.cfg.Hooks.Inbound(remote)
@@ -93,7 +98,7 @@ func (s *Servent) serveConn(conn net.Conn) {
 	line, err := protocol.ReadLine(br)
 	if err != nil {
 		if errors.Is(err, protocol.ErrLineTooLong) {
-			writeAndClose(conn, "GNUTELLA/0.6 413 Request Entity Too Large\r\n\r\n")
+			writeAndClose(conn, string(s.refusal(413, "Request Entity Too Large", remote.Addr())))
 			return
 		}
 		conn.Close()
@@ -137,6 +142,13 @@ func (s *Servent) serveConn(conn net.Conn) {
 func writeAndClose(conn net.Conn, s string) {
 	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, _ = conn.Write([]byte(s))
+	// Closing with unread input makes the kernel reset the connection, and
+	// the peer may lose our answer: half-close and discard what it still
+	// sends, for a moment.
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.CopyN(io.Discard, conn, 64<<10)
+	}
 	conn.Close()
 }
 

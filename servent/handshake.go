@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gnutella/protocol"
+	"gnutella/routing"
 )
 
 // The 0.6 three-step handshake (§2.2) in both directions, the 0.4 inbound
@@ -377,6 +378,7 @@ func (s *Servent) newLink(conn net.Conn, br *bufio.Reader, inbound bool, kind Li
 		done: make(chan struct{}),
 		log:  s.log,
 	}
+	l.abuse.Limits = routing.DefaultAbuseLimits() // zero limits kick on the first duplicate
 	return l
 }
 

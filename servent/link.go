@@ -312,17 +312,25 @@ func (l *Link) writeLoop() {
 		dw = newDeflateWriter(l.conn)
 		w = dw
 	}
-	bw := bufio.NewWriterSize(w, 4096)
+	// The 4 KiB write buffer, like the compressor, is held only during a
+	// burst, so an idle link keeps neither.
+	var bw *bufio.Writer
+	defer func() {
+		if bw != nil {
+			bufWriterPool.Put(bw)
+		}
+	}()
 	tick := time.NewTimer(l.s.cfg.AlivePingInterval)
 	defer tick.Stop()
 	flush := func() error {
-		if err := bw.Flush(); err != nil {
-			return err
+		err := bw.Flush()
+		if err == nil && dw != nil {
+			err = dw.Release()
 		}
-		if dw != nil {
-			return dw.Release()
-		}
-		return nil
+		bw.Reset(nil)
+		bufWriterPool.Put(bw)
+		bw = nil
+		return err
 	}
 	for {
 		select {
@@ -339,6 +347,10 @@ func (l *Link) writeLoop() {
 			m, ok := l.q.pop()
 			if !ok {
 				break
+			}
+			if bw == nil {
+				bw = bufWriterPool.Get().(*bufio.Writer)
+				bw.Reset(w)
 			}
 			_, _ = bw.Write(m.hdr[:])
 			if _, err := bw.Write(m.payload); err != nil {
@@ -363,12 +375,17 @@ func (l *Link) writeLoop() {
 		if _, fc, _ := l.q.state(); !fc {
 			l.flowSince.Store(0)
 		}
+		if bw == nil {
+			continue
+		}
 		if err := flush(); err != nil {
 			l.close(err)
 			return
 		}
 	}
 }
+
+var bufWriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 
 // finishAfterBye flushes the Bye, ends the compressed stream, half-closes
 // and leaves the reader to see the peer's close within ByeGrace.

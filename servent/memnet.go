@@ -23,7 +23,7 @@ import (
 const (
 	DefaultMemWindow         = 64 << 10         // bytes buffered per direction, like a socket buffer
 	DefaultMemBacklog        = 4096             // connections a listener holds before Accept (somaxconn)
-	DefaultMemConnectTimeout = 75 * time.Second // a dial into a firewall gives up after this without a ctx deadline
+	DefaultMemConnectTimeout = 75 * time.Second // a dial into a firewall gives up after this at the latest
 )
 
 // Ephemeral ports, as in Linux's ip_local_port_range: dials take their local port from here, and so do listeners
@@ -51,8 +51,9 @@ type MemNetwork struct {
 	// Backlog is how many dialled connections a listener holds that Accept has not taken yet; a dial beyond that is
 	// refused. Zero means DefaultMemBacklog.
 	Backlog int
-	// ConnectTimeout is how long a dial into a firewall (SetBlockInbound, Partition) waits when its context has no
-	// deadline, before failing with ETIMEDOUT. Zero means DefaultMemConnectTimeout.
+	// ConnectTimeout bounds a dial into a firewall (SetBlockInbound, Partition) like the kernel's connect timeout:
+	// the dial fails with its context's error if that ends first, else with ETIMEDOUT after ConnectTimeout. Zero
+	// means DefaultMemConnectTimeout.
 	ConnectTimeout time.Duration
 	// RefuseBlocked makes a firewall answer with a reset: dials into it fail at once with ECONNREFUSED instead of
 	// waiting for their context (or ConnectTimeout) as when packets are dropped.
@@ -118,7 +119,7 @@ func (n *MemNetwork) NextIP() netip.Addr {
 }
 
 // SetBlockInbound firewalls the host ip: dials to it from other hosts fail, by timing out with their context (or
-// ConnectTimeout), or at once with ECONNREFUSED when RefuseBlocked is set. Its own dials, its connections already
+// after ConnectTimeout), or at once with ECONNREFUSED when RefuseBlocked is set. Its own dials, its connections already
 // established and its dials to itself keep working. block false lifts the firewall.
 func (n *MemNetwork) SetBlockInbound(ip netip.Addr, block bool) {
 	n.mu.Lock()
@@ -284,7 +285,7 @@ func (h *MemHost) Listen(addr string) (net.Listener, error) {
 
 // Dial connects to addr ("ip:port"). Like TCP on loopback, it fails at once with ECONNREFUSED when nothing
 // listens there (or the listener's backlog is full). A dial into a firewall (SetBlockInbound, Partition) waits for
-// ctx to end, or ConnectTimeout, unless RefuseBlocked. The connection is established when Dial returns, before the
+// ctx to end or ConnectTimeout, whichever is first, unless RefuseBlocked. The connection is established when Dial returns, before the
 // listener's Accept takes it, as with TCP.
 func (h *MemHost) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	ap, err := netip.ParseAddrPort(addr)
@@ -353,7 +354,7 @@ func (h *MemHost) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	return client, nil
 }
 
-// dropped waits as a dial whose SYNs are dropped would: until ctx ends, or wait without a ctx deadline.
+// dropped waits as a dial whose SYNs are dropped would: until ctx ends or wait has passed.
 func dropped(ctx context.Context, wait time.Duration) error {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
