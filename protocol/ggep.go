@@ -193,6 +193,7 @@ func DecodeGGEP(b []byte) (GGEP, int, error) {
 	// Second pass: fill in the extensions, undoing COBS and deflate.
 	g := make(GGEP, count)
 	i := 1
+	budget := MaxGGEPInflated // for all deflated extensions of the block together
 	for k := range g {
 		flags, id, at, n, _ := scanGGEPExtension(b, i)
 		e := &g[k]
@@ -208,9 +209,10 @@ func DecodeGGEP(b []byte) (GGEP, int, error) {
 			}
 		}
 		if e.Deflate {
-			if data, err = inflateGGEP(data); err != nil {
+			if data, err = inflateGGEP(data, budget); err != nil {
 				return nil, 0, shiftOffset(err, at)
 			}
+			budget -= len(data)
 		}
 		e.Data, e.data = data, data
 		i = at + n
@@ -323,8 +325,10 @@ func ggepIDString(id []byte) string {
 }
 
 // inflateGGEP undoes the deflate (zlib) of an extension's data, never
-// holding more than MaxGGEPInflated+1 bytes of output.
-func inflateGGEP(data []byte) ([]byte, error) {
+// holding more than limit+1 bytes of output. DecodeGGEP gives each block one
+// budget of MaxGGEPInflated for all its deflated extensions, so a payload of
+// many small deflated extensions cannot cost a megabyte of inflating.
+func inflateGGEP(data []byte, limit int) ([]byte, error) {
 	if len(data) < 6 {
 		return nil, errAt("ggep", 0, ErrBadGGEP, "deflated data of %d bytes, need at least 6", len(data))
 	}
@@ -332,13 +336,13 @@ func inflateGGEP(data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, errAt("ggep", 0, ErrBadGGEP, "bad zlib header: %v", err)
 	}
-	out := make([]byte, 0, min(4*len(data), MaxGGEPInflated+1))
+	out := make([]byte, 0, min(4*len(data), limit+1))
 	for {
 		if len(out) == cap(out) {
-			if len(out) > MaxGGEPInflated {
-				return nil, errAt("ggep", 0, ErrTooLarge, "inflates past %d bytes", MaxGGEPInflated)
+			if len(out) > limit {
+				return nil, errAt("ggep", 0, ErrTooLarge, "inflates past %d bytes (the block's budget)", limit)
 			}
-			grown := make([]byte, len(out), min(2*cap(out), MaxGGEPInflated+1))
+			grown := make([]byte, len(out), min(2*cap(out), limit+1))
 			copy(grown, out)
 			out = grown
 		}
@@ -351,8 +355,8 @@ func inflateGGEP(data []byte) ([]byte, error) {
 			return nil, errAt("ggep", 0, ErrBadGGEP, "inflate: %v", err)
 		}
 	}
-	if len(out) > MaxGGEPInflated {
-		return nil, errAt("ggep", 0, ErrTooLarge, "inflates past %d bytes", MaxGGEPInflated)
+	if len(out) > limit {
+		return nil, errAt("ggep", 0, ErrTooLarge, "inflates past %d bytes (the block's budget)", limit)
 	}
 	return out, nil
 }

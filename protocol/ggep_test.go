@@ -732,3 +732,26 @@ func BenchmarkGGEPAppendTo(b *testing.B) {
 		}
 	}
 }
+
+// Many small deflated extensions share one inflate budget per block: 16
+// extensions of 64 KiB of zeros each are refused once their total passes
+// MaxGGEPInflated, not inflated to a megabyte.
+func TestGGEPInflateBudgetIsPerBlock(t *testing.T) {
+	zeros := make([]byte, 40<<10)
+	var g GGEP
+	for i := 0; i < 16; i++ {
+		g = append(g, Extension{ID: fmt.Sprintf("Z%d", i), Data: zeros, Deflate: true})
+	}
+	b, err := g.AppendTo(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := DecodeGGEP(b); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("decoding %d bytes that inflate to %d: err %v, want ErrTooLarge", len(b), 16*len(zeros), err)
+	}
+	// one such extension alone is fine
+	one, _ := g[:1].AppendTo(nil)
+	if _, _, err := DecodeGGEP(one); err != nil {
+		t.Fatal(err)
+	}
+}

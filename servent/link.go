@@ -243,6 +243,7 @@ func (l *Link) readLoop() {
 			return
 		}
 		if l.closing.Load() {
+			l.s.handledMsgs.Add(1) // consumed, not handled: keeps the balance even
 			if l.byeSent.Load() {
 				continue // draining after our Bye
 			}
