@@ -127,6 +127,8 @@ func (s *Servent) serveConn(conn net.Conn) {
 			return
 		}
 		s.cfg.Hooks.GIV(conn, br, giv)
+	case strings.HasPrefix(line, "WALKCHECK "):
+		s.serveWalkCheck(conn, line)
 	case line == "CONNECT BACK" || line == "":
 		if s.cfg.Hooks.ConnectBack != nil {
 			s.cfg.Hooks.ConnectBack(remote)

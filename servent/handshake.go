@@ -49,6 +49,7 @@ func (s *Servent) ourHeaders(peer netip.Addr) protocol.Headers {
 	h.Add("X-Max-TTL", strconv.Itoa(int(s.cfg.MaxTTL)))
 	h.Add("X-Ext-Probes", "0.1")
 	h.Add("X-Random-Walk", "0.1")
+	h.Add("X-Gossip", "0.1")
 	h.Add("Pong-Caching", "0.1")
 	h.Add("GGEP", "0.5")
 	h.Add("Vendor-Message", "0.2")
@@ -84,6 +85,7 @@ func capsOf(version string, h *protocol.Headers) Capabilities {
 	c.DynamicQuerying = has("X-Dynamic-Querying")
 	c.ExtProbes = has("X-Ext-Probes")
 	c.RandomWalk = has("X-Random-Walk")
+	c.Gossip = has("X-Gossip")
 	c.MaxTTL = 7 // gtk's assumption for a peer that does not say
 	if v, err := strconv.Atoi(strings.TrimSpace(h.Get("X-Max-TTL"))); err == nil && v > 0 && v < 256 {
 		c.MaxTTL = uint8(v)

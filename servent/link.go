@@ -57,7 +57,8 @@ type Capabilities struct {
 	UltrapeerQueryRouting bool // X-Ultrapeer-Query-Routing
 	DynamicQuerying       bool
 	ExtProbes             bool
-	RandomWalk            bool // X-Random-Walk (our own extension)
+	RandomWalk            bool // X-Random-Walk (our own extension: walkers)
+	Gossip                bool // X-Gossip (our own extension: probabilistic forwarding)
 	MaxTTL                uint8
 	Degree                int
 }

@@ -1,6 +1,7 @@
 package servent
 
 import (
+	"math/rand/v2"
 	"sync"
 	"unicode/utf8"
 
@@ -20,6 +21,10 @@ type router struct {
 	pushes *routing.PushRoutes // servent ID → links, learned from QueryHits
 	stats  routing.Counters
 
+	walkers  *routing.DupCache // GUIDs of walker queries seen (their hits route without TTL trim)
+	stopped  *routing.DupCache // walker GUIDs whose originator said STOP
+	checking chan struct{}     // bounds walker checks in flight
+
 	fanout sync.Pool // *[]*Link scratch for fan-out
 }
 
@@ -37,6 +42,10 @@ func newRouter(s *Servent) *router {
 		pings:  routing.NewRouteTable(s.cfg.RouteTableSize, routing.PingRouteTTL),
 		query:  routing.NewRouteTable(s.cfg.RouteTableSize, routing.QueryRouteTTL),
 		pushes: routing.NewPushRoutes(s.cfg.RouteTableSize, routing.PushRouteTTL),
+
+		walkers:  routing.NewDupCache(4096),
+		stopped:  routing.NewDupCache(4096),
+		checking: make(chan struct{}, 64),
 	}
 	r.fanout.New = func() any { b := make([]*Link, 0, 64); return &b }
 	return r
@@ -236,13 +245,17 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 	if !r.checkArrival(l, &h) {
 		return
 	}
-	dup, higher := r.duplicate(l, h)
-	if dup && !higher {
-		return
-	}
 	q, err := protocol.DecodeQuery(payload)
 	if err != nil {
 		r.stats.DropOther.Add(1)
+		return
+	}
+	if w, ok := routing.WalkerOf(q); ok && l.Kind != LinkLeaf {
+		r.handleWalker(l, h, q, w)
+		return
+	}
+	dup, higher := r.duplicate(l, h)
+	if dup && !higher {
 		return
 	}
 	if !dup {
@@ -253,7 +266,7 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 			return
 		}
 		r.stats.Handled.Add(1)
-		s.answerQuery(l, h, q)
+		s.answerQuery(l, h, q, 0)
 	}
 	out, ok := r.ttl.Forward(h)
 	if !ok {
@@ -266,8 +279,99 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 			out.TTL = s.cfg.MaxTTL - out.Hops
 		}
 	}
+	if p, ok := routing.GossipProbability(q); ok {
+		r.gossip(l, out, payload, p)
+		return
+	}
 	// A higher-TTL duplicate goes to ultrapeers only: leaves already have it.
 	r.flood(l, out, payload, higher)
+}
+
+// gossip forwards a gossip query to each other neighbour with probability p.
+func (r *router) gossip(from *Link, h protocol.Header, payload []byte, p float64) {
+	sent := 0
+	for _, o := range r.s.Links() {
+		if o == from || o.Kind == LinkLeaf || o.closing.Load() {
+			continue
+		}
+		if o.Caps.Gossip && rand.Float64() >= p {
+			continue // peers that do not gossip get it anyway: they would flood it
+		}
+		if o.send(h, payload) == enqueued {
+			sent++
+		}
+	}
+	if sent > 0 {
+		r.stats.Routed.Add(1)
+	}
+}
+
+// handleWalker handles one step of a random walk: answer the first visit,
+// then pass the walker on to one random walker-capable neighbour (not
+// straight back), after asking the originator every CheckEvery steps when
+// the walker is a checking one.
+func (r *router) handleWalker(l *Link, h protocol.Header, q *protocol.Query, w routing.Walker) {
+	s := r.s
+	dup, _ := r.dups.Check(h.ID, protocol.TypeQuery, 1)
+	r.trace(l, h, dup)
+	if !dup {
+		r.walkers.Check(h.ID, protocol.TypeQuery, 0)
+		r.query.Add(h.ID, l.ID, s.now())
+		if acceptableQuery(q) {
+			r.stats.Handled.Add(1)
+			s.answerQuery(l, h, q, w.Steps)
+		}
+	}
+	if w.Left == 0 || r.stopped.Seen(h.ID, protocol.TypeQuery) {
+		r.stats.Expired.Add(1)
+		return
+	}
+	next := routing.Walker{Num: w.Num, Left: w.Left - 1, Steps: w.Steps + 1, Check: w.Check, Origin: w.Origin}
+	forward := func() {
+		var cands [64]routing.LinkID
+		c := cands[:0]
+		for _, o := range s.Links() {
+			if o.Caps.RandomWalk && o.Kind != LinkLeaf && !o.closing.Load() {
+				c = append(c, o.ID)
+			}
+		}
+		to, ok := routing.NextWalkerHop(rand.New(rand.NewPCG(rand.Uint64(), 0)), c, l.ID)
+		if !ok {
+			return
+		}
+		o := s.linkByID(to)
+		if o == nil {
+			return
+		}
+		payload, err := routing.WithWalker(q, next).AppendTo(nil)
+		if err != nil {
+			return
+		}
+		if o.send(protocol.Header{ID: h.ID, Type: protocol.TypeQuery, TTL: 1}, payload) == enqueued {
+			r.stats.Routed.Add(1)
+		}
+	}
+	if !w.Check || !w.Origin.IsValid() || w.Steps%routing.CheckEvery != 0 {
+		forward()
+		return
+	}
+	select {
+	case r.checking <- struct{}{}:
+	default:
+		forward() // too many checks in flight: go on without asking
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() { <-r.checking }()
+		if s.walkCheck(s.ctx, w.Origin, h.ID) {
+			r.stopped.Check(h.ID, protocol.TypeQuery, 0)
+			r.stats.Expired.Add(1)
+			return
+		}
+		forward()
+	}()
 }
 
 // acceptableQuery applies gtk-gnutella's drops (§1.8, §3.8): flags 0,
@@ -292,7 +396,9 @@ func acceptableQuery(q *protocol.Query) bool {
 }
 
 // answerQuery asks the library (Hooks.Answer) and sends our hits back on l.
-func (s *Servent) answerQuery(l *Link, h protocol.Header, q *protocol.Query) {
+// walkSteps is the walk's length so far for a walker (0 otherwise): its hits
+// need a TTL that lasts the whole way back.
+func (s *Servent) answerQuery(l *Link, h protocol.Header, q *protocol.Query, walkSteps uint16) {
 	if s.cfg.Hooks.Answer == nil {
 		return
 	}
@@ -310,6 +416,9 @@ func (s *Servent) answerQuery(l *Link, h protocol.Header, q *protocol.Query) {
 	}
 	trailer := protocol.HitTrailer{Vendor: VendorCode, Push: s.firewalled(), Busy: s.busy()}
 	ttl := s.router.ttl.ReplyTTL(h.Hops)
+	if walkSteps > 0 {
+		ttl = uint8(min(int(walkSteps)+6, 255))
+	}
 	for start := 0; start < len(results); start += 10 {
 		end := min(start+10, len(results))
 		hit := protocol.NewQueryHit(ip4.As4(), self.Port(), 1000, results[start:end], trailer, s.id)
@@ -364,6 +473,12 @@ func (r *router) forwardReply(dst routing.LinkID, h protocol.Header, payload []b
 		return
 	}
 	out, ok := r.ttl.ForwardReply(h, to.Kind == LinkLeaf)
+	if h.Type == protocol.TypeQueryHit && r.walkers.Seen(h.ID, protocol.TypeQuery) {
+		// a walker's hit retraces a walk that may be longer than any TTL
+		out, ok = h, true
+		out.Hops = min(h.Hops, 254) + 1
+		out.TTL = max(h.TTL, 2) - 1
+	}
 	if !ok {
 		r.stats.Expired.Add(1)
 		return

@@ -54,7 +54,13 @@ type Servent struct {
 	// Message balance across the network: queued for a link (net of
 	// messages dropped from a queue) and fully handled after reading.
 	sentMsgs, handledMsgs atomic.Int64
+
+	walkChecks atomic.Int64 // checks our walkers' holders made of their originators
 }
+
+// WalkChecks is how many walker checks this servent made (each one a
+// request to a walker's originator and its answer).
+func (s *Servent) WalkChecks() int64 { return s.walkChecks.Load() }
 
 // MessageBalance returns how many messages this servent queued to links
 // (less those dropped from queues) and how many it has finished handling.
