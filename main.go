@@ -2,12 +2,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"gnutella/protocol"
+	"gnutella/routing"
 	"gnutella/servent"
 )
 
@@ -29,6 +33,7 @@ func main() {
 		},
 		Commands: []*cli.Command{
 			serveCommand(),
+			searchCommand(),
 			cacheCommand(),
 			decodeCommand(),
 		},
@@ -183,4 +188,140 @@ func decodeCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+func searchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "search",
+		Usage:     "search the network and print results as they arrive",
+		ArgsUsage: `"WORDS"`,
+		Description: "Uses the servent running with --data-dir (through its control API) when there is one;\n" +
+			"otherwise starts a short-lived servent that joins through --peer. Results print as a table\n" +
+			"(name, size, urn, host, speed, push needed) until --timeout or --max-results.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "strategy", Value: "flood", Usage: "flood, ring (expanding ring), walk (random walkers with checking) or gossip"},
+			&cli.IntFlag{Name: "ttl", Value: 4, Usage: "TTL of flood and gossip, largest ring of ring"},
+			&cli.IntFlag{Name: "walkers", Value: 16, Usage: "number of random walkers (strategy walk)"},
+			&cli.Float64Flag{Name: "p", Value: 0.5, Usage: "forwarding probability (strategy gossip)"},
+			&cli.StringFlag{Name: "urn", Usage: "search by hash: urn:sha1:<32 base32 characters>"},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "how long to wait for results"},
+			&cli.IntFlag{Name: "max-results", Usage: "stop after this many results (0: wait for --timeout)"},
+			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent to use"},
+			&cli.StringSliceFlag{Name: "peer", Usage: "`HOST:PORT` to join through when no servent is running (repeatable)"},
+			&cli.BoolFlag{Name: "allow-private", Usage: "accept loopback and private addresses (a local testnet)"},
+		},
+		Action: func(c *cli.Context) error {
+			req := servent.SearchRequest{
+				Query: strings.Join(c.Args().Slice(), " "), URN: c.String("urn"), Strategy: c.String("strategy"),
+				TTL: c.Int("ttl"), Walkers: c.Int("walkers"), P: c.Float64("p"),
+				TimeoutMS: int(c.Duration("timeout") / time.Millisecond), MaxResults: c.Int("max-results"),
+			}
+			if _, err := servent.BuildQuery(req.Query, req.URN); err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			printer := newHitPrinter(os.Stdout)
+			if info, err := servent.ReadControlInfo(c.String("data-dir")); err == nil {
+				cc := &servent.ControlClient{Info: info}
+				var st servent.StatusJSON
+				if cc.Do(ctx, "GET", "/api/v1/status", nil, &st) == nil {
+					var started map[string]string
+					if err := cc.Do(ctx, "POST", "/api/v1/searches", req, &started); err != nil {
+						return cli.Exit(err.Error(), 1)
+					}
+					err := cc.StreamResults(ctx, started["id"], printer.print)
+					printer.done()
+					if err != nil && ctx.Err() == nil {
+						return cli.Exit(err.Error(), 1)
+					}
+					return nil
+				}
+			}
+			if len(c.StringSlice("peer")) == 0 {
+				return cli.Exit("no servent is running with --data-dir "+c.String("data-dir")+
+					" and no --peer was given: start `gnutella serve` or pass --peer HOST:PORT", 2)
+			}
+			log, err := logger(c)
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			cfg := servent.DefaultConfig()
+			cfg.ListenAddr = "0.0.0.0:0"
+			cfg.Peers = c.StringSlice("peer")
+			cfg.WantLinks = len(cfg.Peers)
+			cfg.AllowLoopback = c.Bool("allow-private")
+			cfg.AllowPrivate = c.Bool("allow-private")
+			cfg.Logger = log
+			s, err := servent.New(cfg)
+			if err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			if err := s.Start(); err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			defer s.Stop()
+			wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			err = s.WaitLinks(wctx, 1)
+			cancel()
+			if err != nil {
+				return cli.Exit("could not link to any --peer within 15 s: check the addresses and that they run", 1)
+			}
+			q, _ := servent.BuildQuery(req.Query, req.URN)
+			st, err := routing.ParseStrategy(req.Strategy, routing.StrategyOptions{TTL: uint8(req.TTL), Walkers: req.Walkers, P: req.P})
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			search, done := s.StartSearch(q, st, req.MaxResults, c.Duration("timeout"))
+			shown := 0
+			for {
+				changed := search.Changed()
+				for _, h := range search.Hits()[shown:] {
+					printer.print(servent.HitToJSON(h))
+					shown++
+				}
+				select {
+				case <-changed:
+				case <-done:
+					for _, h := range search.Hits()[shown:] {
+						printer.print(servent.HitToJSON(h))
+					}
+					printer.done()
+					return nil
+				case <-ctx.Done():
+					printer.done()
+					return nil
+				}
+			}
+		},
+	}
+}
+
+// hitPrinter prints search results as table rows as they arrive.
+type hitPrinter struct {
+	w io.Writer
+	n int
+}
+
+func newHitPrinter(w io.Writer) *hitPrinter { return &hitPrinter{w: w} }
+
+func (p *hitPrinter) print(h servent.HitJSON) {
+	if p.n == 0 {
+		fmt.Fprintf(p.w, "%-40s %10s  %-41s %-21s %6s  %s\n", "NAME", "SIZE", "URN", "HOST", "KBPS", "PUSH")
+	}
+	p.n++
+	push := "no"
+	if h.Push {
+		push = "yes"
+	}
+	fmt.Fprintf(p.w, "%-40s %10d  %-41s %-21s %6d  %s\n", clip(h.Name, 40), h.Size, h.URN, h.Host, h.Speed, push)
+}
+
+func (p *hitPrinter) done() { fmt.Fprintf(p.w, "%d results\n", p.n) }
+
+func clip(s string, n int) string {
+	if len([]rune(s)) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
 }

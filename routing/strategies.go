@@ -258,3 +258,46 @@ func NextWalkerHop(rng *rand.Rand, candidates []LinkID, from LinkID) (LinkID, bo
 		}
 	}
 }
+
+// StrategyOptions are the knobs a user gives a search.
+type StrategyOptions struct {
+	TTL     uint8         // flood and gossip TTL, ring maximum (default 4)
+	Walkers int           // random walk: number of walkers (default 16)
+	Budget  uint16        // random walk: steps per walker (default 1024)
+	P       float64       // gossip probability (default 0.5)
+	Wait    time.Duration // expanding ring: wait per unit of TTL (default 1 s)
+}
+
+// ParseStrategy builds a strategy from its name: flood, ring, walk or gossip.
+func ParseStrategy(name string, o StrategyOptions) (Strategy, error) {
+	ttl := o.TTL
+	if ttl == 0 {
+		ttl = 4
+	}
+	switch name {
+	case "flood", "":
+		return Flood{TTL: ttl}, nil
+	case "ring":
+		wait := o.Wait
+		if wait == 0 {
+			wait = time.Second
+		}
+		return Ring{Start: 1, Step: 1, Max: ttl, Wait: wait}, nil
+	case "walk":
+		k, budget := o.Walkers, o.Budget
+		if k <= 0 {
+			k = 16
+		}
+		if budget == 0 {
+			budget = 1024
+		}
+		return Walk{K: k, Budget: budget, Check: true}, nil
+	case "gossip":
+		p := o.P
+		if p <= 0 || p > 1 {
+			p = 0.5
+		}
+		return Gossip{P: p, TTL: ttl}, nil
+	}
+	return nil, fmt.Errorf("unknown strategy %q: use flood, ring, walk or gossip", name)
+}

@@ -336,3 +336,6 @@ func resolvePeer(p string) (netip.AddrPort, error) {
 	}
 	return netip.AddrPortFrom(addrs[0].Unmap(), uint16(pn)), nil
 }
+
+// Mode is the role the servent plays now.
+func (s *Servent) Mode() Mode { return s.cfg.Mode }
