@@ -1,0 +1,281 @@
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// gtk-gnutella's values (uploads.c: PUSH_REPLY_MAX, PUSH_REPLY_FREQ,
+// PUSH_BAN_FREQ), notes §6.4.
+const (
+	DefaultPushPerIP      = 5
+	DefaultPushWindow     = 30 * time.Second
+	DefaultPushFailBan    = 500 * time.Second
+	DefaultPushMaxEntries = 8192
+)
+
+// The errors of PushGuard.Allow and PushPolicy.CheckAddr. The returned
+// errors wrap them with details: test with errors.Is.
+var (
+	// ErrPushRate: too many callbacks to that IP within the window (or too
+	// many distinct targets to remember: we then refuse new ones).
+	ErrPushRate = errors.New("push callback rate limit")
+	// ErrPushBanned: a connect-back to that ip:port failed recently.
+	ErrPushBanned = errors.New("push callback target banned after a failed connect-back")
+	// ErrPushAddress: not an address we connect back to.
+	ErrPushAddress = errors.New("push callback address refused")
+)
+
+// PushPolicy configures a PushGuard. Zero numeric fields take the defaults
+// above; AllowPrivate and AllowLoopback are false unless set (the internet).
+type PushPolicy struct {
+	PerIP   int           // callbacks per IP within Window (5)
+	Window  time.Duration // sliding window (30 s)
+	FailBan time.Duration // how long a failed ip:port is skipped (500 s)
+	// AllowPrivate permits RFC 1918, fc00::/7 and 100.64/10 targets, and
+	// AllowLoopback 127/8 and ::1 (a local test network: both true).
+	AllowPrivate, AllowLoopback bool
+	// MaxEntries bounds the IPs and the bans remembered (8192 each). When
+	// every remembered IP is still within its window, pushes to new IPs
+	// are refused with ErrPushRate until entries expire.
+	MaxEntries int
+}
+
+func (p PushPolicy) withDefaults() PushPolicy {
+	if p.PerIP <= 0 {
+		p.PerIP = DefaultPushPerIP
+	}
+	if p.Window <= 0 {
+		p.Window = DefaultPushWindow
+	}
+	if p.FailBan <= 0 {
+		p.FailBan = DefaultPushFailBan
+	}
+	if p.MaxEntries <= 0 {
+		p.MaxEntries = DefaultPushMaxEntries
+	}
+	return p
+}
+
+// CheckAddr applies the address part of the policy (notes §6.4, §8.3): the
+// port must not be 0, and the address must be a unicast, routable one: not
+// unspecified, multicast, broadcast, reserved (240/4), "this network"
+// (0/8), link-local, documentation or benchmarking space, and not private
+// or loopback unless allowed. IPv4-mapped IPv6 addresses are judged as
+// IPv4; other IPv6 addresses must be global unicast (2000::/3). The error
+// wraps ErrPushAddress.
+func (p PushPolicy) CheckAddr(addr netip.AddrPort) error {
+	a := addr.Addr().Unmap()
+	bad := func(why string) error {
+		return fmt.Errorf("%w: %s: %s", ErrPushAddress, addr, why)
+	}
+	switch {
+	case !a.IsValid():
+		return fmt.Errorf("%w: no address", ErrPushAddress)
+	case addr.Port() == 0:
+		return bad("port 0")
+	case a.IsUnspecified():
+		return bad("unspecified address")
+	case a.IsLoopback():
+		if !p.AllowLoopback {
+			return bad("loopback address")
+		}
+		return nil
+	case isPrivateAddr(a):
+		if !p.AllowPrivate {
+			return bad("private address")
+		}
+		return nil
+	case a.IsMulticast():
+		return bad("multicast address")
+	case a.IsLinkLocalUnicast():
+		return bad("link-local address")
+	}
+	if a.Is4() {
+		switch {
+		case a == broadcast4:
+			return bad("broadcast address")
+		case prefixMulticast4.Contains(a):
+			return bad("multicast address")
+		case prefixReserved4.Contains(a):
+			return bad("reserved address (240/4)")
+		}
+		for _, b := range bogons4 {
+			if b.Contains(a) {
+				return bad("bogon (" + b.String() + ")")
+			}
+		}
+		return nil
+	}
+	if !prefixGlobal6.Contains(a) || prefixDoc6.Contains(a) {
+		return bad("not a global unicast IPv6 address")
+	}
+	return nil
+}
+
+// PushGuard applies a PushPolicy before we answer a Push with a callback
+// (gtk-gnutella uploads.c handle_push_request). It is safe for concurrent
+// use and its memory is bounded by MaxEntries.
+type PushGuard struct {
+	p         PushPolicy
+	mu        sync.Mutex
+	rates     map[netip.Addr]*rateEntry // key: IPv4, or the /64 of an IPv6
+	bans      map[netip.AddrPort]time.Time
+	nextPrune time.Time
+	lastFull  time.Time // last prune forced by a full table
+}
+
+// rateEntry holds the times of the recent callbacks to one IP, oldest
+// first, at most PerIP of them.
+type rateEntry struct {
+	times []time.Time
+}
+
+// NewPushGuard returns a guard applying p (zero fields take the defaults).
+func NewPushGuard(p PushPolicy) *PushGuard {
+	return &PushGuard{
+		p:     p.withDefaults(),
+		rates: make(map[netip.Addr]*rateEntry),
+		bans:  make(map[netip.AddrPort]time.Time),
+	}
+}
+
+// Policy returns the policy in force, defaults filled in.
+func (g *PushGuard) Policy() PushPolicy { return g.p }
+
+// rateKey is the IP the rate limit counts against: IPv4 as is, IPv6 by its
+// /64 (one host usually owns a whole /64).
+func rateKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
+func canonAddrPort(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// Allow decides whether we may connect back to addr now. It checks, in this
+// order, the address (ErrPushAddress), a ban on that ip:port after a failed
+// connect-back (ErrPushBanned) and the rate per IP (ErrPushRate: at most
+// PerIP callbacks within any Window). When it returns nil the attempt is
+// counted; a refused attempt is not.
+func (g *PushGuard) Allow(addr netip.AddrPort, now time.Time) error {
+	if err := g.p.CheckAddr(addr); err != nil {
+		return err
+	}
+	addr = canonAddrPort(addr)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.maybePruneLocked(now)
+
+	if until, ok := g.bans[addr]; ok {
+		if now.Before(until) {
+			return fmt.Errorf("%w: %s for another %v", ErrPushBanned, addr, until.Sub(now).Round(time.Second))
+		}
+		delete(g.bans, addr)
+	}
+
+	key := rateKey(addr.Addr())
+	e := g.rates[key]
+	if e == nil {
+		if len(g.rates) >= g.p.MaxEntries {
+			// Full: drop what expired (at most once a second), and refuse
+			// new targets if that was not enough. Evicting live entries
+			// instead would let a flood of pushes to many addresses reset
+			// the limit of the one being attacked.
+			if now.Sub(g.lastFull) >= time.Second || now.Before(g.lastFull) {
+				g.lastFull = now
+				g.pruneLocked(now)
+			}
+			if len(g.rates) >= g.p.MaxEntries {
+				return fmt.Errorf("%w: %d callback targets in the last %v", ErrPushRate, len(g.rates), g.p.Window)
+			}
+		}
+		e = &rateEntry{times: make([]time.Time, 0, g.p.PerIP)}
+		g.rates[key] = e
+	}
+	e.expire(now, g.p.Window)
+	if len(e.times) >= g.p.PerIP {
+		return fmt.Errorf("%w: %d callbacks to %s in the last %v", ErrPushRate, len(e.times), key, g.p.Window)
+	}
+	e.times = append(e.times, now)
+	return nil
+}
+
+// expire drops the times at least window before now.
+func (e *rateEntry) expire(now time.Time, window time.Duration) {
+	n := 0
+	for n < len(e.times) && now.Sub(e.times[n]) >= window {
+		n++
+	}
+	if n > 0 {
+		e.times = append(e.times[:0], e.times[n:]...)
+	}
+}
+
+// Failed records that the connect-back to addr failed: that ip:port is
+// refused for FailBan (gtk: 500 s).
+func (g *PushGuard) Failed(addr netip.AddrPort, now time.Time) {
+	if !addr.IsValid() {
+		return
+	}
+	addr = canonAddrPort(addr)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.maybePruneLocked(now)
+	if _, ok := g.bans[addr]; !ok && len(g.bans) >= g.p.MaxEntries {
+		g.pruneLocked(now)
+		if len(g.bans) >= g.p.MaxEntries {
+			// Evict the ban that ends first: at worst we retry a dead
+			// address a little early.
+			var victim netip.AddrPort
+			var first time.Time
+			for k, until := range g.bans {
+				if !victim.IsValid() || until.Before(first) {
+					victim, first = k, until
+				}
+			}
+			delete(g.bans, victim)
+		}
+	}
+	g.bans[addr] = now.Add(g.p.FailBan)
+}
+
+// Len returns how many IPs and bans the guard remembers.
+func (g *PushGuard) Len() (ips, bans int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.rates), len(g.bans)
+}
+
+// maybePruneLocked prunes once per Window.
+func (g *PushGuard) maybePruneLocked(now time.Time) {
+	if now.Before(g.nextPrune) && g.nextPrune.Sub(now) <= g.p.Window {
+		return
+	}
+	g.nextPrune = now.Add(g.p.Window)
+	g.pruneLocked(now)
+}
+
+// pruneLocked forgets the IPs without a callback in the last Window and the
+// bans that ended.
+func (g *PushGuard) pruneLocked(now time.Time) {
+	for k, e := range g.rates {
+		e.expire(now, g.p.Window)
+		if len(e.times) == 0 {
+			delete(g.rates, k)
+		}
+	}
+	for k, until := range g.bans {
+		if !now.Before(until) {
+			delete(g.bans, k)
+		}
+	}
+}

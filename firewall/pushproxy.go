@@ -1,0 +1,353 @@
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"gnutella/protocol"
+)
+
+// ProxyTable is the ultrapeer side of push proxies (notes §6.5): which link
+// leads to the leaf with a given servent GUID, learnt from its Push-Proxy
+// Request (LIME/21, whose descriptor GUID is the leaf's servent ID). A link
+// proxies one servent at a time, as in gtk-gnutella: a second request on the
+// same link replaces the first, so a link cannot fill the table. The zero
+// value is ready to use; it is safe for concurrent use.
+type ProxyTable struct {
+	mu     sync.RWMutex
+	byGUID map[protocol.GUID]uint32
+	byLink map[uint32]protocol.GUID
+}
+
+// NewProxyTable returns an empty table.
+func NewProxyTable() *ProxyTable { return &ProxyTable{} }
+
+// Add records that servent is reached through link (after we answered its
+// LIME/21 with a LIME/22). A servent already reached through another link
+// moves to this one; a servent this link proxied before is forgotten.
+func (t *ProxyTable) Add(servent protocol.GUID, link uint32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.byGUID == nil {
+		t.byGUID = make(map[protocol.GUID]uint32)
+		t.byLink = make(map[uint32]protocol.GUID)
+	}
+	if old, ok := t.byLink[link]; ok && old != servent {
+		delete(t.byGUID, old)
+	}
+	if oldLink, ok := t.byGUID[servent]; ok && oldLink != link {
+		delete(t.byLink, oldLink)
+	}
+	t.byGUID[servent] = link
+	t.byLink[link] = servent
+}
+
+// Remove forgets the servent proxied through link (the link closed).
+func (t *ProxyTable) Remove(link uint32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.byLink[link]; ok {
+		delete(t.byLink, link)
+		delete(t.byGUID, g)
+	}
+}
+
+// Lookup returns the link to servent.
+func (t *ProxyTable) Lookup(servent protocol.GUID) (uint32, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	link, ok := t.byGUID[servent]
+	return link, ok
+}
+
+// Len returns the number of servents proxied.
+func (t *ProxyTable) Len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.byGUID)
+}
+
+// PushProxyStatus is the HTTP status a push proxy answers (notes §6.5).
+type PushProxyStatus int
+
+const (
+	// PushProxySent: the Push went to the leaf over its link to us.
+	PushProxySent PushProxyStatus = 202
+	// PushProxyRouted: the Push went through the network (gtk-gnutella,
+	// when it has only a Gnutella route). Not produced by Resolve.
+	PushProxyRouted PushProxyStatus = 203
+	// PushProxyBadRequest: malformed request; the downloader drops us.
+	PushProxyBadRequest PushProxyStatus = 400
+	// PushProxyGone: that servent is not connected here; do not retry.
+	PushProxyGone PushProxyStatus = 410
+)
+
+// Reason is the reason phrase for the status line.
+func (s PushProxyStatus) Reason() string {
+	switch s {
+	case PushProxySent:
+		return "Push Proxy: Message Sent"
+	case PushProxyRouted:
+		return "Push Proxy: Message Sent Through Gnutella"
+	case PushProxyBadRequest:
+		return "Malformed Push Proxy Request"
+	case PushProxyGone:
+		return "Push Proxy: Servent Not Connected"
+	}
+	return "Unknown"
+}
+
+// ErrPushProxyRequest is wrapped by every error of ParsePushProxyRequest:
+// answer PushProxyBadRequest (400).
+var ErrPushProxyRequest = errors.New("malformed push-proxy request")
+
+// The request paths gtk-gnutella accepts (pproxy.c get_params), with the
+// parameter naming the servent: base32 for ServerId, hex for guid.
+var pushProxyPaths = []struct{ prefix, param string }{
+	{"/gnutella/pushproxy?", "ServerId"},
+	{"/gnutella/push-proxy?", "ServerId"},
+	{"/gnet/push-proxy?", "guid"},
+}
+
+// IsPushProxyTarget reports whether an HTTP request target is a push-proxy
+// request (so that the HTTP server hands it to the proxy, not to uploads).
+func IsPushProxyTarget(target string) bool {
+	for _, p := range pushProxyPaths {
+		if strings.HasPrefix(target, p.prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParsePushProxyRequest parses the request of a downloader to a push proxy
+// (notes §6.5, gtk-gnutella pproxy.c):
+//
+//	GET /gnutella/push-proxy?ServerId=<base32 GUID>[&file=<index>]
+//	GET /gnutella/pushproxy?ServerId=<base32 GUID>[&file=<index>]
+//	GET /gnet/push-proxy?guid=<32 hex>[&file=<index>]
+//	X-Node: <ip>:<port>
+//
+// target is the request target (path and query, percent-encoded as sent);
+// xnode is the value of the X-Node header ("" if absent). The base32 GUID is
+// RFC 4648 base32 of the 16 bytes, in either case: 26 characters, or 32
+// ending in "======". As in gtk-gnutella, the 2 spare bits of the last
+// character are ignored, and a file index that is not a decimal uint32 is
+// taken as 0 ("any file"). X-Node is required; a second address after a
+// comma (gtk-gnutella's IPv4, IPv6 pair) is ignored. IPv4-mapped addresses
+// are unmapped. The node is only checked for being a unicast address with a
+// port: apply PushPolicy.CheckAddr before relaying to it.
+//
+// Every error wraps ErrPushProxyRequest and maps to 400.
+func ParsePushProxyRequest(target string, xnode string) (servent protocol.GUID, index uint32, node netip.AddrPort, err error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrPushProxyRequest, fmt.Sprintf(format, args...))
+	}
+	var query, param string
+	for _, p := range pushProxyPaths {
+		if rest, ok := strings.CutPrefix(target, p.prefix); ok {
+			query, param = rest, p.param
+			break
+		}
+	}
+	if param == "" {
+		return servent, 0, node, bad("request not understood: %q", truncate(target, 64))
+	}
+	values, perr := url.ParseQuery(query)
+	if perr != nil {
+		return servent, 0, node, bad("bad URL encoding: %v", perr)
+	}
+	value, ok := queryGet(values, param)
+	if !ok {
+		return servent, 0, node, bad("no %s parameter", param)
+	}
+	if param == "ServerId" {
+		servent, ok = parseGUIDBase32(value)
+		if !ok {
+			return servent, 0, node, bad("parameter ServerId is not a base32 GUID (26 or 32 characters): %q", truncate(value, 40))
+		}
+	} else {
+		g, gerr := protocol.ParseGUID(value)
+		if gerr != nil {
+			return servent, 0, node, bad("parameter guid is not 32 hex digits: %q", truncate(value, 40))
+		}
+		servent = g
+	}
+	if f, ok := queryGet(values, "file"); ok {
+		if n, ferr := strconv.ParseUint(f, 10, 32); ferr == nil {
+			index = uint32(n)
+		}
+	}
+	node, err = parseXNode(xnode)
+	if err != nil {
+		return protocol.GUID{}, 0, netip.AddrPort{}, bad("%v", err)
+	}
+	return servent, index, node, nil
+}
+
+// queryGet returns the first value of name, matched exactly, or else
+// without regard to case.
+func queryGet(v url.Values, name string) (string, bool) {
+	if vs, ok := v[name]; ok && len(vs) > 0 {
+		return vs[0], true
+	}
+	for k, vs := range v {
+		if strings.EqualFold(k, name) && len(vs) > 0 {
+			return vs[0], true
+		}
+	}
+	return "", false
+}
+
+// parseXNode reads "ip:port" (IPv6 in brackets), ignoring what follows a
+// comma.
+func parseXNode(s string) (netip.AddrPort, error) {
+	if first, _, ok := strings.Cut(s, ","); ok {
+		s = first
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return netip.AddrPort{}, errors.New("X-Node header missing")
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("X-Node %q is not ip:port", truncate(s, 60))
+	}
+	a := ap.Addr().Unmap()
+	switch {
+	case ap.Port() == 0:
+		return netip.AddrPort{}, fmt.Errorf("X-Node %s has port 0", ap)
+	case a.Zone() != "":
+		return netip.AddrPort{}, fmt.Errorf("X-Node %s has a zone", ap)
+	case a.IsUnspecified() || a.IsMulticast() || a == broadcast4 || a.Is4() && prefixMulticast4.Contains(a):
+		return netip.AddrPort{}, fmt.Errorf("X-Node %s is not a unicast address", ap)
+	}
+	return netip.AddrPortFrom(a, ap.Port()), nil
+}
+
+const base32Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+// base32Value maps a character (either case) to its 5-bit value, or -1.
+var base32Value = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	for i := 0; i < len(base32Alphabet); i++ {
+		c := base32Alphabet[i]
+		t[c] = int8(i)
+		if c >= 'A' && c <= 'Z' {
+			t[c+'a'-'A'] = int8(i)
+		}
+	}
+	return t
+}()
+
+// parseGUIDBase32 decodes the 26 base32 characters of a GUID, optionally
+// followed by the 6 padding characters "======".
+func parseGUIDBase32(s string) (protocol.GUID, bool) {
+	var g protocol.GUID
+	switch len(s) {
+	case 26:
+	case 32:
+		if s[26:] != "======" {
+			return g, false
+		}
+		s = s[:26]
+	default:
+		return g, false
+	}
+	var acc uint32
+	bits, n := 0, 0
+	for i := 0; i < len(s); i++ {
+		v := base32Value[s[i]]
+		if v < 0 {
+			return protocol.GUID{}, false
+		}
+		acc = acc<<5 | uint32(v)
+		bits += 5
+		if bits >= 8 {
+			bits -= 8
+			g[n] = byte(acc >> bits)
+			n++
+		}
+	}
+	// 26 × 5 = 130 bits: 16 bytes and 2 spare bits, ignored like gtk does.
+	return g, n == len(g)
+}
+
+// GUIDBase32 encodes a servent GUID as the ServerId of a push-proxy request:
+// 26 upper-case RFC 4648 base32 characters, no padding.
+func GUIDBase32(g protocol.GUID) string {
+	b := make([]byte, 0, 26)
+	var acc uint32
+	bits := 0
+	for _, c := range g {
+		acc = acc<<8 | uint32(c)
+		bits += 8
+		for bits >= 5 {
+			bits -= 5
+			b = append(b, base32Alphabet[acc>>bits&31])
+		}
+	}
+	b = append(b, base32Alphabet[acc<<(5-bits)&31])
+	return string(b)
+}
+
+// NewProxyPush builds the Push a proxy sends to the leaf for a downloader at
+// node (gtk-gnutella pproxy.c build_push): an IPv4 node goes in the address
+// field; an IPv6 one goes in GGEP "6", the IPv4 field holding 127.0.0.0 as
+// gtk-gnutella does (send it only to a peer that announced GGEP). Send it
+// with TTL = max TTL − 1 and hops = 1, as it does not come from us.
+func NewProxyPush(servent protocol.GUID, index uint32, node netip.AddrPort) (*protocol.Push, error) {
+	a := node.Addr().Unmap()
+	if !a.IsValid() || node.Port() == 0 {
+		return nil, fmt.Errorf("firewall: push for %s: invalid address", node)
+	}
+	p := &protocol.Push{ServentID: servent, Index: index, Port: node.Port()}
+	if a.Is4() {
+		p.IP = a.As4()
+		return p, nil
+	}
+	p.IP = [4]byte{127, 0, 0, 0}
+	ip6 := a.As16()
+	p.GGEP = protocol.GGEP{{ID: "6", Data: ip6[:]}}
+	return p, nil
+}
+
+// Resolve handles a push-proxy request end to end, short of sending: it
+// parses the request (400), applies addrOK to the downloader's address if
+// not nil (400: e.g. a PushPolicy's CheckAddr, so that we do not relay
+// pushes to hostile addresses), looks the servent up (410) and builds the
+// Push (202). The caller sends push on link and answers status.
+func (t *ProxyTable) Resolve(target, xnode string, addrOK func(netip.AddrPort) error) (status PushProxyStatus, link uint32, push *protocol.Push, err error) {
+	servent, index, node, err := ParsePushProxyRequest(target, xnode)
+	if err != nil {
+		return PushProxyBadRequest, 0, nil, err
+	}
+	if addrOK != nil {
+		if err := addrOK(node); err != nil {
+			return PushProxyBadRequest, 0, nil, fmt.Errorf("%w: %v", ErrPushProxyRequest, err)
+		}
+	}
+	link, ok := t.Lookup(servent)
+	if !ok {
+		return PushProxyGone, 0, nil, fmt.Errorf("firewall: servent %s is not connected here", servent)
+	}
+	push, err = NewProxyPush(servent, index, node)
+	if err != nil {
+		return PushProxyBadRequest, 0, nil, fmt.Errorf("%w: %v", ErrPushProxyRequest, err)
+	}
+	return PushProxySent, link, push, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,268 @@
+package transfer
+
+import (
+	"bufio"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gnutella/share"
+)
+
+const benchSize = 1 << 30
+
+var (
+	benchOnce sync.Once
+	benchDir  string
+	benchFile share.File
+	benchKind string
+	benchErr  error
+)
+
+// benchFixture makes the 1 GiB file once per test binary (the benchmark
+// function runs several times): real pseudo-random bytes when the disk has
+// room for them with 2 GiB to spare, a sparse file otherwise.
+func benchFixture(b *testing.B) share.File {
+	b.Helper()
+	benchOnce.Do(func() {
+		benchDir, benchErr = os.MkdirTemp("", "transfer-bench-")
+		if benchErr != nil {
+			return
+		}
+		path := filepath.Join(benchDir, "big.bin")
+		var st syscall.Statfs_t
+		real := syscall.Statfs(benchDir, &st) == nil && int64(st.Bavail)*int64(st.Bsize) > benchSize+2<<30
+		f, err := os.Create(path)
+		if err != nil {
+			benchErr = err
+			return
+		}
+		if real {
+			benchKind = "real"
+			block := make([]byte, 1<<20)
+			_, _ = rand.Read(block)
+			for i := 0; i < benchSize/len(block) && benchErr == nil; i++ {
+				block[0], block[1] = byte(i), byte(i>>8) // no two blocks alike
+				_, benchErr = f.Write(block)
+			}
+		} else {
+			benchKind = "sparse"
+			benchErr = f.Truncate(benchSize)
+		}
+		if err := f.Close(); benchErr == nil {
+			benchErr = err
+		}
+		fi, err := os.Stat(path)
+		if benchErr == nil {
+			benchErr = err
+		}
+		if benchErr == nil {
+			benchFile = share.File{Index: 1, Path: path, Name: "big.bin", Size: fi.Size(), ModTime: fi.ModTime()}
+		}
+	})
+	if benchErr != nil {
+		b.Fatal(benchErr)
+	}
+	return benchFile
+}
+
+func benchCleanup() {
+	if benchDir != "" {
+		_ = os.RemoveAll(benchDir)
+	}
+}
+
+// serveRaw runs srv on a plain loopback listener (no test wrappers, so the
+// connections are *net.TCPConn and sendfile applies).
+func serveRaw(b *testing.B, srv *Server) (addr string, stop func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				srv.Serve(c)
+			}()
+		}
+	}()
+	return ln.Addr().String(), func() {
+		ln.Close()
+		srv.Close()
+		wg.Wait()
+	}
+}
+
+// fetchAll sends one GET and reads the whole body with a 256 KiB buffer,
+// the same client for both servers.
+func fetchAll(addr, target string, buf []byte) (int64, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: bench\r\nConnection: close\r\n\r\n", target, addr); err != nil {
+		return 0, err
+	}
+	br := bufio.NewReaderSize(c, 4096)
+	code, _, _, h, err := readResponseHead(br)
+	if err != nil {
+		return 0, err
+	}
+	if code != 200 {
+		return 0, fmt.Errorf("status %d", code)
+	}
+	n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	var got int64
+	for got < n {
+		k, err := br.Read(buf[:min(int64(len(buf)), n-got)])
+		got += int64(k)
+		if err != nil {
+			if errors.Is(err, io.EOF) && got == n {
+				break
+			}
+			return got, err
+		}
+	}
+	return got, nil
+}
+
+// BenchmarkUpload1GiB measures the upload of a 1 GiB file over loopback
+// through Server and, in the same run and with the same client, through
+// Go's http.FileServer serving the same file.
+//
+//	go test -run '^$' -bench Upload1GiB -benchtime 5x ./transfer/
+func BenchmarkUpload1GiB(b *testing.B) {
+	f := benchFixture(b)
+	srv := &Server{Library: newFakeLibrary(f), UserAgent: "gnutella/bench"}
+	gAddr, stop := serveRaw(b, srv)
+	defer stop()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.FileServer(http.Dir(filepath.Dir(f.Path)))}
+	go hs.Serve(ln)
+	defer hs.Close()
+	hAddr := ln.Addr().String()
+
+	buf := make([]byte, 256<<10)
+	var gTime, hTime time.Duration
+	var gBest, hBest time.Duration // the fastest round of each: less sensitive to a loaded machine
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k := 0; k < 2; k++ {
+			gnut := (i+k)%2 == 0 // alternate which goes first
+			addr, target := hAddr, "/big.bin"
+			if gnut {
+				addr, target = gAddr, "/get/1/big.bin"
+			}
+			t0 := time.Now()
+			n, err := fetchAll(addr, target, buf)
+			d := time.Since(t0)
+			if err != nil || n != f.Size {
+				b.Fatalf("%s: %d bytes, %v", addr, n, err)
+			}
+			if gnut {
+				gTime += d
+				if gBest == 0 || d < gBest {
+					gBest = d
+				}
+			} else {
+				hTime += d
+				if hBest == 0 || d < hBest {
+					hBest = d
+				}
+			}
+		}
+	}
+	b.StopTimer()
+	mb := float64(f.Size) * float64(b.N) / 1e6
+	g, h := mb/gTime.Seconds(), mb/hTime.Seconds()
+	b.ReportMetric(g, "gnutella-MB/s")
+	b.ReportMetric(h, "fileserver-MB/s")
+	b.ReportMetric(g/h, "ratio")
+	b.ReportMetric(hBest.Seconds()/gBest.Seconds(), "best-ratio")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("%s 1 GiB file; %d round(s); best round: gnutella %.0f MB/s, FileServer %.0f MB/s",
+		benchKind, b.N, float64(f.Size)/1e6/gBest.Seconds(), float64(f.Size)/1e6/hBest.Seconds())
+}
+
+// BenchmarkUploadMemory opens 100 concurrent downloads that read nothing
+// (the slowest clients there are: each upload is parked in sendfile on a
+// full socket buffer) and reports the Go heap and stack they cost, per
+// upload. The client sockets live in the same process and are counted too.
+//
+//	go test -run '^$' -bench UploadMemory -benchtime 1x ./transfer/
+func BenchmarkUploadMemory(b *testing.B) {
+	const clients = 100
+	f := benchFixture(b)
+	for i := 0; i < b.N; i++ {
+		srv := &Server{Library: newFakeLibrary(f), Slots: clients, PerIP: -1, UserAgent: "gnutella/bench"}
+		addr, stop := serveRaw(b, srv)
+		before := goMemory()
+		conns := make([]net.Conn, 0, clients)
+		for j := 0; j < clients; j++ {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fmt.Fprintf(c, "GET /get/1/big.bin HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+			conns = append(conns, c)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for len(srv.Uploads()) < clients {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d uploads active", len(srv.Uploads()))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond) // let every sendfile fill its socket and park
+		after := goMemory()
+		per := float64(after.total()-before.total()) / clients
+		b.ReportMetric(per, "B/upload")
+		b.ReportMetric(float64(after.heap-before.heap)/clients, "heap-B/upload")
+		b.ReportMetric(float64(after.stack-before.stack)/clients, "stack-B/upload")
+		b.ReportMetric(0, "ns/op")
+		for _, c := range conns {
+			c.Close()
+		}
+		stop()
+	}
+}
+
+type memFigures struct{ heap, stack int64 }
+
+func (m memFigures) total() int64 { return m.heap + m.stack }
+
+func goMemory() memFigures {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memFigures{heap: int64(ms.HeapInuse), stack: int64(ms.StackInuse)}
+}

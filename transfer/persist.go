@@ -1,0 +1,225 @@
+package transfer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"gnutella/protocol"
+)
+
+// The queue on disk (Downloader.StateFile). What we have of each file is
+// not stored: the partial file's size is the truth, so a crash between a
+// write and a save loses nothing.
+type queueFile struct {
+	Version   int          `json:"version"`
+	Downloads []queueEntry `json:"downloads"`
+}
+
+type queueEntry struct {
+	Name    string        `json:"name"`
+	Size    int64         `json:"size"`
+	URN     string        `json:"urn,omitempty"` // "urn:sha1:...", empty when unknown
+	Key     string        `json:"key"`
+	State   State         `json:"state"`
+	Error   string        `json:"error,omitempty"`
+	Path    string        `json:"path,omitempty"`
+	Sources []queueSource `json:"sources"`
+}
+
+type queueSource struct {
+	Addr        string   `json:"addr,omitempty"`
+	Index       uint32   `json:"index"`
+	Name        string   `json:"name,omitempty"`
+	ServentID   string   `json:"servent_id,omitempty"`
+	Push        bool     `json:"push,omitempty"`
+	PushProxies []string `json:"push_proxies,omitempty"`
+	Dropped     bool     `json:"dropped,omitempty"`
+}
+
+const queueVersion = 1
+
+// save writes the queue atomically (a temporary file renamed over the old).
+func (d *Downloader) save() error {
+	if d.StateFile == "" {
+		return nil
+	}
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	q := queueFile{Version: queueVersion}
+	d.mu.Lock()
+	for _, x := range d.list {
+		e := queueEntry{Name: x.name, Size: x.size, Key: x.key, State: x.state, Path: x.path}
+		if !x.sha1.IsZero() {
+			e.URN = x.sha1.String()
+		}
+		if x.err != nil {
+			e.Error = x.err.Error()
+		}
+		switch e.State {
+		case StateDone, StateFailed:
+		default:
+			e.State = StateQueued
+		}
+		for _, s := range x.sources {
+			qs := queueSource{Index: s.Index, Name: s.Name, Push: s.Push, Dropped: s.dropped}
+			if s.Addr.IsValid() {
+				qs.Addr = s.Addr.String()
+			}
+			if !s.ServentID.IsZero() {
+				qs.ServentID = s.ServentID.String()
+			}
+			for _, p := range s.PushProxies {
+				qs.PushProxies = append(qs.PushProxies, p.String())
+			}
+			e.Sources = append(e.Sources, qs)
+		}
+		q.Downloads = append(q.Downloads, e)
+	}
+	d.mu.Unlock()
+	b, err := json.MarshalIndent(q, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := d.StateFile + ".tmp"
+	if err := os.MkdirAll(filepath.Dir(d.StateFile), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, d.StateFile)
+}
+
+// load reads the queue written by save. Entries already queued (by Add
+// before Start) keep their state and gain the saved sources.
+func (d *Downloader) load() error {
+	if d.StateFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(d.StateFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("transfer: reading the download queue: %w", err)
+	}
+	var q queueFile
+	if err := json.Unmarshal(b, &q); err != nil {
+		return fmt.Errorf("transfer: download queue %s: %w", d.StateFile, err)
+	}
+	if q.Version != queueVersion {
+		return fmt.Errorf("transfer: download queue %s: version %d, want %d", d.StateFile, q.Version, queueVersion)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, e := range q.Downloads {
+		r := Request{Name: e.Name, Size: e.Size}
+		if e.Size < 0 {
+			continue
+		}
+		if e.URN != "" {
+			if r.SHA1, err = protocol.ParseURN(e.URN); err != nil {
+				d.Logger.Warn().Str("urn", e.URN).Msg("download queue: bad URN, entry skipped")
+				continue
+			}
+		}
+		var dropped []bool
+		for _, qs := range e.Sources {
+			s := Source{Index: qs.Index, Name: qs.Name, Push: qs.Push}
+			if qs.Addr != "" {
+				if s.Addr, err = netip.ParseAddrPort(qs.Addr); err != nil {
+					continue
+				}
+			}
+			if qs.ServentID != "" {
+				if s.ServentID, err = protocol.ParseGUID(qs.ServentID); err != nil {
+					continue
+				}
+			}
+			for _, p := range qs.PushProxies {
+				if ap, err := netip.ParseAddrPort(p); err == nil {
+					s.PushProxies = append(s.PushProxies, ap)
+				}
+			}
+			r.Sources = append(r.Sources, s)
+			dropped = append(dropped, qs.Dropped)
+		}
+		// The key names the partial file: it is taken from the file only in
+		// one of the two forms downloadKey makes, so an edited queue cannot
+		// name a file of its choosing.
+		key := e.Key
+		if !validKey(key) {
+			if r.SHA1.IsZero() {
+				key = downloadKey(r)
+			} else {
+				key = r.SHA1.Base32()
+			}
+		}
+		if x := d.byKey[key]; x != nil {
+			x.addSources(r.Sources)
+			continue
+		}
+		x := &Download{
+			d:       d,
+			key:     key,
+			size:    r.Size,
+			done:    make(chan struct{}),
+			name:    SanitizeName(r.Name),
+			sha1:    r.SHA1,
+			state:   e.State,
+			partial: filepath.Join(d.Dir, partialPrefix+key),
+		}
+		x.addSources(r.Sources)
+		for i, s := range x.sources {
+			if i < len(dropped) {
+				s.dropped = dropped[i]
+			}
+		}
+		switch x.state {
+		case StateDone:
+			x.path = e.Path
+			x.have.Store(x.size)
+			close(x.done)
+		case StateFailed:
+			x.err = errors.New(e.Error)
+			x.have.Store(fileSize(x.partial))
+			close(x.done)
+		default:
+			x.state = StateQueued
+			x.have.Store(fileSize(x.partial))
+		}
+		d.list = append(d.list, x)
+		d.byKey[key] = x
+	}
+	return nil
+}
+
+// validKey reports whether k is a key downloadKey can make: 32 base32
+// characters, or "n" and 32 lower-case hex digits.
+func validKey(k string) bool {
+	switch len(k) {
+	case 32:
+		for i := 0; i < len(k); i++ {
+			if c := k[i]; !(c >= 'A' && c <= 'Z' || c >= '2' && c <= '7') {
+				return false
+			}
+		}
+		return true
+	case 33:
+		if k[0] != 'n' {
+			return false
+		}
+		for i := 1; i < len(k); i++ {
+			if c := k[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}

@@ -1,0 +1,496 @@
+package transfer
+
+import (
+	"encoding/base32"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gnutella/protocol"
+	"gnutella/share"
+)
+
+// The URL spaces (notes §8.4): /get/<index>/<name>, /uri-res/N2R?<urn>,
+// and the push-proxy requests. Everything else is 404.
+type routeKind uint8
+
+const (
+	routeGet routeKind = iota + 1
+	routeN2R
+	routePushProxy
+)
+
+type route struct {
+	kind  routeKind
+	index uint32
+	name  string
+	sha1  protocol.SHA1
+	query string
+}
+
+// parseTarget maps a request target onto a URL space. It never produces a
+// file system path: a route names a file by index or hash only. A nonzero
+// code is the error to answer.
+//
+// Every path segment is unescaped on its own; a segment that is "." or ".."
+// (also when written %2e%2e, or hidden between encoded slashes or
+// backslashes) is refused with 400 "Bad Path", as gtk-gnutella refuses ".."
+// above the root. Repeated slashes are collapsed, which also tolerates one
+// trailing slash after /get/<i>/<name>/ (Clip2's 0.4 form). A name that
+// still contains '/' after unescaping is 404.
+func parseTarget(target string) (r route, code int, reason string) {
+	if target == "" || target[0] != '/' {
+		return r, 400, "Bad Request"
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c < 0x20 || c == 0x7f {
+			return r, 400, "Bad Request"
+		}
+	}
+	path, query, _ := strings.Cut(target, "?")
+	var segs []string
+	for _, raw := range strings.Split(path, "/") {
+		if raw == "" {
+			continue
+		}
+		seg, err := url.PathUnescape(raw)
+		if err != nil {
+			return r, 400, "Bad Path"
+		}
+		if strings.IndexByte(seg, 0) >= 0 {
+			return r, 400, "Bad Path"
+		}
+		for _, part := range strings.FieldsFunc(seg, func(c rune) bool { return c == '/' || c == '\\' }) {
+			if part == "." || part == ".." {
+				return r, 400, "Bad Path"
+			}
+		}
+		if seg == "." || seg == ".." {
+			return r, 400, "Bad Path"
+		}
+		segs = append(segs, seg)
+	}
+	switch {
+	case len(segs) >= 1 && segs[0] == "get":
+		if len(segs) != 3 {
+			return r, 404, "Not Found"
+		}
+		idx, err := parseDigits(segs[1])
+		if err != nil || idx > 0xFFFFFFFF {
+			return r, 400, "Bad Request"
+		}
+		if strings.ContainsAny(segs[2], "/\\") {
+			return r, 404, "Not Found"
+		}
+		return route{kind: routeGet, index: uint32(idx), name: segs[2]}, 0, ""
+	case len(segs) == 2 && segs[0] == "uri-res":
+		if !strings.EqualFold(segs[1], "N2R") {
+			return r, 404, "Not Found" // N2X (THEX) and the rest: not served
+		}
+		q, err := url.QueryUnescape(query)
+		if err != nil {
+			return r, 400, "Malformed URN"
+		}
+		h, err := protocol.ParseURN(strings.TrimSpace(q))
+		if err != nil {
+			return r, 400, "Malformed URN in /uri-res/N2R request"
+		}
+		return route{kind: routeN2R, sha1: h}, 0, ""
+	case len(segs) == 2 && (segs[0] == "gnutella" && (segs[1] == "push-proxy" || segs[1] == "pushproxy") ||
+		segs[0] == "gnet" && segs[1] == "push-proxy"):
+		return route{kind: routePushProxy, query: query}, 0, ""
+	}
+	return r, 404, "Not Found"
+}
+
+// answer serves one parsed request and reports whether the connection
+// stays open.
+func (s *Server) answer(conn net.Conn, r *request) bool {
+	head := r.method == "HEAD"
+	if r.method != "GET" && !head {
+		s.refuse(conn, r, 501, "Method Not Implemented", false)
+		return false
+	}
+	// A GET carries no body: one announced is refused (gtk-gnutella's
+	// "No Content Allowed"), and we never read it.
+	if cl := r.h.Get("Content-Length"); cl != "" {
+		n, err := parseDigits(strings.TrimSpace(cl))
+		if err != nil {
+			s.refuse(conn, r, 400, "Bad Content-Length", head)
+			return false
+		}
+		if n > 0 {
+			s.refuse(conn, r, 403, "No Content Allowed", head)
+			return false
+		}
+	}
+	if r.h.Has("Transfer-Encoding") {
+		s.refuse(conn, r, 403, "No Content Allowed", head)
+		return false
+	}
+	rt, code, reason := parseTarget(r.target)
+	if code != 0 {
+		s.Logger.Debug().Str("remote", r.remote.String()).Str("target", truncate(r.target, 120)).Int("code", code).Msg("upload request refused")
+		s.refuse(conn, r, code, reason, head)
+		return false
+	}
+	if rt.kind == routePushProxy {
+		return s.pushProxy(conn, r, rt.query)
+	}
+	if s.Library == nil {
+		s.refuse(conn, r, 404, "Not Found", head)
+		return false
+	}
+	var f share.File
+	var ok bool
+	switch rt.kind {
+	case routeGet:
+		f, ok = s.Library.ByIndex(rt.index)
+		if ok && f.Name != rt.name {
+			s.refuse(conn, r, 404, "File index/name mismatch", head)
+			return false
+		}
+	case routeN2R:
+		f, ok = s.Library.BySHA1(rt.sha1)
+	}
+	if !ok {
+		s.refuse(conn, r, 404, "Not Found", head)
+		return false
+	}
+	return s.serveFile(conn, r, f)
+}
+
+// serveFile answers with f's bytes, or the range asked for.
+func (s *Server) serveFile(conn net.Conn, r *request, f share.File) bool {
+	head := r.method == "HEAD"
+	var urn []string
+	if !f.SHA1.IsZero() {
+		urn = []string{"X-Gnutella-Content-URN", f.SHA1.String()}
+	}
+	fh, err := os.Open(f.Path)
+	if err != nil {
+		s.Logger.Warn().Err(err).Str("file", f.Path).Msg("shared file cannot be opened")
+		s.refuse(conn, r, 404, "Not Found", head)
+		return false
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != f.Size ||
+		!f.ModTime.IsZero() && fi.ModTime().Sub(f.ModTime).Abs() > time.Second {
+		// Serving other bytes under the same URN would poison downloads.
+		s.Logger.Warn().Str("file", f.Path).Msg("shared file changed on disk since it was indexed")
+		s.refuse(conn, r, 404, "File Has Changed", head)
+		return false
+	}
+	size := fi.Size()
+	start, end := int64(0), size-1
+	if v := r.h.Get("Range"); v != "" {
+		a, b, st := parseRange(v, size)
+		switch st {
+		case rangeMalformed:
+			s.refuse(conn, r, 400, "Malformed Range request", head, urn...)
+			return false
+		case rangeUnsatisfiable:
+			s.refuse(conn, r, 416, "Requested Range Not Satisfiable", head,
+				append([]string{"Content-Range", "bytes */" + strconv.FormatInt(size, 10)}, urn...)...)
+			return false
+		}
+		start, end = a, b
+	}
+	length := end - start + 1
+	u := &upload{remote: r.remote, name: f.Name, size: size, start: start, length: length, started: time.Now()}
+	if len(urn) > 0 {
+		u.urn = urn[1]
+	}
+	if !head {
+		if !s.acquire(u) {
+			s.refused.Add(1)
+			secs := int64((s.retryAfter() + time.Second - 1) / time.Second)
+			s.refuse(conn, r, 503, "Busy", false,
+				append([]string{"Retry-After", strconv.FormatInt(secs, 10)}, urn...)...)
+			return false
+		}
+		defer s.release(u)
+	}
+	code, reason := 200, "OK"
+	if size > 0 && (start != 0 || end != size-1) {
+		code, reason = 206, "Partial Content"
+	}
+	b := s.statusLine(make([]byte, 0, 512), code, reason)
+	b = appendHeader(b, "Content-Type", contentType(f.Name))
+	b = appendHeader(b, "Content-Length", strconv.FormatInt(length, 10))
+	if code == 206 {
+		b = appendHeader(b, "Content-Range", "bytes "+strconv.FormatInt(start, 10)+"-"+
+			strconv.FormatInt(end, 10)+"/"+strconv.FormatInt(size, 10))
+	}
+	b = appendHeader(b, "Accept-Ranges", "bytes")
+	b = appendHeader(b, "Last-Modified", fi.ModTime().UTC().Format(http.TimeFormat))
+	if len(urn) > 0 {
+		b = appendHeader(b, urn[0], urn[1])
+	}
+	b = appendHeader(b, "Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(f.Name))
+	switch {
+	case !r.keepAlive:
+		b = appendHeader(b, "Connection", "close")
+	case r.minor == 0:
+		b = appendHeader(b, "Connection", "Keep-Alive")
+	}
+	b = append(b, '\r', '\n')
+	_ = conn.SetWriteDeadline(time.Now().Add(s.idle()))
+	if _, err := conn.Write(b); err != nil {
+		return false
+	}
+	if head {
+		_ = conn.SetWriteDeadline(time.Time{})
+		return r.keepAlive
+	}
+	s.Logger.Debug().Str("remote", r.remote.String()).Str("file", f.Name).Int64("start", start).Int64("length", length).Msg("upload started")
+	if err := s.sendBody(conn, fh, start, length, u); err != nil {
+		s.Logger.Debug().Str("remote", r.remote.String()).Str("file", f.Name).Err(err).Int64("sent", u.sent.Load()).Msg("upload cut short")
+		return false
+	}
+	s.completed.Add(1)
+	return r.keepAlive
+}
+
+// sendChunk is how much one sendfile call may take before the write
+// deadline is pushed back: a client that takes more than IdleTimeout to
+// accept this much is dropped.
+const sendChunk = 1 << 20
+
+// sendBody sends n bytes of fh from start. It seeks fh and copies with
+// io.CopyN, whose *io.LimitedReader around the *os.File lets
+// (*net.TCPConn).ReadFrom use sendfile(2) (net/sendfile.go unwraps exactly
+// that); an io.SectionReader would not, and would copy through a 32 KiB
+// buffer in user space instead.
+func (s *Server) sendBody(conn net.Conn, fh *os.File, start, n int64, u *upload) error {
+	if _, err := fh.Seek(start, io.SeekStart); err != nil {
+		return err
+	}
+	for n > 0 {
+		_ = conn.SetWriteDeadline(time.Now().Add(s.idle()))
+		w, err := io.CopyN(conn, fh, min(n, sendChunk))
+		n -= w
+		u.sent.Add(w)
+		s.bytesSent.Add(w)
+		if err != nil {
+			return err
+		}
+	}
+	_ = conn.SetWriteDeadline(time.Time{})
+	return nil
+}
+
+type rangeStatus uint8
+
+const (
+	rangeOK rangeStatus = iota
+	rangeMalformed
+	rangeUnsatisfiable
+)
+
+// parseRange reads a Range header against a file of size bytes: "bytes=a-b",
+// "bytes=a-" or "bytes=-n". Of several ranges only the first is used, as
+// gtk-gnutella does. An end past the file is clipped.
+func parseRange(v string, size int64) (start, end int64, st rangeStatus) {
+	unit, spec, ok := strings.Cut(strings.TrimSpace(v), "=")
+	if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") {
+		return 0, 0, rangeMalformed
+	}
+	first, _, _ := strings.Cut(spec, ",")
+	a, b, ok := strings.Cut(strings.TrimSpace(first), "-")
+	if !ok {
+		return 0, 0, rangeMalformed
+	}
+	a, b = strings.TrimSpace(a), strings.TrimSpace(b)
+	if a == "" {
+		n, err := parseDigits(b)
+		if err != nil {
+			return 0, 0, rangeMalformed
+		}
+		if n == 0 || size == 0 {
+			return 0, 0, rangeUnsatisfiable
+		}
+		return max(0, size-n), size - 1, rangeOK
+	}
+	start, err := parseDigits(a)
+	if err != nil {
+		return 0, 0, rangeMalformed
+	}
+	end = size - 1
+	if b != "" {
+		if end, err = parseDigits(b); err != nil || end < start {
+			return 0, 0, rangeMalformed
+		}
+	}
+	if start >= size {
+		return 0, 0, rangeUnsatisfiable
+	}
+	return start, min(end, size-1), rangeOK
+}
+
+func contentType(name string) string {
+	if t := mime.TypeByExtension(strings.ToLower(filepath.Ext(name))); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+func (s *Server) statusLine(b []byte, code int, reason string) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	b = append(b, reason...)
+	b = append(b, '\r', '\n')
+	b = appendHeader(b, "Server", s.userAgent())
+	b = appendHeader(b, "Date", time.Now().UTC().Format(http.TimeFormat))
+	return b
+}
+
+func appendHeader(b []byte, name, value string) []byte {
+	b = append(b, name...)
+	b = append(b, ": "...)
+	for i := 0; i < len(value); i++ { // no header splitting, whatever the value
+		if c := value[i]; c == '\r' || c == '\n' {
+			b = append(b, ' ')
+		} else {
+			b = append(b, c)
+		}
+	}
+	return append(b, '\r', '\n')
+}
+
+// refuse answers with an error status and a short text body, then closes
+// the connection gracefully. extra holds header name/value pairs.
+func (s *Server) refuse(conn net.Conn, r *request, code int, reason string, head bool, extra ...string) {
+	body := reason + "\n"
+	b := s.statusLine(make([]byte, 0, 256), code, reason)
+	for i := 0; i+1 < len(extra); i += 2 {
+		b = appendHeader(b, extra[i], extra[i+1])
+	}
+	b = appendHeader(b, "Content-Type", "text/plain; charset=utf-8")
+	b = appendHeader(b, "Content-Length", strconv.Itoa(len(body)))
+	b = appendHeader(b, "Connection", "close")
+	b = append(b, '\r', '\n')
+	if !head {
+		b = append(b, body...)
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, _ = conn.Write(b)
+	closeGracefully(conn)
+}
+
+// closeGracefully half-closes and discards what the peer still sends for a
+// moment: closing with unread input makes the kernel send a reset, and the
+// peer could lose our answer.
+func closeGracefully(conn net.Conn) {
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.CopyN(io.Discard, conn, 64<<10)
+	}
+	_ = conn.Close()
+}
+
+// pushProxy serves GET /gnutella/push-proxy?ServerId=<base32 GUID> (also
+// /gnutella/pushproxy? and /gnet/push-proxy?guid=<hex>) with the required
+// X-Node header (notes §6.5).
+func (s *Server) pushProxy(conn net.Conn, r *request, query string) bool {
+	head := r.method == "HEAD"
+	if s.PushProxy == nil {
+		s.refuse(conn, r, 404, "Not Found", head)
+		return false
+	}
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		s.refuse(conn, r, 400, "Malformed Push-Proxy Request", head)
+		return false
+	}
+	var guid protocol.GUID
+	found := false
+	for k, vs := range params {
+		if len(vs) == 0 {
+			continue
+		}
+		switch strings.ToLower(k) {
+		case "serverid":
+			g, ok := parseBase32GUID(vs[0])
+			if !ok {
+				s.refuse(conn, r, 400, "Malformed Push-Proxy Request: bad ServerId", head)
+				return false
+			}
+			guid, found = g, true
+		case "guid":
+			g, err := protocol.ParseGUID(vs[0])
+			if err != nil {
+				s.refuse(conn, r, 400, "Malformed Push-Proxy Request: bad guid", head)
+				return false
+			}
+			guid, found = g, true
+		}
+	}
+	if !found {
+		s.refuse(conn, r, 400, "Malformed Push-Proxy Request: no ServerId", head)
+		return false
+	}
+	xnode, err := protocol.ParseListenAddr(r.h.Get("X-Node"))
+	if err != nil {
+		s.refuse(conn, r, 400, "Malformed Push-Proxy Request: X-Node required", head)
+		return false
+	}
+	code := s.PushProxy(guid, xnode)
+	reason := http.StatusText(code)
+	switch code {
+	case 202:
+		reason = "Push-proxy: message sent to servent"
+	case 203:
+		reason = "Push-proxy: message sent through Gnutella"
+	case 410:
+		reason = "Push-proxy: servent not connected"
+	}
+	if code < 200 || code > 299 {
+		s.refuse(conn, r, code, reason, head)
+		return false
+	}
+	b := s.statusLine(make([]byte, 0, 256), code, reason)
+	b = appendHeader(b, "Content-Length", "0")
+	if !r.keepAlive {
+		b = appendHeader(b, "Connection", "close")
+	} else if r.minor == 0 {
+		b = appendHeader(b, "Connection", "Keep-Alive")
+	}
+	b = append(b, '\r', '\n')
+	_ = conn.SetWriteDeadline(time.Now().Add(s.idle()))
+	if _, err := conn.Write(b); err != nil {
+		return false
+	}
+	_ = conn.SetWriteDeadline(time.Time{})
+	return r.keepAlive
+}
+
+var b32Padded = base32.StdEncoding
+
+// parseBase32GUID reads a servent ID in base32: 26 characters, or 32 with
+// "======" padding, in either case.
+func parseBase32GUID(s string) (protocol.GUID, bool) {
+	var g protocol.GUID
+	s = strings.ToUpper(strings.TrimSpace(s))
+	if len(s) == 26 {
+		s += "======"
+	}
+	if len(s) != 32 {
+		return g, false
+	}
+	b, err := b32Padded.DecodeString(s)
+	if err != nil || len(b) != 16 {
+		return g, false
+	}
+	copy(g[:], b)
+	return g, true
+}

@@ -1,0 +1,393 @@
+package transfer
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"gnutella/protocol"
+	"gnutella/share"
+)
+
+// Library is what the upload side needs of the shared-file table: files are
+// found only by index or by SHA-1, never by mapping a URL onto the disk.
+type Library interface {
+	ByIndex(uint32) (share.File, bool)
+	BySHA1(protocol.SHA1) (share.File, bool)
+}
+
+// Server answers the HTTP requests that arrive on the servent's one port
+// (notes §6.1): GET and HEAD for /get/<index>/<name> and
+// /uri-res/N2R?urn:sha1:<base32>, and GET /gnutella/push-proxy. Set the
+// fields before the first ServeConn; they are not changed afterwards.
+type Server struct {
+	Library Library
+	// Slots is how many uploads run at once (default 4, gtk-gnutella's
+	// max_uploads; negative means none). When all are taken a request gets
+	// 503 with Retry-After.
+	Slots int
+	// PerIP is how many of the slots one client IP may hold (default 1;
+	// negative means no limit).
+	PerIP int
+	// RetryAfter is what a 503 asks the client to wait (default 60 s).
+	RetryAfter time.Duration
+	// UserAgent is sent as Server ("gnutella/<version>").
+	UserAgent string
+	Logger    zerolog.Logger
+	// IdleTimeout bounds waiting for the next request on a kept-alive
+	// connection, reading a request, and each write stall (default 60 s).
+	IdleTimeout time.Duration
+	// PushProxy serves GET /gnutella/push-proxy?ServerId=... (notes §6.5):
+	// it sends a Push to the servent and returns the status to answer (202
+	// sent, 410 not connected). nil: such requests get 404.
+	PushProxy func(serventID protocol.GUID, xnode netip.AddrPort) int
+
+	initOnce sync.Once
+	mu       sync.Mutex
+	active   int
+	perIP    map[netip.Addr]int
+	uploads  map[*upload]struct{}
+	conns    map[net.Conn]struct{}
+	closed   bool
+	wg       sync.WaitGroup
+
+	requests  atomic.Int64
+	completed atomic.Int64
+	refused   atomic.Int64
+	bytesSent atomic.Int64
+}
+
+// UploadStatus describes one upload being served.
+type UploadStatus struct {
+	Remote  netip.AddrPort `json:"remote"`
+	Name    string         `json:"name"`
+	URN     string         `json:"urn,omitempty"`
+	Size    int64          `json:"size"`  // the whole file
+	Start   int64          `json:"start"` // first byte of the range
+	Length  int64          `json:"length"`
+	Sent    int64          `json:"sent"`
+	Started time.Time      `json:"started"`
+}
+
+// ServerStats are counters since the Server was made.
+type ServerStats struct {
+	Requests  int64 `json:"requests"`   // requests read
+	Completed int64 `json:"completed"`  // bodies sent in full
+	Refused   int64 `json:"refused"`    // 503s for lack of a slot
+	BytesSent int64 `json:"bytes_sent"` // file bytes sent
+}
+
+type upload struct {
+	remote  netip.AddrPort
+	name    string
+	urn     string
+	size    int64
+	start   int64
+	length  int64
+	sent    atomic.Int64
+	started time.Time
+}
+
+func (s *Server) init() {
+	s.initOnce.Do(func() {
+		s.perIP = make(map[netip.Addr]int)
+		s.uploads = make(map[*upload]struct{})
+		s.conns = make(map[net.Conn]struct{})
+	})
+}
+
+func (s *Server) slots() int {
+	switch {
+	case s.Slots == 0:
+		return 4
+	case s.Slots < 0:
+		return 0
+	}
+	return s.Slots
+}
+
+func (s *Server) retryAfter() time.Duration {
+	if s.RetryAfter <= 0 {
+		return 60 * time.Second
+	}
+	return s.RetryAfter
+}
+
+func (s *Server) idle() time.Duration {
+	if s.IdleTimeout <= 0 {
+		return 60 * time.Second
+	}
+	return s.IdleTimeout
+}
+
+func (s *Server) userAgent() string {
+	if s.UserAgent == "" {
+		return "gnutella"
+	}
+	return s.UserAgent
+}
+
+// Busy reports whether every upload slot is taken (the QueryHit busy flag).
+func (s *Server) Busy() bool {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active >= s.slots()
+}
+
+// Uploads lists the uploads being served.
+func (s *Server) Uploads() []UploadStatus {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]UploadStatus, 0, len(s.uploads))
+	for u := range s.uploads {
+		out = append(out, UploadStatus{
+			Remote: u.remote, Name: u.name, URN: u.urn, Size: u.size,
+			Start: u.start, Length: u.length, Sent: u.sent.Load(), Started: u.started,
+		})
+	}
+	return out
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{
+		Requests:  s.requests.Load(),
+		Completed: s.completed.Load(),
+		Refused:   s.refused.Load(),
+		BytesSent: s.bytesSent.Load(),
+	}
+}
+
+// Close closes every connection being served and waits until every
+// ServeConn has returned. Later ServeConn calls close their connection at
+// once.
+func (s *Server) Close() error {
+	s.init()
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// acquire takes an upload slot for ip, or reports that none is free.
+func (s *Server) acquire(u *upload) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active >= s.slots() {
+		return false
+	}
+	perIP := s.PerIP
+	if perIP == 0 {
+		perIP = 1
+	}
+	ip := u.remote.Addr()
+	if perIP > 0 && s.perIP[ip] >= perIP {
+		return false
+	}
+	s.active++
+	s.perIP[ip]++
+	s.uploads[u] = struct{}{}
+	return true
+}
+
+func (s *Server) release(u *upload) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	ip := u.remote.Addr()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+	delete(s.uploads, u)
+}
+
+// Serve reads the first request line itself and then acts as ServeConn
+// (for tests and for listeners that carry only HTTP).
+func (s *Server) Serve(conn net.Conn) {
+	br := bufio.NewReaderSize(conn, 2048)
+	_ = conn.SetReadDeadline(time.Now().Add(s.idle()))
+	line, err := protocol.ReadLine(br)
+	if err != nil {
+		if errors.Is(err, protocol.ErrLineTooLong) {
+			if s.track(conn) {
+				s.refuse(conn, nil, 413, "Request Entity Too Large", false)
+				s.untrack(conn)
+			}
+		}
+		conn.Close()
+		return
+	}
+	s.ServeConn(conn, br, line)
+}
+
+// ServeCallback serves a connection we opened to a downloader after a Push
+// (notes §6.4): it sends "GIV <index>:<servent ID>/<name>\n\n", reads the
+// request that comes back on the same socket and serves it as ServeConn.
+func (s *Server) ServeCallback(conn net.Conn, giv protocol.GIV) {
+	_ = conn.SetWriteDeadline(time.Now().Add(s.idle()))
+	if _, err := conn.Write(giv.AppendTo(nil)); err != nil {
+		conn.Close()
+		return
+	}
+	_ = conn.SetWriteDeadline(time.Time{})
+	s.Serve(conn)
+}
+
+// ServeConn serves the HTTP requests of conn, whose first request line was
+// already read (br holds what follows). It owns conn and closes it when the
+// client is done, on Connection: close, after an error response, or when
+// the client is idle longer than IdleTimeout.
+func (s *Server) ServeConn(conn net.Conn, br *bufio.Reader, requestLine string) {
+	if !s.track(conn) {
+		conn.Close()
+		return
+	}
+	defer s.untrack(conn)
+	defer conn.Close()
+	if br == nil {
+		br = bufio.NewReaderSize(conn, 2048)
+	}
+	remote := addrPortOf(conn.RemoteAddr())
+	line := requestLine
+	for {
+		if !s.serveOne(conn, br, line, remote) {
+			return
+		}
+		// The next request on a kept-alive connection. A few empty lines
+		// before it are tolerated (RFC 9112 §2.2).
+		_ = conn.SetReadDeadline(time.Now().Add(s.idle()))
+		var err error
+		for blank := 0; ; blank++ {
+			line, err = protocol.ReadLine(br)
+			if err != nil || line != "" || blank >= 4 {
+				break
+			}
+		}
+		if err != nil {
+			if errors.Is(err, protocol.ErrLineTooLong) {
+				s.refuse(conn, nil, 413, "Request Entity Too Large", false)
+			}
+			return
+		}
+		if line == "" {
+			return
+		}
+	}
+}
+
+// request is one parsed request.
+type request struct {
+	method    string // GET or HEAD
+	target    string
+	minor     int // HTTP/1.<minor>
+	h         protocol.Headers
+	keepAlive bool
+	remote    netip.AddrPort
+}
+
+// serveOne reads the headers of one request, answers it, and reports
+// whether the connection stays open for another.
+func (s *Server) serveOne(conn net.Conn, br *bufio.Reader, line string, remote netip.AddrPort) bool {
+	s.requests.Add(1)
+	_ = conn.SetReadDeadline(time.Now().Add(s.idle()))
+	if len(line) > protocol.MaxHandshakeLine {
+		s.refuse(conn, nil, 413, "Request Entity Too Large", false)
+		return false
+	}
+	method, target, minor, ok := parseRequestLine(line)
+	if !ok {
+		s.refuse(conn, nil, 400, "Bad Request", false)
+		return false
+	}
+	h, err := protocol.ReadHeaders(br, len(line)+2)
+	if err != nil {
+		switch {
+		case protocol.IsHandshakeLimit(err):
+			s.refuse(conn, nil, 413, "Request Entity Too Large", method == "HEAD")
+		case errors.Is(err, protocol.ErrBadHandshake):
+			s.refuse(conn, nil, 400, "Bad Request", method == "HEAD")
+		}
+		return false // stream ended or timed out: nobody to answer
+	}
+	r := &request{method: method, target: target, minor: minor, h: h, remote: remote}
+	_ = conn.SetReadDeadline(time.Time{})
+	ct := connection(h.Get("Connection"))
+	r.keepAlive = minor >= 1 && !ct.close || minor == 0 && ct.keepAlive
+	return s.answer(conn, r)
+}
+
+type connTokens struct{ close, keepAlive bool }
+
+func connection(v string) connTokens {
+	var t connTokens
+	for _, tok := range strings.Split(v, ",") {
+		switch strings.ToLower(strings.TrimSpace(tok)) {
+		case "close":
+			t.close = true
+		case "keep-alive":
+			t.keepAlive = true
+		}
+	}
+	return t
+}
+
+// parseRequestLine splits "GET /path HTTP/1.1". The target is everything
+// between the first and the last space, so a sloppy client's unescaped
+// spaces in a file name survive.
+func parseRequestLine(line string) (method, target string, minor int, ok bool) {
+	i := strings.IndexByte(line, ' ')
+	j := strings.LastIndexByte(line, ' ')
+	if i <= 0 || j <= i {
+		return "", "", 0, false
+	}
+	method, target, version := line[:i], strings.Trim(line[i+1:j], " "), line[j+1:]
+	switch {
+	case version == "HTTP/1.0":
+		minor = 0
+	case version == "HTTP/1.1":
+		minor = 1
+	case strings.HasPrefix(version, "HTTP/1.") && len(version) > 7:
+		if _, err := parseDigits(version[7:]); err != nil {
+			return "", "", 0, false
+		}
+		minor = 1
+	default:
+		return "", "", 0, false
+	}
+	if target == "" {
+		return "", "", 0, false
+	}
+	return method, target, minor, true
+}
