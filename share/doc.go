@@ -26,8 +26,9 @@
 // in a word matches nothing by keyword.
 //
 // A query matches a file when EVERY query word is a prefix of some word of
-// the file's name (the Query 0.4 spec's AND and LimeWire's rule, which also
-// looks query words up as prefixes in its keyword trie). "quokka" and "quok"
+// the file's name: the Query 0.4 spec's AND, and exactly LimeWire's rule
+// (LW:`FileManager.search` intersects, for each query word, the files of
+// keywordTrie.getPrefixedBy(word)). "quokka" and "quok"
 // find "zebra_quokka_alpha.txt"; "quokka" does not find "zebraquokka.txt",
 // and "okka" finds neither. Why not gtk-gnutella's rules:
 //

@@ -102,6 +102,9 @@ func appendNorm[T string | []byte](dst []byte, s T) []byte {
 // appendNormUnicode is appendNorm for input with non-ASCII bytes: NFKD,
 // then full case folding (after decomposition, so that compatibility
 // characters that decompose to capitals are folded too), then the filter.
+// Folding maps a few scripts to upper case (Cherokee), and x/text does not
+// always fold those back; the final ToLower makes the result stable, so
+// that Normalize(Normalize(s)) == Normalize(s).
 // A Caser is not safe for concurrent use, so each call makes its own.
 func appendNormUnicode(dst []byte, s string) []byte {
 	s = strings.ToValidUTF8(s, "\uFFFD") // invalid bytes: separators below
@@ -121,7 +124,7 @@ func appendNormUnicode(dst []byte, s string) []byte {
 			dst = append(dst, ' ')
 		}
 		sep = false
-		dst = utf8.AppendRune(dst, r)
+		dst = utf8.AppendRune(dst, unicode.ToLower(r))
 	}
 	return dst
 }
