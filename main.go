@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"gnutella/protocol"
@@ -34,6 +35,7 @@ func main() {
 		Commands: []*cli.Command{
 			serveCommand(),
 			searchCommand(),
+			getCommand(),
 			cacheCommand(),
 			decodeCommand(),
 		},
@@ -88,14 +90,32 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-ttl", Value: int(d.MaxTTL), Usage: "clamp of hops+TTL when relaying (4 as gtk-gnutella, 7 for a 0.4-style network)"},
 			&cli.BoolFlag{Name: "no-deflate", Usage: "neither offer nor accept compressed links (gtk-gnutella ultrapeers refuse such leaves)"},
 			&cli.BoolFlag{Name: "no-pong-caching", Usage: "flood pings and route pongs back (0.4 behaviour) instead of answering from the pong cache"},
-			&cli.BoolFlag{Name: "allow-private", Usage: "accept loopback and private addresses in the host cache (for a local testnet)"},
+			&cli.BoolFlag{Name: "allow-private", Usage: "accept loopback and private addresses in the host cache, prove reachability and call back pushes there (for a local testnet)"},
+			&cli.StringSliceFlag{Name: "share", Usage: "`DIR` to share, recursively (repeatable)"},
+			&cli.StringFlag{Name: "downloads", Usage: "`DIR` where downloads go (none: this servent does not download)"},
+			&cli.IntFlag{Name: "upload-slots", Value: 4, Usage: "uploads at once; more get 503 with Retry-After"},
+			&cli.StringFlag{Name: "control", Value: "127.0.0.1:0", Usage: "loopback `ADDR`ess of the control API (\"\" to turn it off); its token goes to DIR/control.json"},
+			&cli.StringFlag{Name: "mode", Value: "ultrapeer", Usage: "leaf, ultrapeer or auto (leaf until eligible to be an ultrapeer)"},
 		},
 		Action: func(c *cli.Context) error {
 			log, err := logger(c)
 			if err != nil {
 				return cli.Exit(err.Error(), 2)
 			}
-			cfg := servent.DefaultConfig()
+			ncfg := servent.DefaultNodeConfig()
+			ncfg.ShareDirs = c.StringSlice("share")
+			ncfg.DownloadDir = c.String("downloads")
+			ncfg.UploadSlots = c.Int("upload-slots")
+			ncfg.ControlAddr = c.String("control")
+			ncfg.AcceptLocalProof = c.Bool("allow-private")
+			ncfg.PushPolicy.AllowLoopback = c.Bool("allow-private")
+			ncfg.PushPolicy.AllowPrivate = c.Bool("allow-private")
+			mode, err := servent.ParseMode(c.String("mode"))
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			cfg := ncfg.Config
+			cfg.Mode = mode
 			cfg.ListenAddr = c.String("listen")
 			cfg.Peers = c.StringSlice("peer")
 			cfg.GWebCaches = c.StringSlice("gwebcache")
@@ -111,7 +131,8 @@ func serveCommand() *cli.Command {
 			cfg.AllowLoopback = c.Bool("allow-private")
 			cfg.AllowPrivate = c.Bool("allow-private")
 			cfg.Logger = log
-			s, err := servent.New(cfg)
+			ncfg.Config = cfg
+			s, err := servent.NewNode(ncfg)
 			if err != nil {
 				return cli.Exit(err.Error(), 1)
 			}
@@ -119,6 +140,10 @@ func serveCommand() *cli.Command {
 				return cli.Exit(err.Error(), 1)
 			}
 			fmt.Fprintf(os.Stderr, "gnutella: servent %s listening on %s (Ctrl-C to stop)\n", s.ID(), s.Addr())
+			if s.Control != nil {
+				fmt.Fprintf(os.Stderr, "gnutella: control API on http://%s/ (token in %s)\n", s.Control.Addr(),
+					filepath.Join(cfg.DataDir, "control.json"))
+			}
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 			<-sig
@@ -324,4 +349,103 @@ func clip(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n-1]) + "…"
+}
+
+func getCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "get",
+		Usage:     "download a file through the running servent, with a progress bar",
+		ArgsUsage: "urn:sha1:<base32> | magnet:?xt=urn:sha1:<base32> | SEARCH-ID HIT",
+		Description: "Asks the servent running with --data-dir (started with --downloads DIR) to download:\n" +
+			"a URN or magnet link is searched for first and fetched from every source found; a search\n" +
+			"ID and a hit number (from gnutella search, or the control API) fetch that hit. Downloads\n" +
+			"are verified by SHA-1 and resume after an interruption.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent"},
+			&cli.DurationFlag{Name: "search-timeout", Value: 10 * time.Second, Usage: "how long to look for sources of a URN"},
+		},
+		Action: func(c *cli.Context) error {
+			info, err := servent.ReadControlInfo(c.String("data-dir"))
+			if err != nil {
+				return cli.Exit("no servent running with --data-dir "+c.String("data-dir")+
+					": start `gnutella serve --downloads DIR` first", 2)
+			}
+			cc := &servent.ControlClient{Info: info}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			var req servent.DownloadRequest
+			switch {
+			case c.NArg() == 2:
+				req.SearchID = c.Args().Get(0)
+				if _, err := fmt.Sscan(c.Args().Get(1), &req.Hit); err != nil {
+					return cli.Exit("HIT must be a number (the row of the search result, from 0)", 2)
+				}
+			case c.NArg() == 1:
+				urn := c.Args().First()
+				if strings.HasPrefix(urn, "magnet:") {
+					u, err := servent.MagnetURN(urn)
+					if err != nil {
+						return cli.Exit(err.Error(), 2)
+					}
+					urn = u
+				}
+				var started map[string]string
+				err := cc.Do(ctx, "POST", "/api/v1/searches", servent.SearchRequest{URN: urn, TTL: 4,
+					TimeoutMS: int(c.Duration("search-timeout") / time.Millisecond), MaxResults: 10}, &started)
+				if err != nil {
+					return cli.Exit(err.Error(), 1)
+				}
+				n := 0
+				_ = cc.StreamResults(ctx, started["id"], func(servent.HitJSON) { n++ })
+				if n == 0 {
+					return cli.Exit("no source found for "+urn+": nobody reachable shares it", 1)
+				}
+				req.SearchID, req.URN = started["id"], urn
+			default:
+				return cli.Exit("give a urn:sha1, a magnet link, or a search ID and a hit number", 2)
+			}
+			var st transferStatus
+			if err := cc.Do(ctx, "POST", "/api/v1/downloads", req, &st); err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			bar := progressbar.DefaultBytes(st.Size, st.Name)
+			for {
+				var all []transferStatus
+				if err := cc.Do(ctx, "GET", "/api/v1/downloads", nil, &all); err != nil {
+					return cli.Exit(err.Error(), 1)
+				}
+				for _, d := range all {
+					if d.URN != st.URN || d.Name != st.Name {
+						continue
+					}
+					_ = bar.Set64(d.Have)
+					switch d.State {
+					case "done":
+						_ = bar.Finish()
+						fmt.Fprintf(os.Stderr, "\nverified and saved: %s\n", d.Path)
+						return nil
+					case "failed":
+						return cli.Exit("\ndownload failed: "+d.Error, 1)
+					}
+				}
+				select {
+				case <-ctx.Done():
+					fmt.Fprintln(os.Stderr, "\nstopped watching; the servent keeps downloading")
+					return nil
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		},
+	}
+}
+
+// transferStatus is the part of a download's status the CLI shows.
+type transferStatus struct {
+	Name  string `json:"name"`
+	Size  int64  `json:"size"`
+	URN   string `json:"urn"`
+	Have  int64  `json:"have"`
+	State string `json:"state"`
+	Error string `json:"error"`
+	Path  string `json:"path"`
 }

@@ -39,6 +39,8 @@ type Hooks struct {
 	Vendor VendorHandler
 	// RouteTable is given QRP route-table updates (ultrapeer package).
 	RouteTable func(l *Link, h protocol.Header, payload []byte)
+	// HitTrailer is the GGEP put in the trailer of our QueryHits (push proxies).
+	HitTrailer func() protocol.GGEP
 	// ShareStats reports how many files and KiB we share (for our Pong).
 	ShareStats func() (files, kb uint32)
 	// Trace, when set, sees every descriptor a link hands to the router,

@@ -1,6 +1,7 @@
 package servent
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -151,4 +152,17 @@ func DefaultConfig() Config {
 		RouteTableSize:     100_000,
 		HostCacheSize:      4096,
 	}
+}
+
+// ParseMode reads "leaf", "ultrapeer" or "auto".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "leaf":
+		return ModeLeaf, nil
+	case "ultrapeer", "":
+		return ModeUltrapeer, nil
+	case "auto":
+		return ModeAuto, nil
+	}
+	return 0, fmt.Errorf("unknown mode %q: use leaf, ultrapeer or auto", s)
 }

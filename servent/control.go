@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -524,4 +525,18 @@ func (cc *ControlClient) StreamResults(ctx context.Context, id string, fn func(H
 		}
 		fn(h)
 	}
+}
+
+// MagnetURN reads the urn:sha1 out of a magnet link (xt=urn:sha1:...).
+func MagnetURN(link string) (string, error) {
+	u, err := url.Parse(link)
+	if err != nil || u.Scheme != "magnet" {
+		return "", errors.New("not a magnet link: give magnet:?xt=urn:sha1:<base32>")
+	}
+	for _, xt := range u.Query()["xt"] {
+		if h, err := protocol.ParseURN(xt); err == nil {
+			return h.String(), nil
+		}
+	}
+	return "", errors.New("the magnet link has no xt=urn:sha1:<base32>")
 }
