@@ -1,0 +1,42 @@
+// Package ultrapeer holds what an ultrapeer needs besides plain routing:
+// for now the Query Routing Protocol (QRP, notes §4).
+//
+// QRP in four files:
+//
+//   - qrphash.go: the bit-exact QRP hash (§4.2).
+//   - qrptable.go: Table, a presence bitmap of 2^bits slots; the keyword
+//     extraction for file names (AddName); routing a query through a table
+//     (Matches, QRPQuery); scaling and aggregation (Scale, Or, §4.3, §4.5).
+//   - qrppatch.go: a table as RESET + PATCH messages (Messages, PatchFrom,
+//     Encode) and the receiving side (Receiver), which enforces every rule of
+//     §4.4 and §8.8 and reports violations as ErrSequence (Bye 413).
+//   - qrpindex.go: LeafIndex, all the leaves' tables transposed into one
+//     bitset of leaves per slot, so that deciding which of thousands of
+//     leaves get a query takes about a microsecond (§3.5).
+//
+// Tables only record presence, as gtk-gnutella and LimeWire do for
+// leaf/ultrapeer links: the distance values of the original spec are kept
+// only on the wire.
+package ultrapeer
+
+import "errors"
+
+// MaxTableBits is the largest table this package builds or accepts:
+// 2^24 slots, a 2 MiB bitmap. gtk-gnutella stops at 2^21 and LimeWire uses
+// 2^17; NewReceiver's limit is usually lower.
+const MaxTableBits = 24
+
+// ErrSequence is wrapped by every error a Receiver returns: the peer broke
+// the QRP rules (§4.4, §8.8) and gets Bye 413 "invalid QRP sequence".
+var ErrSequence = errors.New("invalid QRP sequence")
+
+// SequenceError is the error type a Receiver returns. Reason says what was
+// wrong, in words fit for the Bye 413 text.
+type SequenceError struct {
+	Reason string
+}
+
+func (e *SequenceError) Error() string { return "invalid QRP sequence: " + e.Reason }
+
+// Unwrap makes errors.Is(err, ErrSequence) true.
+func (e *SequenceError) Unwrap() error { return ErrSequence }

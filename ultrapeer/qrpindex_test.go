@@ -1,0 +1,103 @@
+package ultrapeer
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"gnutella/protocol"
+)
+
+// The index gives the same leaves as testing every table: exactly for
+// tables of the index's size or smaller, and as the scaled table for larger
+// ones.
+func TestLeafIndex(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	c := newCorpus(4)
+	x := NewLeafIndex(12)
+	tables := map[int]*Table{}
+	var queries []*QRPQuery
+	for i := 0; i < 40; i++ {
+		queries = append(queries, NewQRPQuery([]string{c.word()}, nil), NewQRPQuery([]string{c.word(), c.word()}, nil),
+			NewQRPQuery([]string{prefix3(c.vocab[rng.IntN(len(c.vocab))])}, nil))
+	}
+	var urns []protocol.SHA1
+	add := func() {
+		bits := []uint8{8, 10, 12, 14, 16}[rng.IntN(5)]
+		names, u := c.library(5 + rng.IntN(60))
+		urns = append(urns, u[0])
+		tb := BuildTable(bits, names, u)
+		id := x.Add(tb)
+		if tables[id] != nil {
+			t.Fatalf("id %d given twice", id)
+		}
+		tables[id] = tb
+	}
+	check := func(step int) {
+		t.Helper()
+		if x.Len() != len(tables) {
+			t.Fatalf("step %d: Len %d, want %d", step, x.Len(), len(tables))
+		}
+		u := urns[max(0, len(urns)-3):]
+		many := make([]string, 20)
+		for i := range many {
+			many[i] = prefix3(c.word())
+		}
+		qs := append(queries, NewQRPQuery(nil, u), NewQRPQuery(nil, nil), NewQRPQuery([]string{"ab"}, nil),
+			NewQRPQuery([]string{c.word()}, u[:1]), NewQRPQuery([]string{c.word(), c.word()}, u), NewQRPQuery(many, u),
+			NewQRPQuery(many[:2], nil))
+		for _, q := range qs {
+			var want []int
+			for id, tb := range tables {
+				if tb.Scale(12).MatchesQuery(q) {
+					want = append(want, id)
+				}
+				if tb.Bits() <= 12 && tb.MatchesQuery(q) != tb.Scale(12).MatchesQuery(q) {
+					t.Fatalf("smaller table matches differently once scaled")
+				}
+			}
+			slices.Sort(want)
+			if got := x.Match(q, nil); !slices.Equal(got, want) {
+				t.Fatalf("step %d: Match = %v, want %v", step, got, want)
+			}
+		}
+	}
+	if got := NewLeafIndex(12).Match(queries[0], nil); got != nil {
+		t.Fatalf("empty index matches %v", got)
+	}
+	for step := 0; step < 300; step++ {
+		switch k := rng.IntN(10); {
+		case k < 5 || len(tables) == 0:
+			add()
+		case k < 8: // update
+			for id := range tables {
+				names, u := c.library(5 + rng.IntN(60))
+				tables[id] = BuildTable(tables[id].Bits(), names, u)
+				x.Set(id, tables[id])
+				break
+			}
+		default:
+			for id := range tables {
+				x.Remove(id)
+				delete(tables, id)
+				break
+			}
+		}
+		if step%10 == 0 {
+			check(step)
+		}
+	}
+	check(300)
+	if x.words < 2 {
+		t.Fatalf("%d leaves at the end: the index never grew past 64", len(tables))
+	}
+	mustPanic(t, "Remove unknown", func() { x.Remove(100000) })
+	mustPanic(t, "Set removed", func() {
+		id := x.Add(nil)
+		x.Remove(id)
+		x.Set(id, nil)
+	})
+	mustPanic(t, "index too big", func() { NewLeafIndex(MaxTableBits + 1) })
+}
+
+func prefix3(w string) string { return w[:min(3, len(w))] }
