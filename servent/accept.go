@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gnutella/protocol"
+	"gnutella/ultrapeer"
 )
 
 // Hooks let the packages above servent take over what arrives on the one
@@ -39,6 +40,10 @@ type Hooks struct {
 	Vendor VendorHandler
 	// RouteTable is given QRP route-table updates (ultrapeer package).
 	RouteTable func(l *Link, h protocol.Header, payload []byte)
+	// QRPTable is our library's QRP table (nil: empty); called every
+	// connector tick, so it should return a cached table while the library
+	// has not changed.
+	QRPTable func() *ultrapeer.Table
 	// HitTrailer is the GGEP put in the trailer of our QueryHits (push proxies).
 	HitTrailer func() protocol.GGEP
 	// ShareStats reports how many files and KiB we share (for our Pong).

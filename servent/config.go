@@ -68,6 +68,9 @@ type Config struct {
 	MaxLinks int
 	// MaxLeaves is how many leaves an ultrapeer accepts.
 	MaxLeaves int
+	// LeafUltrapeers is how many ultrapeers a leaf keeps (and accepts): 3 as
+	// most servents do ([DQ]), gtk-gnutella 4.
+	LeafUltrapeers int
 
 	// TTL: MaxTTL clamps hops+TTL when relaying (4 as gtk-gnutella, 7 for a
 	// 0.4-style network); HardTTL drops anything above it (15).
@@ -84,6 +87,17 @@ type Config struct {
 	// PongCacheLifetime is how long cached pongs are served before the cache
 	// is refreshed by pinging neighbours.
 	PongCacheLifetime time.Duration
+
+	// QRPAggregateInterval is the least time between two rebuilds of an
+	// ultrapeer's aggregate QRP table ([UPQRP]: about a minute).
+	QRPAggregateInterval time.Duration
+	// DQPerHop and DQProbeWait pace dynamic querying: the wait after each
+	// step per unit of TTL (2.4 s, LimeWire) and after the probe.
+	DQPerHop, DQProbeWait time.Duration
+	// UltrapeerAfter is how long a servent in auto mode must have been up
+	// (and reachable) before it becomes an ultrapeer; ModeSwitchEvery is the
+	// least time between two role switches (gtk: 1800 s).
+	UltrapeerAfter, ModeSwitchEvery time.Duration
 
 	// HandshakeTimeout bounds an inbound connection's first line and
 	// handshake; ConnectTimeout bounds an outbound dial plus handshake.
@@ -128,29 +142,35 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		ListenAddr:         "0.0.0.0:6346",
-		Mode:               ModeUltrapeer,
-		WantLinks:          8,
-		MaxLinks:           32,
-		MaxLeaves:          300,
-		MaxTTL:             4,
-		HardTTL:            15,
-		Deflate:            true,
-		PongCaching:        true,
-		PingThrottle:       3 * time.Second,
-		PongCacheLifetime:  20 * time.Second,
-		HandshakeTimeout:   60 * time.Second,
-		ConnectTimeout:     30 * time.Second,
-		AlivePingInterval:  20 * time.Second,
-		AliveMaxMissed:     6,
-		IdleTimeout:        180 * time.Second,
-		FlowControlTimeout: 180 * time.Second,
-		ByeGrace:           5 * time.Second,
-		SendQueueBytes:     96 << 10,
-		Limits:             protocol.DefaultLimits(),
-		DupCacheSize:       1 << 16,
-		RouteTableSize:     100_000,
-		HostCacheSize:      4096,
+		ListenAddr:           "0.0.0.0:6346",
+		Mode:                 ModeUltrapeer,
+		WantLinks:            8,
+		MaxLinks:             32,
+		MaxLeaves:            300,
+		LeafUltrapeers:       3,
+		MaxTTL:               4,
+		HardTTL:              15,
+		Deflate:              true,
+		PongCaching:          true,
+		PingThrottle:         3 * time.Second,
+		PongCacheLifetime:    20 * time.Second,
+		QRPAggregateInterval: time.Minute,
+		DQPerHop:             2400 * time.Millisecond,
+		DQProbeWait:          7200 * time.Millisecond,
+		UltrapeerAfter:       10 * time.Minute,
+		ModeSwitchEvery:      30 * time.Minute,
+		HandshakeTimeout:     60 * time.Second,
+		ConnectTimeout:       30 * time.Second,
+		AlivePingInterval:    20 * time.Second,
+		AliveMaxMissed:       6,
+		IdleTimeout:          180 * time.Second,
+		FlowControlTimeout:   180 * time.Second,
+		ByeGrace:             5 * time.Second,
+		SendQueueBytes:       96 << 10,
+		Limits:               protocol.DefaultLimits(),
+		DupCacheSize:         1 << 16,
+		RouteTableSize:       100_000,
+		HostCacheSize:        4096,
 	}
 }
 

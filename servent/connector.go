@@ -25,7 +25,9 @@ func (s *Servent) connectLoop() {
 	var lastSave, lastGWC time.Time
 	for {
 		now := s.now()
+		s.autoPromote(now)
 		s.pongs.refresh(now)
+		s.qrpTick(now)
 		s.fillLinks(now, &lastGWC)
 		if s.cfg.DataDir != "" && now.Sub(lastSave) >= hostsSaveEvery {
 			lastSave = now
@@ -47,7 +49,7 @@ func (s *Servent) fillLinks(now time.Time, lastGWC *time.Time) {
 	s.mu.Lock()
 	inFlight := len(s.dialing)
 	s.mu.Unlock()
-	need := min(s.cfg.WantLinks-have-inFlight, maxDialing-inFlight)
+	need := min(s.wantLinks()-have-inFlight, maxDialing-inFlight)
 	for ; need > 0; need-- {
 		addr, ok := s.hosts.Pick(now, s.skipHost)
 		if !ok {

@@ -41,7 +41,7 @@ func (s *Servent) ourHeaders(peer netip.Addr) protocol.Headers {
 		h.Add("Remote-IP", peer.String())
 	}
 	h.Add("GUID", s.id.String())
-	h.Add("X-Ultrapeer", boolHeader(s.cfg.Mode != ModeLeaf))
+	h.Add("X-Ultrapeer", boolHeader(!s.isLeaf()))
 	h.Add("X-Query-Routing", "0.2")
 	h.Add("X-Ultrapeer-Query-Routing", "0.1")
 	h.Add("X-Dynamic-Querying", "0.1")
@@ -130,18 +130,29 @@ func (s *Servent) learnFromHeaders(h *protocol.Headers) {
 	}
 }
 
+// admission is admit's verdict.
+type admission struct {
+	kind   LinkKind
+	code   int
+	reason string
+	// needed is the X-Ultrapeer-Needed we answer ("" = none); guide is true
+	// when it is "False" to an ultrapeer: leaf guidance (§2.4).
+	needed string
+	guide  bool
+}
+
 // admit decides whether a 0.6 peer with these capabilities may link to us,
-// and as what. A non-2xx code refuses it.
-func (s *Servent) admit(c Capabilities, peerID protocol.GUID, listen netip.AddrPort) (LinkKind, int, string) {
+// and as what: the negotiation matrix of §2.4. A non-2xx code refuses it.
+func (s *Servent) admit(c Capabilities, peerID protocol.GUID, listen netip.AddrPort) admission {
 	if !peerID.IsZero() && peerID == s.id {
-		return 0, 409, "Connected to self"
+		return admission{code: 409, reason: "Connected to self"}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var peers, leaves int
 	for _, l := range s.links {
 		if (!peerID.IsZero() && l.PeerID == peerID) || (listen.IsValid() && l.Listen == listen) {
-			return 0, 409, "Already connected"
+			return admission{code: 409, reason: "Already connected"}
 		}
 		if l.Kind == LinkLeaf {
 			leaves++
@@ -149,29 +160,44 @@ func (s *Servent) admit(c Capabilities, peerID protocol.GUID, listen netip.AddrP
 			peers++
 		}
 	}
+	if s.isLeaf() {
+		switch {
+		case !c.UltrapeerHeader || !c.Ultrapeer:
+			// a leaf keeps only ultrapeer links; send the peer to ours
+			return admission{code: 503, reason: "Shielded leaf node"}
+		case peers >= s.cfg.LeafUltrapeers:
+			return admission{code: 503, reason: "Too many ultra connections"}
+		}
+		return admission{kind: LinkUltrapeer, code: 200, reason: "OK"}
+	}
+	a := admission{code: 200, reason: "OK"}
 	switch {
-	case s.cfg.Mode == ModeLeaf:
-		if c.UltrapeerHeader && !c.Ultrapeer {
-			return 0, 503, "Shielded leaf node"
-		}
-		if peers >= s.cfg.MaxLinks {
-			return 0, 503, "Too many ultra connections"
-		}
-		return LinkUltrapeer, 200, "OK"
+	case peers < s.cfg.MaxLinks:
+		a.needed = "True"
+	case leaves < s.cfg.MaxLeaves:
+		a.needed = "False"
+	}
+	switch {
 	case c.UltrapeerHeader && !c.Ultrapeer:
 		if leaves >= s.cfg.MaxLeaves {
-			return 0, 503, "Too many leaf connections"
+			return admission{code: 503, reason: "Too many leaf connections"}
 		}
-		return LinkLeaf, 200, "OK"
+		a.kind = LinkLeaf
+	case c.UltrapeerHeader:
+		if peers >= s.cfg.MaxLinks {
+			if leaves >= s.cfg.MaxLeaves {
+				return admission{code: 503, reason: "Too many ultra connections"}
+			}
+			a.guide = true // full of ultrapeers, leaf slots free: become our leaf
+		}
+		a.kind = LinkUltrapeer
 	default:
 		if peers >= s.cfg.MaxLinks {
-			return 0, 503, "Too many connections"
+			return admission{code: 503, reason: "Too many connections"}
 		}
-		if c.UltrapeerHeader {
-			return LinkUltrapeer, 200, "OK"
-		}
-		return LinkNormal, 200, "OK"
+		a.kind = LinkNormal
 	}
+	return a
 }
 
 // refusal writes a 0.6 error status with the headers §2.2 asks for.
@@ -220,10 +246,11 @@ func (s *Servent) acceptGnutella(conn net.Conn, br *bufio.Reader, first string) 
 	peerID, _ := protocol.ParseGUID(strings.TrimSpace(req.Headers.Get("GUID")))
 	listen := listenAddrOf(&req.Headers)
 	s.learnFromHeaders(&req.Headers)
-	kind, code, reason := s.admit(caps, peerID, listen)
-	if code != 200 {
-		s.log.Debug().Int("code", code).Str("reason", reason).Stringer("remote", remote).Msg("refusing link")
-		writeAndClose(conn, string(s.refusal(code, reason, remote.Addr())))
+	adm := s.admit(caps, peerID, listen)
+	kind := adm.kind
+	if adm.code != 200 {
+		s.log.Debug().Int("code", adm.code).Str("reason", adm.reason).Stringer("remote", remote).Msg("refusing link")
+		writeAndClose(conn, string(s.refusal(adm.code, adm.reason, remote.Addr())))
 		return
 	}
 	resp := protocol.HandshakeResponse{Version: "0.6", Code: 200, Reason: "OK", Headers: s.ourHeaders(remote.Addr())}
@@ -231,8 +258,8 @@ func (s *Servent) acceptGnutella(conn net.Conn, br *bufio.Reader, first string) 
 	if deflateOut {
 		resp.Headers.Add("Content-Encoding", "deflate")
 	}
-	if s.cfg.Mode != ModeLeaf {
-		resp.Headers.Add("X-Ultrapeer-Needed", boolHeader(kind != LinkLeaf))
+	if adm.needed != "" {
+		resp.Headers.Add("X-Ultrapeer-Needed", adm.needed)
 	}
 	if _, err := conn.Write(resp.AppendTo(nil)); err != nil {
 		conn.Close()
@@ -242,6 +269,15 @@ func (s *Servent) acceptGnutella(conn net.Conn, br *bufio.Reader, first string) 
 	if err != nil || !final.OK() {
 		conn.Close()
 		return
+	}
+	if adm.guide {
+		if up, ok := final.Headers.Bool("X-Ultrapeer"); ok && !up {
+			kind = LinkLeaf // it took our guidance
+			caps.Ultrapeer = false
+		} else {
+			conn.Close() // no ultrapeer slot left, and it will not be our leaf
+			return
+		}
 	}
 	l := s.newLink(conn, br, true, kind, caps)
 	l.PeerID, l.Listen, l.UserAgent = peerID, listen, req.Headers.Get("User-Agent")
@@ -256,7 +292,7 @@ func (s *Servent) acceptGnutella(conn net.Conn, br *bufio.Reader, first string) 
 
 // accept04 answers an inbound 0.4 handshake: "GNUTELLA OK", no headers.
 func (s *Servent) accept04(conn net.Conn, br *bufio.Reader, remote netip.AddrPort) {
-	if s.cfg.Mode == ModeLeaf || s.LinkCount(LinkNormal, LinkUltrapeer) >= s.cfg.MaxLinks {
+	if s.isLeaf() || s.LinkCount(LinkNormal, LinkUltrapeer) >= s.cfg.MaxLinks {
 		conn.Close()
 		return
 	}
@@ -326,7 +362,7 @@ func (s *Servent) Connect(ctx context.Context, addr netip.AddrPort) (*Link, erro
 	switch {
 	case caps.UltrapeerHeader && caps.Ultrapeer:
 		kind = LinkUltrapeer
-	case caps.UltrapeerHeader && s.cfg.Mode != ModeLeaf:
+	case caps.UltrapeerHeader && !s.isLeaf():
 		kind = LinkLeaf
 	}
 	final := protocol.HandshakeResponse{Version: "0.6", Code: 200, Reason: "OK"}
@@ -336,7 +372,7 @@ func (s *Servent) Connect(ctx context.Context, addr netip.AddrPort) (*Link, erro
 		conn.Close()
 		return nil, fmt.Errorf("refused %s: %d %s", addr, code, reason)
 	}
-	if s.cfg.Mode == ModeLeaf && kind != LinkUltrapeer {
+	if s.isLeaf() && kind != LinkUltrapeer {
 		return refuse(403, "Leaf node needs an ultrapeer")
 	}
 	if !peerID.IsZero() && peerID == s.id {
@@ -345,6 +381,15 @@ func (s *Servent) Connect(ctx context.Context, addr netip.AddrPort) (*Link, erro
 	deflateOut := s.cfg.Deflate && acceptsDeflate(&resp.Headers)
 	if deflateOut {
 		final.Headers.Add("Content-Encoding", "deflate")
+	}
+	becomeLeaf := false
+	if needed, ok := resp.Headers.Bool("X-Ultrapeer-Needed"); ok && !needed && kind == LinkUltrapeer && !s.isLeaf() {
+		// Leaf guidance: accept it only in auto mode and with no leaves of
+		// our own (§2.4); otherwise stay an ultrapeer, as LimeWire does.
+		if s.cfg.Mode == ModeAuto && s.LinkCount(LinkLeaf) == 0 && s.canSwitch() {
+			final.Headers.Add("X-Ultrapeer", "False")
+			becomeLeaf = true
+		}
 	}
 	l := s.newLink(conn, br, false, kind, caps)
 	l.PeerID, l.Listen, l.UserAgent = peerID, listen, resp.Headers.Get("User-Agent")
@@ -365,6 +410,9 @@ func (s *Servent) Connect(ctx context.Context, addr netip.AddrPort) (*Link, erro
 	_ = conn.SetDeadline(noDeadline)
 	s.hosts.Connected(addr, s.now())
 	l.start()
+	if becomeLeaf {
+		s.switchMode(ModeLeaf, "leaf guidance from "+addr.String(), l)
+	}
 	s.greet(l)
 	return l, nil
 }
@@ -376,9 +424,10 @@ func (s *Servent) newLink(conn net.Conn, br *bufio.Reader, inbound bool, kind Li
 	l := &Link{
 		Kind: kind, Inbound: inbound, Remote: addrPortOf(conn.RemoteAddr()), Caps: caps,
 		Since: s.now(), s: s, conn: conn, br: br,
-		q:    newSendQueue(s.cfg.SendQueueBytes),
-		done: make(chan struct{}),
-		log:  s.log,
+		q:      newSendQueue(s.cfg.SendQueueBytes),
+		done:   make(chan struct{}),
+		log:    s.log,
+		leafID: -1,
 	}
 	l.abuse.Limits = routing.DefaultAbuseLimits() // zero limits kick on the first duplicate
 	return l

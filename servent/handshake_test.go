@@ -518,6 +518,25 @@ func TestInbound503TryUltrapeers(t *testing.T) {
 		t.Fatal("host cache refused the seed")
 	}
 
+	// Ultrapeer slots are full but a leaf slot is free: leaf guidance
+	// (§2.4), 200 with X-Ultrapeer-Needed: False. A peer that will not
+	// become our leaf is then closed.
+	g := dialRaw(t, s)
+	g.request("0.6", peerHeaders(protocol.NewGUID())...)
+	gresp := g.response()
+	if !gresp.OK() || gresp.Headers.Get("X-Ultrapeer-Needed") != "False" {
+		t.Fatalf("full of ultrapeers with a leaf slot free: %d %s, X-Ultrapeer-Needed %q, want 200 and False",
+			gresp.Code, gresp.Reason, gresp.Headers.Get("X-Ultrapeer-Needed"))
+	}
+
+	// A leaf takes the last leaf slot.
+	leaf := dialRaw(t, s)
+	leaf.handshake(leafHeaders(protocol.NewGUID()))
+	if l := leaf.linkOf(s); l.Kind != LinkLeaf {
+		t.Errorf("leaf linked as %v", l.Kind)
+	}
+
+	// Now neither kind of slot is free: 503 with X-Try-Ultrapeers.
 	p := dialRaw(t, s)
 	p.request("0.6", peerHeaders(protocol.NewGUID())...)
 	resp := p.refusedWith(503)
@@ -536,12 +555,7 @@ func TestInbound503TryUltrapeers(t *testing.T) {
 		t.Errorf("0.4 peer over MaxLinks got %q", got)
 	}
 
-	// A leaf still has room (MaxLeaves 1); the next leaf does not.
-	leaf := dialRaw(t, s)
-	leaf.handshake(leafHeaders(protocol.NewGUID()))
-	if l := leaf.linkOf(s); l.Kind != LinkLeaf {
-		t.Errorf("leaf linked as %v", l.Kind)
-	}
+	// The next leaf finds no room either.
 	leaf2 := dialRaw(t, s)
 	leaf2.request("0.6", leafHeaders(protocol.NewGUID())...)
 	resp = leaf2.refusedWith(503)

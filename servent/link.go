@@ -16,6 +16,7 @@ import (
 
 	"gnutella/protocol"
 	"gnutella/routing"
+	"gnutella/ultrapeer"
 )
 
 // LinkKind says what the peer at the other end of a link is to us.
@@ -100,6 +101,11 @@ type Link struct {
 	// Owned by the reader goroutine.
 	lastPing time.Time
 	abuse    routing.LinkAbuse
+	qrpRecv  *ultrapeer.Receiver
+
+	qrt     atomic.Pointer[ultrapeer.Table] // the peer's QRP table, once complete
+	leafID  int                             // its id in the servent's LeafIndex (-1: none); under qrp.mu
+	qrpSent *ultrapeer.Table                // the table we last sent it (connector goroutine)
 
 	rxMsgs, txMsgs, rxBytes, txBytes, dups atomic.Uint64
 }

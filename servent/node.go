@@ -18,6 +18,7 @@ import (
 	"gnutella/routing"
 	"gnutella/share"
 	"gnutella/transfer"
+	"gnutella/ultrapeer"
 )
 
 // A Node is a whole servent: the Gnutella core plus what a user shares and
@@ -70,6 +71,34 @@ type Node struct {
 	mu          sync.Mutex
 	ourProxies  map[netip.AddrPort]routing.LinkID // our push proxies (leaf side)
 	connectBack time.Time                         // last BEAR/7 we sent
+	table       *ultrapeer.Table                  // our library's QRP table
+	tableOf     uint64                            // the library version it was built from
+}
+
+// qrpTable is Hooks.QRPTable: the library's table, rebuilt when the
+// library changed (names split as the library splits them, every prefix of
+// 3 bytes or more, and the URNs).
+func (n *Node) qrpTable() *ultrapeer.Table {
+	if n.Library == nil {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	v := n.Library.Version()
+	if n.table != nil && n.tableOf == v {
+		return n.table
+	}
+	files := n.Library.Files()
+	names := make([][]string, len(files))
+	var urns []protocol.SHA1
+	for i, f := range files {
+		names[i] = share.Keywords(f.Name)
+		if !f.SHA1.IsZero() {
+			urns = append(urns, f.SHA1)
+		}
+	}
+	n.table, n.tableOf = ultrapeer.BuildTable(qrpBits, names, urns), v
+	return n.table
 }
 
 // NewNode builds a node; nothing runs until Start.
@@ -109,6 +138,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	h.Vendor = n.vendor
 	h.HitTrailer = n.hitTrailer
+	h.QRPTable = n.qrpTable
 	s, err := New(c)
 	if err != nil {
 		return nil, err

@@ -3,10 +3,12 @@ package servent
 import (
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"gnutella/protocol"
 	"gnutella/routing"
+	"gnutella/ultrapeer"
 )
 
 // router applies the routing rules of §3 to every descriptor a link reads:
@@ -20,6 +22,9 @@ type router struct {
 	query  *routing.RouteTable // Query GUID → link, for QueryHits
 	pushes *routing.PushRoutes // servent ID → links, learned from QueryHits
 	stats  routing.Counters
+
+	leafDeliveries atomic.Uint64 // queries sent to leaves (all passed their QRP table)
+	lastHopSaved   atomic.Uint64 // last-hop queries not sent to an ultrapeer whose table said no
 
 	walkers  *routing.DupCache // GUIDs of walker queries seen (their hits route without TTL trim)
 	stopped  *routing.DupCache // walker GUIDs whose originator said STOP
@@ -59,6 +64,12 @@ func (r *router) forgetLink(id routing.LinkID) {
 
 // Stats returns the routing counters.
 func (s *Servent) Stats() routing.Stats { return s.router.stats.Snapshot() }
+
+// QRPStats counts queries sent to leaves (each one passed the leaf's QRP
+// table) and last-hop queries an ultrapeer's table saved.
+func (s *Servent) QRPStats() (leafDeliveries, lastHopSaved uint64) {
+	return s.router.leafDeliveries.Load(), s.router.lastHopSaved.Load()
+}
 
 // handle is called by a link's reader for every descriptor.
 func (s *Servent) handle(l *Link, h protocol.Header, payload []byte) {
@@ -192,14 +203,16 @@ func (r *router) handlePing(l *Link, h protocol.Header, payload []byte) {
 		}
 		l.lastPing = now
 		s.sendOwnPong(l, h, false)
-		s.pongs.answer(l, h)
+		if !s.isLeaf() {
+			s.pongs.answer(l, h) // leaves answer with their own pong only
+		}
 		return
 	}
 	// 0.4: flood the ping and route the pongs back.
 	r.pings.Add(h.ID, l.ID, s.now())
 	s.sendOwnPong(l, h, false)
 	if out, ok := r.ttl.Forward(h); ok {
-		r.flood(l, out, payload, false)
+		r.flood(l, out, payload, false, nil)
 	} else {
 		r.stats.Expired.Add(1)
 	}
@@ -268,7 +281,28 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 		r.stats.Handled.Add(1)
 		s.answerQuery(l, h, q, 0)
 	}
+	if s.isLeaf() {
+		return // a leaf never relays (§3.9)
+	}
+	qq := qrpQuery(q)
 	out, ok := r.ttl.Forward(h)
+	if !dup {
+		// Our leaves get it where their table matches, whatever the TTL
+		// (§3.5); a higher-TTL copy is not sent again.
+		toLeaf := out
+		if !ok {
+			toLeaf = h
+			toLeaf.Hops, toLeaf.TTL = min(h.Hops, 254)+1, 1
+		}
+		r.toLeaves(l, toLeaf, payload, qq)
+	}
+	if l.Kind == LinkLeaf {
+		// A leaf's query: we run it as a dynamic query instead of flooding
+		// it with the leaf's TTL (§5.4).
+		if !dup && s.startLeafDQ(l, h, q) {
+			return
+		}
+	}
 	if !ok {
 		r.stats.Expired.Add(1)
 		return
@@ -283,8 +317,27 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 		r.gossip(l, out, payload, p)
 		return
 	}
-	// A higher-TTL duplicate goes to ultrapeers only: leaves already have it.
-	r.flood(l, out, payload, higher)
+	r.flood(l, out, payload, higher, qq)
+}
+
+// toLeaves sends a query to the leaves whose QRP table matches it (never
+// to one that has not sent its table yet), honouring their Hops-Flow.
+func (r *router) toLeaves(from *Link, h protocol.Header, payload []byte, qq *ultrapeer.QRPQuery) int {
+	var buf [32]*Link
+	sent := 0
+	for _, o := range r.s.qrp.matchLeaves(qq, buf[:0]) {
+		if o == from || o.closing.Load() || uint32(h.Hops) >= o.hopsFlow.Load() {
+			continue
+		}
+		if o.send(h, payload) == enqueued {
+			sent++
+		}
+	}
+	if sent > 0 {
+		r.stats.Routed.Add(1)
+		r.leafDeliveries.Add(uint64(sent))
+	}
+	return sent
 }
 
 // gossip forwards a gossip query to each other neighbour with probability p.
@@ -488,6 +541,9 @@ func (r *router) forwardReply(dst routing.LinkID, h protocol.Header, payload []b
 	}
 	if to.send(out, payload) == enqueued {
 		r.stats.Routed.Add(1)
+		if to.Kind == LinkLeaf && h.Type == protocol.TypeQueryHit {
+			r.s.relayedToLeaf(h.ID, int(payload[0]))
+		}
 	}
 }
 
@@ -512,7 +568,7 @@ func (r *router) handlePush(l *Link, h protocol.Header, payload []byte) {
 		}
 		return
 	}
-	if s.cfg.Mode == ModeLeaf {
+	if s.isLeaf() {
 		r.stats.DropOther.Add(1)
 		return
 	}
@@ -555,8 +611,13 @@ func (r *router) routePush(from routing.LinkID, servent protocol.GUID, h protoco
 }
 
 // flood sends a message to every link but from. Leaves get nothing here:
-// queries reach leaves only through their QRP tables (ultrapeer package).
-func (r *router) flood(from *Link, h protocol.Header, payload []byte, ultrapeersOnly bool) int {
+// queries reach leaves only through their QRP tables (toLeaves). For the
+// last hop (TTL 1) an ultrapeer that sent us its table gets a query only
+// when the table matches qq (§3.5). A leaf relays nothing.
+func (r *router) flood(from *Link, h protocol.Header, payload []byte, ultrapeersOnly bool, qq *ultrapeer.QRPQuery) int {
+	if from != nil && r.s.isLeaf() {
+		return 0
+	}
 	sent := 0
 	for _, o := range r.s.Links() {
 		if o == from || o.Kind == LinkLeaf || o.closing.Load() {
@@ -567,6 +628,12 @@ func (r *router) flood(from *Link, h protocol.Header, payload []byte, ultrapeers
 		}
 		if ultrapeersOnly && o.Kind != LinkUltrapeer {
 			continue
+		}
+		if qq != nil && h.TTL == 1 && o.Kind == LinkUltrapeer && o.Caps.UltrapeerQueryRouting {
+			if t := o.qrt.Load(); t != nil && !t.MatchesQuery(qq) {
+				r.lastHopSaved.Add(1)
+				continue
+			}
 		}
 		if o.send(h, payload) == enqueued {
 			sent++
@@ -613,7 +680,7 @@ func (s *Servent) ownPong() *protocol.Pong {
 	if fn := s.cfg.Hooks.ShareStats; fn != nil {
 		files, kb = fn()
 	}
-	ultra := s.cfg.Mode == ModeUltrapeer
+	ultra := !s.isLeaf()
 	p := &protocol.Pong{Port: self.Port(), IP: a.As4(), Files: files, KB: protocol.UltrapeerKB(kb, ultra)}
 	uptime := uint32(min(s.now().Sub(s.started).Seconds(), protocol.MaxDailyUptime))
 	p.GGEP = protocol.GGEP{
@@ -649,11 +716,16 @@ func (s *Servent) OriginateQuery(id protocol.GUID, q *protocol.Query, ttl uint8,
 		return 0
 	}
 	r := s.router
-	r.dups.Check(id, protocol.TypeQuery, ttl)
+	dup, _ := r.dups.Check(id, protocol.TypeQuery, ttl)
 	r.query.Add(id, routing.Local, s.now())
 	h := protocol.Header{ID: id, Type: protocol.TypeQuery, TTL: ttl}
+	qq := qrpQuery(q)
+	leaves := 0
+	if !dup && !s.isLeaf() {
+		leaves = r.toLeaves(nil, h, payload, qq) // our own leaves, by their tables
+	}
 	if to == nil {
-		return r.flood(nil, h, payload, false)
+		return r.flood(nil, h, payload, false, qq) + leaves
 	}
 	sent := 0
 	for _, o := range to {
@@ -681,6 +753,6 @@ func (s *Servent) PingNetwork(ttl uint8) protocol.GUID {
 	id := protocol.NewGUID()
 	s.router.dups.Check(id, protocol.TypePing, ttl)
 	s.router.pings.Add(id, routing.Local, s.now())
-	s.router.flood(nil, protocol.Header{ID: id, Type: protocol.TypePing, TTL: ttl}, nil, false)
+	s.router.flood(nil, protocol.Header{ID: id, Type: protocol.TypePing, TTL: ttl}, nil, false, nil)
 	return id
 }

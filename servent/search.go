@@ -86,8 +86,9 @@ func (t *searchTable) walkDone(id protocol.GUID) bool {
 // searchNet is the routing.Network of one search: it registers every GUID
 // the strategy uses so hits find their way to the search.
 type searchNet struct {
-	s      *Servent
-	search *routing.Search
+	s       *Servent
+	search  *routing.Search
+	exclude *Link // a leaf whose query we run: not one of the targets
 }
 
 func (n *searchNet) Neighbours() []routing.Neighbour { return n.s.Neighbours() }

@@ -56,6 +56,11 @@ type Servent struct {
 	sentMsgs, handledMsgs atomic.Int64
 
 	walkChecks atomic.Int64 // checks our walkers' holders made of their originators
+
+	mode       atomic.Int32 // the role played now (ModeLeaf or ModeUltrapeer)
+	lastSwitch time.Time    // the last role switch (connector goroutine)
+	qrp        qrpState
+	dq         dqState
 }
 
 // WalkChecks is how many walker checks this servent made (each one a
@@ -92,6 +97,13 @@ func New(cfg Config) (*Servent, error) {
 		now:       time.Now,
 	}
 	s.snapshot.Store(&[]*Link{})
+	switch cfg.Mode {
+	case ModeLeaf, ModeAuto: // auto starts as a leaf until it is eligible
+		s.mode.Store(int32(ModeLeaf))
+	default:
+		s.mode.Store(int32(ModeUltrapeer))
+	}
+	s.qrp.init()
 	s.router = newRouter(s)
 	s.pongs = newPongCache(s)
 	s.hosts = NewHostCache(cfg.HostCacheSize)
@@ -267,6 +279,7 @@ func (s *Servent) removeLink(l *Link) {
 		s.publishLocked()
 	}
 	s.mu.Unlock()
+	s.qrp.removeLeaf(l)
 	s.router.forgetLink(l.ID)
 }
 
@@ -337,5 +350,8 @@ func resolvePeer(p string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(addrs[0].Unmap(), uint16(pn)), nil
 }
 
-// Mode is the role the servent plays now.
-func (s *Servent) Mode() Mode { return s.cfg.Mode }
+// Mode is the role the servent plays now: ModeLeaf or ModeUltrapeer (a
+// servent in ModeAuto plays one of the two).
+func (s *Servent) Mode() Mode { return Mode(s.mode.Load()) }
+
+func (s *Servent) isLeaf() bool { return s.Mode() == ModeLeaf }

@@ -44,6 +44,8 @@ func (r *router) handleVendor(l *Link, h protocol.Header, payload []byte) {
 		if hops, err := v.HopsFlow(); err == nil {
 			l.hopsFlow.Store(uint32(hops))
 		}
+	case v.Is(protocol.QueryStatusRequestID), v.Is(protocol.QueryStatusResponseID):
+		r.s.queryStatus(l, h, v)
 	default:
 		if fn := r.s.cfg.Hooks.Vendor; fn != nil {
 			fn(l, h, v)
@@ -67,16 +69,3 @@ func (l *Link) Supports(id protocol.VendorMessageID) bool {
 
 // HopsFlow is the peer's last Hops-Flow value (255 when it sent none).
 func (l *Link) HopsFlow() uint8 { return uint8(l.hopsFlow.Load()) }
-
-func (r *router) handleRouteTable(l *Link, h protocol.Header, payload []byte) {
-	r.trace(l, h, false)
-	if h.Hops != 0 || h.TTL > 1 {
-		r.stats.DropOther.Add(1)
-		return
-	}
-	if fn := r.s.cfg.Hooks.RouteTable; fn != nil {
-		fn(l, h, payload)
-		return
-	}
-	r.stats.DropOther.Add(1) // no QRP consumer: the ultrapeer package plugs in here
-}
