@@ -88,6 +88,10 @@ type Config struct {
 	// is refreshed by pinging neighbours.
 	PongCacheLifetime time.Duration
 
+	// UltrapeerQRP announces X-Ultrapeer-Query-Routing: ultrapeers exchange
+	// aggregate QRP tables and use them for the last hop ([UPQRP]). Turned
+	// off, every query is flooded to the last hop as in a 0.4 network.
+	UltrapeerQRP bool
 	// QRPAggregateInterval is the least time between two rebuilds of an
 	// ultrapeer's aggregate QRP table ([UPQRP]: about a minute).
 	QRPAggregateInterval time.Duration
@@ -154,6 +158,7 @@ func DefaultConfig() Config {
 		PongCaching:          true,
 		PingThrottle:         3 * time.Second,
 		PongCacheLifetime:    20 * time.Second,
+		UltrapeerQRP:         true,
 		QRPAggregateInterval: time.Minute,
 		DQPerHop:             2400 * time.Millisecond,
 		DQProbeWait:          7200 * time.Millisecond,

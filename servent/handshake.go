@@ -43,7 +43,9 @@ func (s *Servent) ourHeaders(peer netip.Addr) protocol.Headers {
 	h.Add("GUID", s.id.String())
 	h.Add("X-Ultrapeer", boolHeader(!s.isLeaf()))
 	h.Add("X-Query-Routing", "0.2")
-	h.Add("X-Ultrapeer-Query-Routing", "0.1")
+	if s.cfg.UltrapeerQRP {
+		h.Add("X-Ultrapeer-Query-Routing", "0.1")
+	}
 	h.Add("X-Dynamic-Querying", "0.1")
 	h.Add("X-Degree", strconv.Itoa(max(s.cfg.MaxLinks, 16)))
 	h.Add("X-Max-TTL", strconv.Itoa(int(s.cfg.MaxTTL)))

@@ -46,6 +46,9 @@ type NodeConfig struct {
 	AssumeFirewalledAfter time.Duration
 	// Rescan is the library's periodic rescan (60 s by default).
 	Rescan time.Duration
+	// AssumeReachable skips firewall detection: we are never firewalled (a
+	// testnet's open hosts). Firewalled hosts of a testnet leave it false.
+	AssumeReachable bool
 }
 
 // DefaultNodeConfig returns the documented defaults.
@@ -123,14 +126,23 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		Logger: cfg.Logger, PushProxy: n.servePushProxy}
 	c := cfg.Config
 	h := &c.Hooks
-	h.Answer = n.answer
+	if n.Library != nil || h.Answer == nil {
+		h.Answer = n.answer
+	}
 	h.ShareStats = n.shareStats
 	h.HTTP = n.Uploads.ServeConn
 	h.Busy = n.Uploads.Busy
 	h.Firewalled = n.Firewall.Firewalled
+	if cfg.AssumeReachable {
+		h.Firewalled = func() bool { return false }
+	}
 	h.Inbound = func(remote netip.AddrPort) { n.Firewall.Inbound(remote, n.linkedTo(remote.Addr()), time.Now()) }
 	h.ConnectBack = func(remote netip.AddrPort) { n.Firewall.ConnectBack(remote, time.Now()) }
-	h.Push = n.push
+	if user := h.Push; user != nil {
+		h.Push = func(p *protocol.Push, hd protocol.Header) { user(p, hd); n.push(p, hd) }
+	} else {
+		h.Push = n.push
+	}
 	h.GIV = func(conn net.Conn, br *bufio.Reader, giv protocol.GIV) {
 		if !n.callbacks.Deliver(conn, br, giv) {
 			conn.Close() // a GIV for a download we never asked for
@@ -390,7 +402,7 @@ func (n *Node) vendor(l *Link, h protocol.Header, v *protocol.Vendor) {
 // hitTrailer is the GGEP of our QueryHit trailers: our push proxies (up to
 // 8, as gtk-gnutella) when we are firewalled.
 func (n *Node) hitTrailer() protocol.GGEP {
-	if !n.Firewall.Firewalled() {
+	if !n.firewalled() {
 		return nil
 	}
 	n.mu.Lock()
@@ -429,7 +441,7 @@ func (n *Node) firewallLoop() {
 		}
 		now := time.Now()
 		n.Firewall.Tick(now)
-		if !n.Firewall.Firewalled() {
+		if !n.firewalled() {
 			continue
 		}
 		if now.Sub(n.connectBack) > time.Minute {

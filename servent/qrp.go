@@ -102,7 +102,7 @@ func (r *router) handleRouteTable(l *Link, h protocol.Header, payload []byte) {
 		r.stats.DropOther.Add(1) // ultrapeers route to us by their own table, not ours
 		return
 	case l.Kind == LinkLeaf:
-	case l.Kind == LinkUltrapeer && l.Caps.UltrapeerQueryRouting:
+	case l.Kind == LinkUltrapeer && l.Caps.UltrapeerQueryRouting && s.cfg.UltrapeerQRP:
 	default:
 		r.stats.DropOther.Add(1) // QRP from a peer that did not announce it
 		return
@@ -175,6 +175,9 @@ func (s *Servent) qrpTick(now time.Time) {
 				s.qrp.lastHopsFlow[l] = flow
 			}
 		}
+		return
+	}
+	if !s.cfg.UltrapeerQRP {
 		return
 	}
 	q := &s.qrp

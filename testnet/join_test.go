@@ -13,7 +13,7 @@ import (
 func TestJoinFromOnePeerReachesTargetLinks(t *testing.T) {
 	n, err := Start(ctxFor(t, 60*time.Second), Options{
 		N: 10, Topology: Random{MeanDegree: 4}, Seed: 3,
-		Configure: func(i int, c *servent.Config) { c.PongCacheLifetime = time.Second },
+		Configure: func(i int, c *servent.NodeConfig) { c.PongCacheLifetime = time.Second },
 	})
 	if err != nil {
 		t.Fatal(err)

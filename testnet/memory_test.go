@@ -18,8 +18,9 @@ func TestMemoryNetworkFloodsWithinTTL(t *testing.T) {
 	id := protocol.NewGUID()
 	n, err := Start(ctxFor(t, 120*time.Second), Options{
 		N: N, Transport: Memory, Topology: Random{MeanDegree: 4}, Seed: 11,
-		Configure: func(i int, c *servent.Config) {
+		Configure: func(i int, c *servent.NodeConfig) {
 			c.MaxTTL = 7
+			c.UltrapeerQRP = false // flat network: flood to the last hop
 			c.Hooks.Trace = func(l *servent.Link, h protocol.Header, dup bool) {
 				if h.ID == id && !dup {
 					mu.Lock()

@@ -59,12 +59,15 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func start20(t *testing.T, tr *tracer, want protocol.Type, configure func(i int, c *servent.Config)) *Network {
+func start20(t *testing.T, tr *tracer, want protocol.Type, configure func(i int, c *servent.NodeConfig)) *Network {
 	t.Helper()
 	n, err := Start(ctxFor(t, 60*time.Second), Options{
 		N: 20, Transport: TCP, Topology: Random{MeanDegree: 3}, Seed: 7,
-		Configure: func(i int, c *servent.Config) {
-			c.MaxTTL = 7 // a 0.4-style network, so TTL 3..5 floods are not clamped
+		Configure: func(i int, c *servent.NodeConfig) {
+			c.MaxTTL = 7
+			// a 0.4-style network: TTL 3..5 floods are not clamped, and no
+			// QRP table cuts the last hop
+			c.UltrapeerQRP = false
 			c.Hooks.Trace = tr.hook(i, want)
 			if configure != nil {
 				configure(i, c)
@@ -122,7 +125,7 @@ func TestQueryReachesEveryServentWithinTTLExactlyOnce(t *testing.T) {
 func TestQueryHitsFollowTheReversePathOnly(t *testing.T) {
 	tr := newTracer()
 	const holder = 13
-	n := start20(t, tr, protocol.TypeQuery, func(i int, c *servent.Config) {
+	n := start20(t, tr, protocol.TypeQuery, func(i int, c *servent.NodeConfig) {
 		if i == holder {
 			c.Hooks.Answer = func(q *protocol.Query, h protocol.Header) []protocol.Result {
 				return []protocol.Result{{Index: 1, Size: 42, Name: []byte("zebra quokka.txt")}}
@@ -176,7 +179,7 @@ func TestQueryHitsFollowTheReversePathOnly(t *testing.T) {
 
 func TestPongsFollowTheReversePathInFloodingMode(t *testing.T) {
 	tr := newTracer()
-	n := start20(t, tr, protocol.TypePong, func(i int, c *servent.Config) { c.PongCaching = false })
+	n := start20(t, tr, protocol.TypePong, func(i int, c *servent.NodeConfig) { c.PongCaching = false })
 	tr.mu.Lock()
 	for k := range tr.hitsAt {
 		delete(tr.hitsAt, k)
@@ -215,7 +218,7 @@ func TestPushReachesTheServentThatSentAHit(t *testing.T) {
 	tr := newTracer()
 	const holder = 13
 	pushed := make(chan *protocol.Push, 1)
-	n := start20(t, tr, protocol.TypeQuery, func(i int, c *servent.Config) {
+	n := start20(t, tr, protocol.TypeQuery, func(i int, c *servent.NodeConfig) {
 		if i == holder {
 			c.Hooks.Answer = func(q *protocol.Query, h protocol.Header) []protocol.Result {
 				return []protocol.Result{{Index: 9, Size: 42, Name: []byte("zebra.txt")}}

@@ -31,15 +31,17 @@ type Options struct {
 	Transport TransportKind
 	Topology  Topology
 	Seed      uint64
-	// Configure adjusts servent i's config before it starts (hooks, mode...).
-	Configure func(i int, c *servent.Config)
+	// Configure adjusts node i's config before it starts (hooks, mode,
+	// shared folders...).
+	Configure func(i int, c *servent.NodeConfig)
 	// LinkTimeout bounds the wait for every link to come up.
 	LinkTimeout time.Duration
 }
 
 // Network is a running testnet.
 type Network struct {
-	Servents []*servent.Servent
+	Nodes    []*servent.Node
+	Servents []*servent.Servent // Nodes[i].Servent
 	Edges    []Edge
 	Mem      *servent.MemNetwork // nil over TCP
 	opts     Options
@@ -49,7 +51,22 @@ type Network struct {
 // addresses allowed, no dialling of its own (the topology decides the links)
 // and short timers.
 func BaseConfig() servent.Config {
-	c := servent.DefaultConfig()
+	return BaseNodeConfig().Config
+}
+
+// BaseNodeConfig is the node config a testnet starts from: BaseConfig, no
+// control API, reachable (firewalled hosts are configured so explicitly),
+// callbacks to loopback allowed, and paces scaled down for a machine where
+// a hop takes microseconds.
+func BaseNodeConfig() servent.NodeConfig {
+	n := servent.DefaultNodeConfig()
+	n.ControlAddr = ""
+	n.AssumeReachable = true
+	n.AcceptLocalProof = true
+	n.PushPolicy.AllowLoopback = true
+	n.PushPolicy.AllowPrivate = true
+	n.Rescan = 0
+	c := &n.Config
 	c.ListenAddr = "127.0.0.1:0"
 	c.WantLinks = 0
 	c.MaxLinks = 64
@@ -58,7 +75,10 @@ func BaseConfig() servent.Config {
 	c.ByeGrace = 2 * time.Second
 	c.HandshakeTimeout = 10 * time.Second
 	c.ConnectTimeout = 10 * time.Second
-	return c
+	c.QRPAggregateInterval = 200 * time.Millisecond
+	c.DQPerHop = 150 * time.Millisecond
+	c.DQProbeWait = 300 * time.Millisecond
+	return n
 }
 
 // Start starts opts.N servents and links them as the topology says. It
@@ -80,17 +100,21 @@ func Start(ctx context.Context, opts Options) (*Network, error) {
 	if opts.Transport == Memory {
 		n.Mem = servent.NewMemNetwork()
 	}
+	roles, _ := opts.Topology.(Roles)
 	for i := 0; i < opts.N; i++ {
-		c := BaseConfig()
+		c := BaseNodeConfig()
 		if n.Mem != nil {
 			ip := n.Mem.NextIP()
 			c.Transport = n.Mem.Host(ip)
 			c.ListenAddr = netip.AddrPortFrom(ip, 6346).String()
 		}
+		if roles != nil && roles.Leaf(i) {
+			c.Mode = servent.ModeLeaf
+		}
 		if opts.Configure != nil {
 			opts.Configure(i, &c)
 		}
-		s, err := servent.New(c)
+		s, err := servent.NewNode(c)
 		if err == nil {
 			err = s.Start()
 		}
@@ -98,7 +122,8 @@ func Start(ctx context.Context, opts Options) (*Network, error) {
 			n.Stop()
 			return nil, fmt.Errorf("testnet: servent %d: %w", i, err)
 		}
-		n.Servents = append(n.Servents, s)
+		n.Nodes = append(n.Nodes, s)
+		n.Servents = append(n.Servents, s.Servent)
 	}
 	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))
 	n.Edges = opts.Topology.Edges(opts.N, rng)
@@ -145,8 +170,8 @@ func (n *Network) link(ctx context.Context) error {
 // Stop stops every servent and waits for them.
 func (n *Network) Stop() error {
 	var wg sync.WaitGroup
-	errs := make([]error, len(n.Servents))
-	for i, s := range n.Servents {
+	errs := make([]error, len(n.Nodes))
+	for i, s := range n.Nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -89,3 +89,39 @@ func degrees(n int, edges []Edge) []int {
 	}
 	return d
 }
+
+// Roles is a Topology whose servents are not all alike: the two-tier shape.
+type Roles interface {
+	Topology
+	Leaf(i int) bool
+}
+
+// TwoTier is the Gnutella 0.6 shape: the first Ultrapeers servents are
+// ultrapeers, linked as a connected random graph of mean degree
+// UltrapeerDegree; every other servent is a leaf that links to
+// LeafUltrapeers distinct ultrapeers chosen at random.
+type TwoTier struct {
+	Ultrapeers      int
+	UltrapeerDegree float64
+	LeafUltrapeers  int
+}
+
+// Leaf implements Roles.
+func (t TwoTier) Leaf(i int) bool { return i >= t.Ultrapeers }
+
+// Edges implements Topology. Leaves dial their ultrapeers.
+func (t TwoTier) Edges(n int, rng *rand.Rand) []Edge {
+	ups := min(t.Ultrapeers, n)
+	e := Random{MeanDegree: t.UltrapeerDegree}.Edges(ups, rng)
+	k := min(max(t.LeafUltrapeers, 1), ups)
+	for leaf := ups; leaf < n; leaf++ {
+		for _, up := range rng.Perm(ups)[:k] {
+			e = append(e, Edge{A: leaf, B: up})
+		}
+	}
+	return e
+}
+
+func (t TwoTier) String() string {
+	return fmt.Sprintf("two-tier(%d ultrapeers d=%g, leaves x%d)", t.Ultrapeers, t.UltrapeerDegree, t.LeafUltrapeers)
+}
