@@ -21,6 +21,7 @@ import (
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/servent"
+	"gnutella/testnet"
 )
 
 func main() {
@@ -37,6 +38,7 @@ func main() {
 			searchCommand(),
 			getCommand(),
 			cacheCommand(),
+			testnetCommand(),
 			decodeCommand(),
 		},
 	}
@@ -448,4 +450,56 @@ type transferStatus struct {
 	State string `json:"state"`
 	Error string `json:"error"`
 	Path  string `json:"path"`
+}
+
+func testnetCommand() *cli.Command {
+	d := testnet.DefaultDemoConfig()
+	return &cli.Command{
+		Name:  "testnet",
+		Usage: "start a local two-tier Gnutella network, show search and downloads working, and keep it up to join",
+		Description: "Starts ultrapeers and leaves on 127.0.0.1 with a GWebCache introducer, shares generated files,\n" +
+			"runs a search with each strategy (flood, expanding ring, random walk, gossip, dynamic query),\n" +
+			"downloads one file directly and one by Push from a firewalled leaf, prints a summary, and stays\n" +
+			"up (printing how to join it) until Ctrl-C. With --once it exits: 0 if every step worked.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "once", Usage: "run the steps and exit (status 0 only if every step worked)"},
+			&cli.IntFlag{Name: "ultrapeers", Value: d.Ultrapeers, Usage: "number of ultrapeers"},
+			&cli.IntFlag{Name: "leaves", Value: d.Leaves, Usage: "number of leaves (each links to 3 ultrapeers)"},
+			&cli.IntFlag{Name: "firewalled", Value: d.Firewalled, Usage: "how many of the leaves are firewalled (reachable by Push only)"},
+			&cli.StringFlag{Name: "dir", Usage: "`DIR` for shares, downloads and data (default: a temporary folder, removed at exit)"},
+			&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "seed of the topology"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Int("ultrapeers") < 2 || c.Int("leaves") < 2 {
+				return cli.Exit("a testnet needs at least 2 ultrapeers and 2 leaves", 2)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cfg := testnet.DemoConfig{Ultrapeers: c.Int("ultrapeers"), Leaves: c.Int("leaves"),
+				Firewalled: c.Int("firewalled"), Dir: c.String("dir"), Seed: c.Uint64("seed")}
+			demo, err := testnet.RunDemo(ctx, cfg, os.Stdout)
+			if err != nil {
+				return cli.Exit("testnet: "+err.Error(), 1)
+			}
+			defer demo.Close()
+			ok := demo.OK()
+			if ok {
+				fmt.Println("Every step worked.")
+			} else {
+				fmt.Println("Some steps FAILED (see above).")
+			}
+			if c.Bool("once") {
+				if !ok {
+					return cli.Exit("", 1)
+				}
+				return nil
+			}
+			fmt.Println()
+			fmt.Print(demo.JoinHelp())
+			fmt.Println("Ctrl-C stops the network.")
+			<-ctx.Done()
+			fmt.Println("stopping...")
+			return nil
+		},
+	}
 }

@@ -373,7 +373,17 @@ func (r *router) handleWalker(l *Link, h protocol.Header, q *protocol.Query, w r
 		if acceptableQuery(q) {
 			r.stats.Handled.Add(1)
 			s.answerQuery(l, h, q, w.Steps)
+			if !s.isLeaf() {
+				// An ultrapeer and its leaves act as one unit: the walker's
+				// visit covers the leaves whose table matches.
+				if payload, err := q.AppendTo(nil); err == nil {
+					r.toLeaves(l, protocol.Header{ID: h.ID, Type: protocol.TypeQuery, TTL: 1, Hops: 1}, payload, qrpQuery(q))
+				}
+			}
 		}
+	}
+	if s.isLeaf() {
+		return // leaves answer walkers but never pass them on
 	}
 	if w.Left == 0 || r.stopped.Seen(h.ID, protocol.TypeQuery) {
 		r.stats.Expired.Add(1)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -36,6 +37,8 @@ type Options struct {
 	Configure func(i int, c *servent.NodeConfig)
 	// LinkTimeout bounds the wait for every link to come up.
 	LinkTimeout time.Duration
+	// Progress, when set, is told how the network forms.
+	Progress io.Writer
 }
 
 // Network is a running testnet.
@@ -162,6 +165,9 @@ func (n *Network) link(ctx context.Context) error {
 	for i, d := range degrees(len(n.Servents), n.Edges) {
 		if err := n.Servents[i].WaitLinks(ctx, d); err != nil {
 			return fmt.Errorf("testnet: servent %d: %w", i, err)
+		}
+		if p := n.opts.Progress; p != nil && (i+1)%10 == 0 {
+			fmt.Fprintf(p, "  ... %d of %d servents linked\n", i+1, len(n.Servents))
 		}
 	}
 	return nil
