@@ -1,0 +1,156 @@
+package servent
+
+import (
+	"testing"
+
+	"gnutella/protocol"
+	"gnutella/ultrapeer"
+)
+
+// Outbound leaf guidance (§2.4): an ultrapeer full of ultrapeers but with
+// leaf slots answers X-Ultrapeer-Needed: False. A servent in auto mode with
+// no leaves takes it: it says X-Ultrapeer: False, becomes a leaf and ends
+// its other links with Bye 203. A servent fixed as an ultrapeer stays one.
+func TestLeafGuidanceTakenOnlyInAutoMode(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		mode     Mode
+		wantLeaf bool
+	}{{"auto", ModeAuto, true}, {"ultrapeer", ModeUltrapeer, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			full := testConfig()
+			full.MaxLinks = 1
+			b := startServent(t, full)
+			filler := startServent(t, testConfig())
+			if _, err := filler.Connect(ctxT(t), b.Addr()); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.WaitLinks(ctxT(t), 1); err != nil {
+				t.Fatal(err)
+			}
+			ca := testConfig()
+			ca.Mode = tc.mode
+			ca.UltrapeerAfter, ca.ModeSwitchEvery = 0, 0
+			a := startServent(t, ca)
+			waitFor(t, func() bool { return a.Mode() == ModeUltrapeer }) // auto: promoted at once
+			other := startServent(t, testConfig())
+			first, err := a.Connect(ctxT(t), other.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Connect(ctxT(t), b.Addr()); err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantLeaf {
+				<-first.Done() // Bye 203 ends the other link
+				if first.ByeCode() != protocol.ByeChangingPeerMode {
+					t.Errorf("other link ended with %v, want 203", first.ByeCode())
+				}
+				if a.Mode() != ModeLeaf {
+					t.Fatalf("a is %v after guidance, want leaf", a.Mode())
+				}
+				waitFor(t, func() bool { return b.LinkCount(LinkLeaf) == 1 })
+			} else {
+				if a.Mode() != ModeUltrapeer || first.closing.Load() {
+					t.Fatalf("a is %v, other link closing %v: a fixed ultrapeer must ignore guidance", a.Mode(), first.closing.Load())
+				}
+				if b.LinkCount(LinkLeaf) != 0 {
+					t.Errorf("b counts a leaf")
+				}
+			}
+		})
+	}
+}
+
+// sendTable sends t to the servent as a leaf would: RESET then PATCHes.
+func (p *rawPeer) sendTable(t *ultrapeer.Table) {
+	p.t.Helper()
+	for _, m := range t.Messages(7, 4096) {
+		payload, err := m.AppendTo(nil)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		p.send(protocol.Header{ID: protocol.NewGUID(), Type: protocol.TypeRouteTable, TTL: 1}, payload)
+	}
+}
+
+// A query reaches a leaf only once its QRP table has arrived, and then only
+// when the table matches it.
+func TestQueriesReachALeafOnlyWhenItsTableMatches(t *testing.T) {
+	up := startServent(t, testConfig())
+	leaf := dialRaw(t, up)
+	leaf.handshake(leafHeaders(protocol.NewGUID()))
+	ask := func(words string) protocol.GUID {
+		id := protocol.NewGUID()
+		up.OriginateQuery(id, protocol.NewQuery(words, protocol.QueryFlagMark), 3, nil)
+		return id
+	}
+	// receivedBefore reads until the sync pong and reports whether a query
+	// with id came first (the servent handles and sends in order).
+	receivedBefore := func(id protocol.GUID) bool {
+		leaf.t.Helper()
+		ping := protocol.NewGUID()
+		leaf.send(protocol.Header{ID: ping, Type: protocol.TypePing, TTL: 1}, nil)
+		got := false
+		for {
+			h, _ := leaf.next()
+			if h.Type == protocol.TypeQuery && h.ID == id {
+				got = true
+			}
+			if h.Type == protocol.TypePong && h.ID == ping {
+				return got
+			}
+		}
+	}
+	before := ask("zebra quokka")
+	if receivedBefore(before) {
+		t.Fatal("a leaf got a query before sending its QRP table")
+	}
+	table := ultrapeer.BuildTable(16, [][]string{{"zebra", "quokka", "interop"}}, nil)
+	leaf.sendTable(table)
+	leaf.sync()
+	waitFor(t, func() bool {
+		up.qrp.mu.RLock()
+		defer up.qrp.mu.RUnlock()
+		return up.qrp.index.Len() == 1
+	})
+	if q := ask("zebra"); !receivedBefore(q) {
+		t.Error("a query matching the leaf's table did not reach it")
+	}
+	if q := ask("koala"); receivedBefore(q) {
+		t.Error("a query not matching the leaf's table reached it")
+	}
+	if d, _ := up.QRPStats(); d != 1 {
+		t.Errorf("%d leaf deliveries counted, want 1", d)
+	}
+}
+
+// A PATCH before any RESET, and a sequence number out of order, end the
+// link with Bye 413.
+func TestQRPSequenceViolationGetsBye413(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msgs []protocol.Payload
+	}{
+		{"patch before reset", []protocol.Payload{&protocol.RouteTablePatch{SeqNo: 1, SeqSize: 1, EntryBits: 4, Data: make([]byte, 8)}}},
+		{"sequence out of order", []protocol.Payload{
+			&protocol.RouteTableReset{TableLength: 16, Infinity: 7},
+			&protocol.RouteTablePatch{SeqNo: 2, SeqSize: 2, EntryBits: 4, Data: make([]byte, 4)},
+		}},
+		{"length not a power of two", []protocol.Payload{&protocol.RouteTableReset{TableLength: 1000, Infinity: 7}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := startServent(t, testConfig())
+			leaf := dialRaw(t, up)
+			leaf.handshake(leafHeaders(protocol.NewGUID()))
+			for _, m := range tc.msgs {
+				payload, err := m.AppendTo(nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				leaf.send(protocol.Header{ID: protocol.NewGUID(), Type: protocol.TypeRouteTable, TTL: 1}, payload)
+			}
+			leaf.expectBye(protocol.ByeInvalidQRPSequence)
+		})
+	}
+}
