@@ -117,6 +117,7 @@ func (q *sendQueue) push(m outMsg) enqueueResult {
 		q.mu.Unlock()
 		return enqueueClosed
 	}
+	m.seq = q.seq + 1 // the newest among equals: dropped before an older equal
 	for q.bytes+m.size() > q.max {
 		// find the least important droppable message
 		worst := -1
@@ -141,7 +142,6 @@ func (q *sendQueue) push(m outMsg) enqueueResult {
 		q.evicted++
 	}
 	q.seq++
-	m.seq = q.seq
 	q.items = append(q.items, m)
 	q.up(len(q.items) - 1)
 	q.bytes += m.size()

@@ -154,3 +154,42 @@ func TestQRPSequenceViolationGetsBye413(t *testing.T) {
 		})
 	}
 }
+
+// A leaf that shares nothing tells its ultrapeers Hops-Flow 0 (send it no
+// queries); a leaf that shares sends its table and no Hops-Flow.
+func TestLeafSharingNothingSaysHopsFlowZero(t *testing.T) {
+	up := startServent(t, testConfig())
+	empty := testConfig()
+	empty.Mode = ModeLeaf
+	sharing := testConfig()
+	sharing.Mode = ModeLeaf
+	table := ultrapeer.BuildTable(16, [][]string{{"zebra"}}, nil)
+	sharing.Hooks.QRPTable = func() *ultrapeer.Table { return table }
+	a, b := startServent(t, empty), startServent(t, sharing)
+	if _, err := a.Connect(ctxT(t), up.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Connect(ctxT(t), up.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := up.WaitLinks(ctxT(t), 2); err != nil {
+		t.Fatal(err)
+	}
+	linkOf := func(id protocol.GUID) *Link {
+		for _, l := range up.Links() {
+			if l.PeerID == id {
+				return l
+			}
+		}
+		t.Fatalf("no link to %s", id)
+		return nil
+	}
+	la, lb := linkOf(a.ID()), linkOf(b.ID())
+	waitFor(t, func() bool { return la.HopsFlow() == 0 && lb.PeerTable() != nil })
+	if !lb.PeerTable().Equal(table) {
+		t.Error("the sharing leaf's table arrived changed")
+	}
+	if lb.HopsFlow() != 255 {
+		t.Errorf("the sharing leaf said Hops-Flow %d", lb.HopsFlow())
+	}
+}
