@@ -150,7 +150,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	h.Vendor = n.vendor
 	h.HitTrailer = n.hitTrailer
-	h.QRPTable = n.qrpTable
+	if n.Library != nil || h.QRPTable == nil {
+		h.QRPTable = n.qrpTable // a testnet answering from memory (Hooks.Answer) brings its own table
+	}
 	s, err := New(c)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@
 package testnet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -262,10 +263,16 @@ func (l *NetnsLab) addNetns(ns string) (string, error) {
 	return out, err
 }
 
-// firewall makes h drop inbound TCP connection attempts, with nft or else iptables.
+// firewall makes h drop inbound TCP connection attempts, with nft or else iptables (GNUTELLA_NETNS_FIREWALL=nft
+// or =iptables picks one).
 func (l *NetnsLab) firewall(h *NetnsHost) {
 	if l.fw == "" {
-		switch {
+		switch tool := os.Getenv("GNUTELLA_NETNS_FIREWALL"); {
+		case tool == "nft" || tool == "iptables": // to try the other tool
+			if !lookPath(tool) {
+				l.t.Skipf("netns lab: GNUTELLA_NETNS_FIREWALL=%s, which is not installed", tool)
+			}
+			l.fw = tool
 		case lookPath("nft"):
 			l.fw = "nft"
 		case lookPath("iptables"):
@@ -367,7 +374,22 @@ func removeStaleNetns(t testing.TB) {
 	}
 }
 
+// processAlive reports whether the process pid exists and is not a zombie (a killed test binary whose parent has
+// not reaped it yet still answers kill 0).
 func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	// "pid (comm) S ...": the state follows the last ')'.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		switch stat[i+2] {
+		case 'Z', 'X':
+			return false
+		}
+	}
+	return true
 }
