@@ -28,7 +28,10 @@ type dupEntry struct {
 	maxTTL uint8
 	n      uint8 // senders in use
 	from   [MaxDupSenders]LinkID
+	ttls   [MaxDupSenders]uint16 // the TTLs each sender sent, one bit each (15 and above share the top bit)
 }
+
+func ttlBit(ttl uint8) uint16 { return 1 << min(ttl, 15) }
 
 // DupCache detects duplicate descriptors by (GUID, Type), as [C04] and
 // gtk-gnutella's check_duplicate do. It remembers the most recently seen
@@ -67,7 +70,8 @@ func (d *DupCache) Check(id protocol.GUID, t protocol.Type, ttl uint8) (dup, hig
 }
 
 // CheckFrom is Check that also records the link the copy came from, and
-// reports in sameLink whether that link had already sent this message. Only
+// reports in sameLink whether that link had already sent this message with
+// the same TTL. Only
 // such same-link duplicates are abuse (gtk counts a duplicate against a node
 // only when the node itself sent the message before, §8.7): copies of a
 // flooded query reaching us over several links are normal. Up to
@@ -81,7 +85,7 @@ func (d *DupCache) CheckFrom(id protocol.GUID, t protocol.Type, ttl uint8, from 
 	if !ok {
 		e = dupEntry{maxTTL: ttl}
 		if from != NoLink {
-			e.from[0], e.n = from, 1
+			e.from[0], e.ttls[0], e.n = from, ttlBit(ttl), 1
 		}
 		d.lru.Add(k, e)
 		return false, false, false
@@ -91,14 +95,23 @@ func (d *DupCache) CheckFrom(id protocol.GUID, t protocol.Type, ttl uint8, from 
 		e.maxTTL, higherTTL, changed = ttl, true, true
 	}
 	if from != NoLink {
-		for _, l := range e.from[:e.n] {
+		known := false
+		for i, l := range e.from[:e.n] {
 			if l == from {
-				sameLink = true
+				// A copy with another TTL than the link's earlier ones is a
+				// legitimate re-forward (X-Ext-Probes: the sender got a
+				// higher-TTL copy; its readers run concurrently, so the two
+				// may come in either order). The same TTL again is a loop.
+				known, sameLink = true, e.ttls[i]&ttlBit(ttl) != 0
+				if !sameLink {
+					e.ttls[i] |= ttlBit(ttl)
+					changed = true
+				}
 				break
 			}
 		}
-		if !sameLink && int(e.n) < len(e.from) {
-			e.from[e.n] = from
+		if !known && int(e.n) < len(e.from) {
+			e.from[e.n], e.ttls[e.n] = from, ttlBit(ttl)
 			e.n++
 			changed = true
 		}

@@ -113,9 +113,13 @@ func TestDupCacheCheckFromReportsSameLink(t *testing.T) {
 	}
 	steps := []step{
 		{from: 10, ttl: 2},
-		{from: 11, ttl: 2, dup: true},                 // another link: normal flood duplicate
-		{from: 10, ttl: 2, dup: true, sameLink: true}, // the first sender again
-		{from: 11, ttl: 3, dup: true, higherTTL: true, sameLink: true},
+		{from: 11, ttl: 2, dup: true},                  // another link: normal flood duplicate
+		{from: 10, ttl: 2, dup: true, sameLink: true},  // the first sender again
+		{from: 11, ttl: 3, dup: true, higherTTL: true}, // a re-forward with a higher TTL: not a loop
+		{from: 10, ttl: 3, dup: true},                  // another TTL than link 10's own copy: a re-forward
+		{from: 10, ttl: 3, dup: true, sameLink: true},  // the same again: a loop
+		{from: 11, ttl: 2, dup: true, sameLink: true},  // link 11's first TTL again, after its re-forward
+		{from: 11, ttl: 1, dup: true},                  // a lower TTL after a higher one: concurrent readers, still not a loop
 		{from: 12, ttl: 1, dup: true},
 		{from: 13, ttl: 1, dup: true},                 // fourth sender fills the slots
 		{from: 14, ttl: 1, dup: true},                 // fifth is not remembered...
