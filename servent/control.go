@@ -1,6 +1,7 @@
 package servent
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -463,57 +464,58 @@ type ControlClient struct {
 
 // Do sends a request with the token and decodes a JSON answer into out.
 func (cc *ControlClient) Do(ctx context.Context, method, path string, body any, out any) error {
-	var rd *strings.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = strings.NewReader(string(b))
-	} else {
-		rd = strings.NewReader("")
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+cc.Info.Addr+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+cc.Info.Token)
-	resp, err := cc.client().Do(req)
+	resp, err := cc.send(ctx, method, path, body)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		var e apiError
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("control API %s %s: %s: %s", method, path, resp.Status, e.Error)
-	}
 	if out != nil {
 		return json.NewDecoder(resp.Body).Decode(out)
 	}
 	return nil
 }
 
-func (cc *ControlClient) client() *http.Client {
-	if cc.HTTP != nil {
-		return cc.HTTP
+// send makes an authorised request and turns a non-2xx answer into an error
+// carrying the API's message.
+func (cc *ControlClient) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
 	}
-	return http.DefaultClient
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+cc.Info.Addr+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+cc.Info.Token)
+	client := cc.HTTP
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		var e apiError
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
+		return nil, fmt.Errorf("control API %s %s: %s: %s", method, path, resp.Status, e.Error)
+	}
+	return resp, nil
 }
 
 // StreamResults calls fn for each hit of search id as it arrives, until the
 // search ends or ctx does.
 func (cc *ControlClient) StreamResults(ctx context.Context, id string, fn func(HitJSON)) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+cc.Info.Addr+"/api/v1/searches/"+id+"/results", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+cc.Info.Token)
-	resp, err := cc.client().Do(req)
+	resp, err := cc.send(ctx, "GET", "/api/v1/searches/"+id+"/results", nil)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("control API: %s", resp.Status)
-	}
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var h HitJSON

@@ -50,6 +50,27 @@ func qrpQuery(q *protocol.Query) *ultrapeer.QRPQuery {
 	return ultrapeer.NewQRPQuery(share.Keywords(string(q.Search)), q.URNs())
 }
 
+// lazyQRP hashes a query for QRP only when a table is to be consulted: on
+// a network without leaves or tables, routing never pays for it.
+type lazyQRP struct {
+	q  *protocol.Query
+	qq *ultrapeer.QRPQuery
+}
+
+func (z *lazyQRP) get() *ultrapeer.QRPQuery {
+	if z.qq == nil {
+		z.qq = qrpQuery(z.q)
+	}
+	return z.qq
+}
+
+// hasLeaves reports whether any leaf has a table in the index.
+func (q *qrpState) hasLeaves() bool {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	return q.index.Len() > 0
+}
+
 // setLeafTable puts (or replaces) a leaf's table in the index.
 func (q *qrpState) setLeafTable(l *Link, t *ultrapeer.Table) {
 	q.mu.Lock()

@@ -8,7 +8,6 @@ import (
 
 	"gnutella/protocol"
 	"gnutella/routing"
-	"gnutella/ultrapeer"
 )
 
 // router applies the routing rules of §3 to every descriptor a link reads:
@@ -127,6 +126,19 @@ func (r *router) checkArrival(l *Link, h *protocol.Header) bool {
 	return false
 }
 
+// fresh applies the arrival checks and duplicate detection to a message
+// that would be routed, and traces it when it passes.
+func (r *router) fresh(l *Link, h protocol.Header) bool {
+	if !r.checkArrival(l, &h) {
+		return false
+	}
+	if dup, _ := r.duplicate(l, h); dup {
+		return false
+	}
+	r.trace(l, h, false)
+	return true
+}
+
 // duplicate checks (GUID, type); for a duplicate it counts, traces and
 // punishes, and reports whether the copy carries a higher TTL.
 func (r *router) duplicate(l *Link, h protocol.Header) (dup, higher bool) {
@@ -180,13 +192,9 @@ func (r *router) handlePing(l *Link, h protocol.Header, payload []byte) {
 		s.sendOwnPong(l, h, true)
 		return
 	}
-	if !r.checkArrival(l, &h) {
+	if !r.fresh(l, h) {
 		return
 	}
-	if dup, _ := r.duplicate(l, h); dup {
-		return
-	}
-	r.trace(l, h, false)
 	r.stats.Handled.Add(1)
 	if s.cfg.PongCaching {
 		now := s.now()
@@ -284,7 +292,7 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 	if s.isLeaf() {
 		return // a leaf never relays (§3.9)
 	}
-	qq := qrpQuery(q)
+	qq := &lazyQRP{q: q}
 	out, ok := r.ttl.Forward(h)
 	if !dup {
 		// Our leaves get it where their table matches, whatever the TTL
@@ -322,10 +330,13 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 
 // toLeaves sends a query to the leaves whose QRP table matches it (never
 // to one that has not sent its table yet), honouring their Hops-Flow.
-func (r *router) toLeaves(from *Link, h protocol.Header, payload []byte, qq *ultrapeer.QRPQuery) int {
+func (r *router) toLeaves(from *Link, h protocol.Header, payload []byte, qq *lazyQRP) int {
+	if !r.s.qrp.hasLeaves() {
+		return 0
+	}
 	var buf [32]*Link
 	sent := 0
-	for _, o := range r.s.qrp.matchLeaves(qq, buf[:0]) {
+	for _, o := range r.s.qrp.matchLeaves(qq.get(), buf[:0]) {
 		if o == from || o.closing.Load() || uint32(h.Hops) >= o.hopsFlow.Load() {
 			continue
 		}
@@ -377,7 +388,7 @@ func (r *router) handleWalker(l *Link, h protocol.Header, q *protocol.Query, w r
 				// An ultrapeer and its leaves act as one unit: the walker's
 				// visit covers the leaves whose table matches.
 				if payload, err := q.AppendTo(nil); err == nil {
-					r.toLeaves(l, protocol.Header{ID: h.ID, Type: protocol.TypeQuery, TTL: 1, Hops: 1}, payload, qrpQuery(q))
+					r.toLeaves(l, protocol.Header{ID: h.ID, Type: protocol.TypeQuery, TTL: 1, Hops: 1}, payload, &lazyQRP{q: q})
 				}
 			}
 		}
@@ -564,13 +575,9 @@ func (r *router) handlePush(l *Link, h protocol.Header, payload []byte) {
 		r.stats.DropOther.Add(1)
 		return
 	}
-	if !r.checkArrival(l, &h) {
+	if !r.fresh(l, h) {
 		return
 	}
-	if dup, _ := r.duplicate(l, h); dup {
-		return
-	}
-	r.trace(l, h, false)
 	if p.ServentID == s.id {
 		r.stats.Handled.Add(1)
 		if s.cfg.Hooks.Push != nil {
@@ -624,7 +631,7 @@ func (r *router) routePush(from routing.LinkID, servent protocol.GUID, h protoco
 // queries reach leaves only through their QRP tables (toLeaves). For the
 // last hop (TTL 1) an ultrapeer that sent us its table gets a query only
 // when the table matches qq (§3.5). A leaf relays nothing.
-func (r *router) flood(from *Link, h protocol.Header, payload []byte, ultrapeersOnly bool, qq *ultrapeer.QRPQuery) int {
+func (r *router) flood(from *Link, h protocol.Header, payload []byte, ultrapeersOnly bool, qq *lazyQRP) int {
 	if from != nil && r.s.isLeaf() {
 		return 0
 	}
@@ -640,7 +647,7 @@ func (r *router) flood(from *Link, h protocol.Header, payload []byte, ultrapeers
 			continue
 		}
 		if qq != nil && h.TTL == 1 && o.Kind == LinkUltrapeer && o.Caps.UltrapeerQueryRouting {
-			if t := o.qrt.Load(); t != nil && !t.MatchesQuery(qq) {
+			if t := o.qrt.Load(); t != nil && !t.MatchesQuery(qq.get()) {
 				r.lastHopSaved.Add(1)
 				continue
 			}
@@ -729,7 +736,7 @@ func (s *Servent) OriginateQuery(id protocol.GUID, q *protocol.Query, ttl uint8,
 	dup, _ := r.dups.Check(id, protocol.TypeQuery, ttl)
 	r.query.Add(id, routing.Local, s.now())
 	h := protocol.Header{ID: id, Type: protocol.TypeQuery, TTL: ttl}
-	qq := qrpQuery(q)
+	qq := &lazyQRP{q: q}
 	leaves := 0
 	if !dup && !s.isLeaf() {
 		leaves = r.toLeaves(nil, h, payload, qq) // our own leaves, by their tables
