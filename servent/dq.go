@@ -3,6 +3,7 @@ package servent
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"gnutella/protocol"
 	"gnutella/routing"
@@ -30,6 +31,7 @@ type leafQuery struct {
 	relayed  atomic.Int64 // results relayed to the leaf
 	reported atomic.Int64 // results the leaf said it kept (-1: none said)
 	stop     atomic.Bool  // the leaf said 0xFFFF
+	asked    time.Time    // the last status request (the strategy's goroutine only)
 }
 
 func (q *leafQuery) results() int {
@@ -62,8 +64,13 @@ func (s *Servent) startLeafDQ(leaf *Link, h protocol.Header, q *protocol.Query) 
 			if lq.stop.Load() || leaf.closing.Load() {
 				return true
 			}
+			// Ask a guiding leaf how it goes, at most once per hop's wait
+			// (the strategy polls Stop much more often than that).
 			if q.Flags.Has(protocol.QueryFlagLeafGuided) && leaf.Supports(protocol.QueryStatusRequestID) {
-				_ = leaf.sendMessage(protocol.Header{ID: h.ID, TTL: 1}, protocol.NewQueryStatusRequest())
+				if now := s.now(); now.Sub(lq.asked) >= s.cfg.DQPerHop {
+					lq.asked = now
+					_ = leaf.sendMessage(protocol.Header{ID: h.ID, TTL: 1}, protocol.NewQueryStatusRequest())
+				}
 			}
 			return false
 		},

@@ -1,0 +1,75 @@
+package servent
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"gnutella/protocol"
+	"gnutella/routing"
+)
+
+// An ultrapeer runs its leaf's query as a dynamic query, one ultrapeer link
+// after another. For rare content it goes on to every link; a leaf that
+// guides the query (flag 0x1000, Query Status BEAR/11-12) stops it once its
+// own search is over.
+func TestLeafQueryIsADynamicQueryTheLeafCanStop(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		guided bool
+	}{{"unguided", false}, {"guided", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cu := testConfig()
+			cu.DQPerHop, cu.DQProbeWait = 100*time.Millisecond, 100*time.Millisecond
+			up := startServent(t, cu)
+			var mu sync.Mutex
+			got := map[protocol.GUID]int{}
+			for i := 0; i < 6; i++ {
+				c := testConfig()
+				c.Hooks.Trace = func(l *Link, h protocol.Header, dup bool) {
+					if h.Type == protocol.TypeQuery {
+						mu.Lock()
+						got[h.ID]++
+						mu.Unlock()
+					}
+				}
+				other := startServent(t, c)
+				if _, err := other.Connect(ctxT(t), up.Addr()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cl := testConfig()
+			cl.Mode = ModeLeaf
+			leaf := startServent(t, cl)
+			if _, err := leaf.Connect(ctxT(t), up.Addr()); err != nil {
+				t.Fatal(err)
+			}
+			if err := up.WaitLinks(ctxT(t), 7); err != nil {
+				t.Fatal(err)
+			}
+			flags := protocol.QueryFlagMark
+			if tc.guided {
+				flags |= protocol.QueryFlagLeafGuided
+			}
+			// the leaf's own search ends quickly; a guiding leaf then says stop
+			s := leaf.Search(context.Background(), protocol.NewQuery("nothing matches this", flags), routing.Flood{TTL: 3}, 0, 50*time.Millisecond)
+			// wait for the dynamic query to end: nothing running for the GUID
+			waitFor(t, func() bool {
+				up.dq.mu.Lock()
+				defer up.dq.mu.Unlock()
+				return up.dq.running[s.ID] == nil
+			})
+			mu.Lock()
+			reached := got[s.ID]
+			mu.Unlock()
+			if tc.guided && reached >= 6 {
+				t.Errorf("guided: the query reached %d of 6 ultrapeers; the leaf's stop should have ended it early", reached)
+			}
+			if !tc.guided && reached != 6 {
+				t.Errorf("unguided: the query reached %d of 6 ultrapeers, want all 6 for rare content", reached)
+			}
+			t.Logf("%s: reached %d of 6 ultrapeers", tc.name, reached)
+		})
+	}
+}
