@@ -255,3 +255,84 @@ func BenchmarkReceiver(b *testing.B) {
 		}
 	}
 }
+
+// leafTable1000 is the table of a realistic 1,000-file leaf at 2^16 slots,
+// the table each of the testnet's leaves sends to its ultrapeers.
+func leafTable1000() *Table {
+	names, urns := newCorpus(3).library(1000)
+	return BuildTable(16, names, urns)
+}
+
+// BenchmarkMessagesAllocs: what sending one leaf table costs in memory
+// (RESET + 4-bit zlib PATCH messages of 4 KiB, as servent.sendTable does).
+// serial is one servent after another; parallel is every core encoding at
+// once, as the testnet's servents do. The returned payloads are the only
+// memory that should remain per call.
+func BenchmarkMessagesAllocs(b *testing.B) {
+	tb := leafTable1000()
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if m := tb.Messages(7, 4096); len(m) < 2 {
+				b.Fatal(len(m), "messages")
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if m := tb.Messages(7, 4096); len(m) < 2 {
+					b.Error(len(m), "messages")
+					return
+				}
+			}
+		})
+	})
+}
+
+// BenchmarkReceiverAllocs: what receiving that table costs in memory.
+// new-receiver is a leaf connecting (the servent makes one Receiver per
+// link, the case of the testnet's start); same-receiver is a table update on
+// a link that already received one. The new table (8 KiB) is the only memory
+// that should remain per sequence.
+func BenchmarkReceiverAllocs(b *testing.B) {
+	msgs := leafTable1000().Messages(7, 4096)
+	apply := func(b *testing.B, r *Receiver) {
+		for _, m := range msgs {
+			if _, err := r.Apply(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if !r.Ready() {
+			b.Fatal("no table")
+		}
+	}
+	b.Run("new-receiver", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			apply(b, NewReceiver(21))
+		}
+	})
+	b.Run("same-receiver", func(b *testing.B) {
+		r := NewReceiver(21)
+		b.ReportAllocs()
+		for b.Loop() {
+			apply(b, r)
+		}
+	})
+	b.Run("new-receiver-parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				r := NewReceiver(21)
+				for _, m := range msgs {
+					if _, err := r.Apply(m); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}
+		})
+	})
+}

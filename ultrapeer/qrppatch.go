@@ -91,6 +91,9 @@ func (t *Table) mustEncode(prev *Table, o EncodeOptions) []protocol.Payload {
 // or when the patch does not fit in 255 messages of MaxChunk bytes, which
 // cannot happen with 4-bit entries, or any entries with compression, for
 // tables of up to MaxTableBits.
+//
+// The messages are the caller's to keep: their data shares no memory with
+// the pooled buffers the patch is built and compressed in.
 func (t *Table) Encode(prev *Table, o EncodeOptions) ([]protocol.Payload, error) {
 	if o.Infinity == 0 {
 		return nil, errors.New("QRP infinity 0")
@@ -102,21 +105,19 @@ func (t *Table) Encode(prev *Table, o EncodeOptions) ([]protocol.Payload, error)
 	if !validEntryBits(eb) {
 		return nil, fmt.Errorf("QRP entry bits %d not in {1,2,4,8}", eb)
 	}
-	var out []protocol.Payload
-	if prev == nil || prev.bits != t.bits {
+	reset := prev == nil || prev.bits != t.bits
+	if reset {
 		prev = nil
-		out = append(out, &protocol.RouteTableReset{TableLength: uint32(t.Size()), Infinity: o.Infinity})
 	} else if t.Equal(prev) {
 		return nil, nil
 	}
-	data := t.patchBytes(prev, eb, o.Infinity)
+	var data []byte
 	compressor := uint8(protocol.QRPCompressorNone)
-	switch o.Compression {
-	case CompressAuto, CompressAlways:
-		z := deflate(data)
-		if o.Compression == CompressAlways || len(z) < len(data) {
-			data, compressor = z, protocol.QRPCompressorZlib
-		}
+	if o.Compression == CompressNever {
+		data = make([]byte, patchLen(t.Size(), eb))
+		t.patchBytes(data, prev, eb, o.Infinity)
+	} else {
+		data, compressor = t.compressedPatch(prev, eb, o.Infinity, o.Compression == CompressAlways)
 	}
 	chunk := o.Chunk
 	if chunk <= 0 {
@@ -127,14 +128,40 @@ func (t *Table) Encode(prev *Table, o EncodeOptions) ([]protocol.Payload, error)
 	if n > maxSeqSize {
 		return nil, fmt.Errorf("QRP patch of %d bytes needs more than %d messages of %d bytes", len(data), maxSeqSize, MaxChunk)
 	}
-	for i := 0; i < n; i++ {
+	out := make([]protocol.Payload, 0, n+1)
+	if reset {
+		out = append(out, &protocol.RouteTableReset{TableLength: uint32(t.Size()), Infinity: o.Infinity})
+	}
+	patches := make([]protocol.RouteTablePatch, n) // one allocation for the sequence
+	for i := range patches {
 		end := min((i+1)*chunk, len(data))
-		out = append(out, &protocol.RouteTablePatch{
+		patches[i] = protocol.RouteTablePatch{
 			SeqNo: uint8(i + 1), SeqSize: uint8(n), Compressor: compressor, EntryBits: eb,
 			Data: data[i*chunk : end : end],
-		})
+		}
+		out = append(out, &patches[i])
 	}
 	return out, nil
+}
+
+// compressedPatch returns the patch from prev to t zlib-compressed when
+// always is set or when that is smaller, else uncompressed, and the
+// compressor that says which. The patch is built and compressed in pooled
+// buffers; the result is a fresh slice of its exact length, which the
+// caller may keep forever.
+func (t *Table) compressedPatch(prev *Table, eb, infinity uint8, always bool) ([]byte, uint8) {
+	n := patchLen(t.Size(), eb)
+	raw := getScratch(n)
+	defer putScratch(raw)
+	raw.b = raw.b[:n]
+	clear(raw.b) // patchBytes only sets bits
+	t.patchBytes(raw.b, prev, eb, infinity)
+	z := deflate(raw.b)
+	defer putScratch(z)
+	if always || len(z.b) < len(raw.b) {
+		return bytes.Clone(z.b), protocol.QRPCompressorZlib
+	}
+	return bytes.Clone(raw.b), protocol.QRPCompressorNone
 }
 
 func validEntryBits(eb uint8) bool { return eb == 1 || eb == 2 || eb == 4 || eb == 8 }
@@ -142,10 +169,10 @@ func validEntryBits(eb uint8) bool { return eb == 1 || eb == 2 || eb == 4 || eb 
 // patchLen is the length in bytes of an uncompressed patch of size entries.
 func patchLen(size int, eb uint8) int { return (size*int(eb) + 7) / 8 }
 
-// patchBytes returns the uncompressed patch from prev (nil: the all-absent
-// table) to t, with entries of eb bits, first entry in the high bits.
-func (t *Table) patchBytes(prev *Table, eb, infinity uint8) []byte {
-	b := make([]byte, patchLen(t.Size(), eb))
+// patchBytes writes the uncompressed patch from prev (nil: the all-absent
+// table) to t, with entries of eb bits, first entry in the high bits, into
+// b: patchLen(t.Size(), eb) bytes, all zero.
+func (t *Table) patchBytes(b []byte, prev *Table, eb, infinity uint8) {
 	if eb == 1 { // XOR bitmap: the changed slots, in the table's own order
 		for i, w := range t.w {
 			if prev != nil {
@@ -155,7 +182,7 @@ func (t *Table) patchBytes(prev *Table, eb, infinity uint8) []byte {
 				b[i*8+k] = byte(w >> (56 - 8*k))
 			}
 		}
-		return b
+		return
 	}
 	d := int(infinity) - 1
 	if d < 1 {
@@ -179,7 +206,6 @@ func (t *Table) patchBytes(prev *Table, eb, infinity uint8) []byte {
 			b[bit/8] |= v << (8 - int(eb) - bit%8)
 		}
 	}
-	return b
 }
 
 // Patches are mostly zeros with a few scattered entries. Go's flate at its
@@ -188,29 +214,101 @@ func (t *Table) patchBytes(prev *Table, eb, infinity uint8) []byte {
 // a 2^16 table, and one or the other gives a patch within about 30 % of
 // level 6's, often smaller (Huffman-only wins on fuller tables). deflate
 // tries both and keeps the smaller.
+//
+// A flate writer allocates a few hundred KiB, so the writers are pooled, one
+// pool per level, and Reset for each stream. Each writes through its own
+// zsink, which points at the output only while the writer is in use: a
+// writer in the pool holds no output buffer.
 var zwPools = [2]sync.Pool{
-	{New: func() any { w, _ := zlib.NewWriterLevel(nil, zlib.HuffmanOnly); return w }},
-	{New: func() any { w, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed); return w }},
+	{New: func() any { return newZWriter(zlib.HuffmanOnly) }},
+	{New: func() any { return newZWriter(zlib.BestSpeed) }},
 }
 
-// deflate returns b as one zlib stream.
-func deflate(b []byte) []byte {
-	var best []byte
+type zwriter struct {
+	zw   *zlib.Writer
+	sink zsink
+}
+
+// zsink appends to a scratch buffer.
+type zsink struct{ s *scratch }
+
+func (z *zsink) Write(p []byte) (int, error) {
+	z.s.b = append(z.s.b, p...)
+	return len(p), nil
+}
+
+func newZWriter(level int) *zwriter {
+	w := new(zwriter)
+	w.zw, _ = zlib.NewWriterLevel(&w.sink, level) // both levels are valid
+	return w
+}
+
+// deflate returns b as one zlib stream, in a pooled buffer for putScratch.
+func deflate(b []byte) *scratch {
+	var best *scratch
 	for i := range zwPools {
-		var buf bytes.Buffer
-		buf.Grow(len(b)/4 + 64)
-		zw := zwPools[i].Get().(*zlib.Writer)
-		zw.Reset(&buf)
-		_, _ = zw.Write(b) // a bytes.Buffer does not fail
-		_ = zw.Close()
-		zw.Reset(nil)
-		zwPools[i].Put(zw)
-		if best == nil || buf.Len() < len(best) {
-			best = buf.Bytes()
+		out := getScratch(len(b)/4 + 64)
+		w := zwPools[i].Get().(*zwriter)
+		w.sink.s = out
+		w.zw.Reset(&w.sink)
+		_, _ = w.zw.Write(b) // a zsink does not fail
+		_ = w.zw.Close()
+		w.sink.s = nil
+		zwPools[i].Put(w)
+		if best == nil || len(out.b) < len(best.b) {
+			putScratch(best)
+			best = out
+		} else {
+			putScratch(out)
 		}
 	}
 	return best
 }
+
+// scratch is a pooled byte buffer: the patch bytes and the compressed
+// streams of Encode, and the compressed bytes a Receiver gathers over a
+// sequence. Nothing in one is ever handed to a caller.
+type scratch struct{ b []byte }
+
+// maxScratch is the largest buffer put back in the pool (a 4-bit patch of
+// 2^19 slots): larger ones, for tables this servent neither builds nor
+// usually gets, are left to the garbage collector.
+const maxScratch = 256 << 10
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// getScratch returns an empty buffer from the pool with room for at least
+// n bytes.
+func getScratch(n int) *scratch {
+	s := scratchPool.Get().(*scratch)
+	if cap(s.b) < n {
+		s.b = make([]byte, 0, n)
+	}
+	s.b = s.b[:0]
+	return s
+}
+
+// putScratch gives s back to the pool; s may be nil.
+func putScratch(s *scratch) {
+	if s == nil {
+		return
+	}
+	if cap(s.b) > maxScratch {
+		s.b = nil
+	}
+	scratchPool.Put(s)
+}
+
+// An inflater is a zlib reader, its source and its output buffer, pooled:
+// a flate reader allocates tens of KiB, and most Receivers (one per
+// connection) inflate a sequence only now and then.
+type inflater struct {
+	src bytes.Reader
+	zr  io.ReadCloser // nil until a stream's header was valid
+	buf [4096]byte
+}
+
+var inflaters = sync.Pool{New: func() any { return new(inflater) }}
 
 // Receiver keeps the QRP table a peer sends on one connection: feed it every
 // route-table message in order. It enforces every rule of §4.4 and §8.8,
@@ -239,9 +337,12 @@ func deflate(b []byte) []byte {
 // waits for a sequence starting at seq_no 1.
 //
 // Memory: the table (2^bits / 8 bytes) and its copy during a sequence; the
-// compressed bytes of a zlib sequence until its last message, refused beyond
-// twice the uncompressed patch plus 1 KiB; one zlib reader and a 4 KiB
-// buffer, reused. A Receiver is not safe for concurrent use.
+// compressed bytes of a zlib sequence of more than one message until its
+// last message, refused beyond twice the uncompressed patch plus 1 KiB, in
+// a buffer taken from a pool for the sequence; while it inflates, one zlib
+// reader and a 4 KiB buffer, taken from a pool and given back. Between
+// sequences it holds nothing but its tables. A Receiver is not safe for
+// concurrent use.
 type Receiver struct {
 	maxBits uint8
 	table   *Table // the last complete table, nil before the first
@@ -257,14 +358,11 @@ type Receiver struct {
 	compressor uint8
 	entryBits  uint8
 	work       *Table
-	rawLen     int // uncompressed patch length the table needs
-	off        int // uncompressed bytes applied so far
-	z          []byte
-	lastLen    int // bytes the last message added to z
-
-	zsrc bytes.Reader
-	zr   io.ReadCloser
-	obuf []byte
+	rawLen     int      // uncompressed patch length the table needs
+	off        int      // uncompressed bytes applied so far
+	z          *scratch // compressed bytes so far (zlib, seqSize > 1), pooled
+	zlen       int      // compressed bytes so far
+	lastLen    int      // bytes the last message added to z
 }
 
 // NewReceiver returns a Receiver that refuses tables larger than 2^maxBits
@@ -318,7 +416,14 @@ func (r *Receiver) Apply(m protocol.Payload) (done bool, err error) {
 }
 
 func (r *Receiver) abort() {
-	r.next, r.work, r.z = 0, nil, r.z[:0]
+	r.next, r.work = 0, nil
+	r.releaseZ()
+}
+
+// releaseZ gives the compressed-bytes buffer back to the pool.
+func (r *Receiver) releaseZ() {
+	putScratch(r.z)
+	r.z, r.zlen = nil, 0
 }
 
 func (r *Receiver) reset(m *protocol.RouteTableReset) error {
@@ -362,7 +467,8 @@ func (r *Receiver) patch(p *protocol.RouteTablePatch) (bool, error) {
 		} else {
 			r.work = NewTable(r.bits)
 		}
-		r.rawLen, r.off, r.z = patchLen(r.work.Size(), p.EntryBits), 0, r.z[:0]
+		r.releaseZ()
+		r.rawLen, r.off = patchLen(r.work.Size(), p.EntryBits), 0
 	} else {
 		switch {
 		case p.SeqNo != r.next:
@@ -380,10 +486,17 @@ func (r *Receiver) patch(p *protocol.RouteTablePatch) (bool, error) {
 			return false, err
 		}
 	} else {
-		if limit := 2*r.rawLen + 1024; len(r.z)+len(p.Data) > limit {
+		limit := 2*r.rawLen + 1024
+		if r.zlen+len(p.Data) > limit {
 			return false, seqErr("compressed patch over %d bytes for a table of %d slots", limit, r.work.Size())
 		}
-		r.z = append(r.z, p.Data...)
+		if r.seqSize > 1 { // a one-message sequence is inflated from p.Data
+			if r.z == nil { // room for the sequence if its messages are alike, within the limit
+				r.z = getScratch(min(len(p.Data)*int(r.seqSize), limit))
+			}
+			r.z.b = append(r.z.b, p.Data...)
+		}
+		r.zlen += len(p.Data)
 		r.lastLen = len(p.Data)
 	}
 	if p.SeqNo < r.seqSize {
@@ -391,7 +504,13 @@ func (r *Receiver) patch(p *protocol.RouteTablePatch) (bool, error) {
 		return false, nil
 	}
 	if r.compressor == protocol.QRPCompressorZlib {
-		if err := r.inflate(); err != nil {
+		src := p.Data
+		if r.z != nil {
+			src = r.z.b
+		}
+		err := r.inflate(src)
+		r.releaseZ()
+		if err != nil {
 			return false, err
 		}
 	}
@@ -401,32 +520,31 @@ func (r *Receiver) patch(p *protocol.RouteTablePatch) (bool, error) {
 	r.work.clip()
 	r.table, r.base = r.work, r.work
 	r.next, r.work = 0, nil
-	if cap(r.z) > 64<<10 {
-		r.z = nil // do not keep a large buffer between updates
-	}
 	return true, nil
 }
 
-// inflate decompresses the sequence's zlib stream into the table, never
+// inflate decompresses the sequence's zlib stream z into the table, never
 // producing more than the table needs.
-func (r *Receiver) inflate() error {
-	r.zsrc.Reset(r.z) // a flate.Reader: zlib reads exactly the stream
-	var err error
-	if r.zr == nil {
-		r.zr, err = zlib.NewReader(&r.zsrc)
-	} else {
-		err = r.zr.(zlib.Resetter).Reset(&r.zsrc, nil)
-	}
-	if err != nil {
+func (r *Receiver) inflate(z []byte) error {
+	f := inflaters.Get().(*inflater)
+	defer func() {
+		f.src.Reset(nil) // keep no reference to z in the pool
+		inflaters.Put(f)
+	}()
+	f.src.Reset(z) // a flate.Reader: zlib reads exactly the stream
+	if f.zr == nil {
+		zr, err := zlib.NewReader(&f.src)
+		if err != nil {
+			return zlibErr(err)
+		}
+		f.zr = zr
+	} else if err := f.zr.(zlib.Resetter).Reset(&f.src, nil); err != nil {
 		return zlibErr(err)
 	}
-	if r.obuf == nil {
-		r.obuf = make([]byte, 4096)
-	}
 	for {
-		n, err := r.zr.Read(r.obuf)
+		n, err := f.zr.Read(f.buf[:])
 		if n > 0 {
-			if aerr := r.applyRaw(r.obuf[:n]); aerr != nil {
+			if aerr := r.applyRaw(f.buf[:n]); aerr != nil {
 				return aerr
 			}
 		}
@@ -437,7 +555,7 @@ func (r *Receiver) inflate() error {
 			return zlibErr(err)
 		}
 	}
-	if left := r.zsrc.Len(); left > 0 {
+	if left := f.src.Len(); left > 0 {
 		if left >= r.lastLen && r.seqSize > 1 {
 			return seqErr("zlib stream ends before the last PATCH message")
 		}

@@ -605,3 +605,89 @@ func TestGtkGnutellaTables(t *testing.T) {
 		t.Errorf("%d of gtk-gnutella's slots missing from ours", missing)
 	}
 }
+
+// TestPooledBuffers: Encode and Receiver work in pooled buffers, zlib
+// writers and readers. The messages Encode returns must stay as they were
+// while other tables are encoded and received (nothing in them is pooled
+// memory), and Receivers interleaving their sequences must not see each
+// other's bytes.
+func TestPooledBuffers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	type kept struct {
+		tb   *Table
+		msgs []protocol.Payload
+		wire [][]byte
+	}
+	var all []kept
+	for _, bits := range []uint8{8, 16} {
+		for _, comp := range []Compression{CompressAuto, CompressAlways, CompressNever} {
+			tb := randomTable(rng, bits, 0.05)
+			msgs, err := tb.Encode(nil, EncodeOptions{Infinity: 7, Chunk: 512, Compression: comp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := kept{tb: tb, msgs: msgs}
+			for _, m := range msgs {
+				k.wire = append(k.wire, wire(t, m))
+			}
+			all = append(all, k)
+		}
+	}
+	// Churn the pools from several goroutines.
+	done := make(chan struct{})
+	for g := 0; g < 4; g++ {
+		go func(seed uint64) {
+			defer func() { done <- struct{}{} }()
+			rng := rand.New(rand.NewPCG(seed, 1))
+			for i := 0; i < 20; i++ {
+				tb := randomTable(rng, 16, rng.Float64()/4)
+				msgs := tb.Messages(7, 1024)
+				r := NewReceiver(16)
+				for _, m := range msgs {
+					if _, err := r.Apply(m); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				if !r.Table().Equal(tb) {
+					t.Error("churn: table differs")
+				}
+			}
+		}(uint64(g))
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+	// Receivers with sequences in progress at the same time.
+	rs := make([]*Receiver, len(all))
+	for i := range rs {
+		rs[i] = NewReceiver(16)
+	}
+	for step := 0; ; step++ {
+		more := false
+		for i, k := range all {
+			if step >= len(k.msgs) {
+				continue
+			}
+			more = true
+			if !bytes.Equal(wire(t, k.msgs[step]), k.wire[step]) {
+				t.Fatalf("table %d message %d changed after other encodes", i, step+1)
+			}
+			fin, err := rs[i].Apply(decode(t, k.wire[step]))
+			if err != nil {
+				t.Fatalf("table %d message %d: %v", i, step+1, err)
+			}
+			if fin != (step == len(k.msgs)-1) {
+				t.Fatalf("table %d message %d: done %v", i, step+1, fin)
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	for i, k := range all {
+		if !rs[i].Table().Equal(k.tb) {
+			t.Fatalf("table %d differs after interleaved receiving", i)
+		}
+	}
+}
