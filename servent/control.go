@@ -40,6 +40,9 @@ type ControlInfo struct {
 type ControlExtras struct {
 	// Shares lists the shared library (GET /api/v1/shares).
 	Shares func() any
+	// Library reports the library's scanning and hashing progress (in
+	// GET /api/v1/status).
+	Library func() any
 	// Downloads lists downloads (GET /api/v1/downloads) and starts one
 	// (POST /api/v1/downloads with a JSON body).
 	Downloads     func() any
@@ -173,6 +176,7 @@ type StatusJSON struct {
 	Leaves     int           `json:"leaves"`
 	Hosts      int           `json:"known_hosts"`
 	Routing    routing.Stats `json:"routing"`
+	Library    any           `json:"library,omitempty"`
 }
 
 func (c *Control) status(w http.ResponseWriter, r *http.Request) {
@@ -181,8 +185,15 @@ func (c *Control) status(w http.ResponseWriter, r *http.Request) {
 		ServentID: s.id.String(), Version: Version, Addr: s.Addr().String(), Mode: s.Mode().String(),
 		Firewalled: s.firewalled(), UptimeSec: s.now().Sub(s.started).Seconds(),
 		Links: s.LinkCount(LinkUltrapeer, LinkNormal), Leaves: s.LinkCount(LinkLeaf),
-		Hosts: s.hosts.Len(), Routing: s.Stats(),
+		Hosts: s.hosts.Len(), Routing: s.Stats(), Library: c.library(),
 	})
+}
+
+func (c *Control) library() any {
+	if c.extras.Library == nil {
+		return nil
+	}
+	return c.extras.Library()
 }
 
 // LinkJSON is one entry of GET /api/v1/links.

@@ -211,6 +211,7 @@ func (n *Node) Start() error {
 	if n.cfg.ControlAddr != "" {
 		c, err := n.StartControl(n.cfg.ControlAddr, ControlExtras{
 			Shares: n.sharesJSON, Downloads: n.downloadsJSON, StartDownload: n.startDownloadJSON,
+			Library: n.libraryJSON,
 		})
 		if err != nil {
 			_ = n.Stop()
@@ -488,6 +489,23 @@ func (n *Node) sharesJSON() any {
 		out = append(out, j)
 	}
 	return out
+}
+
+// LibraryJSON is the library part of GET /api/v1/status.
+type LibraryJSON struct {
+	Files       int    `json:"files"`
+	HashedFiles int    `json:"hashed_files"`
+	Bytes       int64  `json:"bytes"`
+	HashedBytes int64  `json:"hashed_bytes"`
+	Hashing     string `json:"hashing,omitempty"` // the file being hashed now
+}
+
+func (n *Node) libraryJSON() any {
+	if n.Library == nil {
+		return nil
+	}
+	p := n.Library.Progress()
+	return LibraryJSON{Files: p.Files, HashedFiles: p.HashedFiles, Bytes: p.Bytes, HashedBytes: p.HashedBytes, Hashing: p.Current}
 }
 
 func (n *Node) downloadsJSON() any {
