@@ -1,0 +1,125 @@
+package transfer
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Every parser of bytes from the network has a fuzz target. These check the
+// invariants the upload server and the downloader rely on, not just that
+// nothing panics.
+
+func FuzzParseTarget(f *testing.F) {
+	for _, s := range []string{"/get/1/zebra%20quokka.mp3", "/uri-res/N2R?urn:sha1:X4W42LDG7CDMMJAJT2ODLN7IBG5UYDG7",
+		"/get/0/../../etc/passwd", "/get/1/%2e%2e/x", "/gnutella/push-proxy?ServerId=AAAAAAAAAAAAAAAAAAAAAAAAAA",
+		"//get//1//a//", "http://x/get/1/a", "/get/1/a%2Fb", "/get/4294967296/a"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		r, code, _ := parseTarget(target)
+		if code != 0 {
+			return
+		}
+		if strings.Contains(r.name, "/") {
+			t.Fatalf("%q: route name %q contains a slash", target, r.name)
+		}
+		if r.name == ".." || r.name == "." {
+			t.Fatalf("%q: route name %q", target, r.name)
+		}
+	})
+}
+
+func FuzzParseRange(f *testing.F) {
+	for _, s := range []string{"bytes=0-99", "bytes=100-", "bytes=-500", "bytes=5-1", "bytes=0-0,5-9", "items=1-2", "bytes=99999999999999999999-"} {
+		f.Add(s, int64(1000))
+	}
+	f.Fuzz(func(t *testing.T, v string, size int64) {
+		if size < 0 {
+			size = -size
+		}
+		start, end, st := parseRange(v, size)
+		if st == rangeOK && (start < 0 || end < start || end >= size) {
+			t.Fatalf("%q of %d: %d-%d accepted", v, size, start, end)
+		}
+	})
+}
+
+func FuzzParseContentRange(f *testing.F) {
+	for _, s := range []string{"bytes 0-99/1000", "bytes 0-99/*", "bytes=0-99/100", "bytes 99-0/1000", "bytes 0-1000/1000"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		start, end, total, ok := parseContentRange(v)
+		if !ok {
+			return
+		}
+		if start < 0 || end < start || (total >= 0 && end >= total) {
+			t.Fatalf("%q: %d-%d/%d accepted", v, start, end, total)
+		}
+	})
+}
+
+func FuzzReadResponseHead(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/10\r\nContent-Length: 10\r\n\r\n"))
+	f.Add([]byte("HTTP 200 OK\r\n\r\n"))
+	f.Add([]byte("HTTP/1.0 503 Busy\r\nRetry-After: 60\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		br := bufio.NewReaderSize(bytes.NewReader(b), 2048)
+		code, _, _, _, err := readResponseHead(br)
+		if err == nil && (code < 100 || code > 999) {
+			t.Fatalf("status %d accepted", code)
+		}
+	})
+}
+
+// FuzzServe feeds arbitrary bytes to the upload server as a client's
+// request: whatever they are, no byte of a file outside the library is ever
+// sent, and the server returns.
+func FuzzServe(f *testing.F) {
+	root := f.TempDir()
+	shared := filepath.Join(root, "shared")
+	if err := os.Mkdir(shared, 0o755); err != nil {
+		f.Fatal(err)
+	}
+	secret := []byte("TOP-SECRET-" + strings.Repeat("never-sent-", 10))
+	if err := os.WriteFile(filepath.Join(root, "secret.txt"), secret, 0o600); err != nil {
+		f.Fatal(err)
+	}
+	lib := newFakeLibrary(makeShared(f, shared, 1, "song.ogg", []byte("the shared bytes")))
+	srv := &Server{Library: lib, UserAgent: "gnutella/fuzz", IdleTimeout: 30 * time.Millisecond}
+	for _, s := range []string{
+		"GET /get/1/song.ogg HTTP/1.1\r\nRange: bytes=0-3\r\n\r\n",
+		"GET /get/1/../secret.txt HTTP/1.1\r\n\r\n",
+		"GET /get/1/%2e%2e%2fsecret.txt HTTP/1.1\r\n\r\n",
+		"HEAD /uri-res/N2R?urn:sha1:AAAA HTTP/1.0\r\n\r\n",
+		"GET /../secret.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /get/1/song.ogg HTTP/1.1\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, req []byte) {
+		client, server := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			srv.Serve(server)
+		}()
+		go func() {
+			_ = client.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = client.Write(req)
+		}()
+		_ = client.SetReadDeadline(time.Now().Add(2 * time.Second))
+		out, _ := io.ReadAll(client)
+		client.Close()
+		<-done
+		if bytes.Contains(out, secret[:11]) {
+			t.Fatalf("the secret file leaked for request %q", req)
+		}
+	})
+}
