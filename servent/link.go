@@ -197,8 +197,8 @@ func (l *Link) Bye(code protocol.ByeCode, reason string) {
 	l.closing.Store(true)
 	l.byeCode.CompareAndSwap(0, uint32(code))
 	l.log.Debug().Int("code", int(code)).Str("reason", reason).Msg("sending bye")
-	if !l.Caps.ByePacket && l.Caps.Version == "0.4" {
-		l.close(nil)
+	if !l.Caps.ByePacket {
+		l.close(nil) // only peers that announced Bye-Packet get a Bye (§1.5)
 		return
 	}
 	payload, err := protocol.NewBye(code, reason).AppendTo(nil)
