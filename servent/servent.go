@@ -189,10 +189,12 @@ func (s *Servent) Stop() error {
 		l.Bye(protocol.ByeShutdown, "Servent shutdown")
 	}
 	deadline := time.NewTimer(s.cfg.ByeGrace)
+wait:
 	for _, l := range links {
 		select {
 		case <-l.done:
 		case <-deadline.C:
+			break wait // the grace is over for every link at once
 		}
 	}
 	deadline.Stop()
