@@ -134,6 +134,10 @@ type Config struct {
 	AllowLoopback bool
 	AllowPrivate  bool
 
+	// Seed, when not 0, seeds this servent's random choices (walker hops,
+	// gossip draws) so an experiment can be replayed; 0 draws a random seed.
+	Seed uint64
+
 	// Transport is how we listen and dial; nil means TCP.
 	Transport Transport
 	// Logger receives structured logs; the zero value is silent.

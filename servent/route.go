@@ -25,11 +25,13 @@ type router struct {
 	leafDeliveries atomic.Uint64 // queries sent to leaves (all passed their QRP table)
 	lastHopSaved   atomic.Uint64 // last-hop queries not sent to an ultrapeer whose table said no
 
+	rngMu sync.Mutex
+	rng   *rand.Rand // walker hops and gossip draws: seeded from Config.Seed when set
+
 	walkers  *routing.DupCache // GUIDs of walker queries seen (their hits route without TTL trim)
 	stopped  *routing.DupCache // walker GUIDs whose originator said STOP
 	checking chan struct{}     // bounds walker checks in flight
 
-	fanout sync.Pool // *[]*Link scratch for fan-out
 }
 
 // Forward-size limits (gtk): bigger messages are neither handled nor relayed.
@@ -51,8 +53,18 @@ func newRouter(s *Servent) *router {
 		stopped:  routing.NewDupCache(4096),
 		checking: make(chan struct{}, 64),
 	}
-	r.fanout.New = func() any { b := make([]*Link, 0, 64); return &b }
+	seed := s.cfg.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	r.rng = rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
 	return r
+}
+
+func (r *router) float64() float64 {
+	r.rngMu.Lock()
+	defer r.rngMu.Unlock()
+	return r.rng.Float64()
 }
 
 func (r *router) forgetLink(id routing.LinkID) {
@@ -358,7 +370,7 @@ func (r *router) gossip(from *Link, h protocol.Header, payload []byte, p float64
 		if o == from || o.Kind == LinkLeaf || o.closing.Load() {
 			continue
 		}
-		if o.Caps.Gossip && rand.Float64() >= p {
+		if o.Caps.Gossip && r.float64() >= p {
 			continue // peers that do not gossip get it anyway: they would flood it
 		}
 		if o.send(h, payload) == enqueued {
@@ -409,7 +421,9 @@ func (r *router) handleWalker(l *Link, h protocol.Header, q *protocol.Query, w r
 				c = append(c, o.ID)
 			}
 		}
-		to, ok := routing.NextWalkerHop(rand.New(rand.NewPCG(rand.Uint64(), 0)), c, l.ID)
+		r.rngMu.Lock()
+		to, ok := routing.NextWalkerHop(r.rng, c, l.ID)
+		r.rngMu.Unlock()
 		if !ok {
 			return
 		}

@@ -114,6 +114,9 @@ func Start(ctx context.Context, opts Options) (*Network, error) {
 		if roles != nil && roles.Leaf(i) {
 			c.Mode = servent.ModeLeaf
 		}
+		// every servent's random choices (walker hops, gossip) derive from
+		// the run's seed, so a run can be replayed
+		c.Seed = opts.Seed<<20 + uint64(i) + 1
 		if opts.Configure != nil {
 			opts.Configure(i, &c)
 		}
