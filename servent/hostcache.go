@@ -277,28 +277,7 @@ func (c *HostCache) evictLocked() {
 // to before, and recently seen ones. Pick does not change the cache: call
 // Failed or Connected with the outcome.
 func (c *HostCache) Pick(now time.Time, skip func(netip.AddrPort) bool) (netip.AddrPort, bool) {
-	c.mu.Lock()
-	cands := make([]*hostEntry, 0, len(c.hosts))
-	for _, e := range c.hosts {
-		if e.retryAt.After(now) {
-			continue
-		}
-		cands = append(cands, e)
-	}
-	slices.SortFunc(cands, func(a, b *hostEntry) int {
-		if a.better(b) {
-			return -1
-		}
-		if b.better(a) {
-			return 1
-		}
-		return 0
-	})
-	addrs := make([]netip.AddrPort, len(cands))
-	for i, e := range cands {
-		addrs[i] = e.addr
-	}
-	c.mu.Unlock()
+	addrs := c.ranked(func(e *hostEntry) bool { return !e.retryAt.After(now) })
 	// skip is called without the lock so it may use the cache itself.
 	for _, a := range addrs {
 		if skip == nil || !skip(a) {
@@ -395,28 +374,7 @@ func (c *HostCache) Sample(n int, ultraOnly bool, skip func(netip.AddrPort) bool
 	if n <= 0 {
 		return nil
 	}
-	c.mu.Lock()
-	cands := make([]*hostEntry, 0, len(c.hosts))
-	for _, e := range c.hosts {
-		if e.failures > 0 || (ultraOnly && !e.ultra) {
-			continue
-		}
-		cands = append(cands, e)
-	}
-	slices.SortFunc(cands, func(a, b *hostEntry) int {
-		if a.better(b) {
-			return -1
-		}
-		if b.better(a) {
-			return 1
-		}
-		return 0
-	})
-	addrs := make([]netip.AddrPort, len(cands))
-	for i, e := range cands {
-		addrs[i] = e.addr
-	}
-	c.mu.Unlock()
+	addrs := c.ranked(func(e *hostEntry) bool { return e.failures == 0 && (!ultraOnly || e.ultra) })
 	out := make([]netip.AddrPort, 0, min(n, len(addrs)))
 	for _, a := range addrs {
 		if len(out) == n {
@@ -698,4 +656,30 @@ func (c *HostCache) restore(e hostEntry) bool {
 	ne := e
 	c.hosts[e.addr] = &ne
 	return true
+}
+
+// ranked lists the addresses of the entries keep accepts, best first.
+func (c *HostCache) ranked(keep func(*hostEntry) bool) []netip.AddrPort {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cands := make([]*hostEntry, 0, len(c.hosts))
+	for _, e := range c.hosts {
+		if keep(e) {
+			cands = append(cands, e)
+		}
+	}
+	slices.SortFunc(cands, func(a, b *hostEntry) int {
+		switch {
+		case a.better(b):
+			return -1
+		case b.better(a):
+			return 1
+		}
+		return 0
+	})
+	addrs := make([]netip.AddrPort, len(cands))
+	for i, e := range cands {
+		addrs[i] = e.addr
+	}
+	return addrs
 }
