@@ -2,7 +2,6 @@ package servent
 
 import (
 	"context"
-	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -124,5 +123,4 @@ func TestQueryFloodsAndHitComesBack(t *testing.T) {
 	if answered.Load() != 1 {
 		t.Fatalf("answered %d times", answered.Load())
 	}
-	_ = netip.AddrPort{}
 }
