@@ -215,7 +215,9 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 	} {
 		q := protocol.NewQuery(common, protocol.QueryFlagMark|protocol.QueryFlagGGEPH)
 		s := from.Search(ctx, q, st, 10, 3*time.Second)
-		_ = netw.WaitQuiet(waitCtx(ctx, 5*time.Second))
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = netw.WaitQuiet(qctx)
+		cancel()
 		d.step(out, "search "+st.Name(), s.Len() > 0, fmt.Sprintf("%d results for %q, %d query messages network-wide, first hit after %v",
 			s.Len(), common, d.msgs.total(s.GUIDs()), s.Stats().FirstHit.Round(time.Microsecond)))
 	}
@@ -245,7 +247,9 @@ func (d *Demo) download(ctx context.Context, out io.Writer, what, words string, 
 	start := time.Now()
 	dl, err := d.Seeker.Download(h, hits)
 	if err == nil {
-		err = dl.Wait(waitCtx(ctx, 60*time.Second))
+		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		err = dl.Wait(wctx)
+		cancel()
 	}
 	if err != nil {
 		d.step(out, what, false, err.Error())
@@ -355,11 +359,6 @@ func waitLeafTables(ctx context.Context, n *Network, d time.Duration) error {
 	}
 }
 
-func waitCtx(ctx context.Context, d time.Duration) context.Context {
-	c, cancel := context.WithTimeout(ctx, d)
-	_ = cancel // released when the deadline passes
-	return c
-}
 
 func errText(err error) string {
 	if err == nil {
