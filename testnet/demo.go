@@ -359,7 +359,6 @@ func waitLeafTables(ctx context.Context, n *Network, d time.Duration) error {
 	}
 }
 
-
 func errText(err error) string {
 	if err == nil {
 		return "every leaf's table arrived"
