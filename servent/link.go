@@ -297,16 +297,14 @@ func byeTooLargeReason(err error) string {
 	return "Too large message"
 }
 
-// drainAfterBye waits (in the reader goroutine) until the writer has sent
-// the Bye and the peer closed, or the grace time passed.
+// drainAfterBye runs in the reader goroutine after a Bye for a broken
+// stream: it reads and discards what the peer still sends until the peer
+// closes or ByeGrace passes, then ends the link. (The stream cannot be
+// parsed any more; the raw bytes are enough to see the peer go.)
 func (l *Link) drainAfterBye() {
-	t := time.NewTimer(l.s.cfg.ByeGrace)
-	defer t.Stop()
-	select {
-	case <-l.done:
-	case <-t.C:
-		l.close(nil)
-	}
+	_ = l.conn.SetReadDeadline(l.s.now().Add(l.s.cfg.ByeGrace))
+	_, _ = io.Copy(io.Discard, l.br)
+	l.close(nil)
 }
 
 // writeLoop is the link's only writer. It drains the queue in priority
