@@ -158,8 +158,8 @@ func (l *Link) send(h protocol.Header, payload []byte) enqueueResult {
 	r := l.q.push(newOutMsg(h, payload))
 	if r == enqueued {
 		l.s.sentMsgs.Add(1 - l.q.takeEvicted())
-		if _, fc, _ := l.q.state(); fc {
-			l.flowSince.CompareAndSwap(0, l.s.now().UnixNano())
+		if _, fc, _ := l.q.state(); fc && l.flowSince.CompareAndSwap(0, l.s.now().UnixNano()) {
+			l.hopsFlowForQueue(0) // entering flow control: ask the peer for no queries
 		}
 	}
 	if r == enqueueFull {
@@ -182,6 +182,17 @@ func (l *Link) sendMessage(h protocol.Header, p protocol.Payload) error {
 }
 
 var errQueueDropped = errors.New("send queue full: message dropped")
+
+// hopsFlowForQueue tells an ultrapeer neighbour, by Hops-Flow (BEAR/4),
+// to stop or resume sending queries while our send queue to it is in flow
+// control, as gtk-gnutella does: the hits for its queries would have nowhere
+// to go. (A leaf's Hops-Flow says whether it shares; the QRP tick owns it.)
+func (l *Link) hopsFlowForQueue(v uint8) {
+	if l.s.isLeaf() || !l.Supports(protocol.HopsFlowID) {
+		return
+	}
+	_ = l.sendMessage(protocol.Header{ID: protocol.NewGUID(), TTL: 1}, protocol.NewHopsFlow(v))
+}
 
 // FlowControlled reports whether the link's send queue is above its
 // high-water mark.
@@ -378,8 +389,8 @@ func (l *Link) writeLoop() {
 				unflushed = 0
 			}
 		}
-		if _, fc, _ := l.q.state(); !fc {
-			l.flowSince.Store(0)
+		if _, fc, _ := l.q.state(); !fc && l.flowSince.Swap(0) != 0 {
+			l.hopsFlowForQueue(255) // drained below the low-water mark: queries welcome again
 		}
 		if bw == nil {
 			continue

@@ -275,6 +275,11 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 		r.stats.DropOther.Add(1)
 		return
 	}
+	if l.FlowControlled() {
+		// our queue to it is full: its hits would have nowhere to go (gtk)
+		r.stats.DropOther.Add(1)
+		return
+	}
 	if !r.checkArrival(l, &h) {
 		return
 	}
