@@ -246,12 +246,6 @@ func (q *sendQueue) takeEvicted() int64 {
 	return n
 }
 
-func (q *sendQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items)
-}
-
 func (q *sendQueue) close() {
 	q.mu.Lock()
 	q.closed = true

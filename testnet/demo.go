@@ -191,7 +191,8 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 	// Libraries scanned and hashed, QRP tables at the ultrapeers.
 	for i := ups; i < n; i++ {
 		lib := netw.Nodes[i].Library
-		if err := lib.Rescan(); err == nil {
+		err := lib.Rescan()
+		if err == nil {
 			err = lib.HashAll(ctx)
 		}
 		if err != nil {
