@@ -22,9 +22,10 @@ import (
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/servent"
+	"gnutella/testnet/netns"
 )
 
-// Behind a real firewall: three hosts in network namespaces joined by a bridge (see NetnsLab), an open host, an
+// Behind a real firewall: three hosts in network namespaces joined by a bridge (see netns.Lab), an open host, an
 // ultrapeer, and a firewalled host whose kernel drops inbound TCP connection attempts. The open host finds the
 // firewalled host's file and downloads it by Push; a direct connect to the firewalled host fails; the firewalled
 // host decides on its own that it is firewalled. The namespaces are removed afterwards, even on failure.
@@ -36,7 +37,7 @@ import (
 func TestFirewalledHostBehindRealFirewall(t *testing.T) {
 	// (d) Registered first, so it runs last: after the nodes have stopped and the lab has been closed. Nothing of
 	// the test may be left: no namespace, no goroutine, no socket and no namespace file descriptor.
-	var lab *NetnsLab
+	var lab *netns.Lab
 	ignore := goleak.IgnoreCurrent()
 	fdsBefore := socketFDs(t)
 	t.Cleanup(func() {
@@ -44,24 +45,20 @@ func TestFirewalledHostBehindRealFirewall(t *testing.T) {
 		if fds := socketFDs(t); len(fds) > len(fdsBefore) {
 			t.Errorf("socket or namespace descriptors left open: %d before the test, now %v", len(fdsBefore), fds)
 		}
-		out, err := runIP("netns", "list")
+		if lab == nil {
+			return // New failed, and deleted what it had made
+		}
+		left, err := lab.Remaining()
 		if err != nil {
-			t.Errorf("ip netns list: %v: %s", err, out)
-			return
+			t.Error(err)
 		}
-		prefix := fmt.Sprintf("%s%d-", netnsPrefix, os.Getpid())
-		if lab != nil {
-			prefix = lab.prefix + "-"
-		}
-		for _, line := range strings.Split(out, "\n") {
-			if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix) {
-				t.Errorf("namespace %s is left behind after the test", f[0])
-			}
+		for _, ns := range left {
+			t.Errorf("namespace %s is left behind after the test", ns)
 		}
 	})
 
-	lab = NewNetnsLab(t, "fw", []NetnsHostSpec{{Name: "open"}, {Name: "up"}, {Name: "fw", Firewalled: true}})
-	defer lab.Close()
+	lab = newLab(t, "fw", []netns.HostSpec{{Name: "open"}, {Name: "up"}, {Name: "fw", Firewalled: true}})
+	defer closeLab(t, lab)
 	openH, upH, fwH := lab.Host("open"), lab.Host("up"), lab.Host("fw")
 	t.Logf("lab: open %s, ultrapeer %s, firewalled %s", openH.Addr, upH.Addr, fwH.Addr)
 
@@ -83,7 +80,7 @@ func TestFirewalledHostBehindRealFirewall(t *testing.T) {
 	}
 	t.Cleanup(stopAll)
 	defer stopAll() // before the deferred lab.Close
-	start := func(h *NetnsHost, mode servent.Mode, share, download bool) (*servent.Node, *dialLog) {
+	start := func(h *netns.Host, mode servent.Mode, share, download bool) (*servent.Node, *dialLog) {
 		t.Helper()
 		dl := &dialLog{Transport: lab.Transport(h)}
 		c := BaseNodeConfig()
@@ -196,7 +193,7 @@ func TestFirewalledHostBehindRealFirewall(t *testing.T) {
 		t.Errorf("the firewall's drop counter went from %d to %d (%v)", before, after, err)
 	}
 	t.Logf("direct connect to the firewalled host: %v after %v", err, took.Round(time.Millisecond))
-	for _, from := range []*NetnsHost{fwH, upH} {
+	for _, from := range []*netns.Host{fwH, upH} {
 		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
 		c, err := lab.Transport(from).Dial(dctx, openAddr)
 		dcancel()
@@ -248,6 +245,32 @@ func TestFirewalledHostBehindRealFirewall(t *testing.T) {
 		t.Error("the firewalled host ended up believing it is reachable")
 	}
 	t.Logf("ultrapeer dials: %v", upDials)
+}
+
+// newLab builds a netns lab that is closed when the test ends, or skips the test, saying why, where this machine
+// cannot build one (not root, no ip, nft or iptables, no netem...).
+func newLab(t *testing.T, name string, hosts []netns.HostSpec) *netns.Lab {
+	t.Helper()
+	lab, err := netns.New(name, hosts)
+	if errors.Is(err, netns.ErrUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range lab.RemovedStale {
+		t.Logf("deleted the stale namespace %s of a run that is gone", ns)
+	}
+	t.Cleanup(func() { closeLab(t, lab) })
+	return lab
+}
+
+// closeLab closes the lab, failing the test if a namespace could not be deleted.
+func closeLab(t *testing.T, lab *netns.Lab) {
+	t.Helper()
+	if err := lab.Close(); err != nil {
+		t.Error(err)
+	}
 }
 
 // socketFDs lists this process's open sockets and namespace files (as "fd -> socket:[inode]").
@@ -351,8 +374,7 @@ func (d *dialLog) String() string {
 // that long. Skipped where the kernel has no netem.
 func TestNetnsLabDelay(t *testing.T) {
 	const delay = 40 * time.Millisecond
-	lab := NewNetnsLab(t, "delay", []NetnsHostSpec{{Name: "a"}, {Name: "slow", Delay: delay}})
-	defer lab.Close()
+	lab := newLab(t, "delay", []netns.HostSpec{{Name: "a"}, {Name: "slow", Delay: delay}})
 	a, slow := lab.Host("a"), lab.Host("slow")
 	ln, err := lab.Transport(slow).Listen(netip.AddrPortFrom(slow.Addr, 0).String())
 	if err != nil {
