@@ -4,6 +4,7 @@
 // *testing.T, *testing.B and testing.TB all satisfy T.
 //
 //	await.Until(t, "two links on the ultrapeer", func() bool { return up.Links() == 2 })
+//	hit := await.Recv(t, "a hit", hits)
 package await
 
 import (
@@ -44,6 +45,26 @@ func Until(t T, what string, cond func() bool) {
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, maxPoll)
+	}
+}
+
+// Recv returns the next value from ch, waiting for it as Until waits (until shortly before the test's deadline,
+// then t.Fatalf("timed out waiting for <what>")). A closed channel gives its zero value at once.
+func Recv[V any](t T, what string, ch <-chan V) V {
+	t.Helper()
+	giveUp, limited := giveUpTime(t)
+	if !limited {
+		return <-ch
+	}
+	timer := time.NewTimer(time.Until(giveUp))
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("timed out waiting for %s (the test's deadline is near)", what)
+		var zero V
+		return zero // a T whose Fatalf returns
 	}
 }
 

@@ -87,3 +87,29 @@ func TestUntilWithoutDeadline(t *testing.T) {
 
 // *testing.T, *testing.B and testing.TB are all a T.
 var _ = []T{(*testing.T)(nil), (*testing.B)(nil), testing.TB(nil)}
+
+// Recv returns what another goroutine sends; with nothing sent it fails before the deadline.
+func TestRecv(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ch := make(chan int)
+		go func() {
+			time.Sleep(time.Minute)
+			ch <- 7
+		}()
+		ft := &fakeT{deadline: time.Now().Add(time.Hour)}
+		if v := Recv(ft, "seven", ch); v != 7 || ft.failed != "" {
+			t.Errorf("Recv = %d, failure %q", v, ft.failed)
+		}
+		if v := Recv(ft, "nothing", ch); v != 0 || ft.failed != "timed out waiting for nothing (the test's deadline is near)" {
+			t.Errorf("Recv = %d, failure %q", v, ft.failed)
+		}
+		if left := ft.deadline.Sub(ft.failedAt); left <= 0 || left > 5*time.Second {
+			t.Errorf("failed %v before the deadline", left)
+		}
+		nd := &noDeadlineT{}
+		close(ch)
+		if v := Recv(nd, "closed", ch); v != 0 || nd.failed != "" {
+			t.Errorf("Recv on a closed channel = %d, failure %q", v, nd.failed)
+		}
+	})
+}
