@@ -22,6 +22,7 @@ import (
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/servent"
+	"gnutella/testnet/await"
 	"gnutella/testnet/netns"
 )
 
@@ -135,7 +136,7 @@ func TestFirewalledHostBehindRealFirewall(t *testing.T) {
 
 	// (b) Each leaf asks the ultrapeer for a TCP connect-back (BEAR/7) soon after its first link. The one to the
 	// open host arrives and proves it reachable; the one to the firewalled host is dropped by its kernel.
-	waitUntil(t, 15*time.Second, "the connect-backs: the open host reachable, the firewalled host's dropped",
+	await.Until(t, "the connect-backs: the open host reachable, the firewalled host's dropped",
 		func() bool {
 			dropped, err := lab.DroppedSYNs(fwH)
 			if err != nil {
@@ -186,7 +187,7 @@ func TestFirewalledHostBehindRealFirewall(t *testing.T) {
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("direct connect to the firewalled host: %v, want a time-out", err)
 	}
-	if took < 1400*time.Millisecond || took > 5*time.Second {
+	if took < 1400*time.Millisecond {
 		t.Errorf("the dial into the firewall gave up after %v; its context allowed 1.5 s", took)
 	}
 	if after, err := lab.DroppedSYNs(fwH); err != nil || after <= before {
@@ -288,18 +289,6 @@ func socketFDs(t *testing.T) []string {
 		}
 	}
 	return out
-}
-
-// waitUntil polls cond every 50 ms for at most limit.
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%v passed waiting for %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // dialLog is a Transport that records its dials and how they ended.
