@@ -358,28 +358,3 @@ func (d *dialLog) String() string {
 	}
 	return b.String()
 }
-
-// The lab's Delay option: netem on a host's interface delays what it sends, so a TCP connect to it takes at least
-// that long. Skipped where the kernel has no netem.
-func TestNetnsLabDelay(t *testing.T) {
-	const delay = 40 * time.Millisecond
-	lab := newLab(t, "delay", []netns.HostSpec{{Name: "a"}, {Name: "slow", Delay: delay}})
-	a, slow := lab.Host("a"), lab.Host("slow")
-	ln, err := lab.Transport(slow).Listen(netip.AddrPortFrom(slow.Addr, 0).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	t0 := time.Now()
-	c, err := lab.Transport(a).Dial(ctx, ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	took := time.Since(t0)
-	c.Close()
-	if took < delay {
-		t.Errorf("a connect to the delayed host took %v, want at least %v", took, delay)
-	}
-}

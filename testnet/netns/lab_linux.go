@@ -121,12 +121,6 @@ func unavailable(format string, args ...any) error {
 // error wraps ErrUnavailable this machine cannot build it (see there); other errors are bad arguments or a
 // command that failed. On error, whatever New had made is deleted again.
 func New(name string, hosts []HostSpec) (*Lab, error) {
-	if os.Geteuid() != 0 {
-		return nil, unavailable("needs root (CAP_SYS_ADMIN) to create network namespaces")
-	}
-	if !lookPath("ip") {
-		return nil, unavailable("the ip command is missing: apt-get install iproute2")
-	}
 	if !nameRE.MatchString(name) {
 		return nil, fmt.Errorf("netns lab: bad lab name %q", name)
 	}
@@ -139,6 +133,12 @@ func New(name string, hosts []HostSpec) (*Lab, error) {
 			return nil, fmt.Errorf("netns lab: bad or repeated host name %q (\"sw\" is the switch)", h.Name)
 		}
 		seen[h.Name] = true
+	}
+	if os.Geteuid() != 0 {
+		return nil, unavailable("needs root (CAP_SYS_ADMIN) to create network namespaces")
+	}
+	if !lookPath("ip") {
+		return nil, unavailable("the ip command is missing: apt-get install iproute2")
 	}
 	l := &Lab{bridge: "br0", prefix: fmt.Sprintf("%s%d-%d-%s", prefix, os.Getpid(), labSeq.Add(1), name)}
 	l.RemovedStale = removeStale()
