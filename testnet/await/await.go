@@ -5,6 +5,9 @@
 //
 //	await.Until(t, "two links on the ultrapeer", func() bool { return up.Links() == 2 })
 //	hit := await.Recv(t, "a hit", hits)
+//
+// It is the one home of such waiting: a test's own waitFor(t, cond) or waitFor(t, 10*time.Second, what, cond)
+// becomes await.Until(t, what, cond), and a select on a channel and time.After(limit) becomes await.Recv.
 package await
 
 import (
