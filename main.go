@@ -508,7 +508,7 @@ func testnetCommand() *cli.Command {
 func experimentCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "experiment",
-		Usage: "compare search strategies on a generated network and write a table, CSV, JSON and plots",
+		Usage: "compare search strategies on a generated network and write a table, CSV and JSON",
 		Description: "Starts --n servents in one process (in memory by default, or over loopback TCP) in the chosen\n" +
 			"topology, places --files files replicated as --replication says, asks --queries queries per\n" +
 			"strategy drawn from a Zipf popularity, and measures success, messages (total, per node,\n" +
@@ -526,7 +526,7 @@ func experimentCommand() *cli.Command {
 			&cli.Float64Flag{Name: "churn", Usage: "also run with this fraction of servents down and turning over (e.g. 0.3)"},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "per query: success is a hit within it"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of topology, content, queries and walkers"},
-			&cli.StringFlag{Name: "out", Usage: "`DIR` for results.csv, results.json and the PNG/SVG plots"},
+			&cli.StringFlag{Name: "out", Usage: "`DIR` for results.csv and results.json (then plots: go run ./testnet/plot/cmd/plot DIR)"},
 		},
 		Action: func(c *cli.Context) error {
 			n := c.Int("n")
@@ -561,7 +561,7 @@ func experimentCommand() *cli.Command {
 				if err := testnet.WriteAll(cfg.Out, rep); err != nil {
 					return cli.Exit(err.Error(), 1)
 				}
-				fmt.Fprintf(os.Stderr, "wrote results and plots to %s\n", cfg.Out)
+				fmt.Fprintf(os.Stderr, "wrote results to %s\n", cfg.Out)
 			}
 			return nil
 		},

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
-	"time"
+	"testing/synctest"
 )
 
 // flushRecorder is an io.Writer with a Flush method that records what
@@ -227,79 +227,77 @@ func TestWriterAndReaderWorkOverAZlibStreamBurstByBurst(t *testing.T) {
 	}
 	bursts := [][][]byte{descs[:1], descs[1:5], descs[5:6], descs[6:20], descs[20:]}
 
-	pr, pw := io.Pipe()
-	acks := make(chan int)
-	writeErr := make(chan error, 1)
-	go func() {
-		zw := zlib.NewWriter(pw)
-		w := NewWriter(zw)
-		for i, burst := range bursts {
-			for _, d := range burst {
-				h, _ := ParseHeader(d)
-				if err := w.WriteRaw(h, d[HeaderLen:]); err != nil {
+	// The pipe, the writer and the reader live in a synctest bubble: see below.
+	synctest.Test(t, func(t *testing.T) {
+		pr, pw := io.Pipe()
+		acks := make(chan int)
+		writeErr := make(chan error, 1)
+		go func() {
+			zw := zlib.NewWriter(pw)
+			w := NewWriter(zw)
+			for i, burst := range bursts {
+				for _, d := range burst {
+					h, _ := ParseHeader(d)
+					if err := w.WriteRaw(h, d[HeaderLen:]); err != nil {
+						writeErr <- err
+						return
+					}
+				}
+				if err := w.Flush(); err != nil {
 					writeErr <- err
 					return
 				}
+				if got, ok := <-acks; !ok || got != i {
+					writeErr <- fmt.Errorf("burst %d: ack %d", i, got)
+					return
+				}
 			}
-			if err := w.Flush(); err != nil {
+			if err := zw.Close(); err != nil {
 				writeErr <- err
 				return
 			}
-			if got, ok := <-acks; !ok || got != i {
-				writeErr <- fmt.Errorf("burst %d: ack %d", i, got)
-				return
-			}
-		}
-		if err := zw.Close(); err != nil {
-			writeErr <- err
-			return
-		}
-		writeErr <- pw.Close()
-	}()
-
-	readErr := make(chan error, 1)
-	go func() {
-		readErr <- func() error {
-			defer close(acks)
-			zr, err := zlib.NewReader(pr)
-			if err != nil {
-				return err
-			}
-			r := NewReader(zr, DefaultLimits())
-			for i, burst := range bursts {
-				for j, d := range burst {
-					h, p, err := r.ReadRaw()
-					if err != nil {
-						return fmt.Errorf("burst %d descriptor %d: %v", i, j, err)
-					}
-					got := append(h.AppendTo(nil), p...)
-					if !bytes.Equal(got, d) {
-						return fmt.Errorf("burst %d descriptor %d differs", i, j)
-					}
-				}
-				acks <- i
-			}
-			if _, _, err := r.ReadRaw(); err != io.EOF {
-				return fmt.Errorf("after the last burst: %v, want io.EOF", err)
-			}
-			return nil
+			writeErr <- pw.Close()
 		}()
-	}()
 
-	// A reader that needed the end of the stream would wait for data the
-	// writer only sends after the ack: a deadlock, caught here.
-	select {
-	case err := <-readErr:
-		if err != nil {
+		readErr := make(chan error, 1)
+		go func() {
+			readErr <- func() error {
+				defer close(acks)
+				zr, err := zlib.NewReader(pr)
+				if err != nil {
+					return err
+				}
+				r := NewReader(zr, DefaultLimits())
+				for i, burst := range bursts {
+					for j, d := range burst {
+						h, p, err := r.ReadRaw()
+						if err != nil {
+							return fmt.Errorf("burst %d descriptor %d: %v", i, j, err)
+						}
+						got := append(h.AppendTo(nil), p...)
+						if !bytes.Equal(got, d) {
+							return fmt.Errorf("burst %d descriptor %d differs", i, j)
+						}
+					}
+					acks <- i
+				}
+				if _, _, err := r.ReadRaw(); err != io.EOF {
+					return fmt.Errorf("after the last burst: %v, want io.EOF", err)
+				}
+				return nil
+			}()
+		}()
+
+		// A reader that needed the end of the stream would wait for data the
+		// writer only sends after the ack: a deadlock. In the synctest bubble
+		// every goroutine would then be blocked on the pipe or the acks, and
+		// synctest.Test fails the test at once, whatever the machine's speed.
+		if err := <-readErr; err != nil {
 			pr.CloseWithError(err)
 			t.Fatal(err)
 		}
-	case <-time.After(20 * time.Second):
-		pr.CloseWithError(errors.New("timeout"))
-		pw.CloseWithError(errors.New("timeout"))
-		t.Fatal("the reader did not get a burst without the end of the zlib stream")
-	}
-	if err := <-writeErr; err != nil {
-		t.Fatal(err)
-	}
+		if err := <-writeErr; err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -13,11 +13,13 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"gnutella/protocol"
+	"gnutella/testnet/await"
 )
 
 func TestMain(m *testing.M) {
@@ -491,39 +493,30 @@ func TestStartAndClose(t *testing.T) {
 	}
 	l.Start()
 	l.Start() // no second goroutine
-	waitFor(t, func() bool { p := l.Progress(); return p.Files == 1 && p.HashedFiles == 1 })
+	await.Until(t, "first.txt hashed", func() bool { p := l.Progress(); return p.Files == 1 && p.HashedFiles == 1 })
 	mkfile(t, root, "second.txt", "22")
-	waitFor(t, func() bool { p := l.Progress(); return p.Files == 2 && p.HashedFiles == 2 })
+	await.Until(t, "second.txt found by a periodic rescan and hashed", func() bool {
+		p := l.Progress()
+		return p.Files == 2 && p.HashedFiles == 2
+	})
 	if got := l.Search("second"); len(got) != 1 || got[0].SHA1 != fileSHA1(t, filepath.Join(root, "second.txt")) {
 		t.Errorf("%+v", got)
 	}
 	// A large file being hashed when Close comes: Close must not wait for
 	// the whole file.
 	mkfile(t, root, "big.bin", strings.Repeat("b", 64<<20))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		p := l.Progress()
-		if p.Current == "big.bin" && p.HashedBytes > 3 {
-			if p.HashedBytes >= p.Bytes || p.HashedFiles != 2 || p.Files != 3 {
-				t.Errorf("while hashing: %+v", p)
-			}
-			break
-		}
-		if p.HashedFiles == 3 {
-			t.Log("hashing finished before Progress could see it")
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: %+v", p)
-		}
-		time.Sleep(time.Millisecond)
+	var p Progress
+	await.Until(t, "big.bin being hashed", func() bool {
+		p = l.Progress()
+		return p.Current == "big.bin" && p.HashedBytes > 3 || p.HashedFiles == 3
+	})
+	if p.HashedFiles == 3 {
+		t.Log("hashing finished before Progress could see it")
+	} else if p.HashedBytes >= p.Bytes || p.HashedFiles != 2 || p.Files != 3 {
+		t.Errorf("while hashing: %+v", p)
 	}
-	start := time.Now()
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("Close took %v", d)
 	}
 	l.Start() // after Close: nothing
 	if _, err := os.Stat(filepath.Join(data, cacheFileName)); err != nil {
@@ -532,39 +525,41 @@ func TestStartAndClose(t *testing.T) {
 }
 
 // TestStartWithoutInterval: with RescanInterval 0 the goroutine scans once,
-// then only on Rescan calls, and hashes after each.
+// then only on Rescan calls, and hashes after each. In a synctest bubble,
+// synctest.Wait returns once the goroutine has nothing left to do, so "it
+// did not rescan" is seen without guessing how long to wait.
 func TestStartWithoutInterval(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	root := realDir(t)
 	mkfile(t, root, "first.txt", "1")
-	l, err := Open(Config{Dirs: []string{root}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	l.Start()
-	waitFor(t, func() bool { return l.Progress().HashedFiles == 1 })
-	mkfile(t, root, "second.txt", "22")
-	time.Sleep(50 * time.Millisecond)
-	if n := l.Progress().Files; n != 1 {
-		t.Errorf("rescanned on its own: %d files", n)
-	}
-	rescan(t, l)
-	waitFor(t, func() bool { return l.Progress().HashedFiles == 2 })
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
+	synctest.Test(t, func(t *testing.T) {
+		l, err := Open(Config{Dirs: []string{root}})
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer l.Close()
+		l.Start()
+		synctest.Wait()
+		if p := l.Progress(); p.Files != 1 || p.HashedFiles != 1 {
+			t.Fatalf("after the first scan: %+v", p)
+		}
+		mkfile(t, root, "second.txt", "22")
+		// An hour of the bubble's fake time passes at once (nothing else is waiting): any periodic rescan
+		// would have run by then.
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if n := l.Progress().Files; n != 1 {
+			t.Errorf("rescanned on its own: %d files", n)
+		}
+		rescan(t, l)
+		synctest.Wait()
+		if p := l.Progress(); p.Files != 2 || p.HashedFiles != 2 {
+			t.Errorf("after Rescan: %+v", p)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // TestConcurrentMatchDuringRescan is for -race: searches run while files

@@ -68,7 +68,7 @@ type ExperimentConfig struct {
 	// Configure, when set, adjusts each servent's config last.
 	Configure func(i int, c *servent.NodeConfig)
 
-	Out string // directory for results.csv, results.json and the plots ("" = none)
+	Out string // directory for results.csv and results.json ("" = none); testnet/plot draws the plots from them
 }
 
 // Result is what one strategy did over its queries.
@@ -384,7 +384,7 @@ type experiment struct {
 }
 
 // RunExperiment starts the network, runs every strategy and writes the
-// results (a table to progress; CSV, JSON and plots to cfg.Out).
+// results (a table to progress; CSV and JSON to cfg.Out).
 func RunExperiment(ctx context.Context, cfg ExperimentConfig, progress io.Writer) ([]Result, error) {
 	rep, err := RunExperimentReport(ctx, cfg, progress)
 	if rep == nil {
@@ -554,7 +554,7 @@ func RunExperimentReport(ctx context.Context, cfg ExperimentConfig, progress io.
 		if err := WriteAll(cfg.Out, rep); err != nil {
 			return rep, err
 		}
-		fmt.Fprintf(progress, "wrote %s/{results.csv,results.json,*.png,*.svg}\n", cfg.Out)
+		fmt.Fprintf(progress, "wrote %s/{results.csv,results.json}; plots: go run ./testnet/plot/cmd/plot %s\n", cfg.Out, cfg.Out)
 	}
 	return rep, nil
 }
@@ -961,30 +961,4 @@ func WriteTable(w io.Writer, rep *Report) {
 				c.WalkMessages, c.Flood, 100*c.FloodSuccess, c.FloodMsgs, c.Ratio, c.WidestFlood, c.WidestRatio)
 		}
 	}
-}
-
-// WriteAll writes results.csv, results.json and the plots into dir.
-func WriteAll(dir string, rep *Report) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := WriteCSV(filepath.Join(dir, "results.csv"), rep.Results); err != nil {
-		return err
-	}
-	if err := WriteJSON(filepath.Join(dir, "results.json"), rep); err != nil {
-		return err
-	}
-	title := fmt.Sprintf("%s, %d servents", rep.Network.Topology, rep.Network.N)
-	if err := PlotMessagesVsSuccess(filepath.Join(dir, "messages_vs_success"), title, rep.Results); err != nil {
-		return err
-	}
-	if err := PlotMessagesVsTTL(filepath.Join(dir, "messages_vs_ttl"), title, rep.Results); err != nil {
-		return err
-	}
-	for _, r := range rep.Results {
-		if r.Churn > 0 {
-			return PlotChurn(filepath.Join(dir, "churn"), title, rep.Results)
-		}
-	}
-	return nil
 }

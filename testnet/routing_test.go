@@ -8,6 +8,7 @@ import (
 
 	"gnutella/protocol"
 	"gnutella/servent"
+	"gnutella/testnet/await"
 )
 
 // tracer records, per servent, what the router saw.
@@ -230,23 +231,13 @@ func TestPushReachesTheServentThatSentAHit(t *testing.T) {
 	got := make(chan servent.Hit, 8)
 	defer n.Servents[0].WatchHits(id, func(h servent.Hit) { got <- h })()
 	n.Servents[0].OriginateQuery(id, protocol.NewQuery("zebra", protocol.QueryFlagMark), 6, nil)
-	var hit servent.Hit
-	select {
-	case hit = <-got:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no hit")
-	}
+	hit := await.Recv(t, "a hit from the holder", got)
 	self := n.Servents[0].Addr()
 	p := &protocol.Push{ServentID: hit.QueryHit.ServentID, Index: 9, IP: self.Addr().As4(), Port: self.Port()}
 	if sent := n.Servents[0].SendPush(p, 7); sent != 1 {
 		t.Fatalf("push sent on %d links, want 1 (the link the hit came in on)", sent)
 	}
-	select {
-	case p := <-pushed:
-		if p.Index != 9 || p.AddrPort() != self {
-			t.Fatalf("push %+v", p)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("push did not reach the holder")
+	if p := await.Recv(t, "the push at the holder", pushed); p.Index != 9 || p.AddrPort() != self {
+		t.Fatalf("push %+v", p)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/servent"
+	"gnutella/testnet/await"
 )
 
 var animals = []string{"emu", "wallaby", "platypus", "koala", "wombat", "dingo", "kookaburra", "numbat", "quoll", "bilby"}
@@ -75,8 +76,7 @@ func (a *queryArrivals) of(id protocol.GUID) map[int]int {
 // its leaves.
 func waitTables(t *testing.T, n *Network) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	await.Until(t, "the leaves' QRP tables on their ultrapeers", func() bool {
 		missing := 0
 		for _, s := range n.Servents {
 			for _, l := range s.Links() {
@@ -85,14 +85,8 @@ func waitTables(t *testing.T, n *Network) {
 				}
 			}
 		}
-		if missing == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d leaf tables still missing", missing)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return missing == 0
+	})
 }
 
 // seekerAndHolder picks two leaves with no ultrapeer in common.

@@ -1,7 +1,7 @@
-// This file holds NetnsTransport, a Transport whose sockets live in a Linux network namespace, so that one process
-// can run servents on several "hosts" of a lab built from namespaces, veth pairs and a bridge (see testnet/netns.go).
+// This file holds Transport, a servent.Transport whose sockets live in a Linux network namespace, so that one
+// process can run servents on several "hosts" of a lab built from namespaces, veth pairs and a bridge (see Lab).
 
-package servent
+package netns
 
 import (
 	"context"
@@ -12,9 +12,11 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"gnutella/servent"
 )
 
-// NetnsTransport is a Transport whose sockets are created inside the network namespace at Path (a file such as
+// Transport is a servent.Transport whose sockets are created inside the network namespace at Path (a file such as
 // /run/netns/<name>, as made by `ip netns add <name>`). It needs CAP_SYS_ADMIN (root).
 //
 // A socket belongs to the namespace of the thread that created it, for its whole life, whatever thread later reads,
@@ -24,17 +26,17 @@ import (
 //
 // Dial takes an IP literal ("10.77.0.3:6346", "[fd00::1]:6346"), never a host name: resolving a name could make
 // the net package dial several addresses from helper goroutines, whose threads are not in the namespace.
-type NetnsTransport struct {
+type Transport struct {
 	// Path is the namespace file, e.g. /run/netns/<name>.
 	Path string
 	// Dialer is used for Dial (its Timeout, LocalAddr, KeepAlive...). The zero Dialer is fine.
 	Dialer net.Dialer
 }
 
-var _ Transport = NetnsTransport{}
+var _ servent.Transport = Transport{}
 
 // Listen listens on the TCP address addr inside the namespace.
-func (t NetnsTransport) Listen(addr string) (net.Listener, error) {
+func (t Transport) Listen(addr string) (net.Listener, error) {
 	var ln net.Listener
 	err := t.inNetns(func() error {
 		var err error
@@ -53,7 +55,7 @@ func (t NetnsTransport) Listen(addr string) (net.Listener, error) {
 
 // Dial connects to the TCP address addr (an IP literal and a port) from inside the namespace. ctx bounds the
 // connection attempt, as with net.Dialer.DialContext.
-func (t NetnsTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
+func (t Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	if _, err := netip.ParseAddrPort(addr); err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: fmt.Errorf("netns transport dials IP literals only: %w", err)}
 	}
@@ -75,8 +77,8 @@ func (t NetnsTransport) Dial(ctx context.Context, addr string) (net.Conn, error)
 	return conn, nil
 }
 
-// errNetnsRestore marks a thread that could not be switched back to its own namespace.
-var errNetnsRestore = errors.New("netns: cannot switch the thread back to its namespace")
+// errRestore marks a thread that could not be switched back to its own namespace.
+var errRestore = errors.New("netns: cannot switch the thread back to its namespace")
 
 // inNetns runs fn on an OS thread that is inside the namespace at t.Path, and returns fn's error.
 //
@@ -95,7 +97,7 @@ var errNetnsRestore = errors.New("netns: cannot switch the thread back to its na
 //
 // Goroutines that fn starts do not run on the locked thread (the runtime creates new threads from a clean template
 // thread when the current one is locked), so fn must create its socket itself, on this goroutine.
-func (t NetnsTransport) inNetns(fn func() error) error {
+func (t Transport) inNetns(fn func() error) error {
 	target, err := unix.Open(t.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return &net.OpError{Op: "netns", Net: "tcp", Err: fmt.Errorf("open %s: %w", t.Path, err)}
@@ -120,7 +122,7 @@ func (t NetnsTransport) inNetns(fn func() error) error {
 		ferr := fn()
 		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
 			// Stay locked: this goroutine ends now, and the runtime kills the thread with it.
-			done <- errors.Join(ferr, fmt.Errorf("%w: %v", errNetnsRestore, err))
+			done <- errors.Join(ferr, fmt.Errorf("%w: %v", errRestore, err))
 			return
 		}
 		runtime.UnlockOSThread()

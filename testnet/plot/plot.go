@@ -1,68 +1,58 @@
-package testnet
+// Package plot draws the plots of a search experiment (testnet.RunExperiment) as PNG and SVG, with
+// gonum.org/v1/plot, from the results.json it wrote. It is apart from testnet so that the gnutella command does
+// not link a plotting library; `go run ./testnet/plot/cmd/plot DIR` runs it.
+package plot
 
 import (
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"image/color"
 	"math"
-	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
-	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"gnutella/testnet"
 )
 
-// Output of experiments: CSV, JSON, and plots (PNG and SVG) drawn with
-// gonum.org/v1/plot.
+// Dir reads dir/results.json, as `gnutella testnet experiment --out dir` writes it, and draws its plots into
+// dir (see Report).
+func Dir(dir string) error {
+	rep, err := testnet.ReadReport(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return err
+	}
+	return Report(dir, rep)
+}
+
+// Report draws into dir the plots messages_vs_success and messages_vs_ttl and, when some results ran under
+// churn, churn: each as .png and .svg.
+func Report(dir string, rep *testnet.Report) error {
+	title := fmt.Sprintf("%s, %d servents", rep.Network.Topology, rep.Network.N)
+	if err := messagesVsSuccess(filepath.Join(dir, "messages_vs_success"), title, rep.Results); err != nil {
+		return err
+	}
+	if err := messagesVsTTL(filepath.Join(dir, "messages_vs_ttl"), title, rep.Results); err != nil {
+		return err
+	}
+	for _, r := range rep.Results {
+		if r.Churn > 0 {
+			return successUnderChurn(filepath.Join(dir, "churn"), title, rep.Results)
+		}
+	}
+	return nil
+}
 
 // plotW, plotH are the size of every plot: modest, so the PNGs stay small.
 const (
 	plotW = 16 * vg.Centimeter
 	plotH = 11 * vg.Centimeter
 )
-
-var csvHeader = []string{"strategy", "kind", "ttl", "walkers", "topology", "n", "replication", "queries", "churn",
-	"success_rate", "messages_per_query", "messages_per_node", "duplicates_per_query", "nodes_visited_per_query",
-	"peak_node_messages", "mean_hops_first_hit", "mean_ms_first_hit", "results_per_query", "walk_checks_per_query", "seconds"}
-
-// WriteCSV writes one line per result.
-func WriteCSV(path string, results []Result) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	_ = w.Write(csvHeader)
-	g := func(v float64, prec int) string { return strconv.FormatFloat(v, 'f', prec, 64) }
-	for _, r := range results {
-		_ = w.Write([]string{r.Strategy, r.Kind, strconv.Itoa(r.TTL), strconv.Itoa(r.Walkers), r.Topology,
-			strconv.Itoa(r.N), r.Replication, strconv.Itoa(r.Queries), g(r.Churn, 2), g(r.SuccessRate, 4),
-			g(r.MessagesPerQuery, 1), g(r.MessagesPerNode, 4), g(r.DuplicatesPerQuery, 1), g(r.NodesVisitedPerQuery, 1),
-			g(r.PeakNodeMessages, 2), g(r.MeanHopsFirstHit, 2), g(float64(r.MeanTimeFirstHit)/float64(time.Millisecond), 3),
-			g(r.ResultsPerQuery, 2), g(r.WalkChecksPerQuery, 1), g(r.Seconds, 1)})
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// WriteJSON writes v indented.
-func WriteJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
 
 // save writes p as base.png and base.svg.
 func save(p *plot.Plot, base string) error {
@@ -103,15 +93,15 @@ func kindStyle(kind string) (color.Color, draw.GlyphDrawer) {
 	return plotutil.Color(len(kindOrder)), plotutil.Shape(len(kindOrder))
 }
 
-// PlotMessagesVsSuccess draws success rate against messages per query
+// messagesVsSuccess draws success rate against messages per query
 // (log scale), one series per kind of strategy, for the results without
 // churn: the flooding TTL sweep is a line, labelled with its TTLs.
-func PlotMessagesVsSuccess(base, title string, results []Result) error {
+func messagesVsSuccess(base, title string, results []testnet.Result) error {
 	p := newPlot("Messages vs success: "+title, "query messages per query (log)", "success rate (hit within timeout)")
 	logAxis(&p.X)
 	p.Y.Min, p.Y.Max = 0, 1.05
 	p.Legend.Top, p.Legend.Left = false, false
-	byKind := map[string][]Result{}
+	byKind := map[string][]testnet.Result{}
 	for _, r := range results {
 		if r.Churn == 0 {
 			byKind[r.Kind] = append(byKind[r.Kind], r)
@@ -168,7 +158,7 @@ func PlotMessagesVsSuccess(base, title string, results []Result) error {
 	return save(p, base)
 }
 
-func otherKinds(m map[string][]Result) []string {
+func otherKinds(m map[string][]testnet.Result) []string {
 	var out []string
 	for k := range m {
 		known := false
@@ -183,13 +173,13 @@ func otherKinds(m map[string][]Result) []string {
 	return out
 }
 
-// PlotMessagesVsTTL draws, for flooding without churn, the messages per
+// messagesVsTTL draws, for flooding without churn, the messages per
 // query, the duplicates among them and the servents reached, against the
 // TTL (log scale).
-func PlotMessagesVsTTL(base, title string, results []Result) error {
+func messagesVsTTL(base, title string, results []testnet.Result) error {
 	p := newPlot("Flooding: messages vs TTL: "+title, "TTL", "per query (log)")
 	logAxis(&p.Y)
-	var fl []Result
+	var fl []testnet.Result
 	for _, r := range results {
 		if r.Kind == "flood" && r.Churn == 0 {
 			fl = append(fl, r)
@@ -198,11 +188,11 @@ func PlotMessagesVsTTL(base, title string, results []Result) error {
 	sort.Slice(fl, func(i, j int) bool { return fl[i].TTL < fl[j].TTL })
 	series := []struct {
 		name string
-		f    func(Result) float64
+		f    func(testnet.Result) float64
 	}{
-		{"messages", func(r Result) float64 { return r.MessagesPerQuery }},
-		{"duplicates", func(r Result) float64 { return r.DuplicatesPerQuery }},
-		{"servents reached", func(r Result) float64 { return r.NodesVisitedPerQuery }},
+		{"messages", func(r testnet.Result) float64 { return r.MessagesPerQuery }},
+		{"duplicates", func(r testnet.Result) float64 { return r.DuplicatesPerQuery }},
+		{"servents reached", func(r testnet.Result) float64 { return r.NodesVisitedPerQuery }},
 	}
 	for i, s := range series {
 		pts := make(plotter.XYs, 0, len(fl))
@@ -236,10 +226,10 @@ func (integerTicks) Ticks(lo, hi float64) []plot.Tick {
 	return t
 }
 
-// PlotChurn draws success rate against the fraction of servents down, one
+// successUnderChurn draws success rate against the fraction of servents down, one
 // line per strategy that ran under churn (its run without churn is the
 // point at 0).
-func PlotChurn(base, title string, results []Result) error {
+func successUnderChurn(base, title string, results []testnet.Result) error {
 	p := newPlot("Success under churn: "+title, "fraction of servents down", "success rate")
 	p.Y.Min, p.Y.Max = 0, 1.05
 	churned := map[string]bool{}
