@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -155,7 +154,7 @@ func RequestPushProxy(ctx context.Context, dial func(context.Context, netip.Addr
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	id := strings.TrimRight(b32Padded.EncodeToString(serventID[:]), "=")
+	id := serventID.Base32()
 	req := "GET /gnutella/push-proxy?ServerId=" + id + " HTTP/1.1\r\n" +
 		"User-Agent: " + userAgent + "\r\n" +
 		"Host: " + proxy.String() + "\r\n" +

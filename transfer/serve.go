@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"encoding/base32"
 	"io"
 	"mime"
 	"net"
@@ -474,23 +473,9 @@ func (s *Server) pushProxy(conn net.Conn, r *request, query string) bool {
 	return r.keepAlive
 }
 
-var b32Padded = base32.StdEncoding
-
 // parseBase32GUID reads a servent ID in base32: 26 characters, or 32 with
 // "======" padding, in either case.
 func parseBase32GUID(s string) (protocol.GUID, bool) {
-	var g protocol.GUID
-	s = strings.ToUpper(strings.TrimSpace(s))
-	if len(s) == 26 {
-		s += "======"
-	}
-	if len(s) != 32 {
-		return g, false
-	}
-	b, err := b32Padded.DecodeString(s)
-	if err != nil || len(b) != 16 {
-		return g, false
-	}
-	copy(g[:], b)
-	return g, true
+	g, err := protocol.ParseGUIDBase32(strings.TrimSpace(s))
+	return g, err == nil
 }

@@ -417,7 +417,7 @@ func TestUploadPushProxy(t *testing.T) {
 		return 410
 	}}
 	fx := newUploadFixture(t, srv)
-	b32 := strings.TrimRight(b32Padded.EncodeToString(want[:]), "=")
+	b32 := want.Base32()
 	cases := []struct {
 		target, xnode string
 		code          int
