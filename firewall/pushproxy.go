@@ -141,7 +141,7 @@ func IsPushProxyTarget(target string) bool {
 // taken as 0 ("any file"). X-Node is required; a second address after a
 // comma (gtk-gnutella's IPv4, IPv6 pair) is ignored. IPv4-mapped addresses
 // are unmapped. The node is only checked for being a unicast address with a
-// port: apply PushPolicy.CheckAddr before relaying to it.
+// port: apply an AddrPolicy before relaying to it.
 //
 // Every error wraps ErrPushProxyRequest and maps to 400.
 func ParsePushProxyRequest(target string, xnode string) (servent protocol.GUID, index uint32, node netip.AddrPort, err error) {
@@ -225,7 +225,9 @@ func parseXNode(s string) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("X-Node %s has port 0", ap)
 	case a.Zone() != "":
 		return netip.AddrPort{}, fmt.Errorf("X-Node %s has a zone", ap)
-	case a.IsUnspecified() || a.IsMulticast() || a == broadcast4 || a.Is4() && prefixMulticast4.Contains(a):
+	}
+	switch ClassifyAddr(ap) {
+	case AddrUnspecified, AddrMulticast, AddrBroadcast:
 		return netip.AddrPort{}, fmt.Errorf("X-Node %s is not a unicast address", ap)
 	}
 	return netip.AddrPortFrom(a, ap.Port()), nil
@@ -254,7 +256,7 @@ func NewProxyPush(servent protocol.GUID, index uint32, node netip.AddrPort) (*pr
 
 // Resolve handles a push-proxy request end to end, short of sending: it
 // parses the request (400), applies addrOK to the downloader's address if
-// not nil (400: e.g. a PushPolicy's CheckAddr, so that we do not relay
+// not nil (400: e.g. an AddrPolicy's Check, so that we do not relay
 // pushes to hostile addresses), looks the servent up (410) and builds the
 // Push (202). The caller sends push on link and answers status.
 func (t *ProxyTable) Resolve(target, xnode string, addrOK func(netip.AddrPort) error) (status PushProxyStatus, link uint32, push *protocol.Push, err error) {

@@ -208,11 +208,11 @@ func TestResolve(t *testing.T) {
 		t.Fatalf("missing X-Node: %d, %v", st, err)
 	}
 	// The address policy refuses to relay to loopback on the internet.
-	st, _, _, err = tab.Resolve(target, "127.0.0.1:6346", PushPolicy{}.CheckAddr)
+	st, _, _, err = tab.Resolve(target, "127.0.0.1:6346", AddrPolicy{}.Check)
 	if st != PushProxyBadRequest || !errors.Is(err, ErrPushProxyRequest) {
 		t.Fatalf("policy: %d, %v", st, err)
 	}
-	st, _, _, _ = tab.Resolve(target, "127.0.0.1:6346", PushPolicy{AllowLoopback: true}.CheckAddr)
+	st, _, _, _ = tab.Resolve(target, "127.0.0.1:6346", AddrPolicy{AllowLoopback: true}.Check)
 	if st != PushProxySent {
 		t.Fatalf("testnet policy: %d", st)
 	}

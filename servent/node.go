@@ -165,7 +165,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		}
 		n.Downloads = &transfer.Downloader{
 			Dir: cfg.DownloadDir, StateFile: stateFile, UserAgent: userAgent(), Logger: cfg.Logger,
-			AllowPrivate: cfg.AllowPrivate || cfg.AllowLoopback,
+			AddrPolicy: firewall.AddrPolicy{AllowLoopback: cfg.AllowLoopback, AllowPrivate: cfg.AllowPrivate},
 			Dial: func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
 				return s.transport.Dial(ctx, a.String())
 			},

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"gnutella/firewall"
 	"gnutella/protocol"
 )
 
@@ -107,11 +108,11 @@ type Downloader struct {
 	StateFile string
 	// MaxActive is how many downloads run at once (default 4).
 	MaxActive int
-	// AllowPrivate dials private, loopback and link-local source addresses
-	// directly (a testnet or a LAN). When false such sources are reached
-	// through a Push, since on the Internet their address means they are
-	// behind a NAT.
-	AllowPrivate bool
+	// AddrPolicy says which source addresses are dialled directly; the
+	// others are reached through a Push, since on the Internet a private
+	// address means the source is behind a NAT. The zero value is the
+	// Internet's; a testnet or a LAN allows loopback and private addresses.
+	AddrPolicy firewall.AddrPolicy
 	// RetryAfter is the wait after a 503 without Retry-After (default 60 s,
 	// gtk-gnutella's). A Retry-After is always obeyed, never retried sooner.
 	RetryAfter time.Duration
@@ -568,10 +569,7 @@ func (d *Downloader) pick(x *Download) (*source, time.Time) {
 // needsPush reports whether src must be reached through a Push: it said so,
 // or its address is not one we can dial.
 func (d *Downloader) needsPush(src Source) bool {
-	if src.Push || !src.Addr.IsValid() || src.Addr.Port() == 0 || src.Addr.Addr().IsUnspecified() {
-		return true
-	}
-	return !d.AllowPrivate && !publicAddr(src.Addr.Addr())
+	return src.Push || d.AddrPolicy.Check(src.Addr) != nil
 }
 
 // Kinds of fetch failure, which judge turns into a policy.

@@ -237,22 +237,3 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
-
-// publicAddr reports whether a is an address of the public Internet: not
-// private, loopback, link-local, multicast, unspecified or shared (CGNAT).
-func publicAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	if !a.IsGlobalUnicast() || a.IsPrivate() {
-		return false
-	}
-	if a.Is4() {
-		b := a.As4()
-		if b[0] == 100 && b[1]&0xC0 == 64 { // 100.64.0.0/10
-			return false
-		}
-		if b[0] == 0 || b[0] >= 240 {
-			return false
-		}
-	}
-	return true
-}
