@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"sync"
-	"time"
 
 	"gnutella/protocol"
 )
@@ -128,50 +126,4 @@ func (c *Callbacks) Deliver(conn net.Conn, br *bufio.Reader, giv protocol.GIV) b
 	}
 	c.mu.Unlock()
 	return w != nil
-}
-
-// ErrProxyGone is returned by RequestPushProxy when the proxy answers 410:
-// the servent is no longer connected to it, do not use it again.
-var ErrProxyGone = errors.New("transfer: push proxy no longer serves that servent")
-
-// RequestPushProxy asks a push proxy (notes §6.5) to send a Push to
-// serventID on our behalf: GET /gnutella/push-proxy?ServerId=<base32> with
-// X-Node, our listening address. nil means 202 or 203 (sent); any other
-// answer, or none, means the proxy must not be used again.
-func RequestPushProxy(ctx context.Context, dial func(context.Context, netip.AddrPort) (net.Conn, error),
-	proxy netip.AddrPort, serventID protocol.GUID, xnode netip.AddrPort, userAgent string) error {
-	if dial == nil {
-		dial = func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
-			var nd net.Dialer
-			return nd.DialContext(ctx, "tcp", a.String())
-		}
-	}
-	conn, err := dial(ctx, proxy)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
-	defer stop()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	id := serventID.Base32()
-	req := "GET /gnutella/push-proxy?ServerId=" + id + " HTTP/1.1\r\n" +
-		"User-Agent: " + userAgent + "\r\n" +
-		"Host: " + proxy.String() + "\r\n" +
-		"X-Node: " + xnode.String() + "\r\n" +
-		"Connection: close\r\n\r\n"
-	if _, err := conn.Write([]byte(req)); err != nil {
-		return err
-	}
-	code, _, reason, _, err := readResponseHead(bufio.NewReaderSize(conn, 1024))
-	if err != nil {
-		return err
-	}
-	switch code {
-	case 202, 203:
-		return nil
-	case 410:
-		return ErrProxyGone
-	}
-	return fmt.Errorf("push proxy %s: %d %s", proxy, code, reason)
 }

@@ -31,7 +31,6 @@ type route struct {
 	index uint32
 	name  string
 	sha1  protocol.SHA1
-	query string
 }
 
 // parseTarget maps a request target onto a URL space. It never produces a
@@ -104,7 +103,7 @@ func parseTarget(target string) (r route, code int, reason string) {
 		return route{kind: routeN2R, sha1: h}, 0, ""
 	case len(segs) == 2 && (segs[0] == "gnutella" && (segs[1] == "push-proxy" || segs[1] == "pushproxy") ||
 		segs[0] == "gnet" && segs[1] == "push-proxy"):
-		return route{kind: routePushProxy, query: query}, 0, ""
+		return route{kind: routePushProxy}, 0, ""
 	}
 	return r, 404, "Not Found"
 }
@@ -141,7 +140,7 @@ func (s *Server) answer(conn net.Conn, r *request) bool {
 		return false
 	}
 	if rt.kind == routePushProxy {
-		return s.pushProxy(conn, r, rt.query)
+		return s.pushProxy(conn, r)
 	}
 	if s.Library == nil {
 		s.refuse(conn, r, 404, "Not Found", head)
@@ -395,87 +394,4 @@ func closeGracefully(conn net.Conn) {
 		_, _ = io.CopyN(io.Discard, conn, 64<<10)
 	}
 	_ = conn.Close()
-}
-
-// pushProxy serves GET /gnutella/push-proxy?ServerId=<base32 GUID> (also
-// /gnutella/pushproxy? and /gnet/push-proxy?guid=<hex>) with the required
-// X-Node header (notes §6.5).
-func (s *Server) pushProxy(conn net.Conn, r *request, query string) bool {
-	head := r.method == "HEAD"
-	if s.PushProxy == nil {
-		s.refuse(conn, r, 404, "Not Found", head)
-		return false
-	}
-	params, err := url.ParseQuery(query)
-	if err != nil {
-		s.refuse(conn, r, 400, "Malformed Push-Proxy Request", head)
-		return false
-	}
-	var guid protocol.GUID
-	found := false
-	for k, vs := range params {
-		if len(vs) == 0 {
-			continue
-		}
-		switch strings.ToLower(k) {
-		case "serverid":
-			g, ok := parseBase32GUID(vs[0])
-			if !ok {
-				s.refuse(conn, r, 400, "Malformed Push-Proxy Request: bad ServerId", head)
-				return false
-			}
-			guid, found = g, true
-		case "guid":
-			g, err := protocol.ParseGUID(vs[0])
-			if err != nil {
-				s.refuse(conn, r, 400, "Malformed Push-Proxy Request: bad guid", head)
-				return false
-			}
-			guid, found = g, true
-		}
-	}
-	if !found {
-		s.refuse(conn, r, 400, "Malformed Push-Proxy Request: no ServerId", head)
-		return false
-	}
-	xnode, err := protocol.ParseListenAddr(r.h.Get("X-Node"))
-	if err != nil {
-		s.refuse(conn, r, 400, "Malformed Push-Proxy Request: X-Node required", head)
-		return false
-	}
-	code := s.PushProxy(guid, xnode)
-	reason := http.StatusText(code)
-	switch code {
-	case 202:
-		reason = "Push-proxy: message sent to servent"
-	case 203:
-		reason = "Push-proxy: message sent through Gnutella"
-	case 410:
-		reason = "Push-proxy: servent not connected"
-	}
-	if code < 200 || code > 299 {
-		s.refuse(conn, r, code, reason, head)
-		return false
-	}
-	b := s.statusLine(make([]byte, 0, 256), code, reason)
-	b = appendHeader(b, "Content-Length", "0")
-	if !r.keepAlive {
-		b = appendHeader(b, "Connection", "close")
-	} else if r.minor == 0 {
-		b = appendHeader(b, "Connection", "Keep-Alive")
-	}
-	b = append(b, '\r', '\n')
-	_ = conn.SetWriteDeadline(time.Now().Add(s.idle()))
-	if _, err := conn.Write(b); err != nil {
-		return false
-	}
-	_ = conn.SetWriteDeadline(time.Time{})
-	return r.keepAlive
-}
-
-// parseBase32GUID reads a servent ID in base32: 26 characters, or 32 with
-// "======" padding, in either case.
-func parseBase32GUID(s string) (protocol.GUID, bool) {
-	g, err := protocol.ParseGUIDBase32(strings.TrimSpace(s))
-	return g, err == nil
 }
