@@ -95,8 +95,9 @@ type Downloader struct {
 	// Dir is the download folder: finished files go here, partial files as
 	// ".gnutella-partial-<sha1>". Nothing is ever written outside it.
 	Dir string
-	// Dial opens a TCP connection; nil uses a net.Dialer.
-	Dial func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
+	// Dial opens the connections to sources; a servent passes its
+	// Transport. nil means firewall.TCPDialer.
+	Dial firewall.Dialer
 	// Push asks the servent to send a Push for src and returns the
 	// connection a GIV arrived on, with its reader positioned after the
 	// GIV's empty line. nil: push sources are skipped.
@@ -697,10 +698,9 @@ func (d *Downloader) connect(ctx context.Context, src *source) (net.Conn, *bufio
 
 func (d *Downloader) dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
 	if d.Dial != nil {
-		return d.Dial(ctx, addr)
+		return d.Dial.Dial(ctx, addr.String())
 	}
-	var nd net.Dialer
-	return nd.DialContext(ctx, "tcp", addr.String())
+	return firewall.TCPDialer{}.Dial(ctx, addr.String())
 }
 
 // fetch makes one request to src for the rest of the file and writes what

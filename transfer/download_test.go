@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"gnutella/firewall"
 	"gnutella/protocol"
 	"gnutella/share"
 )
@@ -374,11 +375,10 @@ func TestDownloadThroughPush(t *testing.T) {
 	var dials atomic.Int32
 	d := newDownloader(t, &Downloader{
 		Push: sim.push,
-		Dial: func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
+		Dial: firewall.DialFunc(func(ctx context.Context, addr string) (net.Conn, error) {
 			dials.Add(1)
-			var nd net.Dialer
-			return nd.DialContext(ctx, "tcp", a.String())
-		},
+			return firewall.TCPDialer{}.Dial(ctx, addr)
+		}),
 	})
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -68,16 +68,14 @@ var ErrProxyGone = errors.New("transfer: push proxy no longer serves that serven
 // RequestPushProxy asks a push proxy (notes §6.5) to send a Push to
 // serventID on our behalf: GET /gnutella/push-proxy?ServerId=<base32> with
 // X-Node, our listening address. nil means 202 or 203 (sent); any other
-// answer, or none, means the proxy must not be used again.
-func RequestPushProxy(ctx context.Context, dial func(context.Context, netip.AddrPort) (net.Conn, error),
+// answer, or none, means the proxy must not be used again. A nil dial
+// means firewall.TCPDialer.
+func RequestPushProxy(ctx context.Context, dial firewall.Dialer,
 	proxy netip.AddrPort, serventID protocol.GUID, xnode netip.AddrPort, userAgent string) error {
 	if dial == nil {
-		dial = func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
-			var nd net.Dialer
-			return nd.DialContext(ctx, "tcp", a.String())
-		}
+		dial = firewall.TCPDialer{}
 	}
-	conn, err := dial(ctx, proxy)
+	conn, err := dial.Dial(ctx, proxy.String())
 	if err != nil {
 		return err
 	}

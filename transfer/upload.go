@@ -252,19 +252,6 @@ func (s *Server) Serve(conn net.Conn) {
 	s.ServeConn(conn, br, line)
 }
 
-// ServeCallback serves a connection we opened to a downloader after a Push
-// (notes §6.4): it sends "GIV <index>:<servent ID>/<name>\n\n", reads the
-// request that comes back on the same socket and serves it as ServeConn.
-func (s *Server) ServeCallback(conn net.Conn, giv protocol.GIV) {
-	_ = conn.SetWriteDeadline(time.Now().Add(s.idle()))
-	if _, err := conn.Write(giv.AppendTo(nil)); err != nil {
-		conn.Close()
-		return
-	}
-	_ = conn.SetWriteDeadline(time.Time{})
-	s.Serve(conn)
-}
-
 // ServeConn serves the HTTP requests of conn, whose first request line was
 // already read (br holds what follows). It owns conn and closes it when the
 // client is done, on Connection: close, after an error response, or when
