@@ -8,15 +8,6 @@ import (
 	"time"
 )
 
-// gtk-gnutella's values (uploads.c: PUSH_REPLY_MAX, PUSH_REPLY_FREQ,
-// PUSH_BAN_FREQ), notes §6.4.
-const (
-	DefaultPushPerIP      = 5
-	DefaultPushWindow     = 30 * time.Second
-	DefaultPushFailBan    = 500 * time.Second
-	DefaultPushMaxEntries = 8192
-)
-
 // The errors of PushGuard.Allow. The returned errors wrap them with
 // details: test with errors.Is.
 var (
@@ -30,8 +21,8 @@ var (
 	ErrPushAddress = errors.New("push callback address refused")
 )
 
-// PushPolicy configures a PushGuard. Zero numeric fields take the defaults
-// above; the AddrPolicy is the Internet's unless set.
+// PushPolicy configures a PushGuard. Zero numeric fields take the
+// DefaultPush... values (defaults.go); the AddrPolicy is the Internet's unless set.
 type PushPolicy struct {
 	PerIP   int           // callbacks per IP within Window (5)
 	Window  time.Duration // sliding window (30 s)

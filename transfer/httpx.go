@@ -25,14 +25,6 @@ import (
 	"gnutella/protocol"
 )
 
-// Overlap is how many bytes a resumed download asks for again and compares
-// with what it has (gtk-gnutella's download_overlap_range).
-const Overlap = 512
-
-// Backout is how much of the partial file is discarded when the overlapping
-// bytes do not match (gtk-gnutella backs off 50 KB).
-const Backout = 50 << 10
-
 // parseStatusLine reads "HTTP/1.1 206 Partial Content", "HTTP/1.0 503" or the
 // bare "HTTP 200 OK" of old 0.4 servents. minor is the HTTP minor version
 // (1 for the bare form and anything above 1.1).
@@ -132,14 +124,14 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	if n, err := parseDigits(v); err == nil {
-		if n > 7*24*3600 {
-			n = 7 * 24 * 3600
+		if n > int64(maxRetryAfter/time.Second) {
+			n = int64(maxRetryAfter / time.Second)
 		}
 		return time.Duration(n) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return min(d, 7*24*time.Hour), true
+			return min(d, maxRetryAfter), true
 		}
 		return 0, true
 	}

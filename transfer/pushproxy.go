@@ -82,7 +82,7 @@ func RequestPushProxy(ctx context.Context, dial firewall.Dialer,
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	_ = conn.SetDeadline(time.Now().Add(PushProxyTimeout))
 	id := serventID.Base32()
 	req := "GET /gnutella/push-proxy?ServerId=" + id + " HTTP/1.1\r\n" +
 		"User-Agent: " + userAgent + "\r\n" +

@@ -258,11 +258,6 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File) bool {
 	return r.keepAlive
 }
 
-// sendChunk is how much one sendfile call may take before the write
-// deadline is pushed back: a client that takes more than IdleTimeout to
-// accept this much is dropped.
-const sendChunk = 1 << 20
-
 // sendBody sends n bytes of fh from start. It seeks fh and copies with
 // io.CopyN, whose *io.LimitedReader around the *os.File lets
 // (*net.TCPConn).ReadFrom use sendfile(2) (net/sendfile.go unwraps exactly
@@ -380,7 +375,7 @@ func (s *Server) refuse(conn net.Conn, r *request, code int, reason string, head
 	if !head {
 		b = append(b, body...)
 	}
-	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_ = conn.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
 	_, _ = conn.Write(b)
 	closeGracefully(conn)
 }
@@ -390,7 +385,7 @@ func (s *Server) refuse(conn net.Conn, r *request, code int, reason string, head
 // peer could lose our answer.
 func closeGracefully(conn net.Conn) {
 	if cw, ok := conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+		_ = conn.SetReadDeadline(time.Now().Add(closeLinger))
 		_, _ = io.CopyN(io.Discard, conn, 64<<10)
 	}
 	_ = conn.Close()
