@@ -266,7 +266,7 @@ func (t *ProxyTable) Resolve(target, xnode string, addrOK func(netip.AddrPort) e
 	}
 	if addrOK != nil {
 		if err := addrOK(node); err != nil {
-			return PushProxyBadRequest, 0, nil, fmt.Errorf("%w: %v", ErrPushProxyRequest, err)
+			return PushProxyBadRequest, 0, nil, fmt.Errorf("%w: %w", ErrPushProxyRequest, err)
 		}
 	}
 	link, ok := t.Lookup(servent)
@@ -275,7 +275,7 @@ func (t *ProxyTable) Resolve(target, xnode string, addrOK func(netip.AddrPort) e
 	}
 	push, err = NewProxyPush(servent, index, node)
 	if err != nil {
-		return PushProxyBadRequest, 0, nil, fmt.Errorf("%w: %v", ErrPushProxyRequest, err)
+		return PushProxyBadRequest, 0, nil, fmt.Errorf("%w: %w", ErrPushProxyRequest, err)
 	}
 	return PushProxySent, link, push, nil
 }

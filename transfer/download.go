@@ -689,7 +689,7 @@ func (d *Downloader) connect(ctx context.Context, src *source) (net.Conn, *bufio
 	conn, br, err := d.Push(pctx, src.Source)
 	if err != nil {
 		if direct != nil {
-			return nil, nil, fmt.Errorf("connect: %v; push: %w", direct, err)
+			return nil, nil, fmt.Errorf("connect: %w; push: %w", direct, err)
 		}
 		return nil, nil, fmt.Errorf("push: %w", err)
 	}

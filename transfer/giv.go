@@ -76,7 +76,7 @@ func (c *Callbacks) Push(ctx context.Context, src Source, send func(Source) erro
 			return g.conn, g.br, nil
 		default:
 		}
-		return nil, nil, fmt.Errorf("%w (servent %s): %v", ErrNoCallback, src.ServentID, ctx.Err())
+		return nil, nil, fmt.Errorf("%w (servent %s): %w", ErrNoCallback, src.ServentID, ctx.Err())
 	}
 }
 

@@ -1,13 +1,3 @@
-// Package transfer moves files over HTTP the way Gnutella servents do (notes
-// §6, §9 "Transfers", §10): the upload side answers GET and HEAD for
-// /get/<index>/<name> and /uri-res/N2R?urn:sha1:..., and the download side
-// fetches files from the sources QueryHits name, directly or through a Push,
-// resumes with a 512-byte overlap and verifies the SHA-1 before a file takes
-// its final name.
-//
-// Both sides parse HTTP with the handshake limits of package protocol
-// (1024-byte lines, 128 header lines, 16 KiB per block), never net/http, so a
-// hostile peer cannot make either side read or allocate more than that.
 package transfer
 
 import (
