@@ -12,12 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"gnutella/firewall"
 	"gnutella/protocol"
 	"gnutella/share"
 )
 
 // The URL spaces (notes §8.4): /get/<index>/<name>, /uri-res/N2R?<urn>,
-// and the push-proxy requests. Everything else is 404.
+// and the push-proxy requests (the paths of firewall.IsPushProxyTarget,
+// matched as sent). Everything else is 404.
 type routeKind uint8
 
 const (
@@ -51,6 +53,9 @@ func parseTarget(target string) (r route, code int, reason string) {
 		if c := target[i]; c < 0x20 || c == 0x7f {
 			return r, 400, "Bad Request"
 		}
+	}
+	if firewall.IsPushProxyTarget(target) {
+		return route{kind: routePushProxy}, 0, ""
 	}
 	path, query, _ := strings.Cut(target, "?")
 	var segs []string
@@ -101,9 +106,6 @@ func parseTarget(target string) (r route, code int, reason string) {
 			return r, 400, "Malformed URN in /uri-res/N2R request"
 		}
 		return route{kind: routeN2R, sha1: h}, 0, ""
-	case len(segs) == 2 && (segs[0] == "gnutella" && (segs[1] == "push-proxy" || segs[1] == "pushproxy") ||
-		segs[0] == "gnet" && segs[1] == "push-proxy"):
-		return route{kind: routePushProxy}, 0, ""
 	}
 	return r, 404, "Not Found"
 }

@@ -431,7 +431,8 @@ func TestUploadPushProxy(t *testing.T) {
 		{"/gnutella/push-proxy?ServerId=" + b32, "", 400},
 		{"/gnutella/push-proxy?ServerId=" + b32, "nonsense", 400},
 		{"/gnutella/push-proxy?ServerId=!!", "10.0.0.1:6346", 400},
-		{"/gnutella/push-proxy", "10.0.0.1:6346", 400},
+		{"/gnutella/push-proxy", "10.0.0.1:6346", 404},                       // no query: not a push-proxy request
+		{"/gnutella/push-proxy?guid=" + want.String(), "10.0.0.1:6346", 400}, // gtk-gnutella: ServerId on /gnutella
 	}
 	for _, c := range cases {
 		raw := "GET " + c.target + " HTTP/1.1\r\nConnection: close\r\n"
