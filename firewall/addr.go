@@ -29,8 +29,10 @@ type AddrClass uint8
 const (
 	// AddrPublic: a public unicast address with a port. Always admitted.
 	AddrPublic AddrClass = iota
-	// AddrInvalid: no address, or port 0. Never admitted.
+	// AddrInvalid: no address (the zero netip.AddrPort). Never admitted.
 	AddrInvalid
+	// AddrPortZero: port 0. Never admitted.
+	AddrPortZero
 	// AddrUnspecified: 0.0.0.0 or ::. Never admitted.
 	AddrUnspecified
 	// AddrMulticast: 224/4 or ff00::/8. Never admitted.
@@ -54,7 +56,8 @@ const (
 
 var addrClassNames = [...]string{
 	AddrPublic:      "public address",
-	AddrInvalid:     "no address or port 0",
+	AddrInvalid:     "invalid address",
+	AddrPortZero:    "port 0",
 	AddrUnspecified: "unspecified address",
 	AddrMulticast:   "multicast address",
 	AddrBroadcast:   "broadcast address",
@@ -65,7 +68,8 @@ var addrClassNames = [...]string{
 	AddrBogon:       "bogon address",
 }
 
-// String describes the class ("loopback address").
+// String describes the class in a few words ("loopback address", "port
+// 0"), fit for a protocol warning such as a GWebCache's "Rejected IP".
 func (c AddrClass) String() string {
 	if int(c) < len(addrClassNames) {
 		return addrClassNames[c]
@@ -97,8 +101,10 @@ var (
 func ClassifyAddr(ap netip.AddrPort) AddrClass {
 	a := ap.Addr().Unmap().WithZone("")
 	switch {
-	case !a.IsValid() || ap.Port() == 0:
+	case !a.IsValid():
 		return AddrInvalid
+	case ap.Port() == 0:
+		return AddrPortZero
 	case a.IsUnspecified():
 		return AddrUnspecified
 	case a.IsMulticast():
@@ -135,7 +141,10 @@ type AddrError struct {
 }
 
 func (e *AddrError) Error() string {
-	if e.Class == AddrInvalid {
+	switch e.Class {
+	case AddrInvalid:
+		return "address refused: " + e.Class.String()
+	case AddrPortZero:
 		return "address " + e.Addr.String() + " refused: " + e.Class.String()
 	}
 	return "address " + e.Addr.String() + " refused: " + e.Class.String() + " (not allowed by the address policy)"

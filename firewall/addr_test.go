@@ -15,7 +15,8 @@ func TestAddrPolicyClasses(t *testing.T) {
 		{"223.255.255.254:6346", AddrPublic},
 		{"[2001:4860::8888]:6346", AddrPublic},
 		{"[::ffff:8.8.4.4]:6346", AddrPublic},
-		{"8.8.8.8:0", AddrInvalid},
+		{"8.8.8.8:0", AddrPortZero},
+		{"127.0.0.1:0", AddrPortZero},
 		{"0.0.0.0:6346", AddrUnspecified},
 		{"[::]:6346", AddrUnspecified},
 		{"[::ffff:0.0.0.0]:6346", AddrUnspecified},
@@ -65,7 +66,13 @@ func TestAddrPolicyClasses(t *testing.T) {
 			}
 		}
 	}
-	if err := (AddrPolicy{AllowLoopback: true, AllowPrivate: true}).Check(netip.AddrPort{}); !errors.Is(err, ErrAddrRefused) {
+	var ae *AddrError
+	if err := (AddrPolicy{AllowLoopback: true, AllowPrivate: true}).Check(netip.AddrPort{}); !errors.As(err, &ae) || ae.Class != AddrInvalid {
 		t.Errorf("Check(zero AddrPort) = %v", err)
+	}
+	// The class names are what a GWebCache says after "Rejected IP: ".
+	err := AddrPolicy{}.Check(netip.MustParseAddrPort("127.0.0.1:0"))
+	if !errors.As(err, &ae) || ae.Class.String() != "port 0" {
+		t.Errorf("Check(127.0.0.1:0) = %v, want class \"port 0\"", err)
 	}
 }
