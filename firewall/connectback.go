@@ -48,16 +48,14 @@ func ConnectBack(ctx context.Context, dial Dialer, addr netip.AddrPort, style Co
 	return conn.Close()
 }
 
-var errBadTarget = errors.New("invalid address or port 0")
-
 // aLongTimeAgo is a deadline in the past, to interrupt a blocked Write.
 var aLongTimeAgo = time.Unix(1, 0)
 
 // dialAndWrite dials addr and writes b, within ctx. On success the
 // connection is returned with its write deadline cleared.
 func dialAndWrite(ctx context.Context, dial Dialer, addr netip.AddrPort, b []byte) (net.Conn, error) {
-	if !addr.IsValid() || addr.Port() == 0 {
-		return nil, errBadTarget
+	if c := ClassifyAddr(addr); c == AddrInvalid || c == AddrPortZero {
+		return nil, &AddrError{Addr: addr, Class: c}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
