@@ -8,10 +8,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// DefaultAssumeFirewalledAfter is gtk-gnutella's watchdog: 1800 s without an
-// incoming connection and we are firewalled again (notes §6.6).
-const DefaultAssumeFirewalledAfter = 30 * time.Minute
-
 // DetectorConfig configures a Detector.
 type DetectorConfig struct {
 	// AssumeFirewalledAfter is how long we stay reachable without fresh

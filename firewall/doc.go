@@ -1,17 +1,23 @@
-// Package firewall decides whether this servent is reachable from outside
-// and handles the pieces of the Push machinery that follow from it (notes
-// §1.6, §1.7, §6.4–§6.6, §8.3):
+// Package firewall decides whether this servent is reachable from outside,
+// which addresses it may talk to, and handles the pieces of the Push
+// machinery that follow from them (notes §1.6, §1.7, §6.4–§6.6, §8.3). It
+// sits above protocol (wire formats) and below transfer and servent, which
+// use it; it imports nothing else of ours.
 //
+//   - AddrPolicy: the project's one address policy and bogon list, used by
+//     the host cache, the push guard, the push proxy and the downloader.
 //   - Detector: are we firewalled? Proof is an inbound TCP connection from
 //     an outside host we are not linked to, or a connect-back we asked for;
 //     without proof for AssumeFirewalledAfter we go back to firewalled.
 //   - PushGuard: gtk-gnutella's protections before answering a Push with a
 //     connect-back: address policy, 5 callbacks per IP per 30 s, and a 500 s
 //     ban on an ip:port after a failed connect-back.
-//   - Callback and ConnectBack: the outgoing connections themselves (GIV
-//     after a Push; the BEAR/7 TCP connect-back greeting).
+//   - ConnectBack: the BEAR/7 TCP connect-back greeting. (The GIV callback
+//     after a Push is transfer.Server.ServeCallback.)
+//   - Dialer: how firewall and transfer dial (a servent's Transport).
 //   - ProxyTable and ParsePushProxyRequest: the ultrapeer side of push
-//     proxies (LIME/21-22 and the HTTP push-proxy request).
+//     proxies (LIME/21-22 and the HTTP push-proxy request, which
+//     transfer.Server answers with them).
 //
 // Nothing here starts goroutines or timers: callers pass the current time
 // explicitly and drive Detector.Tick themselves.

@@ -8,36 +8,28 @@ import (
 	"time"
 )
 
-// gtk-gnutella's values (uploads.c: PUSH_REPLY_MAX, PUSH_REPLY_FREQ,
-// PUSH_BAN_FREQ), notes §6.4.
-const (
-	DefaultPushPerIP      = 5
-	DefaultPushWindow     = 30 * time.Second
-	DefaultPushFailBan    = 500 * time.Second
-	DefaultPushMaxEntries = 8192
-)
-
-// The errors of PushGuard.Allow and PushPolicy.CheckAddr. The returned
-// errors wrap them with details: test with errors.Is.
+// The errors of PushGuard.Allow. The returned errors wrap them with
+// details: test with errors.Is.
 var (
 	// ErrPushRate: too many callbacks to that IP within the window (or too
 	// many distinct targets to remember: we then refuse new ones).
 	ErrPushRate = errors.New("push callback rate limit")
 	// ErrPushBanned: a connect-back to that ip:port failed recently.
 	ErrPushBanned = errors.New("push callback target banned after a failed connect-back")
-	// ErrPushAddress: not an address we connect back to.
+	// ErrPushAddress: not an address we connect back to (the error also
+	// wraps the *AddrError of the policy).
 	ErrPushAddress = errors.New("push callback address refused")
 )
 
-// PushPolicy configures a PushGuard. Zero numeric fields take the defaults
-// above; AllowPrivate and AllowLoopback are false unless set (the internet).
+// PushPolicy configures a PushGuard. Zero numeric fields take the
+// DefaultPush... values (defaults.go); the AddrPolicy is the Internet's unless set.
 type PushPolicy struct {
 	PerIP   int           // callbacks per IP within Window (5)
 	Window  time.Duration // sliding window (30 s)
 	FailBan time.Duration // how long a failed ip:port is skipped (500 s)
-	// AllowPrivate permits RFC 1918, fc00::/7 and 100.64/10 targets, and
-	// AllowLoopback 127/8 and ::1 (a local test network: both true).
-	AllowPrivate, AllowLoopback bool
+	// AddrPolicy says where we may connect back to (a local test network:
+	// AllowLoopback and AllowPrivate).
+	AddrPolicy
 	// MaxEntries bounds the IPs and the bans remembered (8192 each). When
 	// every remembered IP is still within its window, pushes to new IPs
 	// are refused with ErrPushRate until entries expire.
@@ -58,62 +50,6 @@ func (p PushPolicy) withDefaults() PushPolicy {
 		p.MaxEntries = DefaultPushMaxEntries
 	}
 	return p
-}
-
-// CheckAddr applies the address part of the policy (notes §6.4, §8.3): the
-// port must not be 0, and the address must be a unicast, routable one: not
-// unspecified, multicast, broadcast, reserved (240/4), "this network"
-// (0/8), link-local, documentation or benchmarking space, and not private
-// or loopback unless allowed. IPv4-mapped IPv6 addresses are judged as
-// IPv4; other IPv6 addresses must be global unicast (2000::/3). The error
-// wraps ErrPushAddress.
-func (p PushPolicy) CheckAddr(addr netip.AddrPort) error {
-	a := addr.Addr().Unmap()
-	bad := func(why string) error {
-		return fmt.Errorf("%w: %s: %s", ErrPushAddress, addr, why)
-	}
-	switch {
-	case !a.IsValid():
-		return fmt.Errorf("%w: no address", ErrPushAddress)
-	case addr.Port() == 0:
-		return bad("port 0")
-	case a.IsUnspecified():
-		return bad("unspecified address")
-	case a.IsLoopback():
-		if !p.AllowLoopback {
-			return bad("loopback address")
-		}
-		return nil
-	case isPrivateAddr(a):
-		if !p.AllowPrivate {
-			return bad("private address")
-		}
-		return nil
-	case a.IsMulticast():
-		return bad("multicast address")
-	case a.IsLinkLocalUnicast():
-		return bad("link-local address")
-	}
-	if a.Is4() {
-		switch {
-		case a == broadcast4:
-			return bad("broadcast address")
-		case prefixMulticast4.Contains(a):
-			return bad("multicast address")
-		case prefixReserved4.Contains(a):
-			return bad("reserved address (240/4)")
-		}
-		for _, b := range bogons4 {
-			if b.Contains(a) {
-				return bad("bogon (" + b.String() + ")")
-			}
-		}
-		return nil
-	}
-	if !prefixGlobal6.Contains(a) || prefixDoc6.Contains(a) {
-		return bad("not a global unicast IPv6 address")
-	}
-	return nil
 }
 
 // PushGuard applies a PushPolicy before we answer a Push with a callback
@@ -167,8 +103,8 @@ func canonAddrPort(ap netip.AddrPort) netip.AddrPort {
 // PerIP callbacks within any Window). When it returns nil the attempt is
 // counted; a refused attempt is not.
 func (g *PushGuard) Allow(addr netip.AddrPort, now time.Time) error {
-	if err := g.p.CheckAddr(addr); err != nil {
-		return err
+	if err := g.p.Check(addr); err != nil {
+		return fmt.Errorf("%w: %w", ErrPushAddress, err)
 	}
 	addr = canonAddrPort(addr)
 	g.mu.Lock()

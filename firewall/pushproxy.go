@@ -141,7 +141,7 @@ func IsPushProxyTarget(target string) bool {
 // taken as 0 ("any file"). X-Node is required; a second address after a
 // comma (gtk-gnutella's IPv4, IPv6 pair) is ignored. IPv4-mapped addresses
 // are unmapped. The node is only checked for being a unicast address with a
-// port: apply PushPolicy.CheckAddr before relaying to it.
+// port: apply an AddrPolicy before relaying to it.
 //
 // Every error wraps ErrPushProxyRequest and maps to 400.
 func ParsePushProxyRequest(target string, xnode string) (servent protocol.GUID, index uint32, node netip.AddrPort, err error) {
@@ -167,10 +167,11 @@ func ParsePushProxyRequest(target string, xnode string) (servent protocol.GUID, 
 		return servent, 0, node, bad("no %s parameter", param)
 	}
 	if param == "ServerId" {
-		servent, ok = parseGUIDBase32(value)
-		if !ok {
+		g, gerr := protocol.ParseGUIDBase32(value)
+		if gerr != nil {
 			return servent, 0, node, bad("parameter ServerId is not a base32 GUID (26 or 32 characters): %q", truncate(value, 40))
 		}
+		servent = g
 	} else {
 		g, gerr := protocol.ParseGUID(value)
 		if gerr != nil {
@@ -224,78 +225,12 @@ func parseXNode(s string) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("X-Node %s has port 0", ap)
 	case a.Zone() != "":
 		return netip.AddrPort{}, fmt.Errorf("X-Node %s has a zone", ap)
-	case a.IsUnspecified() || a.IsMulticast() || a == broadcast4 || a.Is4() && prefixMulticast4.Contains(a):
+	}
+	switch ClassifyAddr(ap) {
+	case AddrUnspecified, AddrMulticast, AddrBroadcast:
 		return netip.AddrPort{}, fmt.Errorf("X-Node %s is not a unicast address", ap)
 	}
 	return netip.AddrPortFrom(a, ap.Port()), nil
-}
-
-const base32Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-
-// base32Value maps a character (either case) to its 5-bit value, or -1.
-var base32Value = func() (t [256]int8) {
-	for i := range t {
-		t[i] = -1
-	}
-	for i := 0; i < len(base32Alphabet); i++ {
-		c := base32Alphabet[i]
-		t[c] = int8(i)
-		if c >= 'A' && c <= 'Z' {
-			t[c+'a'-'A'] = int8(i)
-		}
-	}
-	return t
-}()
-
-// parseGUIDBase32 decodes the 26 base32 characters of a GUID, optionally
-// followed by the 6 padding characters "======".
-func parseGUIDBase32(s string) (protocol.GUID, bool) {
-	var g protocol.GUID
-	switch len(s) {
-	case 26:
-	case 32:
-		if s[26:] != "======" {
-			return g, false
-		}
-		s = s[:26]
-	default:
-		return g, false
-	}
-	var acc uint32
-	bits, n := 0, 0
-	for i := 0; i < len(s); i++ {
-		v := base32Value[s[i]]
-		if v < 0 {
-			return protocol.GUID{}, false
-		}
-		acc = acc<<5 | uint32(v)
-		bits += 5
-		if bits >= 8 {
-			bits -= 8
-			g[n] = byte(acc >> bits)
-			n++
-		}
-	}
-	// 26 × 5 = 130 bits: 16 bytes and 2 spare bits, ignored like gtk does.
-	return g, n == len(g)
-}
-
-// GUIDBase32 encodes a servent GUID as the ServerId of a push-proxy request:
-// 26 upper-case RFC 4648 base32 characters, no padding.
-func GUIDBase32(g protocol.GUID) string {
-	b := make([]byte, 0, 26)
-	var acc uint32
-	bits := 0
-	for _, c := range g {
-		acc = acc<<8 | uint32(c)
-		bits += 8
-		for bits >= 5 {
-			bits -= 5
-			b = append(b, base32Alphabet[acc>>bits&31])
-		}
-	}
-	b = append(b, base32Alphabet[acc<<(5-bits)&31])
-	return string(b)
 }
 
 // NewProxyPush builds the Push a proxy sends to the leaf for a downloader at
@@ -321,7 +256,7 @@ func NewProxyPush(servent protocol.GUID, index uint32, node netip.AddrPort) (*pr
 
 // Resolve handles a push-proxy request end to end, short of sending: it
 // parses the request (400), applies addrOK to the downloader's address if
-// not nil (400: e.g. a PushPolicy's CheckAddr, so that we do not relay
+// not nil (400: e.g. an AddrPolicy's Check, so that we do not relay
 // pushes to hostile addresses), looks the servent up (410) and builds the
 // Push (202). The caller sends push on link and answers status.
 func (t *ProxyTable) Resolve(target, xnode string, addrOK func(netip.AddrPort) error) (status PushProxyStatus, link uint32, push *protocol.Push, err error) {
@@ -331,7 +266,7 @@ func (t *ProxyTable) Resolve(target, xnode string, addrOK func(netip.AddrPort) e
 	}
 	if addrOK != nil {
 		if err := addrOK(node); err != nil {
-			return PushProxyBadRequest, 0, nil, fmt.Errorf("%w: %v", ErrPushProxyRequest, err)
+			return PushProxyBadRequest, 0, nil, fmt.Errorf("%w: %w", ErrPushProxyRequest, err)
 		}
 	}
 	link, ok := t.Lookup(servent)
@@ -340,7 +275,7 @@ func (t *ProxyTable) Resolve(target, xnode string, addrOK func(netip.AddrPort) e
 	}
 	push, err = NewProxyPush(servent, index, node)
 	if err != nil {
-		return PushProxyBadRequest, 0, nil, fmt.Errorf("%w: %v", ErrPushProxyRequest, err)
+		return PushProxyBadRequest, 0, nil, fmt.Errorf("%w: %w", ErrPushProxyRequest, err)
 	}
 	return PushProxySent, link, push, nil
 }

@@ -12,29 +12,8 @@ import (
 	"gnutella/protocol"
 )
 
-func TestGUIDBase32MatchesRFC4648(t *testing.T) {
-	enc := base32.StdEncoding.WithPadding(base32.NoPadding)
-	for _, g := range []protocol.GUID{{}, testServent, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}} {
-		s := GUIDBase32(g)
-		if want := enc.EncodeToString(g[:]); s != want || len(s) != 26 {
-			t.Errorf("GUIDBase32(%s) = %q, want %q", g, s, want)
-		}
-		back, ok := parseGUIDBase32(s)
-		if !ok || back != g {
-			t.Errorf("parseGUIDBase32(%q) = %s, %v", s, back, ok)
-		}
-		padded := base32.StdEncoding.EncodeToString(g[:])
-		if len(padded) != 32 {
-			t.Fatalf("padded length %d", len(padded))
-		}
-		if back, ok := parseGUIDBase32(padded); !ok || back != g {
-			t.Errorf("parseGUIDBase32(%q) = %s, %v", padded, back, ok)
-		}
-	}
-}
-
 func TestParsePushProxyRequestGood(t *testing.T) {
-	b32 := GUIDBase32(testServent) // 3WW353YACERDH75LZXXQUCYM7Y
+	b32 := testServent.Base32() // 3WW353YACERDH75LZXXQUCYM7Y
 	padded := base32.StdEncoding.EncodeToString(testServent[:])
 	hex := testServent.String()
 	cases := []struct {
@@ -75,7 +54,7 @@ func TestParsePushProxyRequestGood(t *testing.T) {
 }
 
 func TestParsePushProxyRequestBad(t *testing.T) {
-	b32 := GUIDBase32(testServent)
+	b32 := testServent.Base32()
 	hex := testServent.String()
 	good := "/gnutella/push-proxy?ServerId=" + b32
 	cases := []struct{ name, target, xnode string }{
@@ -210,7 +189,7 @@ func TestProxyTableConcurrent(t *testing.T) {
 func TestResolve(t *testing.T) {
 	tab := NewProxyTable()
 	tab.Add(testServent, 77)
-	target := "/gnutella/push-proxy?ServerId=" + GUIDBase32(testServent) + "&file=5"
+	target := "/gnutella/push-proxy?ServerId=" + testServent.Base32() + "&file=5"
 
 	st, link, push, err := tab.Resolve(target, "1.2.3.4:6346", nil)
 	if err != nil || st != PushProxySent || link != 77 {
@@ -229,11 +208,11 @@ func TestResolve(t *testing.T) {
 		t.Fatalf("missing X-Node: %d, %v", st, err)
 	}
 	// The address policy refuses to relay to loopback on the internet.
-	st, _, _, err = tab.Resolve(target, "127.0.0.1:6346", PushPolicy{}.CheckAddr)
+	st, _, _, err = tab.Resolve(target, "127.0.0.1:6346", AddrPolicy{}.Check)
 	if st != PushProxyBadRequest || !errors.Is(err, ErrPushProxyRequest) {
 		t.Fatalf("policy: %d, %v", st, err)
 	}
-	st, _, _, _ = tab.Resolve(target, "127.0.0.1:6346", PushPolicy{AllowLoopback: true}.CheckAddr)
+	st, _, _, _ = tab.Resolve(target, "127.0.0.1:6346", AddrPolicy{AllowLoopback: true}.Check)
 	if st != PushProxySent {
 		t.Fatalf("testnet policy: %d", st)
 	}
@@ -273,7 +252,7 @@ func TestNewProxyPushIPv6(t *testing.T) {
 }
 
 func FuzzParsePushProxyRequest(f *testing.F) {
-	b32 := GUIDBase32(testServent)
+	b32 := testServent.Base32()
 	f.Add("/gnutella/push-proxy?ServerId="+b32, "1.2.3.4:6346")
 	f.Add("/gnutella/pushproxy?ServerId="+strings.ToLower(b32)+"%3D%3D%3D%3D%3D%3D&file=9", "[::1]:1, 1.2.3.4:2")
 	f.Add("/gnet/push-proxy?guid="+testServent.String()+"&file=4294967295", "[::ffff:8.8.8.8]:65535")
@@ -299,7 +278,7 @@ func FuzzParsePushProxyRequest(f *testing.F) {
 		}
 		// The canonical forms parse back to the same values.
 		for _, tgt := range []string{
-			fmt.Sprintf("/gnutella/push-proxy?ServerId=%s&file=%d", GUIDBase32(g), idx),
+			fmt.Sprintf("/gnutella/push-proxy?ServerId=%s&file=%d", g.Base32(), idx),
 			fmt.Sprintf("/gnet/push-proxy?guid=%s&file=%d", g, idx),
 		} {
 			g2, idx2, node2, err := ParsePushProxyRequest(tgt, node.String())

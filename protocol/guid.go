@@ -42,6 +42,56 @@ func ParseGUID(s string) (GUID, error) {
 	return g, nil
 }
 
+// Base32 is the RFC 4648 base32 form of the GUID: 26 upper-case characters,
+// no padding. Push-proxy requests name a servent this way
+// (GET /gnutella/push-proxy?ServerId=<base32>, notes §6.5).
+func (g GUID) Base32() string { return b32.EncodeToString(g[:]) }
+
+// ParseGUIDBase32 reads the base32 form of a GUID, in either case: 26
+// characters, or 32 ending in the padding "======". As in gtk-gnutella, the
+// 2 spare bits of the last character are ignored.
+func ParseGUIDBase32(s string) (GUID, error) {
+	var g GUID
+	switch len(s) {
+	case 26:
+	case 32:
+		if s[26:] != "======" {
+			return g, errAt("guid", 26, ErrMalformed, "base32 GUID: 32 characters must end in \"======\"")
+		}
+		s = s[:26]
+	default:
+		return g, errAt("guid", -1, ErrMalformed, "base32 GUID: want 26 characters (or 32 padded), got %d", len(s))
+	}
+	var acc uint32
+	bits, n := 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isBase32Char(c) {
+			return GUID{}, errAt("guid", i, ErrMalformed, "%q is not a base32 character", c)
+		}
+		acc = acc<<5 | uint32(base32Value(c))
+		bits += 5
+		if bits >= 8 {
+			bits -= 8
+			g[n] = byte(acc >> bits)
+			n++
+		}
+	}
+	// 26 × 5 = 130 bits: 16 bytes and 2 spare bits.
+	return g, nil
+}
+
+// base32Value is the 5-bit value of a base32 character (either case).
+func base32Value(c byte) byte {
+	switch {
+	case c >= 'a' && c <= 'z':
+		return c - 'a'
+	case c >= 'A' && c <= 'Z':
+		return c - 'A'
+	}
+	return c - '2' + 26
+}
+
 // Format implements fmt.Formatter so %x and %v both print hex.
 func (g GUID) Format(f fmt.State, verb rune) {
 	switch verb {

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"strings"
@@ -88,5 +89,36 @@ func TestGUIDFormatPrintsHex(t *testing.T) {
 		if got := fmt.Sprintf(verb, g); got != want {
 			t.Errorf("Sprintf(%q) = %q, want %q", verb, got, want)
 		}
+	}
+}
+
+func TestGUIDBase32MatchesRFC4648(t *testing.T) {
+	enc := base32.StdEncoding.WithPadding(base32.NoPadding)
+	ones := GUID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	some := GUID{0xdd, 0xad, 0xbe, 0xef, 0x00, 0x11, 0x22, 0x33, 0xff, 0xab, 0xcd, 0xef, 0x0a, 0x0b, 0x0c, 0xfe}
+	for _, g := range []GUID{{}, some, ones} {
+		s := g.Base32()
+		if want := enc.EncodeToString(g[:]); s != want || len(s) != 26 {
+			t.Errorf("%s.Base32() = %q, want %q", g, s, want)
+		}
+		for _, in := range []string{s, strings.ToLower(s), base32.StdEncoding.EncodeToString(g[:])} {
+			if back, err := ParseGUIDBase32(in); err != nil || back != g {
+				t.Errorf("ParseGUIDBase32(%q) = %s, %v; want %s", in, back, err, g)
+			}
+		}
+	}
+}
+
+func TestParseGUIDBase32Refuses(t *testing.T) {
+	s := GUID{1, 2, 3}.Base32()
+	for _, in := range []string{"", s[:25], s + "A", s + "AAAAAA", s + "=======", "1" + s[1:], s[:25] + "8", s[:25] + "="} {
+		if _, err := ParseGUIDBase32(in); !errors.Is(err, ErrMalformed) {
+			t.Errorf("ParseGUIDBase32(%q) = %v, want ErrMalformed", in, err)
+		}
+	}
+	// The 2 spare bits of the last character are ignored, as gtk-gnutella does.
+	last := s[:25] + string("ABCD"[strings.IndexByte("ABCD", s[25])^3])
+	if g, err := ParseGUIDBase32(last); err != nil || g != (GUID{1, 2, 3}) {
+		t.Errorf("ParseGUIDBase32(%q) = %s, %v", last, g, err)
 	}
 }

@@ -165,10 +165,8 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		}
 		n.Downloads = &transfer.Downloader{
 			Dir: cfg.DownloadDir, StateFile: stateFile, UserAgent: userAgent(), Logger: cfg.Logger,
-			AllowPrivate: cfg.AllowPrivate || cfg.AllowLoopback,
-			Dial: func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
-				return s.transport.Dial(ctx, a.String())
-			},
+			AddrPolicy: firewall.AddrPolicy{AllowLoopback: cfg.AllowLoopback, AllowPrivate: cfg.AllowPrivate},
+			Dial:       s.transport,
 			Push: func(ctx context.Context, src transfer.Source) (net.Conn, *bufio.Reader, error) {
 				return n.callbacks.Push(ctx, src, n.sendPush)
 			},
@@ -331,9 +329,7 @@ func (n *Node) sendPush(src transfer.Source) error {
 	}
 	for _, proxy := range src.PushProxies {
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-		err := transfer.RequestPushProxy(ctx, func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
-			return n.transport.Dial(ctx, a.String())
-		}, proxy, src.ServentID, self, userAgent())
+		err := transfer.RequestPushProxy(ctx, n.transport, proxy, src.ServentID, self, userAgent())
 		cancel()
 		if err == nil {
 			return nil
@@ -378,9 +374,7 @@ func (n *Node) vendor(l *Link, h protocol.Header, v *protocol.Vendor) {
 			defer n.wg.Done()
 			ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 			defer cancel()
-			_ = firewall.ConnectBack(ctx, func(ctx context.Context, a string) (net.Conn, error) {
-				return n.transport.Dial(ctx, a)
-			}, addr, firewall.ConnectBackLimeWire)
+			_ = firewall.ConnectBack(ctx, n.transport, addr, firewall.ConnectBackLimeWire)
 		}()
 	case v.Is(protocol.PushProxyRequestID):
 		// A leaf asks us to be its push proxy; the message GUID is its servent ID.

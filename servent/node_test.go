@@ -22,7 +22,7 @@ func testNodeConfig(t *testing.T) NodeConfig {
 	c.Config = testConfig()
 	c.ControlAddr = ""
 	c.AcceptLocalProof = true
-	c.PushPolicy = firewall.PushPolicy{AllowLoopback: true, AllowPrivate: true}
+	c.PushPolicy = firewall.PushPolicy{AddrPolicy: firewall.AddrPolicy{AllowLoopback: true, AllowPrivate: true}}
 	c.Rescan = 0
 	return c
 }

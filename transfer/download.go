@@ -22,6 +22,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"gnutella/firewall"
 	"gnutella/protocol"
 )
 
@@ -94,31 +95,34 @@ type Downloader struct {
 	// Dir is the download folder: finished files go here, partial files as
 	// ".gnutella-partial-<sha1>". Nothing is ever written outside it.
 	Dir string
-	// Dial opens a TCP connection; nil uses a net.Dialer.
-	Dial func(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
+	// Dial opens the connections to sources; a servent passes its
+	// Transport. nil means firewall.TCPDialer.
+	Dial firewall.Dialer
 	// Push asks the servent to send a Push for src and returns the
 	// connection a GIV arrived on, with its reader positioned after the
 	// GIV's empty line. nil: push sources are skipped.
 	Push func(ctx context.Context, src Source) (net.Conn, *bufio.Reader, error)
-	// UserAgent is sent in every request ("gnutella/<version>").
+	// UserAgent is sent in every request ("gnutella/<version>"; default
+	// DefaultUserAgent).
 	UserAgent string
 	// StateFile keeps the queue (JSON) so that it survives a restart; ""
 	// means nothing is persisted.
 	StateFile string
-	// MaxActive is how many downloads run at once (default 4).
+	// MaxActive is how many downloads run at once (DefaultMaxActive).
 	MaxActive int
-	// AllowPrivate dials private, loopback and link-local source addresses
-	// directly (a testnet or a LAN). When false such sources are reached
-	// through a Push, since on the Internet their address means they are
-	// behind a NAT.
-	AllowPrivate bool
-	// RetryAfter is the wait after a 503 without Retry-After (default 60 s,
-	// gtk-gnutella's). A Retry-After is always obeyed, never retried sooner.
+	// AddrPolicy says which source addresses are dialled directly; the
+	// others are reached through a Push, since on the Internet a private
+	// address means the source is behind a NAT. The zero value is the
+	// Internet's; a testnet or a LAN allows loopback and private addresses.
+	AddrPolicy firewall.AddrPolicy
+	// RetryAfter is the wait after a 503 without Retry-After
+	// (DefaultRetryAfter). A Retry-After is always obeyed, never retried
+	// sooner.
 	RetryAfter time.Duration
-	// ConnectTimeout bounds a direct connect (default 20 s); PushTimeout
-	// bounds waiting for a GIV (default 90 s, gtk-gnutella's); StallTimeout
-	// bounds waiting for the response head or for the next body bytes
-	// (default 60 s).
+	// ConnectTimeout bounds a direct connect (DefaultConnectTimeout);
+	// PushTimeout bounds waiting for a GIV (DefaultPushTimeout);
+	// StallTimeout bounds waiting for the response head or for the next
+	// body bytes (DefaultStallTimeout).
 	ConnectTimeout time.Duration
 	PushTimeout    time.Duration
 	StallTimeout   time.Duration
@@ -174,22 +178,22 @@ const partialPrefix = ".gnutella-partial-"
 
 func (d *Downloader) defaults() {
 	if d.MaxActive <= 0 {
-		d.MaxActive = 4
+		d.MaxActive = DefaultMaxActive
 	}
 	if d.RetryAfter <= 0 {
-		d.RetryAfter = 60 * time.Second
+		d.RetryAfter = DefaultRetryAfter
 	}
 	if d.ConnectTimeout <= 0 {
-		d.ConnectTimeout = 20 * time.Second
+		d.ConnectTimeout = DefaultConnectTimeout
 	}
 	if d.PushTimeout <= 0 {
-		d.PushTimeout = 90 * time.Second
+		d.PushTimeout = DefaultPushTimeout
 	}
 	if d.StallTimeout <= 0 {
-		d.StallTimeout = 60 * time.Second
+		d.StallTimeout = DefaultStallTimeout
 	}
 	if d.UserAgent == "" {
-		d.UserAgent = "gnutella"
+		d.UserAgent = DefaultUserAgent
 	}
 	if d.byKey == nil {
 		d.byKey = make(map[string]*Download)
@@ -568,10 +572,7 @@ func (d *Downloader) pick(x *Download) (*source, time.Time) {
 // needsPush reports whether src must be reached through a Push: it said so,
 // or its address is not one we can dial.
 func (d *Downloader) needsPush(src Source) bool {
-	if src.Push || !src.Addr.IsValid() || src.Addr.Port() == 0 || src.Addr.Addr().IsUnspecified() {
-		return true
-	}
-	return !d.AllowPrivate && !publicAddr(src.Addr.Addr())
+	return src.Push || d.AddrPolicy.Check(src.Addr) != nil
 }
 
 // Kinds of fetch failure, which judge turns into a policy.
@@ -647,9 +648,10 @@ func (d *Downloader) judge(x *Download, src *source, progressed bool, err error)
 	d.Logger.Debug().Str("file", x.name).Str("source", src.String()).Err(err).Msg("download attempt ended")
 }
 
-// retryBackoff is the wait after n consecutive failures: 2 s, 8 s, 32 s, 2 min, 8 min.
+// retryBackoff is the wait after n consecutive failures: 2 s, 8 s, 32 s,
+// 2 min, 8 min, at most sourceBackoffMax.
 func retryBackoff(n int) time.Duration {
-	return min(2*time.Second<<(2*(n-1)), 10*time.Minute)
+	return min(2*time.Second<<(2*(n-1)), sourceBackoffMax)
 }
 
 func (d *Downloader) setState(x *Download, st State, src *source) {
@@ -687,7 +689,7 @@ func (d *Downloader) connect(ctx context.Context, src *source) (net.Conn, *bufio
 	conn, br, err := d.Push(pctx, src.Source)
 	if err != nil {
 		if direct != nil {
-			return nil, nil, fmt.Errorf("connect: %v; push: %w", direct, err)
+			return nil, nil, fmt.Errorf("connect: %w; push: %w", direct, err)
 		}
 		return nil, nil, fmt.Errorf("push: %w", err)
 	}
@@ -699,10 +701,9 @@ func (d *Downloader) connect(ctx context.Context, src *source) (net.Conn, *bufio
 
 func (d *Downloader) dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
 	if d.Dial != nil {
-		return d.Dial(ctx, addr)
+		return d.Dial.Dial(ctx, addr.String())
 	}
-	var nd net.Dialer
-	return nd.DialContext(ctx, "tcp", addr.String())
+	return firewall.TCPDialer{}.Dial(ctx, addr.String())
 }
 
 // fetch makes one request to src for the rest of the file and writes what
@@ -786,7 +787,7 @@ func (d *Downloader) fetch(ctx context.Context, x *Download, src *source) error 
 	case code == 416:
 		// We asked for the rest of a file of the size the hit gave: the
 		// source has less of it (a partial source) or another size.
-		return &busyError{10 * time.Minute, "416 " + reason}
+		return &busyError{sourceBackoffMax, "416 " + reason}
 	case code == 200 || code == 206:
 	case code >= 500:
 		return fmt.Errorf("%d %s", code, reason)
@@ -836,7 +837,7 @@ func (d *Downloader) fetch(ctx context.Context, x *Download, src *source) error 
 	}
 	if rs > have || re < have {
 		// A range we cannot append: the source has other parts of the file.
-		return &busyError{10 * time.Minute, fmt.Sprintf("the source offers bytes %d-%d, we need %d on", rs, re, have)}
+		return &busyError{sourceBackoffMax, fmt.Sprintf("the source offers bytes %d-%d, we need %d on", rs, re, have)}
 	}
 
 	d.setState(x, StateDownloading, src)

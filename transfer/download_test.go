@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"gnutella/firewall"
 	"gnutella/protocol"
 	"gnutella/share"
 )
@@ -81,7 +82,7 @@ func reqOf(f share.File, srcs ...Source) Request {
 
 func TestDownloadDirect(t *testing.T) {
 	fx := newUploadFixture(t, &Server{PerIP: -1})
-	d := newDownloader(t, &Downloader{AllowPrivate: true})
+	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy})
 	x, err := d.Add(reqOf(fx.a, Source{Addr: fx.ts.addr, Index: 1, Name: fx.a.Name}))
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +116,7 @@ func TestDownloadDirect(t *testing.T) {
 // source announces is verified.
 func TestDownloadByIndexLearnsURN(t *testing.T) {
 	fx := newUploadFixture(t, &Server{PerIP: -1})
-	d := newDownloader(t, &Downloader{AllowPrivate: true})
+	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy})
 	x, err := d.Add(Request{Name: fx.a.Name, Size: fx.a.Size, Sources: []Source{{Addr: fx.ts.addr, Index: 1, Name: fx.a.Name}}})
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +153,7 @@ func TestDownloadResumeAfterCut(t *testing.T) {
 			}
 		}}
 	})
-	d := newDownloader(t, &Downloader{AllowPrivate: true})
+	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy})
 	x, err := d.Add(reqOf(f, Source{Addr: ts.addr, Index: 3, Name: "cut.bin"}))
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +184,7 @@ func TestDownloadOverlapMismatchBacksOut(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, partialPrefix+fx.a.SHA1.Base32()), part, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := newDownloader(t, &Downloader{Dir: dir, AllowPrivate: true})
+	d := newDownloader(t, &Downloader{Dir: dir, AddrPolicy: lanPolicy})
 	x, err := d.Add(reqOf(fx.a, Source{Addr: fx.ts.addr, Index: 1}))
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +210,7 @@ func TestDownloadOverlapMismatchTwiceDropsSource(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, partialPrefix+fx.a.SHA1.Base32()), content(77, 80_000), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := newDownloader(t, &Downloader{Dir: dir, AllowPrivate: true})
+	d := newDownloader(t, &Downloader{Dir: dir, AddrPolicy: lanPolicy})
 	x, _ := d.Add(reqOf(fx.a, Source{Addr: fx.ts.addr, Index: 1}))
 	err := waitDone(t, x, 20*time.Second)
 	if !errors.Is(err, ErrNoSources) || !strings.Contains(err.Error(), "mismatch") {
@@ -230,7 +231,7 @@ func TestDownloadBadHashLeavesNoFile(t *testing.T) {
 	served.SHA1 = claimed // the library (a liar) says it has the claimed file
 	srv.Library = newFakeLibrary(served)
 	ts := startServer(t, srv, nil)
-	d := newDownloader(t, &Downloader{AllowPrivate: true})
+	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy})
 	x, err := d.Add(Request{Name: "fake.bin", Size: 70_000, SHA1: claimed, Sources: []Source{
 		{Addr: ts.addr, Index: 4}, {Addr: ts.addr, Index: 5},
 	}})
@@ -271,12 +272,12 @@ func TestDownloadBusyRetryAfter(t *testing.T) {
 	fmt.Fprintf(holder, "GET /get/30/big.bin HTTP/1.1\r\n\r\n")
 	waitFor(t, 5*time.Second, "the only slot to be taken", srv.Busy)
 
-	d := newDownloader(t, &Downloader{AllowPrivate: true})
+	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy})
 	x, _ := d.Add(reqOf(fx.b, Source{Addr: fx.ts.addr, Index: 7}))
 	waitFor(t, 5*time.Second, "a 503", func() bool { return srv.Stats().Refused >= 1 })
 	waitFor(t, 5*time.Second, "the download to wait", func() bool { return x.Status().State == StateWaiting })
 	st := x.Status()
-	if until := time.Until(st.RetryAt); until <= 0 || until > 1100*time.Millisecond || !strings.Contains(st.Error, "503") {
+	if st.RetryAt.IsZero() || !strings.Contains(st.Error, "503") {
 		t.Fatalf("status while busy: %+v", st)
 	}
 	holder.Close()
@@ -296,6 +297,11 @@ func TestDownloadBusyRetryAfter(t *testing.T) {
 	if gap := mine[1].at.Sub(mine[0].at); gap < time.Second {
 		t.Fatalf("retried after %v, sooner than Retry-After", gap)
 	}
+	// RetryAt came from the answer's Retry-After (1 s after the refused
+	// request at the earliest), not from the 60 s default.
+	if wait := st.RetryAt.Sub(mine[0].at); wait < time.Second || wait >= DefaultRetryAfter {
+		t.Fatalf("RetryAt %v after the refused request; want Retry-After's 1 s", wait)
+	}
 }
 
 // While one source is busy, another is used at once.
@@ -303,7 +309,7 @@ func TestDownloadBusySourceSkipped(t *testing.T) {
 	busy := &Server{Slots: -1, RetryAfter: time.Hour}
 	fxBusy := newUploadFixture(t, busy)
 	fxOK := newUploadFixture(t, &Server{PerIP: -1})
-	d := newDownloader(t, &Downloader{AllowPrivate: true})
+	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy})
 	x, _ := d.Add(reqOf(fxOK.a, Source{Addr: fxBusy.ts.addr, Index: 1}, Source{Addr: fxOK.ts.addr, Index: 1}))
 	if err := waitDone(t, x, 10*time.Second); err != nil {
 		t.Fatal(err)
@@ -374,11 +380,10 @@ func TestDownloadThroughPush(t *testing.T) {
 	var dials atomic.Int32
 	d := newDownloader(t, &Downloader{
 		Push: sim.push,
-		Dial: func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
+		Dial: firewall.DialFunc(func(ctx context.Context, addr string) (net.Conn, error) {
 			dials.Add(1)
-			var nd net.Dialer
-			return nd.DialContext(ctx, "tcp", a.String())
-		},
+			return firewall.TCPDialer{}.Dial(ctx, addr)
+		}),
 	})
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -388,7 +393,7 @@ func TestDownloadThroughPush(t *testing.T) {
 	closed.Close()
 
 	// 1. the hit said push; 2. a private address while we are not on a
-	// private network; 3. a direct connect that fails (AllowPrivate below).
+	// private network; 3. a direct connect that fails (lanPolicy below).
 	x1, _ := d.Add(reqOf(fx.a, Source{Addr: netip.MustParseAddrPort("1.2.3.4:6346"), Index: 1, ServentID: sid, Push: true}))
 	x2, _ := d.Add(reqOf(fx.b, Source{Addr: netip.MustParseAddrPort("192.168.1.9:6346"), Index: 7, ServentID: sid}))
 	for _, x := range []*Download{x1, x2} {
@@ -402,7 +407,7 @@ func TestDownloadThroughPush(t *testing.T) {
 		t.Fatalf("dials %d, pushes %d", dials.Load(), sim.calls.Load())
 	}
 
-	d2 := newDownloader(t, &Downloader{Push: sim.push, AllowPrivate: true, Dial: d.Dial})
+	d2 := newDownloader(t, &Downloader{Push: sim.push, AddrPolicy: lanPolicy, Dial: d.Dial})
 	data := content(11, 12345)
 	f3 := makeShared(t, fx.sharedDir, 12, "third.bin", data)
 	fx.lib.add(f3)
@@ -442,7 +447,7 @@ func TestDownloadQueueSurvivesRestart(t *testing.T) {
 	defer close(release)
 	dir := t.TempDir()
 	state := filepath.Join(t.TempDir(), "downloads.json")
-	d1 := &Downloader{Dir: dir, StateFile: state, AllowPrivate: true, UserAgent: "gnutella/test"}
+	d1 := &Downloader{Dir: dir, StateFile: state, AddrPolicy: lanPolicy, UserAgent: "gnutella/test"}
 	if err := d1.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +464,7 @@ func TestDownloadQueueSurvivesRestart(t *testing.T) {
 		t.Fatalf("Add after Close: %v", err)
 	}
 
-	d2 := newDownloader(t, &Downloader{Dir: dir, StateFile: state, AllowPrivate: true})
+	d2 := newDownloader(t, &Downloader{Dir: dir, StateFile: state, AddrPolicy: lanPolicy})
 	l := d2.List()
 	if len(l) != 1 || l[0].Name != "restart.bin" || l[0].Have != have || l[0].SHA1 != f.SHA1 || l[0].Sources != 1 {
 		t.Fatalf("reloaded queue %+v", l)
@@ -478,7 +483,7 @@ func TestDownloadQueueSurvivesRestart(t *testing.T) {
 	if err := d2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d3 := newDownloader(t, &Downloader{Dir: dir, StateFile: state, AllowPrivate: true})
+	d3 := newDownloader(t, &Downloader{Dir: dir, StateFile: state, AddrPolicy: lanPolicy})
 	if l := d3.List(); len(l) != 1 || l[0].State != StateDone || l[0].Path != filepath.Join(dir, "restart.bin") {
 		t.Fatalf("after the second restart %+v", l)
 	}
@@ -495,7 +500,7 @@ func TestDownloadSeveralAtOnce(t *testing.T) {
 		files = append(files, f)
 		datas = append(datas, data)
 	}
-	d := newDownloader(t, &Downloader{AllowPrivate: true, MaxActive: 2})
+	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy, MaxActive: 2})
 	var xs []*Download
 	for _, f := range files {
 		x, err := d.Add(reqOf(f, Source{Addr: fx.ts.addr, Index: f.Index}))
@@ -517,7 +522,7 @@ func TestDownloadNamesStayInDir(t *testing.T) {
 	fx := newUploadFixture(t, &Server{PerIP: -1})
 	root := t.TempDir()
 	dir := filepath.Join(root, "downloads")
-	d := newDownloader(t, &Downloader{Dir: dir, AllowPrivate: true, MaxActive: 1})
+	d := newDownloader(t, &Downloader{Dir: dir, AddrPolicy: lanPolicy, MaxActive: 1})
 	evil := []string{
 		"../../escaped.bin", "/etc/passwd", "..", ".hidden", "a/../../b", `..\..\win.bin`,
 		"ctrl\x00\x01\n\r\x7fchars.txt", "\u202egnp.exe", strings.Repeat("long", 100) + ".mp3", "",
@@ -661,7 +666,7 @@ func TestDownloadPlantedSymlinks(t *testing.T) {
 	if err := os.Symlink(target, filepath.Join(dir, fx.b.Name)); err != nil {
 		t.Fatal(err)
 	}
-	d := newDownloader(t, &Downloader{Dir: dir, AllowPrivate: true})
+	d := newDownloader(t, &Downloader{Dir: dir, AddrPolicy: lanPolicy})
 	xa, _ := d.Add(reqOf(fx.a, Source{Addr: fx.ts.addr, Index: 1}))
 	err := waitDone(t, xa, 10*time.Second)
 	if err == nil || !strings.Contains(err.Error(), "partial file") {

@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"gnutella/firewall"
 	"gnutella/protocol"
 	"gnutella/share"
 )
@@ -36,6 +37,10 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// lanPolicy is the address policy of a test network on one machine: the
+// fixtures listen on 127.0.0.1.
+var lanPolicy = firewall.AddrPolicy{AllowLoopback: true, AllowPrivate: true}
 
 // fakeLibrary is a share.Library stand-in: files by index and by hash.
 type fakeLibrary struct {

@@ -1,13 +1,3 @@
-// Package transfer moves files over HTTP the way Gnutella servents do (notes
-// §6, §9 "Transfers", §10): the upload side answers GET and HEAD for
-// /get/<index>/<name> and /uri-res/N2R?urn:sha1:..., and the download side
-// fetches files from the sources QueryHits name, directly or through a Push,
-// resumes with a 512-byte overlap and verifies the SHA-1 before a file takes
-// its final name.
-//
-// Both sides parse HTTP with the handshake limits of package protocol
-// (1024-byte lines, 128 header lines, 16 KiB per block), never net/http, so a
-// hostile peer cannot make either side read or allocate more than that.
 package transfer
 
 import (
@@ -24,14 +14,6 @@ import (
 
 	"gnutella/protocol"
 )
-
-// Overlap is how many bytes a resumed download asks for again and compares
-// with what it has (gtk-gnutella's download_overlap_range).
-const Overlap = 512
-
-// Backout is how much of the partial file is discarded when the overlapping
-// bytes do not match (gtk-gnutella backs off 50 KB).
-const Backout = 50 << 10
 
 // parseStatusLine reads "HTTP/1.1 206 Partial Content", "HTTP/1.0 503" or the
 // bare "HTTP 200 OK" of old 0.4 servents. minor is the HTTP minor version
@@ -132,14 +114,14 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	if n, err := parseDigits(v); err == nil {
-		if n > 7*24*3600 {
-			n = 7 * 24 * 3600
+		if n > int64(maxRetryAfter/time.Second) {
+			n = int64(maxRetryAfter / time.Second)
 		}
 		return time.Duration(n) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return min(d, 7*24*time.Hour), true
+			return min(d, maxRetryAfter), true
 		}
 		return 0, true
 	}
@@ -236,23 +218,4 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
-
-// publicAddr reports whether a is an address of the public Internet: not
-// private, loopback, link-local, multicast, unspecified or shared (CGNAT).
-func publicAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	if !a.IsGlobalUnicast() || a.IsPrivate() {
-		return false
-	}
-	if a.Is4() {
-		b := a.As4()
-		if b[0] == 100 && b[1]&0xC0 == 64 { // 100.64.0.0/10
-			return false
-		}
-		if b[0] == 0 || b[0] >= 240 {
-			return false
-		}
-	}
-	return true
 }

@@ -232,7 +232,7 @@ func TestDownloadReadsContentRange(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, partialPrefix+sum.Base32()), data[:60_000], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := newDownloader(t, &Downloader{Dir: dir, AllowPrivate: true})
+	d := newDownloader(t, &Downloader{Dir: dir, AddrPolicy: lanPolicy})
 	x, err := d.Add(Request{Name: "ranges.bin", Size: 100_000, SHA1: sum, Sources: []Source{{Addr: past}, {Addr: whole}}})
 	if err != nil {
 		t.Fatal(err)

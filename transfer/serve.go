@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"encoding/base32"
 	"io"
 	"mime"
 	"net"
@@ -13,12 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"gnutella/firewall"
 	"gnutella/protocol"
 	"gnutella/share"
 )
 
 // The URL spaces (notes §8.4): /get/<index>/<name>, /uri-res/N2R?<urn>,
-// and the push-proxy requests. Everything else is 404.
+// and the push-proxy requests (the paths of firewall.IsPushProxyTarget,
+// matched as sent). Everything else is 404.
 type routeKind uint8
 
 const (
@@ -32,7 +33,6 @@ type route struct {
 	index uint32
 	name  string
 	sha1  protocol.SHA1
-	query string
 }
 
 // parseTarget maps a request target onto a URL space. It never produces a
@@ -53,6 +53,9 @@ func parseTarget(target string) (r route, code int, reason string) {
 		if c := target[i]; c < 0x20 || c == 0x7f {
 			return r, 400, "Bad Request"
 		}
+	}
+	if firewall.IsPushProxyTarget(target) {
+		return route{kind: routePushProxy}, 0, ""
 	}
 	path, query, _ := strings.Cut(target, "?")
 	var segs []string
@@ -103,9 +106,6 @@ func parseTarget(target string) (r route, code int, reason string) {
 			return r, 400, "Malformed URN in /uri-res/N2R request"
 		}
 		return route{kind: routeN2R, sha1: h}, 0, ""
-	case len(segs) == 2 && (segs[0] == "gnutella" && (segs[1] == "push-proxy" || segs[1] == "pushproxy") ||
-		segs[0] == "gnet" && segs[1] == "push-proxy"):
-		return route{kind: routePushProxy, query: query}, 0, ""
 	}
 	return r, 404, "Not Found"
 }
@@ -142,7 +142,7 @@ func (s *Server) answer(conn net.Conn, r *request) bool {
 		return false
 	}
 	if rt.kind == routePushProxy {
-		return s.pushProxy(conn, r, rt.query)
+		return s.pushProxy(conn, r)
 	}
 	if s.Library == nil {
 		s.refuse(conn, r, 404, "Not Found", head)
@@ -259,11 +259,6 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File) bool {
 	s.completed.Add(1)
 	return r.keepAlive
 }
-
-// sendChunk is how much one sendfile call may take before the write
-// deadline is pushed back: a client that takes more than IdleTimeout to
-// accept this much is dropped.
-const sendChunk = 1 << 20
 
 // sendBody sends n bytes of fh from start. It seeks fh and copies with
 // io.CopyN, whose *io.LimitedReader around the *os.File lets
@@ -382,7 +377,7 @@ func (s *Server) refuse(conn net.Conn, r *request, code int, reason string, head
 	if !head {
 		b = append(b, body...)
 	}
-	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_ = conn.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
 	_, _ = conn.Write(b)
 	closeGracefully(conn)
 }
@@ -392,105 +387,8 @@ func (s *Server) refuse(conn net.Conn, r *request, code int, reason string, head
 // peer could lose our answer.
 func closeGracefully(conn net.Conn) {
 	if cw, ok := conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+		_ = conn.SetReadDeadline(time.Now().Add(closeLinger))
 		_, _ = io.CopyN(io.Discard, conn, 64<<10)
 	}
 	_ = conn.Close()
-}
-
-// pushProxy serves GET /gnutella/push-proxy?ServerId=<base32 GUID> (also
-// /gnutella/pushproxy? and /gnet/push-proxy?guid=<hex>) with the required
-// X-Node header (notes §6.5).
-func (s *Server) pushProxy(conn net.Conn, r *request, query string) bool {
-	head := r.method == "HEAD"
-	if s.PushProxy == nil {
-		s.refuse(conn, r, 404, "Not Found", head)
-		return false
-	}
-	params, err := url.ParseQuery(query)
-	if err != nil {
-		s.refuse(conn, r, 400, "Malformed Push-Proxy Request", head)
-		return false
-	}
-	var guid protocol.GUID
-	found := false
-	for k, vs := range params {
-		if len(vs) == 0 {
-			continue
-		}
-		switch strings.ToLower(k) {
-		case "serverid":
-			g, ok := parseBase32GUID(vs[0])
-			if !ok {
-				s.refuse(conn, r, 400, "Malformed Push-Proxy Request: bad ServerId", head)
-				return false
-			}
-			guid, found = g, true
-		case "guid":
-			g, err := protocol.ParseGUID(vs[0])
-			if err != nil {
-				s.refuse(conn, r, 400, "Malformed Push-Proxy Request: bad guid", head)
-				return false
-			}
-			guid, found = g, true
-		}
-	}
-	if !found {
-		s.refuse(conn, r, 400, "Malformed Push-Proxy Request: no ServerId", head)
-		return false
-	}
-	xnode, err := protocol.ParseListenAddr(r.h.Get("X-Node"))
-	if err != nil {
-		s.refuse(conn, r, 400, "Malformed Push-Proxy Request: X-Node required", head)
-		return false
-	}
-	code := s.PushProxy(guid, xnode)
-	reason := http.StatusText(code)
-	switch code {
-	case 202:
-		reason = "Push-proxy: message sent to servent"
-	case 203:
-		reason = "Push-proxy: message sent through Gnutella"
-	case 410:
-		reason = "Push-proxy: servent not connected"
-	}
-	if code < 200 || code > 299 {
-		s.refuse(conn, r, code, reason, head)
-		return false
-	}
-	b := s.statusLine(make([]byte, 0, 256), code, reason)
-	b = appendHeader(b, "Content-Length", "0")
-	if !r.keepAlive {
-		b = appendHeader(b, "Connection", "close")
-	} else if r.minor == 0 {
-		b = appendHeader(b, "Connection", "Keep-Alive")
-	}
-	b = append(b, '\r', '\n')
-	_ = conn.SetWriteDeadline(time.Now().Add(s.idle()))
-	if _, err := conn.Write(b); err != nil {
-		return false
-	}
-	_ = conn.SetWriteDeadline(time.Time{})
-	return r.keepAlive
-}
-
-var b32Padded = base32.StdEncoding
-
-// parseBase32GUID reads a servent ID in base32: 26 characters, or 32 with
-// "======" padding, in either case.
-func parseBase32GUID(s string) (protocol.GUID, bool) {
-	var g protocol.GUID
-	s = strings.ToUpper(strings.TrimSpace(s))
-	if len(s) == 26 {
-		s += "======"
-	}
-	if len(s) != 32 {
-		return g, false
-	}
-	b, err := b32Padded.DecodeString(s)
-	if err != nil || len(b) != 16 {
-		return g, false
-	}
-	copy(g[:], b)
-	return g, true
 }

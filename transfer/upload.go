@@ -29,20 +29,23 @@ type Library interface {
 // fields before the first ServeConn; they are not changed afterwards.
 type Server struct {
 	Library Library
-	// Slots is how many uploads run at once (default 4, gtk-gnutella's
-	// max_uploads; negative means none). When all are taken a request gets
+	// Slots is how many uploads run at once (DefaultUploadSlots; negative
+	// means none). When all are taken a request gets
 	// 503 with Retry-After.
 	Slots int
-	// PerIP is how many of the slots one client IP may hold (default 1;
-	// negative means no limit).
+	// PerIP is how many of the slots one client IP may hold
+	// (DefaultUploadsPerIP; negative means no limit).
 	PerIP int
-	// RetryAfter is what a 503 asks the client to wait (default 60 s).
+	// RetryAfter is what a 503 asks the client to wait
+	// (DefaultUploadRetryAfter).
 	RetryAfter time.Duration
-	// UserAgent is sent as Server ("gnutella/<version>").
+	// UserAgent is sent as Server ("gnutella/<version>"; default
+	// DefaultUserAgent).
 	UserAgent string
 	Logger    zerolog.Logger
 	// IdleTimeout bounds waiting for the next request on a kept-alive
-	// connection, reading a request, and each write stall (default 60 s).
+	// connection, reading a request, and each write stall
+	// (DefaultIdleTimeout).
 	IdleTimeout time.Duration
 	// PushProxy serves GET /gnutella/push-proxy?ServerId=... (notes §6.5):
 	// it sends a Push to the servent and returns the status to answer (202
@@ -106,7 +109,7 @@ func (s *Server) init() {
 func (s *Server) slots() int {
 	switch {
 	case s.Slots == 0:
-		return 4
+		return DefaultUploadSlots
 	case s.Slots < 0:
 		return 0
 	}
@@ -115,21 +118,21 @@ func (s *Server) slots() int {
 
 func (s *Server) retryAfter() time.Duration {
 	if s.RetryAfter <= 0 {
-		return 60 * time.Second
+		return DefaultUploadRetryAfter
 	}
 	return s.RetryAfter
 }
 
 func (s *Server) idle() time.Duration {
 	if s.IdleTimeout <= 0 {
-		return 60 * time.Second
+		return DefaultIdleTimeout
 	}
 	return s.IdleTimeout
 }
 
 func (s *Server) userAgent() string {
 	if s.UserAgent == "" {
-		return "gnutella"
+		return DefaultUserAgent
 	}
 	return s.UserAgent
 }
@@ -210,7 +213,7 @@ func (s *Server) acquire(u *upload) bool {
 	}
 	perIP := s.PerIP
 	if perIP == 0 {
-		perIP = 1
+		perIP = DefaultUploadsPerIP
 	}
 	ip := u.remote.Addr()
 	if perIP > 0 && s.perIP[ip] >= perIP {
@@ -250,19 +253,6 @@ func (s *Server) Serve(conn net.Conn) {
 		return
 	}
 	s.ServeConn(conn, br, line)
-}
-
-// ServeCallback serves a connection we opened to a downloader after a Push
-// (notes §6.4): it sends "GIV <index>:<servent ID>/<name>\n\n", reads the
-// request that comes back on the same socket and serves it as ServeConn.
-func (s *Server) ServeCallback(conn net.Conn, giv protocol.GIV) {
-	_ = conn.SetWriteDeadline(time.Now().Add(s.idle()))
-	if _, err := conn.Write(giv.AppendTo(nil)); err != nil {
-		conn.Close()
-		return
-	}
-	_ = conn.SetWriteDeadline(time.Time{})
-	s.Serve(conn)
 }
 
 // ServeConn serves the HTTP requests of conn, whose first request line was

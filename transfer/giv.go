@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
 	"gnutella/protocol"
 )
+
+// The GIV callback after a Push (notes §6.4), both sides: the uploader
+// behind a firewall dials the downloader and writes a GIV line
+// (Server.ServeCallback), and the downloader hands the connections that
+// arrive with a GIV to the downloads waiting for them (Callbacks). The GIV
+// line itself is protocol.GIV.
 
 // Callbacks pairs the GIV connections that arrive on the servent's port
 // (servent Hooks.GIV) with the downloads waiting for them (notes §6.4). It
@@ -72,7 +76,7 @@ func (c *Callbacks) Push(ctx context.Context, src Source, send func(Source) erro
 			return g.conn, g.br, nil
 		default:
 		}
-		return nil, nil, fmt.Errorf("%w (servent %s): %v", ErrNoCallback, src.ServentID, ctx.Err())
+		return nil, nil, fmt.Errorf("%w (servent %s): %w", ErrNoCallback, src.ServentID, ctx.Err())
 	}
 }
 
@@ -131,48 +135,15 @@ func (c *Callbacks) Deliver(conn net.Conn, br *bufio.Reader, giv protocol.GIV) b
 	return w != nil
 }
 
-// ErrProxyGone is returned by RequestPushProxy when the proxy answers 410:
-// the servent is no longer connected to it, do not use it again.
-var ErrProxyGone = errors.New("transfer: push proxy no longer serves that servent")
-
-// RequestPushProxy asks a push proxy (notes §6.5) to send a Push to
-// serventID on our behalf: GET /gnutella/push-proxy?ServerId=<base32> with
-// X-Node, our listening address. nil means 202 or 203 (sent); any other
-// answer, or none, means the proxy must not be used again.
-func RequestPushProxy(ctx context.Context, dial func(context.Context, netip.AddrPort) (net.Conn, error),
-	proxy netip.AddrPort, serventID protocol.GUID, xnode netip.AddrPort, userAgent string) error {
-	if dial == nil {
-		dial = func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
-			var nd net.Dialer
-			return nd.DialContext(ctx, "tcp", a.String())
-		}
+// ServeCallback serves a connection we opened to a downloader after a Push
+// (notes §6.4): it sends "GIV <index>:<servent ID>/<name>\n\n", reads the
+// request that comes back on the same socket and serves it as ServeConn.
+func (s *Server) ServeCallback(conn net.Conn, giv protocol.GIV) {
+	_ = conn.SetWriteDeadline(time.Now().Add(s.idle()))
+	if _, err := conn.Write(giv.AppendTo(nil)); err != nil {
+		conn.Close()
+		return
 	}
-	conn, err := dial(ctx, proxy)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
-	defer stop()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	id := strings.TrimRight(b32Padded.EncodeToString(serventID[:]), "=")
-	req := "GET /gnutella/push-proxy?ServerId=" + id + " HTTP/1.1\r\n" +
-		"User-Agent: " + userAgent + "\r\n" +
-		"Host: " + proxy.String() + "\r\n" +
-		"X-Node: " + xnode.String() + "\r\n" +
-		"Connection: close\r\n\r\n"
-	if _, err := conn.Write([]byte(req)); err != nil {
-		return err
-	}
-	code, _, reason, _, err := readResponseHead(bufio.NewReaderSize(conn, 1024))
-	if err != nil {
-		return err
-	}
-	switch code {
-	case 202, 203:
-		return nil
-	case 410:
-		return ErrProxyGone
-	}
-	return fmt.Errorf("push proxy %s: %d %s", proxy, code, reason)
+	_ = conn.SetWriteDeadline(time.Time{})
+	s.Serve(conn)
 }

@@ -1,0 +1,60 @@
+package transfer
+
+import "time"
+
+// The defaults and fixed values of package transfer, in one place. A zero
+// field of Server or Downloader takes the Default... value here; the others
+// are not configurable. Most are gtk-gnutella's (notes §6, §10).
+const (
+	// DefaultUserAgent is sent as Server (uploads) and User-Agent
+	// (downloads) when the UserAgent field is empty.
+	DefaultUserAgent = "gnutella"
+
+	// DefaultUploadSlots is Server.Slots: uploads at once (gtk-gnutella's
+	// max_uploads).
+	DefaultUploadSlots = 4
+	// DefaultUploadsPerIP is Server.PerIP: slots one client IP may hold.
+	DefaultUploadsPerIP = 1
+	// DefaultUploadRetryAfter is Server.RetryAfter: what a 503 asks the
+	// client to wait.
+	DefaultUploadRetryAfter = 60 * time.Second
+	// DefaultIdleTimeout is Server.IdleTimeout: waiting for the next
+	// request on a kept-alive connection, reading a request, a write stall,
+	// and the GIV write of a callback.
+	DefaultIdleTimeout = 60 * time.Second
+	// refuseWriteTimeout bounds writing an error answer; closeLinger is how
+	// long closeGracefully drains the peer after it.
+	refuseWriteTimeout = 5 * time.Second
+	closeLinger        = time.Second
+	// sendChunk is how much one sendfile call may take before the write
+	// deadline is pushed back: a client that takes more than IdleTimeout
+	// to accept this much is dropped.
+	sendChunk = 1 << 20
+
+	// DefaultMaxActive is Downloader.MaxActive: downloads at once.
+	DefaultMaxActive = 4
+	// DefaultRetryAfter is Downloader.RetryAfter: the wait after a 503
+	// without Retry-After (gtk-gnutella's).
+	DefaultRetryAfter = 60 * time.Second
+	// DefaultConnectTimeout is Downloader.ConnectTimeout: a direct connect.
+	DefaultConnectTimeout = 20 * time.Second
+	// DefaultPushTimeout is Downloader.PushTimeout: waiting for the GIV
+	// after a Push (gtk-gnutella's).
+	DefaultPushTimeout = 90 * time.Second
+	// DefaultStallTimeout is Downloader.StallTimeout: waiting for the
+	// response head or for the next body bytes.
+	DefaultStallTimeout = 60 * time.Second
+	// PushProxyTimeout bounds a whole push-proxy request (RequestPushProxy).
+	PushProxyTimeout = 30 * time.Second
+	// Overlap is how many bytes a resumed download asks for again and
+	// compares with what it has (gtk-gnutella's download_overlap_range).
+	Overlap = 512
+	// Backout is how much of the partial file is discarded when the
+	// overlapping bytes do not match (gtk-gnutella backs off 50 KB).
+	Backout = 50 << 10
+	// maxRetryAfter caps a Retry-After we obey.
+	maxRetryAfter = 7 * 24 * time.Hour
+	// sourceBackoffMax caps retryBackoff, and is the wait before a source
+	// that cannot give the range we need is tried again.
+	sourceBackoffMax = 10 * time.Minute
+)
