@@ -22,6 +22,7 @@ import (
 	"gnutella/firewall"
 	"gnutella/protocol"
 	"gnutella/share"
+	"gnutella/testnet/await"
 )
 
 func newDownloader(t *testing.T, d *Downloader) *Downloader {
@@ -270,12 +271,12 @@ func TestDownloadBusyRetryAfter(t *testing.T) {
 	}
 	defer holder.Close()
 	fmt.Fprintf(holder, "GET /get/30/big.bin HTTP/1.1\r\n\r\n")
-	waitFor(t, 5*time.Second, "the only slot to be taken", srv.Busy)
+	await.Until(t, "the only slot to be taken", srv.Busy)
 
 	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy})
 	x, _ := d.Add(reqOf(fx.b, Source{Addr: fx.ts.addr, Index: 7}))
-	waitFor(t, 5*time.Second, "a 503", func() bool { return srv.Stats().Refused >= 1 })
-	waitFor(t, 5*time.Second, "the download to wait", func() bool { return x.Status().State == StateWaiting })
+	await.Until(t, "a 503", func() bool { return srv.Stats().Refused >= 1 })
+	await.Until(t, "the download to wait", func() bool { return x.Status().State == StateWaiting })
 	st := x.Status()
 	if st.RetryAt.IsZero() || !strings.Contains(st.Error, "503") {
 		t.Fatalf("status while busy: %+v", st)
@@ -452,7 +453,7 @@ func TestDownloadQueueSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	x, _ := d1.Add(reqOf(f, Source{Addr: ts.addr, Index: 2, Name: "restart.bin", ServentID: protocol.GUID{7}}))
-	waitFor(t, 10*time.Second, "part of the file", func() bool { return x.Status().Have >= 140_000 })
+	await.Until(t, "part of the file", func() bool { return x.Status().Have >= 140_000 })
 	if err := d1.Close(); err != nil {
 		t.Fatal(err)
 	}

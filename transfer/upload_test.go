@@ -19,6 +19,7 @@ import (
 
 	"gnutella/protocol"
 	"gnutella/share"
+	"gnutella/testnet/await"
 )
 
 // uploadFixture: a shared folder with two files, and a secret file next to
@@ -353,7 +354,7 @@ func TestUploadSlotsAndBusy(t *testing.T) {
 	}
 	defer holder.Close()
 	fmt.Fprintf(holder, "GET /get/30/big.bin HTTP/1.1\r\n\r\n") // and never read
-	waitFor(t, 5*time.Second, "the slot to be taken", srv.Busy)
+	await.Until(t, "the slot to be taken", srv.Busy)
 	ups := srv.Uploads()
 	if len(ups) != 1 || ups[0].Name != "big.bin" || ups[0].Size != 256<<20 || !ups[0].Remote.Addr().IsLoopback() {
 		t.Fatalf("Uploads() = %+v", ups)
@@ -369,7 +370,7 @@ func TestUploadSlotsAndBusy(t *testing.T) {
 		t.Fatalf("HEAD while busy: %d", code)
 	}
 	holder.Close()
-	waitFor(t, 5*time.Second, "the slot to be freed", func() bool { return !srv.Busy() })
+	await.Until(t, "the slot to be freed", func() bool { return !srv.Busy() })
 	out = roundTrip(t, fx.ts.addr, "GET "+getPath(fx.b)+" HTTP/1.1\r\nConnection: close\r\n\r\n")
 	if code := statusCode(t, out); code != 200 {
 		t.Fatalf("after the slot was freed: %d", code)
@@ -394,7 +395,7 @@ func TestUploadPerIPLimit(t *testing.T) {
 	}
 	defer holder.Close()
 	fmt.Fprintf(holder, "GET /get/30/big.bin HTTP/1.1\r\n\r\n")
-	waitFor(t, 5*time.Second, "the upload to start", func() bool { return len(srv.Uploads()) == 1 })
+	await.Until(t, "the upload to start", func() bool { return len(srv.Uploads()) == 1 })
 	if srv.Busy() {
 		t.Fatal("Busy with 1 of 4 slots taken")
 	}
