@@ -21,6 +21,7 @@ import (
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/servent"
+	"gnutella/servent/gwc"
 	"gnutella/testnet"
 )
 
@@ -171,10 +172,11 @@ func cacheCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(err.Error(), 2)
 			}
-			gwc := servent.NewGWebCacheServer(time.Now)
-			gwc.AllowLoopback = c.Bool("allow-private")
-			gwc.AllowPrivate = c.Bool("allow-private")
-			srv := &http.Server{Addr: c.String("listen"), Handler: gwc, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
+			cache := gwc.NewServer(time.Now)
+			cache.Name = "gnutella-gwc/" + servent.Version
+			cache.AllowLoopback = c.Bool("allow-private")
+			cache.AllowPrivate = c.Bool("allow-private")
+			srv := &http.Server{Addr: c.String("listen"), Handler: cache, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
 			log.Info().Str("listen", srv.Addr).Msg("GWebCache serving")
 			fmt.Fprintf(os.Stderr, "gnutella: GWebCache at http://%s/ (Ctrl-C to stop)\n", srv.Addr)
 			go func() {

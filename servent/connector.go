@@ -3,6 +3,8 @@ package servent
 import (
 	"context"
 	"errors"
+	"gnutella/servent/gwc"
+	"gnutella/servent/hostcache"
 	"net/netip"
 	"time"
 )
@@ -112,7 +114,7 @@ func (s *Servent) dial(addr netip.AddrPort) {
 
 func (s *Servent) askGWebCaches() {
 	defer s.wg.Done()
-	c := &GWebCacheClient{Client: string(VendorCode[:]), Version: Version}
+	c := &gwc.Client{Client: string(VendorCode[:]), Version: Version}
 	for _, u := range s.cfg.GWebCaches {
 		ctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)
 		hosts, _, err := c.Get(ctx, u)
@@ -122,7 +124,7 @@ func (s *Servent) askGWebCaches() {
 			continue
 		}
 		for _, h := range hosts {
-			s.hosts.Add(h, true, SourceGWebCache, s.now())
+			s.hosts.Add(h, true, hostcache.SourceGWebCache, s.now())
 		}
 		if self := s.Addr(); self.IsValid() && !self.Addr().IsUnspecified() && !s.firewalled() {
 			ctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)

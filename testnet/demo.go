@@ -18,6 +18,7 @@ import (
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/servent"
+	"gnutella/servent/gwc"
 )
 
 // The demo: a small two-tier Gnutella network on this machine, started with
@@ -100,7 +101,8 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 		d.dir, d.ownDir = dir, true
 	}
 	// The introducer: a GWebCache on loopback.
-	gwcHandler := servent.NewGWebCacheServer(time.Now)
+	gwcHandler := gwc.NewServer(time.Now)
+	gwcHandler.Name = "gnutella-gwc/" + servent.Version
 	gwcHandler.AllowLoopback, gwcHandler.AllowPrivate = true, true
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -185,7 +187,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 	d.Seeker = netw.Nodes[seeker]
 	d.step(out, "network formed", true, fmt.Sprintf("%d links in %v", len(netw.Edges), time.Since(started).Round(time.Millisecond)))
 	for i := 0; i < ups; i++ {
-		_ = (&servent.GWebCacheClient{}).Update(ctx, d.GWebCache, netw.Servents[i].Addr())
+		_ = (&gwc.Client{Version: servent.Version}).Update(ctx, d.GWebCache, netw.Servents[i].Addr())
 	}
 
 	// Libraries scanned and hashed, QRP tables at the ultrapeers.
