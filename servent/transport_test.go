@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"gnutella/servent/memnet"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -33,8 +34,11 @@ type transportEnv struct {
 	listenAddr string
 	// window is how much a writer may surely write without a reader.
 	window int
-	mem    *MemNetwork // nil for TCP
+	mem    *memnet.Network // nil for TCP
 }
+
+// The in-memory network's hosts are Transports.
+var _ Transport = (*memnet.Host)(nil)
 
 func transportEnvs() []func() transportEnv {
 	return []func() transportEnv{
@@ -43,10 +47,10 @@ func transportEnvs() []func() transportEnv {
 				listenAddr: "127.0.0.1:0", window: 32 << 10}
 		},
 		func() transportEnv {
-			n := NewMemNetwork()
+			n := memnet.New()
 			s, c := n.Host(n.NextIP()), n.Host(n.NextIP())
 			return transportEnv{name: "Mem", server: s, client: c, listenAddr: s.IP().String() + ":0",
-				window: DefaultMemWindow, mem: n}
+				window: memnet.DefaultWindow, mem: n}
 		},
 	}
 }
