@@ -121,6 +121,12 @@ func New(cfg Config) (*Servent, error) {
 // ID is our servent ID.
 func (s *Servent) ID() protocol.GUID { return s.id }
 
+// Firewalled says whether we believe we are firewalled (Hooks.Firewalled).
+func (s *Servent) Firewalled() bool { return s.firewalled() }
+
+// Uptime is how long the servent has been running.
+func (s *Servent) Uptime() time.Duration { return s.now().Sub(s.started) }
+
 // Config returns the configuration the servent runs with.
 func (s *Servent) Config() Config { return s.cfg }
 

@@ -64,7 +64,6 @@ func BaseConfig() servent.Config {
 // a hop takes microseconds.
 func BaseNodeConfig() servent.NodeConfig {
 	n := servent.DefaultNodeConfig()
-	n.ControlAddr = ""
 	n.AssumeReachable = true
 	n.AcceptLocalProof = true
 	n.PushPolicy.AllowLoopback = true
