@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"gnutella/servent"
-	"gnutella/servent/gwc"
 	"net/http"
 	"os"
 	"os/signal"
@@ -12,6 +10,9 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"gnutella/servent"
+	"gnutella/servent/gwc"
 )
 
 func cacheCommand() *cli.Command {

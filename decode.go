@@ -2,10 +2,11 @@ package main
 
 import (
 	"fmt"
-	"gnutella/protocol"
 	"os"
 
 	"github.com/urfave/cli/v2"
+
+	"gnutella/protocol"
 )
 
 func decodeCommand() *cli.Command {

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"gnutella/routing"
-	"gnutella/servent/control"
-	"gnutella/transfer"
 	"os"
 	"os/signal"
 	"strings"
@@ -14,6 +11,10 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
+
+	"gnutella/routing"
+	"gnutella/servent/control"
+	"gnutella/transfer"
 )
 
 func getCommand() *cli.Command {

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"gnutella/routing"
-	"gnutella/servent"
-	"gnutella/servent/control"
 	"io"
 	"os"
 	"os/signal"
@@ -14,6 +11,10 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"gnutella/routing"
+	"gnutella/servent"
+	"gnutella/servent/control"
 )
 
 func searchCommand() *cli.Command {

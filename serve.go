@@ -2,14 +2,15 @@ package main
 
 import (
 	"fmt"
-	"gnutella/servent"
-	"gnutella/servent/control"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"gnutella/servent"
+	"gnutella/servent/control"
 )
 
 func serveCommand() *cli.Command {

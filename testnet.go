@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"gnutella/testnet"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"gnutella/testnet"
 )
 
 func testnetCommand() *cli.Command {

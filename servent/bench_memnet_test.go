@@ -2,13 +2,14 @@ package servent
 
 import (
 	"context"
-	"gnutella/servent/memnet"
 	"io"
 	"math/rand/v2"
 	"net"
 	"runtime"
 	"testing"
 	"time"
+
+	"gnutella/servent/memnet"
 )
 
 // benchThroughput streams b.N writes of 4 KiB one way and reads them with a 32 KiB buffer.

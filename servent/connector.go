@@ -3,10 +3,11 @@ package servent
 import (
 	"context"
 	"errors"
-	"gnutella/servent/gwc"
-	"gnutella/servent/hostcache"
 	"net/netip"
 	"time"
+
+	"gnutella/servent/gwc"
+	"gnutella/servent/hostcache"
 )
 
 // The connector keeps the links at WantLinks by dialling hosts from the
