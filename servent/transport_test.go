@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"gnutella/servent/memnet"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -16,6 +15,8 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
+
+	"gnutella/servent/memnet"
 )
 
 // trCheckLeaks fails t if goroutines started during t are still running when it ends. Goroutines that were already

@@ -30,7 +30,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"gnutella/servent/hostcache"
 	"io"
 	"net"
 	"net/http"
@@ -43,6 +42,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"gnutella/servent/hostcache"
 )
 
 const (
