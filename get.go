@@ -18,6 +18,7 @@ import (
 )
 
 func getCommand() *cli.Command {
+	d := control.DefaultSearchRequest()
 	return &cli.Command{
 		Name:      "get",
 		Usage:     "download a file through the running servent, with a progress bar",
@@ -28,7 +29,7 @@ func getCommand() *cli.Command {
 			"are verified by SHA-1 and resume after an interruption.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent"},
-			&cli.DurationFlag{Name: "search-timeout", Value: 10 * time.Second, Usage: "how long to look for sources of a URN"},
+			&cli.DurationFlag{Name: "search-timeout", Value: time.Duration(d.TimeoutMS) * time.Millisecond, Usage: "how long to look for sources of a URN"},
 		},
 		Action: func(c *cli.Context) error {
 			info, err := control.ReadInfo(c.String("data-dir"))
@@ -55,8 +56,9 @@ func getCommand() *cli.Command {
 					}
 					urn = u
 				}
-				id, err := cc.StartSearch(ctx, control.SearchRequest{URN: urn, TTL: 4,
-					TimeoutMS: int(c.Duration("search-timeout") / time.Millisecond), MaxResults: 10})
+				sr := d
+				sr.URN, sr.TimeoutMS, sr.MaxResults = urn, int(c.Duration("search-timeout")/time.Millisecond), 10
+				id, err := cc.StartSearch(ctx, sr)
 				if err != nil {
 					return cli.Exit(err.Error(), 1)
 				}

@@ -18,20 +18,22 @@ import (
 )
 
 func searchCommand() *cli.Command {
+	d := control.DefaultSearchRequest()
 	return &cli.Command{
 		Name:      "search",
 		Usage:     "search the network and print results as they arrive",
 		ArgsUsage: `"WORDS"`,
 		Description: "Uses the servent running with --data-dir (through its control API) when there is one;\n" +
-			"otherwise starts a short-lived servent that joins through --peer. Results print as a table\n" +
+			"otherwise starts a short-lived servent that joins through --peer, with its own control API,\n" +
+			"and searches through it the same way. Results print as a table\n" +
 			"(name, size, urn, host, speed, push needed) until --timeout or --max-results.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "strategy", Value: "flood", Usage: "flood, ring (expanding ring), walk (random walkers with checking) or gossip"},
-			&cli.IntFlag{Name: "ttl", Value: 4, Usage: "TTL of flood and gossip, largest ring of ring"},
-			&cli.IntFlag{Name: "walkers", Value: 16, Usage: "number of random walkers (strategy walk)"},
-			&cli.Float64Flag{Name: "p", Value: 0.5, Usage: "forwarding probability (strategy gossip)"},
+			&cli.StringFlag{Name: "strategy", Value: d.Strategy, Usage: "flood, ring (expanding ring), walk (random walkers with checking) or gossip"},
+			&cli.IntFlag{Name: "ttl", Value: d.TTL, Usage: "TTL of flood and gossip, largest ring of ring"},
+			&cli.IntFlag{Name: "walkers", Value: d.Walkers, Usage: "number of random walkers (strategy walk)"},
+			&cli.Float64Flag{Name: "p", Value: d.P, Usage: "forwarding probability (strategy gossip)"},
 			&cli.StringFlag{Name: "urn", Usage: "search by hash: urn:sha1:<32 base32 characters>"},
-			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "how long to wait for results"},
+			&cli.DurationFlag{Name: "timeout", Value: time.Duration(d.TimeoutMS) * time.Millisecond, Usage: "how long to wait for results"},
 			&cli.IntFlag{Name: "max-results", Usage: "stop after this many results (0: wait for --timeout)"},
 			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent to use"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "`HOST:PORT` to join through when no servent is running (repeatable)"},

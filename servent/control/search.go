@@ -32,6 +32,13 @@ type SearchRequest struct {
 	MaxResults int     `json:"max_results,omitempty"`
 }
 
+// DefaultSearchRequest is the search the CLI runs unless told otherwise: a
+// flood with TTL 4 (16 walkers for walk, p 0.5 for gossip: the defaults of
+// routing.ParseStrategy), for 10 s. A request leaving TimeoutMS 0 runs 30 s.
+func DefaultSearchRequest() SearchRequest {
+	return SearchRequest{Strategy: "flood", TTL: 4, Walkers: 16, P: 0.5, TimeoutMS: 10_000}
+}
+
 // SearchJSON describes a search.
 type SearchJSON struct {
 	ID       string              `json:"id"`
