@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -73,6 +75,10 @@ func getCommand() *cli.Command {
 			}
 			var st transfer.Status
 			if err := cc.Do(ctx, "POST", "/api/v1/downloads", req, &st); err != nil {
+				var e *control.Error
+				if errors.As(err, &e) && e.Status == http.StatusNotImplemented {
+					return cli.Exit(err.Error()+": restart it with `gnutella serve --downloads DIR`", 1)
+				}
 				return cli.Exit(err.Error(), 1)
 			}
 			bar := progressbar.DefaultBytes(st.Size, st.Name)

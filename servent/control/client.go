@@ -30,6 +30,18 @@ func ReadInfo(dataDir string) (Info, error) {
 	return info, json.Unmarshal(b, &info)
 }
 
+// Error is a non-2xx answer of the API.
+type Error struct {
+	Method, Path string
+	Status       int    // the HTTP status code
+	StatusText   string // e.g. "400 Bad Request"
+	Message      string // the API's explanation
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("control API %s %s: %s: %s", e.Method, e.Path, e.StatusText, e.Message)
+}
+
 // Client talks to a running servent's control API.
 type Client struct {
 	Info Info
@@ -77,7 +89,7 @@ func (cc *Client) send(ctx context.Context, method, path string, body any) (*htt
 		defer resp.Body.Close()
 		var e apiError
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
-		return nil, fmt.Errorf("control API %s %s: %s: %s", method, path, resp.Status, e.Error)
+		return nil, &Error{Method: method, Path: path, Status: resp.StatusCode, StatusText: resp.Status, Message: e.Error}
 	}
 	return resp, nil
 }

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -103,6 +104,12 @@ func TestControlAPISearchStreamsResultsAndNeedsToken(t *testing.T) {
 	var sj SearchJSON
 	if err := cc.Do(ctx, "GET", "/api/v1/searches/"+id, nil, &sj); err != nil || len(sj.Hits) != 1 || sj.Running {
 		t.Fatalf("search %+v, %v", sj, err)
+	}
+	// a servent without a download folder cannot download
+	err = cc.Do(ctx, "POST", "/api/v1/downloads", DownloadRequest{SearchID: id}, nil)
+	var apiErr *Error
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotImplemented {
+		t.Errorf("download without a folder: %v", err)
 	}
 	// bad requests
 	if err := cc.Do(ctx, "POST", "/api/v1/searches", SearchRequest{Query: "x", Strategy: "teleport"}, nil); err == nil {

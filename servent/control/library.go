@@ -83,17 +83,25 @@ func (c *Server) startDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, err := c.StartDownload(req)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNoDownloads):
+		writeJSON(w, http.StatusNotImplemented, apiError{err.Error()})
+		return
+	case err != nil:
 		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusAccepted, st)
 }
 
+// ErrNoDownloads is why a servent without a download folder refuses a
+// download (POST /api/v1/downloads answers 501 Not Implemented).
+var ErrNoDownloads = errors.New("this servent has no download folder")
+
 // StartDownload starts a download as POST /api/v1/downloads does.
 func (c *Server) StartDownload(req DownloadRequest) (transfer.Status, error) {
 	if c.n.Downloads == nil {
-		return transfer.Status{}, errors.New("this servent has no download folder (it runs without --downloads)")
+		return transfer.Status{}, ErrNoDownloads
 	}
 	cs := c.lookup(req.SearchID)
 	if cs == nil {

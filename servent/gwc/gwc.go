@@ -156,7 +156,7 @@ func (c *Client) params() (url.Values, error) {
 	if len(code) != 4 || strings.IndexFunc(code, func(r rune) bool {
 		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z')
 	}) >= 0 {
-		return nil, fmt.Errorf("Client.Client %q is not a 4-letter vendor code; set it to ours (e.g. GNUT)", code)
+		return nil, fmt.Errorf("Client.Client %q is not a 4-letter vendor code", code)
 	}
 	ver := c.version()
 	if len(ver) > 16 {
@@ -218,7 +218,7 @@ func (c *Client) UpdateWithURL(ctx context.Context, cacheURL string, self netip.
 		return err
 	}
 	if !self.IsValid() && otherCache == "" {
-		return errors.New("gwebcache update: nothing to send: give our address or a cache URL")
+		return errors.New("gwebcache update: nothing to send: neither our address nor a cache URL")
 	}
 	p.Set("update", "1")
 	if self.IsValid() {
