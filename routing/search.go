@@ -2,6 +2,8 @@ package routing
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/netip"
 	"sync"
 	"time"
@@ -49,6 +51,53 @@ type Hit struct {
 	Hops      uint8
 	At        time.Time
 	Proxies   []netip.AddrPort
+}
+
+// hitJSON is the JSON form of a Hit, as the control API sends it
+// (docs/control-api.md): At and Proxies stay inside the servent.
+type hitJSON struct {
+	Name      string `json:"name"`
+	Size      uint64 `json:"size"`
+	URN       string `json:"urn,omitempty"`
+	Index     uint32 `json:"index"`
+	Host      string `json:"host"`
+	ServentID string `json:"servent_id"`
+	Speed     uint32 `json:"speed_kbps"`
+	Push      bool   `json:"push"`
+	Busy      bool   `json:"busy"`
+	Hops      uint8  `json:"hops"`
+}
+
+// MarshalJSON writes the hit as the control API sends it.
+func (h Hit) MarshalJSON() ([]byte, error) {
+	j := hitJSON{Name: h.Name, Size: h.Size, Index: h.Index, Host: h.Host.String(), ServentID: h.ServentID.String(),
+		Speed: h.Speed, Push: h.Push, Busy: h.Busy, Hops: h.Hops}
+	if !h.URN.IsZero() {
+		j.URN = h.URN.String()
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads a hit written by MarshalJSON.
+func (h *Hit) UnmarshalJSON(b []byte) error {
+	var j hitJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*h = Hit{Name: j.Name, Size: j.Size, Index: j.Index, Speed: j.Speed, Push: j.Push, Busy: j.Busy, Hops: j.Hops}
+	var err error
+	if j.URN != "" {
+		if h.URN, err = protocol.ParseURN(j.URN); err != nil {
+			return fmt.Errorf("hit urn: %w", err)
+		}
+	}
+	if h.Host, err = netip.ParseAddrPort(j.Host); err != nil {
+		return fmt.Errorf("hit host: %w", err)
+	}
+	if h.ServentID, err = protocol.ParseGUID(j.ServentID); err != nil {
+		return fmt.Errorf("hit servent_id: %w", err)
+	}
+	return nil
 }
 
 // Search is one search in progress or done.

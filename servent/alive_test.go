@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"gnutella/protocol"
+	"gnutella/servent/memnet"
 )
 
 // silentPeer handshakes with s over the in-memory network and then reads
 // everything s sends without ever answering; it reports the Bye it got.
-func silentPeer(t *testing.T, mem *MemNetwork, s *Servent) <-chan protocol.ByeCode {
+func silentPeer(t *testing.T, mem *memnet.Network, s *Servent) <-chan protocol.ByeCode {
 	t.Helper()
 	conn, err := mem.Host(netip.MustParseAddr("127.1.9.9")).Dial(context.Background(), s.Addr().String())
 	if err != nil {
@@ -72,7 +73,7 @@ func TestDeadLinksAreClosedByAlivePingsAndIdleTimeout(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				mem := NewMemNetwork()
+				mem := memnet.New()
 				c := DefaultConfig()
 				c.Transport = mem.Host(netip.MustParseAddr("127.1.0.1"))
 				c.ListenAddr = "127.1.0.1:6346"

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"gnutella/servent/memnet"
 )
 
 // benchThroughput streams b.N writes of 4 KiB one way and reads them with a 32 KiB buffer.
@@ -38,7 +40,7 @@ func benchThroughput(b *testing.B, e transportEnv) {
 	}
 }
 
-// BenchmarkMemConnThroughput is MB/s through one direction of a MemNetwork connection with 4 KiB writes.
+// BenchmarkMemConnThroughput is MB/s through one direction of a memnet.Network connection with 4 KiB writes.
 func BenchmarkMemConnThroughput(b *testing.B) {
 	benchThroughput(b, transportEnvs()[1]())
 }
@@ -48,7 +50,7 @@ func BenchmarkTCPConnThroughput(b *testing.B) {
 	benchThroughput(b, transportEnvs()[0]())
 }
 
-// BenchmarkMemConnPingPong is one round trip of a 23-byte message (a Gnutella ping) on a MemNetwork connection.
+// BenchmarkMemConnPingPong is one round trip of a 23-byte message (a Gnutella ping) on a memnet.Network connection.
 func BenchmarkMemConnPingPong(b *testing.B) {
 	c1, c2, l, err := transportEnvs()[1]().makePipe()
 	if err != nil {
@@ -99,8 +101,8 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 				runtime.GC()
 				runtime.ReadMemStats(&ms0)
 
-				n := NewMemNetwork()
-				hosts := make([]*MemHost, hostsN)
+				n := memnet.New()
+				hosts := make([]*memnet.Host, hostsN)
 				ls := make([]net.Listener, hostsN)
 				for i := range hosts {
 					hosts[i] = n.Host(n.NextIP())

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"net/netip"
 	"time"
+
+	"gnutella/servent/gwc"
+	"gnutella/servent/hostcache"
 )
 
 // The connector keeps the links at WantLinks by dialling hosts from the
@@ -112,7 +115,7 @@ func (s *Servent) dial(addr netip.AddrPort) {
 
 func (s *Servent) askGWebCaches() {
 	defer s.wg.Done()
-	c := &GWebCacheClient{Client: string(VendorCode[:]), Version: Version}
+	c := &gwc.Client{Client: string(VendorCode[:]), Version: Version}
 	for _, u := range s.cfg.GWebCaches {
 		ctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)
 		hosts, _, err := c.Get(ctx, u)
@@ -122,7 +125,7 @@ func (s *Servent) askGWebCaches() {
 			continue
 		}
 		for _, h := range hosts {
-			s.hosts.Add(h, true, SourceGWebCache, s.now())
+			s.hosts.Add(h, true, hostcache.SourceGWebCache, s.now())
 		}
 		if self := s.Addr(); self.IsValid() && !self.Addr().IsUnspecified() && !s.firewalled() {
 			ctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"gnutella/protocol"
+	"gnutella/servent/memnet"
 )
 
 // A peer that stops reading puts its link into flow control: the servent
 // then drops the peer's new queries (their hits would have nowhere to go)
 // and tells it Hops-Flow 0; once the queue drains it says Hops-Flow 255.
 func TestFlowControlDropsQueriesAndSendsHopsFlow(t *testing.T) {
-	mem := NewMemNetwork()
+	mem := memnet.New()
 	mem.Window = 512 // a small socket buffer, so a peer that stops reading backs us up fast
 	var answered atomic.Int32
 	c := testConfig()

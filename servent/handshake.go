@@ -13,6 +13,7 @@ import (
 
 	"gnutella/protocol"
 	"gnutella/routing"
+	"gnutella/servent/hostcache"
 )
 
 // The 0.6 three-step handshake (§2.2) in both directions, the 0.4 inbound
@@ -116,12 +117,12 @@ func (s *Servent) learnFromHeaders(h *protocol.Headers) {
 	now := s.now()
 	for _, v := range h.Values("X-Try-Ultrapeers") {
 		for _, ap := range protocol.ParseTryList(v) {
-			s.hosts.Add(ap, true, SourceXTryUltrapeers, now)
+			s.hosts.Add(ap, true, hostcache.SourceXTryUltrapeers, now)
 		}
 	}
 	for _, v := range h.Values("X-Try") {
 		for _, ap := range protocol.ParseTryList(v) {
-			s.hosts.Add(ap, false, SourceXTry, now)
+			s.hosts.Add(ap, false, hostcache.SourceXTry, now)
 		}
 	}
 	if self := s.Addr(); self.Addr().IsUnspecified() {

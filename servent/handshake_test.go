@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"gnutella/protocol"
+	"gnutella/servent/hostcache"
 )
 
 // TestMain fails the package if any goroutine (a link's reader or writer, an
@@ -514,7 +515,7 @@ func TestInbound503TryUltrapeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	seeded := netip.MustParseAddrPort("127.0.0.1:6399")
-	if !s.Hosts().Add(seeded, true, SourcePong, time.Now()) {
+	if !s.Hosts().Add(seeded, true, hostcache.SourcePong, time.Now()) {
 		t.Fatal("host cache refused the seed")
 	}
 

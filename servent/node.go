@@ -3,7 +3,6 @@ package servent
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -22,8 +21,8 @@ import (
 )
 
 // A Node is a whole servent: the Gnutella core plus what a user shares and
-// downloads, firewall detection with Push and GIV, push proxies, and the
-// control API. The CLI and the testnet run Nodes.
+// downloads, firewall detection with Push and GIV, and push proxies. The CLI
+// and the testnet run Nodes (and package control serves a Node's API).
 
 // NodeConfig configures a Node.
 type NodeConfig struct {
@@ -34,8 +33,6 @@ type NodeConfig struct {
 	DownloadDir string
 	// UploadSlots is the number of uploads at once (4 as gtk-gnutella).
 	UploadSlots int
-	// ControlAddr is where the control API listens ("" = none).
-	ControlAddr string
 	// AcceptLocalProof lets connections from loopback and private addresses
 	// prove we are reachable, and PushPolicy lets us call back to such
 	// addresses: both are for a local testnet, off on the internet.
@@ -53,7 +50,7 @@ type NodeConfig struct {
 
 // DefaultNodeConfig returns the documented defaults.
 func DefaultNodeConfig() NodeConfig {
-	return NodeConfig{Config: DefaultConfig(), UploadSlots: 4, ControlAddr: "127.0.0.1:0",
+	return NodeConfig{Config: DefaultConfig(), UploadSlots: 4,
 		AssumeFirewalledAfter: 30 * time.Minute, Rescan: time.Minute}
 }
 
@@ -65,7 +62,6 @@ type Node struct {
 	Uploads   *transfer.Server     // always there: answers 404 with an empty library
 	Downloads *transfer.Downloader // nil without a download folder
 	Firewall  *firewall.Detector
-	Control   *Control
 
 	guard     *firewall.PushGuard
 	callbacks transfer.Callbacks
@@ -189,8 +185,7 @@ type emptyLibrary struct{}
 func (emptyLibrary) ByIndex(uint32) (share.File, bool)       { return share.File{}, false }
 func (emptyLibrary) BySHA1(protocol.SHA1) (share.File, bool) { return share.File{}, false }
 
-// Start starts the library, the servent, downloads, the control API and
-// the firewall clock.
+// Start starts the library, the servent, downloads and the firewall clock.
 func (n *Node) Start() error {
 	if n.Library != nil {
 		n.Library.Start()
@@ -205,17 +200,6 @@ func (n *Node) Start() error {
 			n.closeLibrary()
 			return fmt.Errorf("downloads: %w", err)
 		}
-	}
-	if n.cfg.ControlAddr != "" {
-		c, err := n.StartControl(n.cfg.ControlAddr, ControlExtras{
-			Shares: n.sharesJSON, Downloads: n.downloadsJSON, StartDownload: n.startDownloadJSON,
-			Library: n.libraryJSON,
-		})
-		if err != nil {
-			_ = n.Stop()
-			return err
-		}
-		n.Control = c
 	}
 	n.wg.Add(1)
 	go n.firewallLoop()
@@ -460,107 +444,6 @@ func (n *Node) firewallLoop() {
 			}
 		}
 	}
-}
-
-// ShareJSON is one entry of GET /api/v1/shares.
-type ShareJSON struct {
-	Index uint32 `json:"index"`
-	Name  string `json:"name"`
-	Size  int64  `json:"size"`
-	URN   string `json:"urn,omitempty"`
-}
-
-func (n *Node) sharesJSON() any {
-	out := []ShareJSON{}
-	if n.Library == nil {
-		return out
-	}
-	for _, f := range n.Library.Files() {
-		j := ShareJSON{Index: f.Index, Name: f.Name, Size: f.Size}
-		if !f.SHA1.IsZero() {
-			j.URN = f.SHA1.String()
-		}
-		out = append(out, j)
-	}
-	return out
-}
-
-// LibraryJSON is the library part of GET /api/v1/status.
-type LibraryJSON struct {
-	Files       int    `json:"files"`
-	HashedFiles int    `json:"hashed_files"`
-	Bytes       int64  `json:"bytes"`
-	HashedBytes int64  `json:"hashed_bytes"`
-	Hashing     string `json:"hashing,omitempty"` // the file being hashed now
-}
-
-func (n *Node) libraryJSON() any {
-	if n.Library == nil {
-		return nil
-	}
-	p := n.Library.Progress()
-	return LibraryJSON{Files: p.Files, HashedFiles: p.HashedFiles, Bytes: p.Bytes, HashedBytes: p.HashedBytes, Hashing: p.Current}
-}
-
-func (n *Node) downloadsJSON() any {
-	if n.Downloads == nil {
-		return []transfer.Status{}
-	}
-	return n.Downloads.List()
-}
-
-// DownloadRequest is the body of POST /api/v1/downloads: either a search
-// result (search_id and the hit's position), or a URN with the sources of a
-// search's hits for it.
-type DownloadRequest struct {
-	SearchID string `json:"search_id,omitempty"`
-	Hit      int    `json:"hit"`
-	URN      string `json:"urn,omitempty"`
-}
-
-func (n *Node) startDownloadJSON(body []byte) (any, error) {
-	if n.Downloads == nil {
-		return nil, errors.New("this servent has no download folder: restart it with --downloads DIR")
-	}
-	var req DownloadRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, fmt.Errorf("bad JSON: %v", err)
-	}
-	if n.Control == nil {
-		return nil, errors.New("no control API")
-	}
-	cs := n.Control.lookup(req.SearchID)
-	if cs == nil {
-		return nil, errors.New("no such search: search first, then download one of its hits")
-	}
-	hits := cs.search.Hits()
-	var pick routing.Hit
-	switch {
-	case req.URN != "":
-		h, err := protocol.ParseURN(req.URN)
-		if err != nil {
-			return nil, err
-		}
-		found := false
-		for _, x := range hits {
-			if x.URN == h {
-				pick, found = x, true
-				break
-			}
-		}
-		if !found {
-			return nil, errors.New("that search has no hit with this URN")
-		}
-	case req.Hit >= 0 && req.Hit < len(hits):
-		pick = hits[req.Hit]
-	default:
-		return nil, fmt.Errorf("hit %d out of range: the search has %d hits", req.Hit, len(hits))
-	}
-	d, err := n.Download(pick, hits)
-	if err != nil {
-		return nil, err
-	}
-	return d.Status(), nil
 }
 
 // Download starts downloading a hit, using as extra sources every other

@@ -20,7 +20,6 @@ import (
 func testNodeConfig(t *testing.T) NodeConfig {
 	c := DefaultNodeConfig()
 	c.Config = testConfig()
-	c.ControlAddr = ""
 	c.AcceptLocalProof = true
 	c.PushPolicy = firewall.PushPolicy{AddrPolicy: firewall.AddrPolicy{AllowLoopback: true, AllowPrivate: true}}
 	c.Rescan = 0
@@ -171,31 +170,5 @@ func TestCurlDownloadsBothURLForms(t *testing.T) {
 		if tc.rng != "" && !strings.Contains(string(head), " 206 ") {
 			t.Errorf("range %q answered %s", tc.rng, strings.SplitN(string(head), "\r\n", 2)[0])
 		}
-	}
-}
-
-// The control API's status shows the library's hashing progress.
-func TestControlStatusShowsLibraryProgress(t *testing.T) {
-	dir := t.TempDir()
-	sharedFile(t, dir, "a.bin", 1000)
-	sharedFile(t, dir, "b.bin", 2000)
-	c := testNodeConfig(t)
-	c.ShareDirs = []string{dir}
-	c.DataDir = t.TempDir()
-	c.ControlAddr = "127.0.0.1:0"
-	n := startNode(t, c)
-	hashNow(t, n)
-	info, err := ReadControlInfo(c.DataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st struct {
-		Library LibraryJSON `json:"library"`
-	}
-	if err := (&ControlClient{Info: info}).Do(ctxT(t), "GET", "/api/v1/status", nil, &st); err != nil {
-		t.Fatal(err)
-	}
-	if st.Library.Files != 2 || st.Library.HashedFiles != 2 || st.Library.HashedBytes != 3000 {
-		t.Fatalf("library progress %+v", st.Library)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"gnutella/protocol"
 	"gnutella/routing"
+	"gnutella/servent/hostcache"
 )
 
 // router applies the routing rules of §3 to every descriptor a link reads:
@@ -252,7 +253,7 @@ func (r *router) handlePong(l *Link, h protocol.Header, payload []byte) {
 	}
 	addr := p.AddrPort()
 	if addr != s.Addr() && addr.Port() != 0 {
-		if s.hosts.Add(addr, p.Ultrapeer(), SourcePong, now) && s.cfg.PongCaching {
+		if s.hosts.Add(addr, p.Ultrapeer(), hostcache.SourcePong, now) && s.cfg.PongCaching {
 			s.pongs.add(p, payload, h.Hops, l.ID, now)
 		}
 	}

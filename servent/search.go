@@ -13,29 +13,26 @@ import (
 	"gnutella/routing"
 )
 
-// Hit is one QueryHit routed to us, for a query we originated.
-type Hit struct {
-	Header   protocol.Header
-	QueryHit *protocol.QueryHit
-	From     routing.LinkID
-	At       time.Time
-}
+// HitWatcher receives each QueryHit routed to us for a query we originated:
+// its header, the hit, and when it arrived. routing.Search turns them into
+// routing.Hits.
+type HitWatcher func(h protocol.Header, hit *protocol.QueryHit, at time.Time)
 
 // searchTable hands hits for our own queries to whoever watches their GUID.
 type searchTable struct {
 	mu       sync.Mutex
-	watchers map[protocol.GUID]func(Hit)
+	watchers map[protocol.GUID]HitWatcher
 	searches map[protocol.GUID]*routing.Search // for walker checks
 }
 
 // WatchHits calls fn for every hit that comes back for query id, until the
 // returned cancel is called. fn runs on a link's reader goroutine: it must
 // not block.
-func (s *Servent) WatchHits(id protocol.GUID, fn func(Hit)) (cancel func()) {
+func (s *Servent) WatchHits(id protocol.GUID, fn HitWatcher) (cancel func()) {
 	t := &s.searches
 	t.mu.Lock()
 	if t.watchers == nil {
-		t.watchers = make(map[protocol.GUID]func(Hit))
+		t.watchers = make(map[protocol.GUID]HitWatcher)
 	}
 	t.watchers[id] = fn
 	t.mu.Unlock()
@@ -51,7 +48,7 @@ func (t *searchTable) deliver(h protocol.Header, hit *protocol.QueryHit, l *Link
 	fn := t.watchers[h.ID]
 	t.mu.Unlock()
 	if fn != nil {
-		fn(Hit{Header: h, QueryHit: hit, From: l.ID, At: l.s.now()})
+		fn(h, hit, l.s.now())
 	}
 }
 
@@ -100,7 +97,7 @@ func (n *searchNet) SendQuery(id protocol.GUID, q *protocol.Query, ttl uint8, to
 	s.searches.register(id, n.search)
 	if _, ok := s.searches.watcher(id); !ok {
 		search := n.search
-		s.WatchHits(id, func(h Hit) { search.AddQueryHit(h.QueryHit, h.Header.Hops, h.At) })
+		s.WatchHits(id, func(h protocol.Header, hit *protocol.QueryHit, at time.Time) { search.AddQueryHit(hit, h.Hops, at) })
 	}
 	var links []*Link
 	if to != nil {
@@ -117,7 +114,7 @@ func (n *searchNet) SendQuery(id protocol.GUID, q *protocol.Query, ttl uint8, to
 	return s.OriginateQuery(id, q, ttl, links)
 }
 
-func (t *searchTable) watcher(id protocol.GUID) (func(Hit), bool) {
+func (t *searchTable) watcher(id protocol.GUID) (HitWatcher, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	fn, ok := t.watchers[id]

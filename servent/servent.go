@@ -19,6 +19,7 @@ import (
 
 	"gnutella/protocol"
 	"gnutella/routing"
+	"gnutella/servent/hostcache"
 )
 
 // Servent is one Gnutella node.
@@ -40,7 +41,7 @@ type Servent struct {
 
 	router *router
 	pongs  *pongCache
-	hosts  *HostCache
+	hosts  *hostcache.Cache
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -106,7 +107,7 @@ func New(cfg Config) (*Servent, error) {
 	s.qrp.init()
 	s.router = newRouter(s)
 	s.pongs = newPongCache(s)
-	s.hosts = NewHostCache(cfg.HostCacheSize)
+	s.hosts = hostcache.New(cfg.HostCacheSize)
 	s.hosts.AllowLoopback = cfg.AllowLoopback
 	s.hosts.AllowPrivate = cfg.AllowPrivate
 	id, err := loadServentID(cfg.DataDir)
@@ -120,6 +121,12 @@ func New(cfg Config) (*Servent, error) {
 // ID is our servent ID.
 func (s *Servent) ID() protocol.GUID { return s.id }
 
+// Firewalled says whether we believe we are firewalled (Hooks.Firewalled).
+func (s *Servent) Firewalled() bool { return s.firewalled() }
+
+// Uptime is how long the servent has been running.
+func (s *Servent) Uptime() time.Duration { return s.now().Sub(s.started) }
+
 // Config returns the configuration the servent runs with.
 func (s *Servent) Config() Config { return s.cfg }
 
@@ -132,7 +139,7 @@ func (s *Servent) Addr() netip.AddrPort {
 }
 
 // Hosts is the servent's host cache.
-func (s *Servent) Hosts() *HostCache { return s.hosts }
+func (s *Servent) Hosts() *hostcache.Cache { return s.hosts }
 
 // Start listens, loads the host cache and starts the connector.
 func (s *Servent) Start() error {
@@ -166,7 +173,7 @@ func (s *Servent) Start() error {
 			s.log.Warn().Str("peer", p).Err(err).Msg("ignoring --peer")
 			continue
 		}
-		s.hosts.Add(ap, true, SourcePeerFlag, s.now())
+		s.hosts.Add(ap, true, hostcache.SourcePeerFlag, s.now())
 	}
 	s.log.Info().Str("listen", ln.Addr().String()).Str("servent_id", s.id.String()).Msg("servent started")
 	s.wg.Add(2)

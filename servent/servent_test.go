@@ -107,8 +107,12 @@ func TestQueryFloodsAndHitComesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := protocol.NewGUID()
-	hits := make(chan Hit, 4)
-	defer a.WatchHits(id, func(h Hit) { hits <- h })()
+	type routed struct {
+		Header   protocol.Header
+		QueryHit *protocol.QueryHit
+	}
+	hits := make(chan routed, 4)
+	defer a.WatchHits(id, func(h protocol.Header, hit *protocol.QueryHit, _ time.Time) { hits <- routed{h, hit} })()
 	if n := a.OriginateQuery(id, protocol.NewQuery("zebra quokka", protocol.QueryFlagMark), 3, nil); n != 1 {
 		t.Fatalf("query sent on %d links, want 1", n)
 	}

@@ -1,6 +1,6 @@
 // This file holds the Transport, the one seam through which a servent listens and dials, so that the same servent
 // code runs over real TCP (TCPTransport) and over an in-memory network of thousands of hosts in one process
-// (MemNetwork, in memnet.go).
+// (memnet.Network, in package memnet).
 
 package servent
 

@@ -15,6 +15,8 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
+
+	"gnutella/servent/memnet"
 )
 
 // trCheckLeaks fails t if goroutines started during t are still running when it ends. Goroutines that were already
@@ -33,8 +35,11 @@ type transportEnv struct {
 	listenAddr string
 	// window is how much a writer may surely write without a reader.
 	window int
-	mem    *MemNetwork // nil for TCP
+	mem    *memnet.Network // nil for TCP
 }
+
+// The in-memory network's hosts are Transports.
+var _ Transport = (*memnet.Host)(nil)
 
 func transportEnvs() []func() transportEnv {
 	return []func() transportEnv{
@@ -43,10 +48,10 @@ func transportEnvs() []func() transportEnv {
 				listenAddr: "127.0.0.1:0", window: 32 << 10}
 		},
 		func() transportEnv {
-			n := NewMemNetwork()
+			n := memnet.New()
 			s, c := n.Host(n.NextIP()), n.Host(n.NextIP())
 			return transportEnv{name: "Mem", server: s, client: c, listenAddr: s.IP().String() + ":0",
-				window: DefaultMemWindow, mem: n}
+				window: memnet.DefaultWindow, mem: n}
 		},
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/servent"
+	"gnutella/servent/control"
+	"gnutella/servent/gwc"
 )
 
 // The demo: a small two-tier Gnutella network on this machine, started with
@@ -45,7 +47,8 @@ type Demo struct {
 	Net       *Network
 	GWebCache string // the introducer's URL
 	Seeker    *servent.Node
-	SeekerDir string // the seeker's data folder (its control.json is there)
+	Control   *control.Server // the seeker's control API
+	SeekerDir string          // the seeker's data folder (its control.json is there)
 	dir       string
 	ownDir    bool
 	gwc       *http.Server
@@ -100,7 +103,8 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 		d.dir, d.ownDir = dir, true
 	}
 	// The introducer: a GWebCache on loopback.
-	gwcHandler := servent.NewGWebCacheServer(time.Now)
+	gwcHandler := gwc.NewServer(time.Now)
+	gwcHandler.Name = "gnutella-gwc/" + servent.Version
 	gwcHandler.AllowLoopback, gwcHandler.AllowPrivate = true, true
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -173,7 +177,6 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 			if i == seeker {
 				c.DataDir = d.SeekerDir
 				c.DownloadDir = filepath.Join(d.dir, "downloads")
-				c.ControlAddr = "127.0.0.1:0"
 			}
 		},
 	})
@@ -183,9 +186,13 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 	}
 	d.Net = netw
 	d.Seeker = netw.Nodes[seeker]
+	if d.Control, err = control.Start(d.Seeker, "127.0.0.1:0"); err != nil {
+		d.Close()
+		return nil, err
+	}
 	d.step(out, "network formed", true, fmt.Sprintf("%d links in %v", len(netw.Edges), time.Since(started).Round(time.Millisecond)))
 	for i := 0; i < ups; i++ {
-		_ = (&servent.GWebCacheClient{}).Update(ctx, d.GWebCache, netw.Servents[i].Addr())
+		_ = (&gwc.Client{Version: servent.Version}).Update(ctx, d.GWebCache, netw.Servents[i].Addr())
 	}
 
 	// Libraries scanned and hashed, QRP tables at the ultrapeers.
@@ -302,8 +309,8 @@ func (d *Demo) JoinHelp() string {
 	fmt.Fprintf(&b, "Join it with your own servent:\n")
 	fmt.Fprintf(&b, "  go run . serve --listen 127.0.0.1:6346 --allow-private --data-dir /tmp/me --peer %s\n", ups[0])
 	fmt.Fprintf(&b, "  (or --gwebcache %s), then: go run . search --data-dir /tmp/me wombat\n", d.GWebCache)
-	if d.Seeker.Control != nil {
-		fmt.Fprintf(&b, "The demo's own leaf has a control API at http://%s/ ; use it with:\n", d.Seeker.Control.Addr())
+	if d.Control != nil {
+		fmt.Fprintf(&b, "The demo's own leaf has a control API at http://%s/ ; use it with:\n", d.Control.Addr())
 		fmt.Fprintf(&b, "  go run . search --data-dir %s koala\n", d.SeekerDir)
 	}
 	fmt.Fprintf(&b, "Ultrapeers: %s\n", strings.Join(ups, ", "))
@@ -313,6 +320,9 @@ func (d *Demo) JoinHelp() string {
 // Close stops everything and removes the temporary folder.
 func (d *Demo) Close() error {
 	var errs []error
+	if d.Control != nil {
+		errs = append(errs, d.Control.Close())
+	}
 	if d.Net != nil {
 		errs = append(errs, d.Net.Stop())
 	}

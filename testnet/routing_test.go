@@ -138,8 +138,8 @@ func TestQueryHitsFollowTheReversePathOnly(t *testing.T) {
 		t.Fatalf("holder at distance %d; pick a farther one", dist[holder])
 	}
 	id := protocol.NewGUID()
-	got := make(chan servent.Hit, 8)
-	defer n.Servents[0].WatchHits(id, func(h servent.Hit) { got <- h })()
+	got := make(chan *protocol.QueryHit, 8)
+	defer n.Servents[0].WatchHits(id, func(_ protocol.Header, hit *protocol.QueryHit, _ time.Time) { got <- hit })()
 	n.Servents[0].OriginateQuery(id, protocol.NewQuery("zebra quokka", protocol.QueryFlagMark), uint8(dist[holder]), nil)
 	if err := n.WaitQuiet(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestQueryHitsFollowTheReversePathOnly(t *testing.T) {
 		t.Fatalf("originator got %d hits, want 1", len(got))
 	}
 	hit := <-got
-	if hit.QueryHit.ServentID != n.Servents[holder].ID() {
+	if hit.ServentID != n.Servents[holder].ID() {
 		t.Fatal("hit from the wrong servent")
 	}
 	// The reverse path: from the holder, follow the link each servent first
@@ -228,12 +228,12 @@ func TestPushReachesTheServentThatSentAHit(t *testing.T) {
 		}
 	})
 	id := protocol.NewGUID()
-	got := make(chan servent.Hit, 8)
-	defer n.Servents[0].WatchHits(id, func(h servent.Hit) { got <- h })()
+	got := make(chan *protocol.QueryHit, 8)
+	defer n.Servents[0].WatchHits(id, func(_ protocol.Header, hit *protocol.QueryHit, _ time.Time) { got <- hit })()
 	n.Servents[0].OriginateQuery(id, protocol.NewQuery("zebra", protocol.QueryFlagMark), 6, nil)
 	hit := await.Recv(t, "a hit from the holder", got)
 	self := n.Servents[0].Addr()
-	p := &protocol.Push{ServentID: hit.QueryHit.ServentID, Index: 9, IP: self.Addr().As4(), Port: self.Port()}
+	p := &protocol.Push{ServentID: hit.ServentID, Index: 9, IP: self.Addr().As4(), Port: self.Port()}
 	if sent := n.Servents[0].SendPush(p, 7); sent != 1 {
 		t.Fatalf("push sent on %d links, want 1 (the link the hit came in on)", sent)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gnutella/servent"
+	"gnutella/servent/memnet"
 )
 
 // TransportKind selects how the servents talk.
@@ -46,7 +47,7 @@ type Network struct {
 	Nodes    []*servent.Node
 	Servents []*servent.Servent // Nodes[i].Servent
 	Edges    []Edge
-	Mem      *servent.MemNetwork // nil over TCP
+	Mem      *memnet.Network // nil over TCP
 	opts     Options
 }
 
@@ -63,7 +64,6 @@ func BaseConfig() servent.Config {
 // a hop takes microseconds.
 func BaseNodeConfig() servent.NodeConfig {
 	n := servent.DefaultNodeConfig()
-	n.ControlAddr = ""
 	n.AssumeReachable = true
 	n.AcceptLocalProof = true
 	n.PushPolicy.AllowLoopback = true
@@ -101,7 +101,7 @@ func Start(ctx context.Context, opts Options) (*Network, error) {
 	}
 	n := &Network{opts: opts}
 	if opts.Transport == Memory {
-		n.Mem = servent.NewMemNetwork()
+		n.Mem = memnet.New()
 	}
 	roles, _ := opts.Topology.(Roles)
 	for i := 0; i < opts.N; i++ {

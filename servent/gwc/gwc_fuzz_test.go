@@ -1,4 +1,4 @@
-package servent
+package gwc
 
 import "testing"
 

@@ -1,4 +1,9 @@
-package servent
+// Package memnet is an in-memory network for tests and experiments: hosts with
+// 127.x.y.z addresses, listeners and TCP-like connections, thousands of them in
+// one process, like hashicorp/memberlist's MockNetwork. Any package may use
+// it; it imports nothing of this module. A *Host has the method set of
+// servent.Transport (Listen and Dial), so a servent runs on it unchanged.
+package memnet
 
 import (
 	"context"
@@ -19,11 +24,11 @@ import (
 // buffered byte pipes. It starts no goroutine of its own: blocked calls wait on a sync.Cond and deadlines are
 // time.AfterFunc timers, so that a testing/synctest bubble's virtual clock drives them.
 
-// Defaults of the MemNetwork knobs.
+// Defaults of the Network knobs.
 const (
-	DefaultMemWindow         = 64 << 10         // bytes buffered per direction, like a socket buffer
-	DefaultMemBacklog        = 4096             // connections a listener holds before Accept (somaxconn)
-	DefaultMemConnectTimeout = 75 * time.Second // a dial into a firewall gives up after this at the latest
+	DefaultWindow         = 64 << 10         // bytes buffered per direction, like a socket buffer
+	DefaultBacklog        = 4096             // connections a listener holds before Accept (somaxconn)
+	DefaultConnectTimeout = 75 * time.Second // a dial into a firewall gives up after this at the latest
 )
 
 // Ephemeral ports, as in Linux's ip_local_port_range: dials take their local port from here, and so do listeners
@@ -33,8 +38,8 @@ const (
 	ephemeralHigh = 60999
 )
 
-// MemNetwork is an in-memory network of hosts, each known by its IP address (use 127.x.y.z addresses, which never
-// leave the process, for instance from NextIP). Host gives a host's Transport. Connections are full-duplex byte
+// Network is an in-memory network of hosts, each known by its IP address (use 127.x.y.z addresses, which never
+// leave the process, for instance from NextIP). Host gives a host, which a servent uses as its Transport. Connections are full-duplex byte
 // streams with the net.Conn semantics of a TCP socket: each direction buffers up to Window bytes without a reader,
 // and an idle connection holds no buffer at all.
 //
@@ -44,52 +49,52 @@ const (
 // deadlines run on time.AfterFunc, so the bubble's virtual clock drives them and a goroutine blocked in Read,
 // Write, Accept or a dial into a firewall is durably blocked; but the runtime forbids waking a bubbled goroutine
 // from outside its bubble.
-type MemNetwork struct {
+type Network struct {
 	// Window is how many bytes each direction of a connection buffers before Write blocks. Zero means
-	// DefaultMemWindow.
+	// DefaultWindow.
 	Window int
 	// Backlog is how many dialled connections a listener holds that Accept has not taken yet; a dial beyond that is
-	// refused. Zero means DefaultMemBacklog.
+	// refused. Zero means DefaultBacklog.
 	Backlog int
 	// ConnectTimeout bounds a dial into a firewall (SetBlockInbound, Partition) like the kernel's connect timeout:
 	// the dial fails with its context's error if that ends first, else with ETIMEDOUT after ConnectTimeout. Zero
-	// means DefaultMemConnectTimeout.
+	// means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 	// RefuseBlocked makes a firewall answer with a reset: dials into it fail at once with ECONNREFUSED instead of
 	// waiting for their context (or ConnectTimeout) as when packets are dropped.
 	RefuseBlocked bool
 
 	mu     sync.Mutex
-	hosts  map[netip.Addr]*MemHost
+	hosts  map[netip.Addr]*Host
 	cuts   map[[2]netip.Addr]struct{} // partitioned pairs, smaller address first
 	nextIP uint32                     // offset from 127.1.0.0 of the last address NextIP gave
 }
 
-// NewMemNetwork returns an empty network with the default settings.
-func NewMemNetwork() *MemNetwork {
-	return &MemNetwork{
-		hosts: make(map[netip.Addr]*MemHost),
+// New returns an empty network with the default settings.
+func New() *Network {
+	return &Network{
+		hosts: make(map[netip.Addr]*Host),
 		cuts:  make(map[[2]netip.Addr]struct{}),
 	}
 }
 
-// Host returns the host with address ip, creating it on first use. A host is a Transport: its dials show ip as
+// Host returns the host with address ip, creating it on first use. A host is a servent.Transport: its dials show ip as
 // their LocalAddr (with an ephemeral port), and its listeners listen on ip. An IPv4-mapped IPv6 address is the same
 // host as its IPv4 address.
-func (n *MemNetwork) Host(ip netip.Addr) *MemHost {
+func (n *Network) Host(ip netip.Addr) *Host {
 	ip = ip.Unmap()
 	if !ip.IsValid() {
-		panic("servent: MemNetwork.Host of an invalid address")
+		panic("memnet: Network.Host of an invalid address")
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.hostLocked(ip)
 }
 
-func (n *MemNetwork) hostLocked(ip netip.Addr) *MemHost {
+func (n *Network) hostLocked(ip netip.Addr) *Host {
 	h := n.hosts[ip]
 	if h == nil {
-		h = &MemHost{
+		h = &Host{
 			net:      n,
 			ip:       ip,
 			netIP:    net.IP(ip.AsSlice()),
@@ -102,14 +107,14 @@ func (n *MemNetwork) hostLocked(ip netip.Addr) *MemHost {
 
 // NextIP returns a fresh address for a test host: 127.1.0.1, 127.1.0.2, and so on, skipping addresses ending in
 // .0 and .255. It does not create the host (Host does).
-func (n *MemNetwork) NextIP() netip.Addr {
+func (n *Network) NextIP() netip.Addr {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for {
 		n.nextIP++
 		v := 127<<24 | 1<<16 + n.nextIP
 		if v>>24 != 127 {
-			panic("servent: MemNetwork.NextIP ran out of 127.0.0.0/8")
+			panic("memnet: Network.NextIP ran out of 127.0.0.0/8")
 		}
 		if last := v & 0xff; last == 0 || last == 255 {
 			continue
@@ -121,7 +126,7 @@ func (n *MemNetwork) NextIP() netip.Addr {
 // SetBlockInbound firewalls the host ip: dials to it from other hosts fail, by timing out with their context (or
 // after ConnectTimeout), or at once with ECONNREFUSED when RefuseBlocked is set. Its own dials, its connections already
 // established and its dials to itself keep working. block false lifts the firewall.
-func (n *MemNetwork) SetBlockInbound(ip netip.Addr, block bool) {
+func (n *Network) SetBlockInbound(ip netip.Addr, block bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.hostLocked(ip.Unmap()).blockInbound = block
@@ -131,7 +136,7 @@ func (n *MemNetwork) SetBlockInbound(ip netip.Addr, block bool) {
 // between them fail as into a firewall (see SetBlockInbound), and their established connections stall: writes
 // are buffered up to the window and then block, reads see neither data nor EOF, as when packets are lost. Deadlines
 // and local Close work as usual. Healing delivers what was buffered, including an EOF.
-func (n *MemNetwork) Partition(a, b netip.Addr, cut bool) {
+func (n *Network) Partition(a, b netip.Addr, cut bool) {
 	a, b = a.Unmap(), b.Unmap()
 	if a == b {
 		return
@@ -152,7 +157,7 @@ func (n *MemNetwork) Partition(a, b netip.Addr, cut bool) {
 		return
 	}
 	// Both lists: a connection one of whose ends is already closed is on one list only.
-	for _, h := range [2]*MemHost{ha, hb} {
+	for _, h := range [2]*Host{ha, hb} {
 		for c := h.conns; c != nil; c = c.next {
 			if other := c.peer.host; other != h && (other == ha || other == hb) {
 				c.rx.setStalled(cut)
@@ -169,8 +174,8 @@ func pairKey(a, b netip.Addr) [2]netip.Addr {
 	return [2]netip.Addr{a, b}
 }
 
-// MemStats is a snapshot of a MemNetwork, for tests and experiments.
-type MemStats struct {
+// Stats is a snapshot of a Network, for tests and experiments.
+type Stats struct {
 	Hosts     int // hosts ever named
 	Listeners int // open listeners
 	Conns     int // open connection ends (a connection between two open ends counts twice)
@@ -179,10 +184,10 @@ type MemStats struct {
 }
 
 // Stats counts the network's hosts, listeners, open connection ends and buffered bytes.
-func (n *MemNetwork) Stats() MemStats {
+func (n *Network) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	s := MemStats{Hosts: len(n.hosts)}
+	s := Stats{Hosts: len(n.hosts)}
 	for _, h := range n.hosts {
 		for _, l := range h.ports {
 			if l != nil {
@@ -201,29 +206,27 @@ func (n *MemNetwork) Stats() MemStats {
 	return s
 }
 
-// MemHost is one host of a MemNetwork, and the Transport of the servent that runs on it.
-type MemHost struct {
-	net   *MemNetwork
+// Host is one host of a Network, and the servent.Transport of the servent that runs on it.
+type Host struct {
+	net   *Network
 	ip    netip.Addr
 	netIP net.IP // ip as a net.IP, shared by every *net.TCPAddr of this host
 
 	// Guarded by net.mu.
 	blockInbound bool
-	ports        map[uint16]*MemListener // ports in use: a listener, or nil for a dial's local port
-	nextPort     uint16                  // where the search for a free ephemeral port starts
-	conns        *MemConn                // open connection ends whose local side is this host (a list)
+	ports        map[uint16]*Listener // ports in use: a listener, or nil for a dial's local port
+	nextPort     uint16               // where the search for a free ephemeral port starts
+	conns        *Conn                // open connection ends whose local side is this host (a list)
 	nconns       int
 }
 
-var _ Transport = (*MemHost)(nil)
-
 // IP returns the host's address.
-func (h *MemHost) IP() netip.Addr { return h.ip }
+func (h *Host) IP() netip.Addr { return h.ip }
 
 // allocPortLocked takes a free ephemeral port; false if there is none. Caller holds net.mu.
-func (h *MemHost) allocPortLocked() (uint16, bool) {
+func (h *Host) allocPortLocked() (uint16, bool) {
 	if h.ports == nil {
-		h.ports = make(map[uint16]*MemListener)
+		h.ports = make(map[uint16]*Listener)
 	}
 	for range ephemeralHigh - ephemeralLow + 1 {
 		p := h.nextPort
@@ -240,7 +243,7 @@ func (h *MemHost) allocPortLocked() (uint16, bool) {
 
 // Listen listens on addr, which is "ip:port" with the host's own address, or an unspecified or empty ip (":6346",
 // "0.0.0.0:0"), which also means the host's address. Port 0 picks a free ephemeral port.
-func (h *MemHost) Listen(addr string) (net.Listener, error) {
+func (h *Host) Listen(addr string) (net.Listener, error) {
 	hostPart, portPart, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: "tcp", Err: err}
@@ -264,7 +267,7 @@ func (h *MemHost) Listen(addr string) (net.Listener, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if h.ports == nil {
-		h.ports = make(map[uint16]*MemListener)
+		h.ports = make(map[uint16]*Listener)
 	}
 	p := uint16(port)
 	if p == 0 {
@@ -277,7 +280,7 @@ func (h *MemHost) Listen(addr string) (net.Listener, error) {
 		return nil, &net.OpError{Op: "listen", Net: "tcp", Addr: &net.TCPAddr{IP: h.netIP, Port: int(p)},
 			Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}
 	}
-	l := &MemListener{host: h, port: p, addr: &net.TCPAddr{IP: h.netIP, Port: int(p)}}
+	l := &Listener{host: h, port: p, addr: &net.TCPAddr{IP: h.netIP, Port: int(p)}}
 	l.cond.L = &l.mu
 	h.ports[p] = l
 	return l, nil
@@ -287,7 +290,7 @@ func (h *MemHost) Listen(addr string) (net.Listener, error) {
 // listens there (or the listener's backlog is full). A dial into a firewall (SetBlockInbound, Partition) waits for
 // ctx to end or ConnectTimeout, whichever is first, unless RefuseBlocked. The connection is established when Dial returns, before the
 // listener's Accept takes it, as with TCP.
-func (h *MemHost) Dial(ctx context.Context, addr string) (net.Conn, error) {
+func (h *Host) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: &net.AddrError{Err: "not an ip:port address", Addr: addr}}
@@ -309,12 +312,12 @@ func (h *MemHost) Dial(ctx context.Context, addr string) (net.Conn, error) {
 				return nil, refused(raddr)
 			}
 			if wait <= 0 {
-				wait = DefaultMemConnectTimeout
+				wait = DefaultConnectTimeout
 			}
 			return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: raddr, Err: dropped(ctx, wait)}
 		}
 	}
-	var l *MemListener
+	var l *Listener
 	if dst != nil {
 		l = dst.ports[ap.Port()]
 	}
@@ -324,7 +327,7 @@ func (h *MemHost) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	}
 	backlog := n.Backlog
 	if backlog <= 0 {
-		backlog = DefaultMemBacklog
+		backlog = DefaultBacklog
 	}
 	l.mu.Lock()
 	if l.closed || len(l.queue) >= backlog {
@@ -341,7 +344,7 @@ func (h *MemHost) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	h.ports[port] = nil
 	window := n.Window
 	if window <= 0 {
-		window = DefaultMemWindow
+		window = DefaultWindow
 	}
 	client, server := newConnPair(h, dst, &net.TCPAddr{IP: h.netIP, Port: int(port)}, l.addr, window)
 	client.localPort = port
@@ -375,7 +378,7 @@ func refused(raddr *net.TCPAddr) error {
 }
 
 // linkLocked adds c to the host's list of open ends. Caller holds net.mu.
-func (h *MemHost) linkLocked(c *MemConn) {
+func (h *Host) linkLocked(c *Conn) {
 	c.next = h.conns
 	if h.conns != nil {
 		h.conns.prev = c
@@ -385,7 +388,7 @@ func (h *MemHost) linkLocked(c *MemConn) {
 }
 
 // unlink removes a closed end from its host's list and frees its local port.
-func (h *MemHost) unlink(c *MemConn) {
+func (h *Host) unlink(c *Conn) {
 	n := h.net
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -404,22 +407,22 @@ func (h *MemHost) unlink(c *MemConn) {
 	}
 }
 
-// MemListener is a listener on a MemHost. Accept blocks until a dial arrives or the listener is closed.
-type MemListener struct {
-	host *MemHost
+// Listener is a listener on a Host. Accept blocks until a dial arrives or the listener is closed.
+type Listener struct {
+	host *Host
 	port uint16
 	addr *net.TCPAddr // shared as LocalAddr by every accepted connection
 
 	mu     sync.Mutex
 	cond   sync.Cond
-	queue  []*MemConn // established, not yet accepted
+	queue  []*Conn // established, not yet accepted
 	closed bool
 }
 
-var _ net.Listener = (*MemListener)(nil)
+var _ net.Listener = (*Listener)(nil)
 
 // Accept waits for and returns the next connection. After Close it returns an error wrapping net.ErrClosed.
-func (l *MemListener) Accept() (net.Conn, error) {
+func (l *Listener) Accept() (net.Conn, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for len(l.queue) == 0 && !l.closed {
@@ -439,7 +442,7 @@ func (l *MemListener) Accept() (net.Conn, error) {
 
 // Close stops listening and frees the port. Blocked Accepts return; connections dialled and not yet accepted are
 // closed, so their dialers read io.EOF. A second Close returns an error wrapping net.ErrClosed.
-func (l *MemListener) Close() error {
+func (l *Listener) Close() error {
 	n := l.host.net
 	n.mu.Lock()
 	l.mu.Lock()
@@ -462,50 +465,50 @@ func (l *MemListener) Close() error {
 }
 
 // Addr returns the listener's address, a *net.TCPAddr.
-func (l *MemListener) Addr() net.Addr { return l.addr }
+func (l *Listener) Addr() net.Addr { return l.addr }
 
-// MemConn is one end of a connection on a MemNetwork. It implements net.Conn, plus CloseWrite like *net.TCPConn.
-type MemConn struct {
+// Conn is one end of a connection on a Network. It implements net.Conn, plus CloseWrite like *net.TCPConn.
+type Conn struct {
 	rx, tx       *pipe // rx carries the peer's bytes to us, tx ours to the peer
-	host         *MemHost
-	peer         *MemConn
+	host         *Host
+	peer         *Conn
 	laddr, raddr *net.TCPAddr
 	localPort    uint16 // the ephemeral port to free on Close; 0 for an accepted end
 	closed       atomic.Bool
 
-	prev, next *MemConn // the host's list of open ends, guarded by host.net.mu
+	prev, next *Conn // the host's list of open ends, guarded by host.net.mu
 }
 
-var _ net.Conn = (*MemConn)(nil)
+var _ net.Conn = (*Conn)(nil)
 
 // connPair is one connection: both ends and both directions in a single allocation.
 type connPair struct {
-	a, b   MemConn
+	a, b   Conn
 	ab, ba pipe
 }
 
-func newConnPair(ha, hb *MemHost, aaddr, baddr *net.TCPAddr, window int) (a, b *MemConn) {
+func newConnPair(ha, hb *Host, aaddr, baddr *net.TCPAddr, window int) (a, b *Conn) {
 	p := new(connPair)
 	p.ab.init(window)
 	p.ba.init(window)
-	p.a = MemConn{rx: &p.ba, tx: &p.ab, host: ha, peer: &p.b, laddr: aaddr, raddr: baddr}
-	p.b = MemConn{rx: &p.ab, tx: &p.ba, host: hb, peer: &p.a, laddr: baddr, raddr: aaddr}
+	p.a = Conn{rx: &p.ba, tx: &p.ab, host: ha, peer: &p.b, laddr: aaddr, raddr: baddr}
+	p.b = Conn{rx: &p.ab, tx: &p.ba, host: hb, peer: &p.a, laddr: baddr, raddr: aaddr}
 	return &p.a, &p.b
 }
 
 // LocalAddr returns the local address, a *net.TCPAddr.
-func (c *MemConn) LocalAddr() net.Addr { return c.laddr }
+func (c *Conn) LocalAddr() net.Addr { return c.laddr }
 
 // RemoteAddr returns the peer's address, a *net.TCPAddr.
-func (c *MemConn) RemoteAddr() net.Addr { return c.raddr }
+func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 
-func (c *MemConn) opError(op string, err error) error {
+func (c *Conn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: c.laddr, Addr: c.raddr, Err: err}
 }
 
 // Read reads what the peer wrote, waiting for at least one byte. It returns io.EOF once the peer has closed or
 // half-closed and everything it sent has been read.
-func (c *MemConn) Read(b []byte) (int, error) {
+func (c *Conn) Read(b []byte) (int, error) {
 	p := c.rx
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -540,7 +543,7 @@ func (c *MemConn) Read(b []byte) (int, error) {
 // Write writes all of b, blocking while the window is full. On an error it returns how much was written: a
 // timeout, an error wrapping net.ErrClosed after a local Close, or EPIPE ("broken pipe") once the peer has closed
 // or this end has called CloseWrite.
-func (c *MemConn) Write(b []byte) (int, error) {
+func (c *Conn) Write(b []byte) (int, error) {
 	p := c.tx
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -576,7 +579,7 @@ func (c *MemConn) Write(b []byte) (int, error) {
 // Close closes this end: blocked and later Reads and Writes on it fail with an error wrapping net.ErrClosed; the
 // peer reads what was sent, then io.EOF, and its Writes fail with EPIPE. What the peer sent and we did not read is
 // dropped. A second Close returns an error wrapping net.ErrClosed.
-func (c *MemConn) Close() error {
+func (c *Conn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return c.opError("close", net.ErrClosed)
 	}
@@ -605,7 +608,7 @@ func (c *MemConn) Close() error {
 
 // CloseWrite shuts down the sending side: the peer reads what was sent, then io.EOF; our Writes fail with EPIPE;
 // our Reads work as before.
-func (c *MemConn) CloseWrite() error {
+func (c *Conn) CloseWrite() error {
 	if c.closed.Load() {
 		return c.opError("close", net.ErrClosed)
 	}
@@ -618,7 +621,7 @@ func (c *MemConn) CloseWrite() error {
 }
 
 // SetDeadline sets both the read and the write deadline, as net.Conn.SetDeadline.
-func (c *MemConn) SetDeadline(t time.Time) error {
+func (c *Conn) SetDeadline(t time.Time) error {
 	if err := c.SetReadDeadline(t); err != nil {
 		return err
 	}
@@ -627,7 +630,7 @@ func (c *MemConn) SetDeadline(t time.Time) error {
 
 // SetReadDeadline makes blocked and future Reads fail with an error wrapping os.ErrDeadlineExceeded once t has
 // passed; a zero t clears it. It may be moved while a Read is blocked.
-func (c *MemConn) SetReadDeadline(t time.Time) error {
+func (c *Conn) SetReadDeadline(t time.Time) error {
 	p := c.rx
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -640,7 +643,7 @@ func (c *MemConn) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline makes blocked and future Writes fail with an error wrapping os.ErrDeadlineExceeded once t has
 // passed; a zero t clears it. It may be moved while a Write is blocked.
-func (c *MemConn) SetWriteDeadline(t time.Time) error {
+func (c *Conn) SetWriteDeadline(t time.Time) error {
 	p := c.tx
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -829,6 +832,6 @@ func putBuf(bp *[]byte) {
 }
 
 // String describes the connection as "mem local->remote" (handy in logs and test failures).
-func (c *MemConn) String() string {
+func (c *Conn) String() string {
 	return fmt.Sprintf("mem %v->%v", c.laddr, c.raddr)
 }

@@ -1,4 +1,8 @@
-package servent
+// Package gwc is the GWebCache client and server: servents ask a GWebCache
+// for hosts when their host cache runs dry, and `gnutella cache` serves one
+// as a testnet's introducer. It sits below servent and above hostcache,
+// whose address policy the server applies.
+package gwc
 
 // GWebCache ("Gnutella Web Caching System") client and server, after the
 // version 2 specification (Hauke Dämpfling, "Version 2 Specifications Client
@@ -38,6 +42,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"gnutella/servent/hostcache"
 )
 
 const (
@@ -59,14 +65,14 @@ const (
 	gwcNet = "gnutella"
 )
 
-// ErrGWebCacheNetNotSupported is wrapped by errors from a cache that says it
+// ErrNetNotSupported is wrapped by errors from a cache that says it
 // does not serve the Gnutella network (I|net-not-supported).
-var ErrGWebCacheNetNotSupported = errors.New("cache does not serve the gnutella network")
+var ErrNetNotSupported = errors.New("cache does not serve the gnutella network")
 
-// GWebCacheError is the error of a GWebCache request. Drop says whether the
+// Error is the error of a GWebCache request. Drop says whether the
 // caller must forget the cache: the specification forbids retrying a cache
 // that is down, answers with an HTTP error, "ERROR" or something unparseable.
-type GWebCacheError struct {
+type Error struct {
 	URL    string // the cache
 	Op     string // "get" or "update"
 	Reason string // what went wrong
@@ -80,7 +86,7 @@ type GWebCacheError struct {
 	Err      error // underlying error, if any
 }
 
-func (e *GWebCacheError) Error() string {
+func (e *Error) Error() string {
 	s := "gwebcache " + e.Op + " " + e.URL + ": " + e.Reason
 	if e.Hint != "" {
 		s += "; " + e.Hint
@@ -88,19 +94,20 @@ func (e *GWebCacheError) Error() string {
 	return s
 }
 
-func (e *GWebCacheError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
-// GWebCacheClient asks GWebCaches for hosts and sends them our address.
+// Client asks GWebCaches for hosts and sends them our address.
 // The zero value works; a client should send at most one request an hour to
 // any cache and only use caches when its host cache is dry.
-type GWebCacheClient struct {
+type Client struct {
 	// HTTP is the client used; nil means one without proxies (the cache must
 	// see our address) or keep-alives, with a 30 s timeout and at most 3
 	// redirects.
 	HTTP *http.Client
 	// Client is our 4-letter vendor code (client=); empty means "GNUT".
 	Client string
-	// Version is our version (version=); empty means this package's Version.
+	// Version is our version (version=); empty means unknownVersion. The
+	// servent sets its own.
 	Version string
 	// UserAgent is sent as User-Agent; empty means "gnutella/<Version>".
 	UserAgent string
@@ -124,14 +131,24 @@ var gwcDefaultHTTP = &http.Client{
 	},
 }
 
-func (c *GWebCacheClient) httpClient() *http.Client {
+func (c *Client) httpClient() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
 	return gwcDefaultHTTP
 }
 
-func (c *GWebCacheClient) params() (url.Values, error) {
+// unknownVersion is sent as version= when Client.Version is empty.
+const unknownVersion = "0.0"
+
+func (c *Client) version() string {
+	if c.Version == "" {
+		return unknownVersion
+	}
+	return c.Version
+}
+
+func (c *Client) params() (url.Values, error) {
 	code := c.Client
 	if code == "" {
 		code = "GNUT"
@@ -139,12 +156,9 @@ func (c *GWebCacheClient) params() (url.Values, error) {
 	if len(code) != 4 || strings.IndexFunc(code, func(r rune) bool {
 		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z')
 	}) >= 0 {
-		return nil, fmt.Errorf("GWebCacheClient.Client %q is not a 4-letter vendor code; set it to ours (e.g. GNUT)", code)
+		return nil, fmt.Errorf("Client.Client %q is not a 4-letter vendor code", code)
 	}
-	ver := c.Version
-	if ver == "" {
-		ver = Version
-	}
+	ver := c.version()
 	if len(ver) > 16 {
 		ver = ver[:16]
 	}
@@ -156,11 +170,11 @@ func (c *GWebCacheClient) params() (url.Values, error) {
 }
 
 // Get asks the cache at cacheURL for hosts and other caches (get=1). Hosts
-// are returned as given (filter them through HostCache.Add); cache URLs are
-// normalised as the specification asks. On a *GWebCacheError with Drop set,
+// are returned as given (filter them through hostcache.Cache.Add); cache URLs are
+// normalised as the specification asks. On a *Error with Drop set,
 // forget the cache. A cache that does not serve Gnutella may still return
-// other caches along with an error wrapping ErrGWebCacheNetNotSupported.
-func (c *GWebCacheClient) Get(ctx context.Context, cacheURL string) (hosts []netip.AddrPort, caches []string, err error) {
+// other caches along with an error wrapping ErrNetNotSupported.
+func (c *Client) Get(ctx context.Context, cacheURL string) (hosts []netip.AddrPort, caches []string, err error) {
 	p, err := c.params()
 	if err != nil {
 		return nil, nil, err
@@ -171,7 +185,7 @@ func (c *GWebCacheClient) Get(ctx context.Context, cacheURL string) (hosts []net
 		return nil, nil, err
 	}
 	fail := func(reason, hint string, drop bool, werr error) error {
-		return &GWebCacheError{URL: cacheURL, Op: "get", Reason: reason, Hint: hint, Drop: drop, Err: werr}
+		return &Error{URL: cacheURL, Op: "get", Reason: reason, Hint: hint, Drop: drop, Err: werr}
 	}
 	switch {
 	case rep.errorLine != "":
@@ -179,7 +193,7 @@ func (c *GWebCacheClient) Get(ctx context.Context, cacheURL string) (hosts []net
 			"forget this cache and try another", true, nil)
 	case rep.netNotSupported:
 		return nil, rep.caches, fail("cache answered I|net-not-supported",
-			"forget this cache; the caches it returned may serve Gnutella", true, ErrGWebCacheNetNotSupported)
+			"forget this cache; the caches it returned may serve Gnutella", true, ErrNetNotSupported)
 	case rep.valid == 0:
 		return nil, nil, fail(fmt.Sprintf("not a GWebCache reply (%d unparseable lines)", rep.junk),
 			"forget this cache and try another", true, nil)
@@ -190,26 +204,26 @@ func (c *GWebCacheClient) Get(ctx context.Context, cacheURL string) (hosts []net
 // Update sends our listening address self to the cache (update=1&ip=). Only
 // an ultrapeer that accepts incoming connections and has been up for an hour
 // should do so, at most once an hour per cache.
-func (c *GWebCacheClient) Update(ctx context.Context, cacheURL string, self netip.AddrPort) error {
+func (c *Client) Update(ctx context.Context, cacheURL string, self netip.AddrPort) error {
 	return c.UpdateWithURL(ctx, cacheURL, self, "")
 }
 
 // UpdateWithURL is Update that also submits otherCache (url=), a cache we
 // contacted successfully. Either self or otherCache may be left out (zero
-// value or ""), not both. A WARNING reply gives a *GWebCacheError with Drop
+// value or ""), not both. A WARNING reply gives a *Error with Drop
 // unset and Warning set; its Hint says what to change.
-func (c *GWebCacheClient) UpdateWithURL(ctx context.Context, cacheURL string, self netip.AddrPort, otherCache string) error {
+func (c *Client) UpdateWithURL(ctx context.Context, cacheURL string, self netip.AddrPort, otherCache string) error {
 	p, err := c.params()
 	if err != nil {
 		return err
 	}
 	if !self.IsValid() && otherCache == "" {
-		return errors.New("gwebcache update: nothing to send: give our address or a cache URL")
+		return errors.New("gwebcache update: nothing to send: neither our address nor a cache URL")
 	}
 	p.Set("update", "1")
 	if self.IsValid() {
-		self = canonHost(self)
-		if err := checkHostAddr(self, true, true); err != nil {
+		self = hostcache.Canon(self)
+		if err := hostcache.CheckAddr(self, true, true); err != nil {
 			return fmt.Errorf("gwebcache update: our address %s is not dialable (%v); advertise the address peers reach us at", self, err)
 		}
 		p.Set("ip", self.String())
@@ -225,14 +239,14 @@ func (c *GWebCacheClient) UpdateWithURL(ctx context.Context, cacheURL string, se
 	if err != nil {
 		return err
 	}
-	fail := func(reason, hint string, drop bool, werr error) *GWebCacheError {
-		return &GWebCacheError{URL: cacheURL, Op: "update", Reason: reason, Hint: hint, Drop: drop, Err: werr}
+	fail := func(reason, hint string, drop bool, werr error) *Error {
+		return &Error{URL: cacheURL, Op: "update", Reason: reason, Hint: hint, Drop: drop, Err: werr}
 	}
 	switch {
 	case rep.errorLine != "":
 		return fail("cache reported "+strconv.Quote(rep.errorLine), "forget this cache and try another", true, nil)
 	case rep.netNotSupported:
-		return fail("cache answered I|net-not-supported", "forget this cache", true, ErrGWebCacheNetNotSupported)
+		return fail("cache answered I|net-not-supported", "forget this cache", true, ErrNetNotSupported)
 	case len(rep.warnings) > 0:
 		w := rep.warnings[0]
 		e := fail("cache warned "+strconv.Quote(w), gwcWarningHint(w), false, nil)
@@ -262,10 +276,10 @@ func gwcWarningHint(w string) string {
 	return "keep the cache but do not repeat this update within the hour"
 }
 
-// do sends one request and parses the reply; errors are *GWebCacheError.
-func (c *GWebCacheClient) do(ctx context.Context, op, cacheURL string, p url.Values) (*gwcReply, error) {
+// do sends one request and parses the reply; errors are *Error.
+func (c *Client) do(ctx context.Context, op, cacheURL string, p url.Values) (*gwcReply, error) {
 	fail := func(reason, hint string, drop bool, werr error) error {
-		return &GWebCacheError{URL: cacheURL, Op: op, Reason: reason, Hint: hint, Drop: drop, Err: werr}
+		return &Error{URL: cacheURL, Op: op, Reason: reason, Hint: hint, Drop: drop, Err: werr}
 	}
 	u, err := url.Parse(cacheURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -283,11 +297,7 @@ func (c *GWebCacheClient) do(ctx context.Context, op, cacheURL string, p url.Val
 	}
 	ua := c.UserAgent
 	if ua == "" {
-		ver := c.Version
-		if ver == "" {
-			ver = Version
-		}
-		ua = "gnutella/" + ver
+		ua = "gnutella/" + c.version()
 	}
 	req.Header.Set("User-Agent", ua)
 	req.Header.Set("Accept", "text/plain, */*")
@@ -349,7 +359,7 @@ func parseGWCReply(body []byte, truncated bool) *gwcReply {
 		if err != nil || a.Port() == 0 {
 			return false
 		}
-		a = canonHost(a)
+		a = hostcache.Canon(a)
 		if !seenHost[a] && len(rep.hosts) < gwcMaxHostsOut {
 			seenHost[a] = true
 			rep.hosts = append(rep.hosts, a)
@@ -517,13 +527,13 @@ func normalizeCacheURL(raw string) (string, error) {
 	return s, nil
 }
 
-// GWebCacheServer is a GWebCache (an http.Handler): `gnutella cache` runs it
+// Server is a GWebCache (an http.Handler): `gnutella cache` runs it
 // so that a local testnet has an introducer. It keeps at most MaxHosts hosts
 // for HostTTL and MaxURLs cache URLs for URLTTL, answers get=1 with the 20
 // most recent hosts and 10 URLs, and stores update=1&ip= after checking the
 // address. Exported fields must be set before serving.
-type GWebCacheServer struct {
-	// AllowLoopback and AllowPrivate are the address policy of HostCache.
+type Server struct {
+	// AllowLoopback and AllowPrivate are the address policy of hostcache.Cache.
 	AllowLoopback bool
 	AllowPrivate  bool
 	// AllowThirdParty accepts an ip= that is not the requester's own IP.
@@ -549,15 +559,15 @@ type GWebCacheServer struct {
 	urls  map[string]time.Time         // URL → last update
 }
 
-// NewGWebCacheServer returns an empty cache with the default bounds (1,000
+// NewServer returns an empty cache with the default bounds (1,000
 // hosts kept an hour, 100 URLs kept a day). now is the clock (nil means
 // time.Now).
-func NewGWebCacheServer(now func() time.Time) *GWebCacheServer {
+func NewServer(now func() time.Time) *Server {
 	if now == nil {
 		now = time.Now
 	}
-	return &GWebCacheServer{
-		Name:     "gnutella-gwc/" + Version,
+	return &Server{
+		Name:     "gnutella-gwc",
 		MaxHosts: 1000,
 		MaxURLs:  100,
 		HostTTL:  time.Hour,
@@ -569,7 +579,7 @@ func NewGWebCacheServer(now func() time.Time) *GWebCacheServer {
 }
 
 // Len returns the number of hosts held (not expired).
-func (s *GWebCacheServer) Len() int {
+func (s *Server) Len() int {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -577,7 +587,7 @@ func (s *GWebCacheServer) Len() int {
 	return len(s.hosts)
 }
 
-func (s *GWebCacheServer) pruneLocked(now time.Time) {
+func (s *Server) pruneLocked(now time.Time) {
 	for a, t := range s.hosts {
 		if now.Sub(t) >= s.HostTTL {
 			delete(s.hosts, a)
@@ -591,7 +601,7 @@ func (s *GWebCacheServer) pruneLocked(now time.Time) {
 }
 
 // ServeHTTP answers one GWebCache request.
-func (s *GWebCacheServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "GWebCache requests are GETs", http.StatusMethodNotAllowed)
@@ -738,13 +748,13 @@ func (s *GWebCacheServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // refused: the spec's "Rejected IP" or "You came back too early", then the
 // reason as an extra field ("Rejected IP|port 0"), so that clients matching
 // field 3 exactly still understand it.
-func (s *GWebCacheServer) updateHost(raw string, remote netip.Addr, now time.Time) (bool, string) {
+func (s *Server) updateHost(raw string, remote netip.Addr, now time.Time) (bool, string) {
 	a, err := netip.ParseAddrPort(strings.TrimSpace(raw))
 	if err != nil {
 		return false, "Rejected IP|not an ip:port"
 	}
-	a = canonHost(a)
-	if err := checkHostAddr(a, s.AllowLoopback, s.AllowPrivate); err != nil {
+	a = hostcache.Canon(a)
+	if err := hostcache.CheckAddr(a, s.AllowLoopback, s.AllowPrivate); err != nil {
 		return false, "Rejected IP|" + err.Error()
 	}
 	if !s.AllowThirdParty && remote.IsValid() && remote != a.Addr() {
@@ -767,7 +777,7 @@ func (s *GWebCacheServer) updateHost(raw string, remote netip.Addr, now time.Tim
 
 // updateURL stores a submitted cache URL (not contacted: the server never
 // dials what clients tell it).
-func (s *GWebCacheServer) updateURL(raw string, now time.Time) (bool, string) {
+func (s *Server) updateURL(raw string, now time.Time) (bool, string) {
 	nu, err := normalizeCacheURL(raw)
 	if err != nil {
 		return false, "Rejected URL|" + err.Error()
@@ -809,7 +819,7 @@ type gwcURLAge struct {
 
 // snapshot returns the nh most recent hosts and nu most recent URLs with
 // their ages in seconds.
-func (s *GWebCacheServer) snapshot(now time.Time, nh, nu int) ([]gwcHostAge, []gwcURLAge) {
+func (s *Server) snapshot(now time.Time, nh, nu int) ([]gwcHostAge, []gwcURLAge) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked(now)

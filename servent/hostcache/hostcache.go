@@ -1,4 +1,9 @@
-package servent
+// Package hostcache is the host cache of a servent: the bounded set of
+// addresses it knows and can dial, with dial back-off, X-Try headers and a
+// file that survives restarts. It sits below servent (which fills it from
+// pongs, handshakes and GWebCaches) and below gwc (which shares its
+// address policy).
+package hostcache
 
 import (
 	"bufio"
@@ -16,13 +21,13 @@ import (
 	"time"
 )
 
-// HostSource says where the host cache learned an address.
-type HostSource uint8
+// Source says where the host cache learned an address.
+type Source uint8
 
 const (
 	// SourcePeerFlag is an address given on the command line (--peer).
 	// Such entries are evicted last.
-	SourcePeerFlag HostSource = iota
+	SourcePeerFlag Source = iota
 	// SourcePong is an address read from a Pong.
 	SourcePong
 	// SourceXTry is an address from an X-Try handshake header.
@@ -37,7 +42,7 @@ const (
 	SourceSaved
 )
 
-func (s HostSource) String() string {
+func (s Source) String() string {
 	switch s {
 	case SourcePeerFlag:
 		return "peer-flag"
@@ -78,19 +83,19 @@ const (
 type hostEntry struct {
 	addr     netip.AddrPort
 	ultra    bool
-	src      HostSource
+	src      Source
 	lastSeen time.Time // last time it was advertised to us or we connected
 	failures int       // consecutive failed dials
 	retryAt  time.Time // not picked before this (back-off)
 	good     bool      // we completed a handshake with it at least once
 }
 
-// HostCache holds the addresses a servent knows and can dial. It is bounded:
+// Cache holds the addresses a servent knows and can dial. It is bounded:
 // when full, adding a new address evicts the worst entry (failing, never
 // connected, oldest; --peer addresses go last). It is safe for concurrent use.
 //
 // AllowLoopback and AllowPrivate must be set before the cache is shared.
-type HostCache struct {
+type Cache struct {
 	// AllowLoopback admits 127.0.0.0/8 and ::1 (a testnet on one machine).
 	AllowLoopback bool
 	// AllowPrivate admits addresses that are not public unicast: RFC 1918,
@@ -102,18 +107,18 @@ type HostCache struct {
 	hosts map[netip.AddrPort]*hostEntry
 }
 
-// NewHostCache returns an empty cache holding at most max addresses (at
+// New returns an empty cache holding at most max addresses (at
 // least 1).
-func NewHostCache(max int) *HostCache {
+func New(max int) *Cache {
 	if max < 1 {
 		max = 1
 	}
-	return &HostCache{max: max, hosts: make(map[netip.AddrPort]*hostEntry)}
+	return &Cache{max: max, hosts: make(map[netip.AddrPort]*hostEntry)}
 }
 
-// canonHost unmaps IPv4-in-IPv6 addresses and drops IPv6 zones, so one host
+// Canon unmaps IPv4-in-IPv6 addresses and drops IPv6 zones, so one host
 // has one key.
-func canonHost(a netip.AddrPort) netip.AddrPort {
+func Canon(a netip.AddrPort) netip.AddrPort {
 	ip := a.Addr().Unmap().WithZone("")
 	return netip.AddrPortFrom(ip, a.Port())
 }
@@ -136,9 +141,9 @@ var (
 	}
 )
 
-// checkHostAddr says why a is not a dialable peer address under the given
-// policy, or returns nil. It is shared by HostCache and GWebCacheServer.
-func checkHostAddr(a netip.AddrPort, allowLoopback, allowPrivate bool) error {
+// CheckAddr says why a is not a dialable peer address under the given
+// policy, or returns nil. It is shared by Cache and gwc.Server.
+func CheckAddr(a netip.AddrPort, allowLoopback, allowPrivate bool) error {
 	if !a.IsValid() {
 		return errors.New("invalid address")
 	}
@@ -180,10 +185,10 @@ func checkHostAddr(a netip.AddrPort, allowLoopback, allowPrivate bool) error {
 }
 
 // Valid reports whether a would be admitted by Add under the cache's policy.
-func (c *HostCache) Valid(a netip.AddrPort) bool {
+func (c *Cache) Valid(a netip.AddrPort) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return checkHostAddr(canonHost(a), c.AllowLoopback, c.AllowPrivate) == nil
+	return CheckAddr(Canon(a), c.AllowLoopback, c.AllowPrivate) == nil
 }
 
 // Add records that a is a Gnutella host (an ultrapeer if ultra), learned from
@@ -193,18 +198,18 @@ func (c *HostCache) Valid(a netip.AddrPort) bool {
 //
 // The ultra flag of a known entry is set by any source but cleared only by
 // SourceConnected or SourcePeerFlag, which know better than hearsay.
-func (c *HostCache) Add(a netip.AddrPort, ultra bool, src HostSource, now time.Time) bool {
-	a = canonHost(a)
+func (c *Cache) Add(a netip.AddrPort, ultra bool, src Source, now time.Time) bool {
+	a = Canon(a)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if checkHostAddr(a, c.AllowLoopback, c.AllowPrivate) != nil {
+	if CheckAddr(a, c.AllowLoopback, c.AllowPrivate) != nil {
 		return false
 	}
 	c.addLocked(a, ultra, src, now)
 	return true
 }
 
-func (c *HostCache) addLocked(a netip.AddrPort, ultra bool, src HostSource, now time.Time) *hostEntry {
+func (c *Cache) addLocked(a netip.AddrPort, ultra bool, src Source, now time.Time) *hostEntry {
 	if e, ok := c.hosts[a]; ok {
 		if now.After(e.lastSeen) {
 			e.lastSeen = now
@@ -259,7 +264,7 @@ func (a *hostEntry) better(b *hostEntry) bool {
 	return a.addr.Compare(b.addr) < 0
 }
 
-func (c *HostCache) evictLocked() {
+func (c *Cache) evictLocked() {
 	var worst *hostEntry
 	for _, e := range c.hosts {
 		if worst == nil || e.worse(worst) {
@@ -276,7 +281,7 @@ func (c *HostCache) evictLocked() {
 // Ultrapeers come first, then hosts with fewer failures, hosts we connected
 // to before, and recently seen ones. Pick does not change the cache: call
 // Failed or Connected with the outcome.
-func (c *HostCache) Pick(now time.Time, skip func(netip.AddrPort) bool) (netip.AddrPort, bool) {
+func (c *Cache) Pick(now time.Time, skip func(netip.AddrPort) bool) (netip.AddrPort, bool) {
 	addrs := c.ranked(func(e *hostEntry) bool { return !e.retryAt.After(now) })
 	// skip is called without the lock so it may use the cache itself.
 	for _, a := range addrs {
@@ -287,9 +292,9 @@ func (c *HostCache) Pick(now time.Time, skip func(netip.AddrPort) bool) (netip.A
 	return netip.AddrPort{}, false
 }
 
-// HostBackoff is how long an address is not picked after failures
+// Backoff is how long an address is not picked after failures
 // consecutive failed dials: 30 s, 60 s, 120 s, ... capped at one hour.
-func HostBackoff(failures int) time.Duration {
+func Backoff(failures int) time.Duration {
 	if failures <= 0 {
 		return 0
 	}
@@ -304,10 +309,10 @@ func HostBackoff(failures int) time.Duration {
 }
 
 // Failed records a failed dial (or a refused handshake) of a at now: the
-// address is not picked again for HostBackoff(failures). Unknown addresses
+// address is not picked again for Backoff(failures). Unknown addresses
 // are ignored.
-func (c *HostCache) Failed(a netip.AddrPort, now time.Time) {
-	a = canonHost(a)
+func (c *Cache) Failed(a netip.AddrPort, now time.Time) {
+	a = Canon(a)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.hosts[a]
@@ -317,18 +322,18 @@ func (c *HostCache) Failed(a netip.AddrPort, now time.Time) {
 	if e.failures < hostMaxFailures {
 		e.failures++
 	}
-	e.retryAt = now.Add(HostBackoff(e.failures))
+	e.retryAt = now.Add(Backoff(e.failures))
 }
 
 // Connected records a completed handshake with a at now: its back-off is
 // reset and it is marked good. An unknown (but admissible) address is added.
-func (c *HostCache) Connected(a netip.AddrPort, now time.Time) {
-	a = canonHost(a)
+func (c *Cache) Connected(a netip.AddrPort, now time.Time) {
+	a = Canon(a)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.hosts[a]
 	if !ok {
-		if checkHostAddr(a, c.AllowLoopback, c.AllowPrivate) != nil {
+		if CheckAddr(a, c.AllowLoopback, c.AllowPrivate) != nil {
 			return
 		}
 		e = c.addLocked(a, false, SourceConnected, now)
@@ -342,16 +347,16 @@ func (c *HostCache) Connected(a netip.AddrPort, now time.Time) {
 }
 
 // Remove forgets a.
-func (c *HostCache) Remove(a netip.AddrPort) {
-	a = canonHost(a)
+func (c *Cache) Remove(a netip.AddrPort) {
+	a = Canon(a)
 	c.mu.Lock()
 	delete(c.hosts, a)
 	c.mu.Unlock()
 }
 
 // Has reports whether a is in the cache.
-func (c *HostCache) Has(a netip.AddrPort) bool {
-	a = canonHost(a)
+func (c *Cache) Has(a netip.AddrPort) bool {
+	a = Canon(a)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, ok := c.hosts[a]
@@ -359,7 +364,7 @@ func (c *HostCache) Has(a netip.AddrPort) bool {
 }
 
 // Len returns the number of addresses held.
-func (c *HostCache) Len() int {
+func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.hosts)
@@ -370,7 +375,7 @@ func (c *HostCache) Len() int {
 // first (ultrapeers, connected before, recently seen). With ultraOnly only
 // ultrapeers are returned. skip excludes addresses (such as the peer being
 // answered, or ourselves).
-func (c *HostCache) Sample(n int, ultraOnly bool, skip func(netip.AddrPort) bool) []netip.AddrPort {
+func (c *Cache) Sample(n int, ultraOnly bool, skip func(netip.AddrPort) bool) []netip.AddrPort {
 	if n <= 0 {
 		return nil
 	}
@@ -391,7 +396,7 @@ func (c *HostCache) Sample(n int, ultraOnly bool, skip func(netip.AddrPort) bool
 // TryHeader formats Sample(n, ultraOnly, skip) as the value of an X-Try or
 // X-Try-Ultrapeers header: "ip:port,ip:port,...". It is empty when there is
 // nothing to offer (then the header should be left out).
-func (c *HostCache) TryHeader(n int, ultraOnly bool, skip func(netip.AddrPort) bool) string {
+func (c *Cache) TryHeader(n int, ultraOnly bool, skip func(netip.AddrPort) bool) string {
 	var b strings.Builder
 	for i, a := range c.Sample(n, ultraOnly, skip) {
 		if i > 0 {
@@ -406,7 +411,7 @@ func (c *HostCache) TryHeader(n int, ultraOnly bool, skip func(netip.AddrPort) b
 // value ("host[:port][junk],..."; the port defaults to 6346; some servents
 // append timestamps, which are ignored) and returns how many were admitted.
 // At most 100 entries are looked at.
-func (c *HostCache) AddTryHeader(value string, ultra bool, src HostSource, now time.Time) int {
+func (c *Cache) AddTryHeader(value string, ultra bool, src Source, now time.Time) int {
 	n := 0
 	items := strings.SplitN(value, ",", hostTryMaxItems+1)
 	if len(items) > hostTryMaxItems {
@@ -471,7 +476,7 @@ func parseTryItem(s string) (netip.AddrPort, bool) {
 // Save writes the cache to path atomically (a temporary file in the same
 // folder, synced, then renamed over path), best entries first, one host a
 // line: "ip:port ultra lastseen-unix failures" with ultra 1 or 0.
-func (c *HostCache) Save(path string) error {
+func (c *Cache) Save(path string) error {
 	c.mu.Lock()
 	entries := make([]hostEntry, 0, len(c.hosts))
 	for _, e := range c.hosts {
@@ -546,7 +551,7 @@ func writeFileAtomic(path string, data []byte) error {
 // holds are read. Saved back-off is not restored (a restart gives every host
 // a fresh chance) but failure counts are, so failing hosts are tried last.
 // Last-seen times in the future are clamped to now.
-func (c *HostCache) Load(path string, now time.Time) (int, error) {
+func (c *Cache) Load(path string, now time.Time) (int, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -631,7 +636,7 @@ func parseHostLine(line []byte, now time.Time) (hostEntry, bool) {
 		seen = now
 	}
 	return hostEntry{
-		addr:     canonHost(a),
+		addr:     Canon(a),
 		ultra:    ultra,
 		src:      SourceSaved,
 		lastSeen: seen,
@@ -641,10 +646,10 @@ func parseHostLine(line []byte, now time.Time) (hostEntry, bool) {
 
 // restore puts a loaded entry in the cache unless the address is refused or
 // already known (live knowledge beats the file).
-func (c *HostCache) restore(e hostEntry) bool {
+func (c *Cache) restore(e hostEntry) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if checkHostAddr(e.addr, c.AllowLoopback, c.AllowPrivate) != nil {
+	if CheckAddr(e.addr, c.AllowLoopback, c.AllowPrivate) != nil {
 		return false
 	}
 	if _, ok := c.hosts[e.addr]; ok {
@@ -659,7 +664,7 @@ func (c *HostCache) restore(e hostEntry) bool {
 }
 
 // ranked lists the addresses of the entries keep accepts, best first.
-func (c *HostCache) ranked(keep func(*hostEntry) bool) []netip.AddrPort {
+func (c *Cache) ranked(keep func(*hostEntry) bool) []netip.AddrPort {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cands := make([]*hostEntry, 0, len(c.hosts))

@@ -1,4 +1,4 @@
-package servent
+package gwc
 
 import (
 	"context"
@@ -16,9 +16,20 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gnutella/servent/hostcache"
 )
 
 // gwcClock is a settable clock for the server.
+var gwcT0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func gwcAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// gwcPub returns the i-th of many public test addresses.
+func gwcPub(i int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{8, byte(i >> 16), byte(i >> 8), byte(i)}), 6346)
+}
+
 type gwcClock struct {
 	mu  sync.Mutex
 	now time.Time
@@ -98,7 +109,7 @@ func gwcLines(t *testing.T, body string) []string {
 }
 
 // serve runs one request through the handler without a network.
-func gwcServeRecorder(s *GWebCacheServer, query string) (int, string) {
+func gwcServeRecorder(s *Server, query string) (int, string) {
 	r := httptest.NewRequest(http.MethodGet, "/gwc?"+query, nil)
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)
@@ -107,8 +118,8 @@ func gwcServeRecorder(s *GWebCacheServer, query string) (int, string) {
 
 func TestGWebCacheServerUpdateThenGet(t *testing.T) {
 	gwcNoLeaks(t)
-	clk := &gwcClock{now: hcT0}
-	s := NewGWebCacheServer(clk.Now)
+	clk := &gwcClock{now: gwcT0}
+	s := NewServer(clk.Now)
 	s.AllowLoopback = true
 	ts := gwcServe(t, s)
 
@@ -131,14 +142,14 @@ func TestGWebCacheServerUpdateThenGet(t *testing.T) {
 		t.Fatalf("combined: %d %q, want %q", code, body, want)
 	}
 	// An empty cache answers I|nothing.
-	empty := gwcServe(t, NewGWebCacheServer(clk.Now))
+	empty := gwcServe(t, NewServer(clk.Now))
 	if _, body := gwcFetch(t, empty.URL+"/?get=1&net=gnutella"); body != "I|nothing\r\n" {
 		t.Errorf("empty cache get = %q, want I|nothing", body)
 	}
 }
 
 func TestGWebCacheServerRejectsBadIP(t *testing.T) {
-	s := NewGWebCacheServer(func() time.Time { return hcT0 })
+	s := NewServer(func() time.Time { return gwcT0 })
 	s.AllowThirdParty = true // the recorder's requests come from 192.0.2.1
 	for _, ip := range []string{
 		"1.2.3.4", "1.2.3.4:0", "1.2.3.4:65536", "1.2.3.4:-1", "001.2.3.4:6346", "junk", "",
@@ -162,7 +173,7 @@ func TestGWebCacheServerRejectsBadIP(t *testing.T) {
 	}
 
 	// By default the submitted IP must be the requester's.
-	s2 := NewGWebCacheServer(nil)
+	s2 := NewServer(nil)
 	_, body := gwcServeRecorder(s2, "update=1&ip=8.8.8.8:6346")
 	if body != "I|update|WARNING|Rejected IP|not the address this request came from\r\n" {
 		t.Errorf("third-party update: %q", body)
@@ -178,8 +189,8 @@ func TestGWebCacheServerRejectsBadIP(t *testing.T) {
 }
 
 func TestGWebCacheServerExpiry(t *testing.T) {
-	clk := &gwcClock{now: hcT0}
-	s := NewGWebCacheServer(clk.Now)
+	clk := &gwcClock{now: gwcT0}
+	s := NewServer(clk.Now)
 	s.AllowThirdParty = true
 	gwcServeRecorder(s, "update=1&ip=8.8.8.8:6346&url=http://cache.example.com/gwc.php")
 	clk.Advance(59 * time.Minute)
@@ -204,12 +215,12 @@ func TestGWebCacheServerExpiry(t *testing.T) {
 }
 
 func TestGWebCacheServerBounds(t *testing.T) {
-	clk := &gwcClock{now: hcT0}
-	s := NewGWebCacheServer(clk.Now)
+	clk := &gwcClock{now: gwcT0}
+	s := NewServer(clk.Now)
 	s.AllowThirdParty = true
 	for i := range 1100 {
 		clk.Advance(time.Second)
-		if _, body := gwcServeRecorder(s, "update=1&ip="+hcPub(i).String()); body != "I|update|OK\r\n" {
+		if _, body := gwcServeRecorder(s, "update=1&ip="+gwcPub(i).String()); body != "I|update|OK\r\n" {
 			t.Fatalf("update %d: %q", i, body)
 		}
 	}
@@ -222,8 +233,8 @@ func TestGWebCacheServerBounds(t *testing.T) {
 	}
 	s.mu.Lock()
 	nurls := len(s.urls)
-	_, oldHost := s.hosts[hcPub(99)]
-	_, newHost := s.hosts[hcPub(100)]
+	_, oldHost := s.hosts[gwcPub(99)]
+	_, newHost := s.hosts[gwcPub(100)]
 	s.mu.Unlock()
 	if nurls != 100 {
 		t.Errorf("%d URLs kept, want 100", nurls)
@@ -246,7 +257,7 @@ func TestGWebCacheServerBounds(t *testing.T) {
 		t.Fatalf("get returned %d H and %d U lines (%d in all), want 20 and 10", len(hs), len(us), len(lines))
 	}
 	// Most recent first: host 1099 was updated 150 s before the get.
-	if hs[0] != "H|"+hcPub(1099).String()+"|150" || hs[19] != "H|"+hcPub(1080).String()+"|169" {
+	if hs[0] != "H|"+gwcPub(1099).String()+"|150" || hs[19] != "H|"+gwcPub(1080).String()+"|169" {
 		t.Errorf("H lines not most recent first: %q ... %q", hs[0], hs[19])
 	}
 	if us[0] != "U|http://c149.example.com|0" {
@@ -256,8 +267,8 @@ func TestGWebCacheServerBounds(t *testing.T) {
 
 func TestGWebCacheServerRequests(t *testing.T) {
 	gwcNoLeaks(t)
-	clk := &gwcClock{now: hcT0}
-	s := NewGWebCacheServer(clk.Now)
+	clk := &gwcClock{now: gwcT0}
+	s := NewServer(clk.Now)
 	s.AllowLoopback = true
 	s.MinUpdateInterval = time.Hour
 	ts := gwcServe(t, s)
@@ -324,8 +335,8 @@ func TestGWebCacheServerRequests(t *testing.T) {
 
 func TestGWebCacheClientEndToEnd(t *testing.T) {
 	gwcNoLeaks(t)
-	clk := &gwcClock{now: hcT0}
-	s := NewGWebCacheServer(clk.Now)
+	clk := &gwcClock{now: gwcT0}
+	s := NewServer(clk.Now)
 	s.AllowLoopback = true
 	var seen atomic.Value
 	ts := gwcServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -333,16 +344,16 @@ func TestGWebCacheClientEndToEnd(t *testing.T) {
 		s.ServeHTTP(w, r)
 	}))
 	ctx := context.Background()
-	c := &GWebCacheClient{Client: "GNUT", Version: "9.9"}
+	c := &Client{Client: "GNUT", Version: "9.9"}
 
-	if err := c.Update(ctx, ts.URL+"/gwc.php", hcAP("127.0.0.1:6346")); err != nil {
+	if err := c.Update(ctx, ts.URL+"/gwc.php", gwcAP("127.0.0.1:6346")); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
 	if got := seen.Load().(string); got != "client=GNUT&ip=127.0.0.1%3A6346&net=gnutella&update=1&version=9.9 UA=gnutella/9.9" {
 		t.Errorf("request = %s", got)
 	}
 	clk.Advance(time.Second)
-	if err := c.UpdateWithURL(ctx, ts.URL, hcAP("127.0.0.1:6347"), "HTTP://Cache.Example.COM:80/gwc/index.php"); err != nil {
+	if err := c.UpdateWithURL(ctx, ts.URL, gwcAP("127.0.0.1:6347"), "HTTP://Cache.Example.COM:80/gwc/index.php"); err != nil {
 		t.Fatalf("UpdateWithURL: %v", err)
 	}
 	hosts, caches, err := c.Get(ctx, ts.URL+"/gwc.php?existing=param")
@@ -352,7 +363,7 @@ func TestGWebCacheClientEndToEnd(t *testing.T) {
 	if got := seen.Load().(string); !strings.Contains(got, "existing=param") || !strings.Contains(got, "get=1") {
 		t.Errorf("the cache URL's own parameters should be kept: %s", got)
 	}
-	if !slices.Equal(hosts, []netip.AddrPort{hcAP("127.0.0.1:6347"), hcAP("127.0.0.1:6346")}) {
+	if !slices.Equal(hosts, []netip.AddrPort{gwcAP("127.0.0.1:6347"), gwcAP("127.0.0.1:6346")}) {
 		t.Errorf("hosts = %v", hosts)
 	}
 	if !slices.Equal(caches, []string{"http://cache.example.com/gwc"}) {
@@ -360,36 +371,36 @@ func TestGWebCacheClientEndToEnd(t *testing.T) {
 	}
 
 	// The hosts feed a host cache.
-	hc := NewHostCache(10)
+	hc := hostcache.New(10)
 	hc.AllowLoopback = true
 	for _, h := range hosts {
-		hc.Add(h, true, SourceGWebCache, clk.Now())
+		hc.Add(h, true, hostcache.SourceGWebCache, clk.Now())
 	}
 	if hc.Len() != 2 {
 		t.Errorf("host cache Len = %d", hc.Len())
 	}
 
 	// A refused address is a warning: keep the cache, fix the address.
-	err = c.Update(ctx, ts.URL, hcAP("8.8.8.8:6346"))
-	var ge *GWebCacheError
+	err = c.Update(ctx, ts.URL, gwcAP("8.8.8.8:6346"))
+	var ge *Error
 	if !errors.As(err, &ge) || ge.Drop || ge.Accepted || !strings.HasPrefix(ge.Warning, "Rejected IP") ||
 		!strings.Contains(ge.Hint, "address peers reach us at") {
 		t.Errorf("third-party update: %#v", err)
 	}
 	// Coming back too early.
-	s2 := NewGWebCacheServer(clk.Now)
+	s2 := NewServer(clk.Now)
 	s2.AllowLoopback = true
 	s2.MinUpdateInterval = time.Hour
 	ts2 := gwcServe(t, s2)
-	if err := c.Update(ctx, ts2.URL, hcAP("127.0.0.1:6350")); err != nil {
+	if err := c.Update(ctx, ts2.URL, gwcAP("127.0.0.1:6350")); err != nil {
 		t.Fatal(err)
 	}
-	err = c.Update(ctx, ts2.URL, hcAP("127.0.0.1:6350"))
+	err = c.Update(ctx, ts2.URL, gwcAP("127.0.0.1:6350"))
 	if !errors.As(err, &ge) || ge.Drop || ge.Warning != "You came back too early" || !strings.Contains(ge.Hint, "hour") {
 		t.Errorf("early update: %v", err)
 	}
 	// A URL rejected along with an accepted address.
-	err = c.UpdateWithURL(ctx, ts.URL, hcAP("127.0.0.1:6351"), "http://[::1]:99999/")
+	err = c.UpdateWithURL(ctx, ts.URL, gwcAP("127.0.0.1:6351"), "http://[::1]:99999/")
 	if err == nil || !strings.Contains(err.Error(), "cache URL") {
 		t.Errorf("bad URL to submit should be refused by the client: %v", err)
 	}
@@ -397,19 +408,19 @@ func TestGWebCacheClientEndToEnd(t *testing.T) {
 
 func TestGWebCacheClientArguments(t *testing.T) {
 	ctx := context.Background()
-	if _, _, err := (&GWebCacheClient{Client: "GNUTELLA"}).Get(ctx, "http://127.0.0.1:1/"); err == nil ||
+	if _, _, err := (&Client{Client: "GNUTELLA"}).Get(ctx, "http://127.0.0.1:1/"); err == nil ||
 		!strings.Contains(err.Error(), "4-letter") {
 		t.Errorf("bad vendor code: %v", err)
 	}
-	c := &GWebCacheClient{}
+	c := &Client{}
 	if err := c.UpdateWithURL(ctx, "http://127.0.0.1:1/", netip.AddrPort{}, ""); err == nil {
 		t.Error("an update with nothing to send should fail")
 	}
-	if err := c.Update(ctx, "http://127.0.0.1:1/", hcAP("0.0.0.0:6346")); err == nil ||
+	if err := c.Update(ctx, "http://127.0.0.1:1/", gwcAP("0.0.0.0:6346")); err == nil ||
 		!strings.Contains(err.Error(), "not dialable") {
 		t.Errorf("unspecified self: %v", err)
 	}
-	var ge *GWebCacheError
+	var ge *Error
 	_, _, err := c.Get(ctx, "ftp://example.com/")
 	if !errors.As(err, &ge) || !ge.Drop {
 		t.Errorf("ftp URL: %v", err)
@@ -419,7 +430,7 @@ func TestGWebCacheClientArguments(t *testing.T) {
 func TestGWebCacheClientBadServers(t *testing.T) {
 	gwcNoLeaks(t)
 	ctx := context.Background()
-	c := &GWebCacheClient{Client: "GNUT"}
+	c := &Client{Client: "GNUT"}
 	reply := func(code int, body string) string {
 		ts := gwcServe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(code)
@@ -439,7 +450,7 @@ func TestGWebCacheClientBadServers(t *testing.T) {
 	}
 	for _, dc := range dropCases {
 		hosts, caches, err := c.Get(ctx, dc.url)
-		var ge *GWebCacheError
+		var ge *Error
 		if !errors.As(err, &ge) || !ge.Drop || !strings.Contains(err.Error(), dc.reason) ||
 			!strings.Contains(err.Error(), "forget this cache") || hosts != nil || caches != nil {
 			t.Errorf("%s: %v, %v, %v; want a Drop error mentioning %q", dc.name, hosts, caches, err, dc.reason)
@@ -454,7 +465,7 @@ func TestGWebCacheClientBadServers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("mixed reply: %v", err)
 	}
-	if !slices.Equal(hosts, []netip.AddrPort{hcAP("1.2.3.4:6346"), hcAP("192.168.0.1:123"), hcAP("5.6.7.8:6346")}) {
+	if !slices.Equal(hosts, []netip.AddrPort{gwcAP("1.2.3.4:6346"), gwcAP("192.168.0.1:123"), gwcAP("5.6.7.8:6346")}) {
 		t.Errorf("hosts = %v", hosts)
 	}
 	if !slices.Equal(caches, []string{"http://gcache.com", "http://v1.example.com"}) {
@@ -464,7 +475,7 @@ func TestGWebCacheClientBadServers(t *testing.T) {
 	// A cache for another network may redirect to others.
 	other := reply(200, "I|net-not-supported\nU|http://g1.example.com/|5\n")
 	_, caches, err = c.Get(ctx, other)
-	if !errors.Is(err, ErrGWebCacheNetNotSupported) || !slices.Equal(caches, []string{"http://g1.example.com"}) {
+	if !errors.Is(err, ErrNetNotSupported) || !slices.Equal(caches, []string{"http://g1.example.com"}) {
 		t.Errorf("net-not-supported: %v, %v", caches, err)
 	}
 
@@ -481,8 +492,8 @@ func TestGWebCacheClientBadServers(t *testing.T) {
 		{"WARNING: You came back too early\n", false, false},
 		{"ERROR\n", false, true},
 	} {
-		err := c.Update(ctx, reply(200, uc.body), hcAP("8.8.8.8:6346"))
-		var ge *GWebCacheError
+		err := c.Update(ctx, reply(200, uc.body), gwcAP("8.8.8.8:6346"))
+		var ge *Error
 		switch {
 		case uc.ok && err != nil:
 			t.Errorf("update reply %q: %v", uc.body, err)
@@ -513,7 +524,7 @@ func TestGWebCacheClientHugeReply(t *testing.T) {
 		}
 	}))
 	start := time.Now()
-	hosts, caches, err := (&GWebCacheClient{}).Get(context.Background(), ts.URL)
+	hosts, caches, err := (&Client{}).Get(context.Background(), ts.URL)
 	if err != nil {
 		t.Fatalf("10 MB reply: %v", err)
 	}
@@ -532,7 +543,7 @@ func TestGWebCacheClientHugeReply(t *testing.T) {
 			Body: io.NopCloser(&gwcCountingReader{n: &read, left: 10 << 20, line: []byte(line)}),
 		}, nil
 	})}
-	hosts, _, err = (&GWebCacheClient{HTTP: hc}).Get(context.Background(), "http://gwc.example.com/")
+	hosts, _, err = (&Client{HTTP: hc}).Get(context.Background(), "http://gwc.example.com/")
 	if err != nil || len(hosts) != 1 {
 		t.Fatalf("counting reply: %v, %v", hosts, err)
 	}
@@ -573,13 +584,13 @@ func TestGWebCacheClientDown(t *testing.T) {
 	ts := httptest.NewServer(http.NotFoundHandler())
 	u := ts.URL
 	ts.Close()
-	_, _, err := (&GWebCacheClient{}).Get(context.Background(), u)
-	var ge *GWebCacheError
+	_, _, err := (&Client{}).Get(context.Background(), u)
+	var ge *Error
 	if !errors.As(err, &ge) || !ge.Drop || !strings.Contains(err.Error(), "cache unreachable") ||
 		!strings.Contains(err.Error(), "forget this cache") {
 		t.Errorf("down cache: %v", err)
 	}
-	err = (&GWebCacheClient{}).Update(context.Background(), u, hcAP("8.8.8.8:6346"))
+	err = (&Client{}).Update(context.Background(), u, gwcAP("8.8.8.8:6346"))
 	if !errors.As(err, &ge) || !ge.Drop {
 		t.Errorf("update of a down cache: %v", err)
 	}
@@ -593,14 +604,14 @@ func TestGWebCacheClientDown(t *testing.T) {
 	}))
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	_, _, err = (&GWebCacheClient{}).Get(ctx, block.URL)
+	_, _, err = (&Client{}).Get(ctx, block.URL)
 	if !errors.As(err, &ge) || ge.Drop || !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled get: %v", err)
 	}
 	// A deadline is: the cache is too slow.
 	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, _, err = (&GWebCacheClient{}).Get(ctx, block.URL)
+	_, _, err = (&Client{}).Get(ctx, block.URL)
 	if !errors.As(err, &ge) || !ge.Drop {
 		t.Errorf("timed-out get: %v", err)
 	}

@@ -1,4 +1,4 @@
-package servent
+package hostcache
 
 import (
 	"fmt"
@@ -61,7 +61,7 @@ func TestHostCacheAddressFilter(t *testing.T) {
 			{"loopback", true, false, c.loop},
 			{"private", false, true, c.p},
 		} {
-			hc := NewHostCache(10)
+			hc := New(10)
 			hc.AllowLoopback, hc.AllowPrivate = pol.loop, pol.priv
 			if got := hc.Add(a, true, SourcePong, hcT0); got != pol.want {
 				t.Errorf("%s policy, Add(%s) = %v, want %v", pol.name, c.addr, got, pol.want)
@@ -75,13 +75,13 @@ func TestHostCacheAddressFilter(t *testing.T) {
 		}
 	}
 	// A zero AddrPort is refused too.
-	if NewHostCache(1).Add(netip.AddrPort{}, false, SourcePong, hcT0) {
+	if New(1).Add(netip.AddrPort{}, false, SourcePong, hcT0) {
 		t.Error("zero AddrPort admitted")
 	}
 }
 
 func TestHostCacheCanonicalAddress(t *testing.T) {
-	hc := NewHostCache(10)
+	hc := New(10)
 	hc.Add(hcAP("[::ffff:8.8.4.4]:6346"), false, SourcePong, hcT0)
 	hc.Add(hcAP("8.8.4.4:6346"), false, SourcePong, hcT0)
 	if hc.Len() != 1 || !hc.Has(hcAP("8.8.4.4:6346")) {
@@ -90,7 +90,7 @@ func TestHostCacheCanonicalAddress(t *testing.T) {
 }
 
 func TestHostCacheBounds(t *testing.T) {
-	hc := NewHostCache(3)
+	hc := New(3)
 	for i := range 5 {
 		if !hc.Add(hcPub(i), false, SourcePong, hcT0.Add(time.Duration(i)*time.Second)) {
 			t.Fatalf("Add(%s) refused", hcPub(i))
@@ -107,7 +107,7 @@ func TestHostCacheBounds(t *testing.T) {
 
 	// Failed entries go before fresh ones, even old fresh ones; good ones
 	// (connected) stay before unverified ones; --peer entries go last.
-	hc = NewHostCache(4)
+	hc = New(4)
 	hc.Add(hcPub(100), false, SourcePeerFlag, hcT0)                // oldest, but sticky
 	hc.Add(hcPub(101), false, SourcePong, hcT0.Add(1*time.Second)) // old, never failed
 	hc.Add(hcPub(102), false, SourcePong, hcT0.Add(9*time.Second)) // recent but failing
@@ -132,7 +132,7 @@ func TestHostCacheBounds(t *testing.T) {
 	if hc.Len() != 4 {
 		t.Errorf("Len = %d, want 4", hc.Len())
 	}
-	if NewHostCache(0).Add(hcPub(1), false, SourcePong, hcT0) != true {
+	if New(0).Add(hcPub(1), false, SourcePong, hcT0) != true {
 		t.Error("a cache made with max 0 should still hold one host")
 	}
 }
@@ -141,17 +141,17 @@ func TestHostBackoff(t *testing.T) {
 	want := []time.Duration{0, 30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute,
 		8 * time.Minute, 16 * time.Minute, 32 * time.Minute, time.Hour, time.Hour}
 	for f, w := range want {
-		if got := HostBackoff(f); got != w {
-			t.Errorf("HostBackoff(%d) = %v, want %v", f, got, w)
+		if got := Backoff(f); got != w {
+			t.Errorf("Backoff(%d) = %v, want %v", f, got, w)
 		}
 	}
-	if HostBackoff(1<<30) != time.Hour {
-		t.Error("HostBackoff must stay capped for huge counts")
+	if Backoff(1<<30) != time.Hour {
+		t.Error("Backoff must stay capped for huge counts")
 	}
 }
 
 func TestHostCacheFailedBackoffAndConnected(t *testing.T) {
-	hc := NewHostCache(10)
+	hc := New(10)
 	a := hcPub(1)
 	hc.Add(a, true, SourcePong, hcT0)
 	pick := func(now time.Time) bool {
@@ -202,7 +202,7 @@ func TestHostCacheFailedBackoffAndConnected(t *testing.T) {
 }
 
 func TestHostCachePickOrder(t *testing.T) {
-	hc := NewHostCache(100)
+	hc := New(100)
 	leafNew := hcPub(1)
 	ultraOld := hcPub(2)
 	ultraNew := hcPub(3)
@@ -237,11 +237,11 @@ func TestHostCachePickOrder(t *testing.T) {
 	if _, ok := hc.Pick(now, func(netip.AddrPort) bool { return true }); ok {
 		t.Error("Pick should fail when everything is skipped")
 	}
-	if _, ok := NewHostCache(5).Pick(now, nil); ok {
+	if _, ok := New(5).Pick(now, nil); ok {
 		t.Error("Pick on an empty cache should fail")
 	}
 	// A good (connected) host goes before an unverified one of the same kind.
-	hc2 := NewHostCache(10)
+	hc2 := New(10)
 	hc2.Add(hcPub(10), true, SourcePong, hcT0.Add(time.Minute))
 	hc2.Add(hcPub(11), true, SourcePong, hcT0)
 	hc2.Connected(hcPub(11), hcT0)
@@ -251,7 +251,7 @@ func TestHostCachePickOrder(t *testing.T) {
 }
 
 func TestHostCacheUltraFlag(t *testing.T) {
-	hc := NewHostCache(10)
+	hc := New(10)
 	a := hcPub(1)
 	hc.Add(a, true, SourcePong, hcT0)
 	hc.Add(a, false, SourceXTry, hcT0) // hearsay does not demote
@@ -265,7 +265,7 @@ func TestHostCacheUltraFlag(t *testing.T) {
 }
 
 func TestHostCacheSample(t *testing.T) {
-	hc := NewHostCache(100)
+	hc := New(100)
 	for i := range 30 {
 		hc.Add(hcPub(i), i%2 == 0, SourcePong, hcT0.Add(time.Duration(i)*time.Second))
 	}
@@ -290,13 +290,13 @@ func TestHostCacheSample(t *testing.T) {
 	if hdr != "8.0.0.26:6346,8.0.0.24:6346,8.0.0.22:6346" {
 		t.Errorf("TryHeader = %q", hdr)
 	}
-	if NewHostCache(3).TryHeader(10, false, nil) != "" {
+	if New(3).TryHeader(10, false, nil) != "" {
 		t.Error("TryHeader of an empty cache should be empty")
 	}
 }
 
 func TestHostCacheAddTryHeader(t *testing.T) {
-	hc := NewHostCache(100)
+	hc := New(100)
 	v := " 1.2.3.4:6347, 5.6.7.8 ,9.9.9.9:1234 2003-10-10T10:00Z,[2001:4860::1]:6348," +
 		"2001:4860::2,garbage,1.1.1.1:0,10.0.0.1:6346,4.4.4.4:6349junk,,host.example:6346"
 	n := hc.AddTryHeader(v, true, SourceXTryUltrapeers, hcT0)
@@ -315,7 +315,7 @@ func TestHostCacheAddTryHeader(t *testing.T) {
 	for i := range 10000 {
 		fmt.Fprintf(&b, "%s,", hcPub(i))
 	}
-	hc2 := NewHostCache(100000)
+	hc2 := New(100000)
 	if n := hc2.AddTryHeader(b.String(), false, SourceXTry, hcT0); n != hostTryMaxItems {
 		t.Errorf("AddTryHeader of 10,000 entries admitted %d, want %d", n, hostTryMaxItems)
 	}
@@ -324,7 +324,7 @@ func TestHostCacheAddTryHeader(t *testing.T) {
 func TestHostCacheSaveLoadRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "hosts.txt")
-	hc := NewHostCache(100)
+	hc := New(100)
 	hc.AllowLoopback = true
 	hc.Add(hcPub(1), true, SourcePong, hcT0)
 	hc.Add(hcPub(2), false, SourcePong, hcT0.Add(time.Minute))
@@ -349,7 +349,7 @@ func TestHostCacheSaveLoadRoundTrip(t *testing.T) {
 	}
 
 	now := hcT0.Add(3 * time.Hour)
-	hc2 := NewHostCache(100)
+	hc2 := New(100)
 	hc2.AllowLoopback = true
 	n, err := hc2.Load(path, now)
 	if err != nil || n != 4 {
@@ -375,12 +375,12 @@ func TestHostCacheSaveLoadRoundTrip(t *testing.T) {
 	hc.mu.Unlock()
 
 	// Without AllowLoopback the loopback line is refused.
-	hc3 := NewHostCache(100)
+	hc3 := New(100)
 	if n, err := hc3.Load(path, now); err != nil || n != 3 {
 		t.Errorf("Load without loopback = %d, %v; want 3, nil", n, err)
 	}
 	// A smaller cache reads only as many lines as it holds: the best ones.
-	hc4 := NewHostCache(2)
+	hc4 := New(2)
 	hc4.AllowLoopback = true
 	if n, err := hc4.Load(path, now); err != nil || n != 2 || hc4.Len() != 2 {
 		t.Errorf("Load into a 2-host cache = %d, %v (Len %d)", n, err, hc4.Len())
@@ -392,7 +392,7 @@ func TestHostCacheSaveLoadRoundTrip(t *testing.T) {
 
 func TestHostCacheLoadMissingAndErrors(t *testing.T) {
 	dir := t.TempDir()
-	hc := NewHostCache(10)
+	hc := New(10)
 	if n, err := hc.Load(filepath.Join(dir, "nope"), hcT0); n != 0 || err != nil {
 		t.Errorf("Load of a missing file = %d, %v; want 0, nil", n, err)
 	}
@@ -423,7 +423,7 @@ func TestHostCacheLoadCorrupt(t *testing.T) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	hc := NewHostCache(100)
+	hc := New(100)
 	n, err := hc.Load(path, hcT0)
 	if err != nil {
 		t.Fatal(err)
@@ -440,7 +440,7 @@ func TestHostCacheLoadCorrupt(t *testing.T) {
 	// An over-long line followed by good lines within the limit is skipped alone.
 	content = strings.Repeat("B", 10000) + "\n8.0.0.9:6346 1 1700000000 0\n" + strings.Repeat("C", 500)
 	os.WriteFile(path, []byte(content), 0o600)
-	hc = NewHostCache(100)
+	hc = New(100)
 	if n, err := hc.Load(path, hcT0); n != 1 || err != nil {
 		t.Errorf("Load after a long line = %d, %v; want 1, nil", n, err)
 	}
@@ -459,11 +459,11 @@ func TestHostCacheLoadHuge(t *testing.T) {
 	}
 	f.WriteString(b.String())
 	f.Close()
-	hc := NewHostCache(1000)
+	hc := New(1000)
 	if n, err := hc.Load(path, hcT0); err != nil || n != 1000 || hc.Len() != 1000 {
 		t.Errorf("Load into a 1,000-host cache = %d, %v (Len %d)", n, err, hc.Len())
 	}
-	big := NewHostCache(1 << 20)
+	big := New(1 << 20)
 	n, err := big.Load(path, hcT0)
 	// Lines are 26 to 30 bytes long; only the first MiB may be read.
 	if err != nil || n > hostLoadMaxBytes/26 || n < hostLoadMaxBytes/31 {
@@ -473,7 +473,7 @@ func TestHostCacheLoadHuge(t *testing.T) {
 }
 
 func TestHostCacheConcurrent(t *testing.T) {
-	hc := NewHostCache(200)
+	hc := New(200)
 	path := filepath.Join(t.TempDir(), "hosts.txt")
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -512,7 +512,7 @@ func TestHostCacheConcurrent(t *testing.T) {
 	if hc.Len() > 200 {
 		t.Errorf("Len = %d exceeds the bound", hc.Len())
 	}
-	n, err := NewHostCache(500).Load(path, hcT0)
+	n, err := New(500).Load(path, hcT0)
 	if err != nil || n == 0 {
 		t.Errorf("Load after concurrent saves = %d, %v", n, err)
 	}

@@ -1,4 +1,4 @@
-package servent
+package memnet
 
 import (
 	"bytes"
@@ -16,10 +16,19 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // memPair makes a network with hosts a (the dialer) and b (the listener) and one connection between them.
-func memPair(t *testing.T, n *MemNetwork) (a, b *MemHost, ca, cb net.Conn) {
+// memCheckLeaks fails t if goroutines started during t are still running when it ends.
+func memCheckLeaks(t *testing.T) {
+	t.Helper()
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}
+
+func memPair(t *testing.T, n *Network) (a, b *Host, ca, cb net.Conn) {
 	t.Helper()
 	a, b = n.Host(n.NextIP()), n.Host(n.NextIP())
 	ca, cb = memDial(t, a, b)
@@ -27,7 +36,7 @@ func memPair(t *testing.T, n *MemNetwork) (a, b *MemHost, ca, cb net.Conn) {
 }
 
 // memDial connects from to a new listener on to, closes the listener and returns both ends, closed when t ends.
-func memDial(t *testing.T, from, to *MemHost) (net.Conn, net.Conn) {
+func memDial(t *testing.T, from, to *Host) (net.Conn, net.Conn) {
 	t.Helper()
 	l, err := to.Listen(":0")
 	if err != nil {
@@ -47,7 +56,7 @@ func memDial(t *testing.T, from, to *MemHost) (net.Conn, net.Conn) {
 }
 
 // memCheckEmpty fails t unless every connection and listener of n was closed and no buffer is held.
-func memCheckEmpty(t *testing.T, n *MemNetwork) {
+func memCheckEmpty(t *testing.T, n *Network) {
 	t.Helper()
 	if s := n.Stats(); s.Conns != 0 || s.Listeners != 0 || s.Buffered != 0 || s.BufferCap != 0 {
 		t.Errorf("network not empty: %+v", s)
@@ -55,7 +64,7 @@ func memCheckEmpty(t *testing.T, n *MemNetwork) {
 }
 
 func TestMemNextIP(t *testing.T) {
-	n := NewMemNetwork()
+	n := New()
 	if ip := n.NextIP(); ip != netip.MustParseAddr("127.1.0.1") {
 		t.Fatalf("first NextIP = %v", ip)
 	}
@@ -77,8 +86,8 @@ func TestMemNextIP(t *testing.T) {
 }
 
 func TestMemAddresses(t *testing.T) {
-	trCheckLeaks(t)
-	n := NewMemNetwork()
+	memCheckLeaks(t)
+	n := New()
 	a, b := n.Host(n.NextIP()), n.Host(n.NextIP())
 	l, err := b.Listen(b.IP().String() + ":6346")
 	if err != nil {
@@ -118,7 +127,7 @@ func TestMemAddresses(t *testing.T) {
 }
 
 func TestMemListenAddressForms(t *testing.T) {
-	n := NewMemNetwork()
+	n := New()
 	h := n.Host(netip.MustParseAddr("127.1.2.3"))
 	for _, addr := range []string{":0", "0.0.0.0:0", "[::]:0", "127.1.2.3:0", "[::ffff:127.1.2.3]:0", ":7000"} {
 		l, err := h.Listen(addr)
@@ -150,7 +159,7 @@ func TestMemListenAddressForms(t *testing.T) {
 }
 
 func TestMemDialUnknownHostRefused(t *testing.T) {
-	n := NewMemNetwork()
+	n := New()
 	h := n.Host(n.NextIP())
 	_, err := h.Dial(context.Background(), "127.9.9.9:6346")
 	if !errors.Is(err, syscall.ECONNREFUSED) {
@@ -160,16 +169,16 @@ func TestMemDialUnknownHostRefused(t *testing.T) {
 
 // A writer may write exactly the window without a reader; one byte more blocks until the reader takes some.
 func TestMemWindow(t *testing.T) {
-	trCheckLeaks(t)
+	memCheckLeaks(t)
 	for _, window := range []int{0, 1000, 4096, 200 << 10} {
 		t.Run(fmt.Sprint(window), func(t *testing.T) {
-			n := NewMemNetwork()
+			n := New()
 			n.Window = window
 			if window == 0 {
-				window = DefaultMemWindow
+				window = DefaultWindow
 			}
 			_, _, c1, c2 := memPair(t, n)
-			want := trRandomBytes(window + 1)
+			want := memRandomBytes(window + 1)
 			if k, err := c1.Write(want[:window]); k != window || err != nil {
 				t.Fatalf("Write of the window = %d, %v", k, err)
 			}
@@ -177,7 +186,7 @@ func TestMemWindow(t *testing.T) {
 				t.Errorf("buffered %d, want %d", s.Buffered, window)
 			}
 			c1.SetWriteDeadline(time.Now().Add(30 * time.Millisecond))
-			if k, err := c1.Write(want[window:]); k != 0 || !trIsTimeout(err) {
+			if k, err := c1.Write(want[window:]); k != 0 || !memIsTimeout(err) {
 				t.Fatalf("Write beyond the window = %d, %v; want it to block until its deadline", k, err)
 			}
 			c1.SetWriteDeadline(time.Time{})
@@ -203,7 +212,7 @@ func TestMemWindow(t *testing.T) {
 
 // Buffers grow with what is unread and are released once drained: idle connections hold none.
 func TestMemBufferGrowsAndIsReleased(t *testing.T) {
-	n := NewMemNetwork()
+	n := New()
 	_, _, c1, c2 := memPair(t, n)
 	if s := n.Stats(); s.BufferCap != 0 {
 		t.Fatalf("a fresh connection holds %d bytes of buffer", s.BufferCap)
@@ -234,11 +243,11 @@ func TestMemBufferGrowsAndIsReleased(t *testing.T) {
 
 // The ring wraps around: interleaved writes and reads of odd sizes keep the bytes in order.
 func TestMemRingOrder(t *testing.T) {
-	trCheckLeaks(t)
-	n := NewMemNetwork()
+	memCheckLeaks(t)
+	n := New()
 	n.Window = 3000
 	_, _, c1, c2 := memPair(t, n)
-	want := trRandomBytes(1 << 20)
+	want := memRandomBytes(1 << 20)
 	go func() {
 		rest := want
 		for len(rest) > 0 {
@@ -268,8 +277,8 @@ func TestMemRingOrder(t *testing.T) {
 }
 
 func TestMemPortsReused(t *testing.T) {
-	trCheckLeaks(t)
-	n := NewMemNetwork()
+	memCheckLeaks(t)
+	n := New()
 	a, b := n.Host(n.NextIP()), n.Host(n.NextIP())
 	l, err := b.Listen(":0")
 	if err != nil {
@@ -293,7 +302,7 @@ func TestMemPortsReused(t *testing.T) {
 }
 
 func TestMemBacklog(t *testing.T) {
-	n := NewMemNetwork()
+	n := New()
 	n.Backlog = 2
 	a, b := n.Host(n.NextIP()), n.Host(n.NextIP())
 	l, err := b.Listen(":0")
@@ -332,8 +341,8 @@ func TestMemBacklog(t *testing.T) {
 }
 
 func TestMemBlockInbound(t *testing.T) {
-	trCheckLeaks(t)
-	n := NewMemNetwork()
+	memCheckLeaks(t)
+	n := New()
 	a, fw := n.Host(n.NextIP()), n.Host(n.NextIP())
 	lfw, err := fw.Listen(":0")
 	if err != nil {
@@ -380,7 +389,7 @@ func TestMemBlockInbound(t *testing.T) {
 		t.Errorf("canceled dial into the firewall: %v", err)
 	}
 	// Without a context deadline, ConnectTimeout bounds the wait.
-	n2 := NewMemNetwork()
+	n2 := New()
 	n2.ConnectTimeout = 30 * time.Millisecond
 	x, y := n2.Host(n2.NextIP()), n2.Host(n2.NextIP())
 	ly, _ := y.Listen(":0")
@@ -390,7 +399,7 @@ func TestMemBlockInbound(t *testing.T) {
 		t.Errorf("dial into the firewall without a deadline: %v, want ETIMEDOUT", err)
 	}
 	// RefuseBlocked answers at once.
-	n3 := NewMemNetwork()
+	n3 := New()
 	n3.RefuseBlocked = true
 	x, y = n3.Host(n3.NextIP()), n3.Host(n3.NextIP())
 	ly3, _ := y.Listen(":0")
@@ -409,8 +418,8 @@ func TestMemBlockInbound(t *testing.T) {
 }
 
 func TestMemPartition(t *testing.T) {
-	trCheckLeaks(t)
-	n := NewMemNetwork()
+	memCheckLeaks(t)
+	n := New()
 	a, b, ab, ba := memPair(t, n)
 	c := n.Host(n.NextIP())
 	ac, ca := memDial(t, a, c)
@@ -424,12 +433,12 @@ func TestMemPartition(t *testing.T) {
 		t.Fatalf("write into a partition (buffered): %v", err)
 	}
 	ba.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
-	if _, err := ba.Read(make([]byte, 10)); !trIsTimeout(err) {
+	if _, err := ba.Read(make([]byte, 10)); !memIsTimeout(err) {
 		t.Errorf("read across a partition: %v, want a timeout", err)
 	}
 	ba.SetReadDeadline(time.Time{})
 	for _, d := range []struct {
-		from *MemHost
+		from *Host
 		to   net.Listener
 	}{{a, lb}, {b, la}} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -468,14 +477,14 @@ func TestMemPartition(t *testing.T) {
 
 // Writes to a peer that closed while partitioned fail once the partition heals.
 func TestMemPartitionHealsIntoBrokenPipe(t *testing.T) {
-	trCheckLeaks(t)
-	n := NewMemNetwork()
+	memCheckLeaks(t)
+	n := New()
 	n.Window = 1024
 	a, b, ab, ba := memPair(t, n)
 	n.Partition(a.IP(), b.IP(), true)
 	ba.Close()
 	errc := make(chan error, 1)
-	go func() { errc <- trWriteUntilError(ab) }()
+	go func() { errc <- memWriteUntilError(ab) }()
 	time.Sleep(20 * time.Millisecond)
 	select {
 	case err := <-errc:
@@ -492,10 +501,10 @@ func TestMemPartitionHealsIntoBrokenPipe(t *testing.T) {
 
 // The transport starts no goroutine for a connection.
 func TestMemNoGoroutinePerConn(t *testing.T) {
-	trCheckLeaks(t)
-	n := NewMemNetwork()
+	memCheckLeaks(t)
+	n := New()
 	before := runtime.NumGoroutine()
-	hosts := make([]*MemHost, 100)
+	hosts := make([]*Host, 100)
 	ls := make([]net.Listener, len(hosts))
 	for i := range hosts {
 		hosts[i] = n.Host(n.NextIP())
@@ -538,7 +547,7 @@ func TestMemNoGoroutinePerConn(t *testing.T) {
 // deadline fires after exactly 30 s of virtual time, at once in real time.
 func TestMemSynctestDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := NewMemNetwork()
+		n := New()
 		a, b := n.Host(n.NextIP()), n.Host(n.NextIP())
 		l, err := b.Listen(":6346")
 		if err != nil {
@@ -559,7 +568,7 @@ func TestMemSynctestDeadline(t *testing.T) {
 		start := time.Now()
 		c1.SetReadDeadline(start.Add(30 * time.Second))
 		n1, err := c1.Read(make([]byte, 10))
-		if n1 != 0 || !trIsTimeout(err) {
+		if n1 != 0 || !memIsTimeout(err) {
 			t.Fatalf("Read = %d, %v; want a timeout", n1, err)
 		}
 		if d := time.Since(start); d != 30*time.Second {
@@ -588,7 +597,7 @@ func TestMemSynctestDeadline(t *testing.T) {
 		// Write deadlines and dials into a firewall run on virtual time too.
 		c2.SetWriteDeadline(time.Now().Add(time.Minute))
 		start = time.Now()
-		if _, err := c2.Write(make([]byte, 1<<20)); !trIsTimeout(err) {
+		if _, err := c2.Write(make([]byte, 1<<20)); !memIsTimeout(err) {
 			t.Errorf("Write of 1 MiB to a reader that never reads: %v", err)
 		}
 		if d := time.Since(start); d != time.Minute {
@@ -609,13 +618,13 @@ func TestMemSynctestDeadline(t *testing.T) {
 
 // Many hosts, many links, all at once, under the race detector: every byte arrives and nothing is left over.
 func TestMemManyHosts(t *testing.T) {
-	trCheckLeaks(t)
+	memCheckLeaks(t)
 	hostsN, links := 2000, 4
 	if testing.Short() {
 		hostsN = 200
 	}
-	n := NewMemNetwork()
-	hosts := make([]*MemHost, hostsN)
+	n := New()
+	hosts := make([]*Host, hostsN)
 	ls := make([]net.Listener, hostsN)
 	for i := range hosts {
 		hosts[i] = n.Host(n.NextIP())
@@ -655,7 +664,7 @@ func TestMemManyHosts(t *testing.T) {
 				}
 				msg := fmt.Appendf(nil, "hello from %v to %s", h.IP(), to)
 				c.Write(msg)
-				CloseWrite(c)
+				c.(*Conn).CloseWrite()
 				got, err := io.ReadAll(c)
 				if err != nil || !bytes.Equal(got, msg) {
 					errs.Store(fmt.Sprintf("echo %q, %v", got, err), true)
@@ -679,8 +688,8 @@ func TestMemManyHosts(t *testing.T) {
 
 // Concurrent Reads, Writes, deadline changes and Closes on both ends, under the race detector.
 func TestMemConcurrentChaos(t *testing.T) {
-	trCheckLeaks(t)
-	n := NewMemNetwork()
+	memCheckLeaks(t)
+	n := New()
 	n.Window = 4096
 	a, b := n.Host(n.NextIP()), n.Host(n.NextIP())
 	l, _ := b.Listen(":0")
@@ -697,7 +706,7 @@ func TestMemConcurrentChaos(t *testing.T) {
 				buf := make([]byte, 1000)
 				for range 200 {
 					c.SetReadDeadline(time.Now().Add(time.Duration(rand.IntN(200)) * time.Microsecond))
-					if _, err := c.Read(buf); err != nil && !trIsTimeout(err) && err != io.EOF && !errors.Is(err, net.ErrClosed) {
+					if _, err := c.Read(buf); err != nil && !memIsTimeout(err) && err != io.EOF && !errors.Is(err, net.ErrClosed) {
 						t.Errorf("Read: %v", err)
 					}
 				}
@@ -706,7 +715,7 @@ func TestMemConcurrentChaos(t *testing.T) {
 				buf := make([]byte, 700)
 				for range 200 {
 					c.SetWriteDeadline(time.Now().Add(time.Duration(rand.IntN(200)) * time.Microsecond))
-					if _, err := c.Write(buf); err != nil && !trIsTimeout(err) && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, net.ErrClosed) {
+					if _, err := c.Write(buf); err != nil && !memIsTimeout(err) && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, net.ErrClosed) {
 						t.Errorf("Write: %v", err)
 					}
 				}
@@ -715,7 +724,7 @@ func TestMemConcurrentChaos(t *testing.T) {
 		wg.Go(func() {
 			time.Sleep(time.Duration(rand.IntN(5000)) * time.Microsecond)
 			if rand.IntN(2) == 0 {
-				CloseWrite(c1)
+				c1.(*Conn).CloseWrite()
 			}
 			c1.Close()
 			time.Sleep(time.Duration(rand.IntN(1000)) * time.Microsecond)
@@ -728,7 +737,7 @@ func TestMemConcurrentChaos(t *testing.T) {
 }
 
 func TestMemErrorsLookLikeTCP(t *testing.T) {
-	n := NewMemNetwork()
+	n := New()
 	_, _, c1, c2 := memPair(t, n)
 	c1.SetReadDeadline(time.Now().Add(-time.Second))
 	_, err := c1.Read(make([]byte, 1))
@@ -755,14 +764,14 @@ func TestMemErrorsLookLikeTCP(t *testing.T) {
 
 // A connection whose one end closed before the cut is stalled too: its last bytes and EOF wait for the heal.
 func TestMemPartitionAfterOneEndClosed(t *testing.T) {
-	trCheckLeaks(t)
-	n := NewMemNetwork()
+	memCheckLeaks(t)
+	n := New()
 	a, b, ab, ba := memPair(t, n)
 	ab.Write([]byte("last words"))
 	ab.Close()
 	n.Partition(a.IP(), b.IP(), true)
 	ba.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
-	if k, err := ba.Read(make([]byte, 20)); !trIsTimeout(err) {
+	if k, err := ba.Read(make([]byte, 20)); !memIsTimeout(err) {
 		t.Fatalf("read across the partition = %d, %v; want a timeout", k, err)
 	}
 	ba.SetReadDeadline(time.Time{})
@@ -770,4 +779,27 @@ func TestMemPartitionAfterOneEndClosed(t *testing.T) {
 	if got, err := io.ReadAll(ba); err != nil || string(got) != "last words" {
 		t.Errorf("after healing: %q, %v", got, err)
 	}
+}
+
+// memWriteUntilError writes 256 KiB chunks to c until a Write fails.
+func memWriteUntilError(c net.Conn) error {
+	chunk := make([]byte, 256<<10)
+	for {
+		if _, err := c.Write(chunk); err != nil {
+			return err
+		}
+	}
+}
+
+func memRandomBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rand.Uint32())
+	}
+	return b
+}
+
+func memIsTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) && errors.As(err, &ne) && ne.Timeout()
 }

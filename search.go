@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"gnutella/routing"
+	"gnutella/servent"
+	"gnutella/servent/control"
+)
+
+func searchCommand() *cli.Command {
+	d := control.DefaultSearchRequest()
+	return &cli.Command{
+		Name:      "search",
+		Usage:     "search the network and print results as they arrive",
+		ArgsUsage: `"WORDS"`,
+		Description: "Uses the servent running with --data-dir (through its control API) when there is one;\n" +
+			"otherwise starts a short-lived servent that joins through --peer, with its own control API,\n" +
+			"and searches through it the same way. Results print as a table\n" +
+			"(name, size, urn, host, speed, push needed) until --timeout or --max-results.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "strategy", Value: d.Strategy, Usage: "flood, ring (expanding ring), walk (random walkers with checking) or gossip"},
+			&cli.IntFlag{Name: "ttl", Value: d.TTL, Usage: "TTL of flood and gossip, largest ring of ring"},
+			&cli.IntFlag{Name: "walkers", Value: d.Walkers, Usage: "number of random walkers (strategy walk)"},
+			&cli.Float64Flag{Name: "p", Value: d.P, Usage: "forwarding probability (strategy gossip)"},
+			&cli.StringFlag{Name: "urn", Usage: "search by hash: urn:sha1:<32 base32 characters>"},
+			&cli.DurationFlag{Name: "timeout", Value: time.Duration(d.TimeoutMS) * time.Millisecond, Usage: "how long to wait for results"},
+			&cli.IntFlag{Name: "max-results", Usage: "stop after this many results (0: wait for --timeout)"},
+			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent to use"},
+			&cli.StringSliceFlag{Name: "peer", Usage: "`HOST:PORT` to join through when no servent is running (repeatable)"},
+			&cli.BoolFlag{Name: "allow-private", Usage: "accept loopback and private addresses (a local testnet)"},
+		},
+		Action: func(c *cli.Context) error {
+			req := control.SearchRequest{
+				Query: strings.Join(c.Args().Slice(), " "), URN: c.String("urn"), Strategy: c.String("strategy"),
+				TTL: c.Int("ttl"), Walkers: c.Int("walkers"), P: c.Float64("p"),
+				TimeoutMS: int(c.Duration("timeout") / time.Millisecond), MaxResults: c.Int("max-results"),
+			}
+			if _, err := control.BuildQuery(req.Query, req.URN); err != nil {
+				return cli.Exit(err.Error()+`: give "WORDS" or --urn urn:sha1:<32 base32 characters>`, 2)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cc, done, err := searchClient(ctx, c)
+			if err != nil {
+				return err
+			}
+			defer done()
+			id, err := cc.StartSearch(ctx, req)
+			if err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			printer := newHitPrinter(os.Stdout)
+			err = cc.StreamResults(ctx, id, printer.print)
+			printer.done()
+			if err != nil && ctx.Err() == nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			return nil
+		},
+	}
+}
+
+// searchClient returns a client of the control API that search uses: the
+// servent running with --data-dir when there is one; otherwise a servent
+// started here, joined through --peer, with its own control API on
+// loopback. done stops what searchClient started.
+func searchClient(ctx context.Context, c *cli.Context) (cc *control.Client, done func(), err error) {
+	if info, err := control.ReadInfo(c.String("data-dir")); err == nil {
+		cc := &control.Client{Info: info}
+		var st control.StatusJSON
+		if cc.Do(ctx, "GET", "/api/v1/status", nil, &st) == nil {
+			return cc, func() {}, nil
+		}
+	}
+	if len(c.StringSlice("peer")) == 0 {
+		return nil, nil, cli.Exit("no servent is running with --data-dir "+c.String("data-dir")+
+			" and no --peer was given: start `gnutella serve` or pass --peer HOST:PORT", 2)
+	}
+	log, err := logger(c)
+	if err != nil {
+		return nil, nil, cli.Exit(err.Error(), 2)
+	}
+	ncfg := servent.DefaultNodeConfig()
+	cfg := &ncfg.Config
+	cfg.ListenAddr = "0.0.0.0:0"
+	cfg.Peers = c.StringSlice("peer")
+	cfg.WantLinks = len(cfg.Peers)
+	cfg.AllowLoopback = c.Bool("allow-private")
+	cfg.AllowPrivate = c.Bool("allow-private")
+	cfg.Logger = log
+	n, err := servent.NewNode(ncfg)
+	if err != nil {
+		return nil, nil, cli.Exit(err.Error(), 1)
+	}
+	if err := n.Start(); err != nil {
+		return nil, nil, cli.Exit(err.Error(), 1)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	err = n.WaitLinks(wctx, 1)
+	cancel()
+	if err != nil {
+		_ = n.Stop()
+		return nil, nil, cli.Exit("could not link to any --peer within 15 s: check the addresses and that they run", 1)
+	}
+	ctl, err := control.Start(n, control.DefaultAddr)
+	if err != nil {
+		_ = n.Stop()
+		return nil, nil, cli.Exit(err.Error(), 1)
+	}
+	return &control.Client{Info: ctl.Info()}, func() {
+		_ = ctl.Close()
+		_ = n.Stop()
+	}, nil
+}
+
+// hitPrinter prints search results as table rows as they arrive.
+type hitPrinter struct {
+	w io.Writer
+	n int
+}
+
+func newHitPrinter(w io.Writer) *hitPrinter { return &hitPrinter{w: w} }
+
+func (p *hitPrinter) print(h routing.Hit) {
+	if p.n == 0 {
+		fmt.Fprintf(p.w, "%-40s %10s  %-41s %-21s %6s  %s\n", "NAME", "SIZE", "URN", "HOST", "KBPS", "PUSH")
+	}
+	p.n++
+	push := "no"
+	if h.Push {
+		push = "yes"
+	}
+	urn := ""
+	if !h.URN.IsZero() {
+		urn = h.URN.String()
+	}
+	fmt.Fprintf(p.w, "%-40s %10d  %-41s %-21s %6d  %s\n", clip(h.Name, 40), h.Size, urn, h.Host, h.Speed, push)
+}
+
+func (p *hitPrinter) done() { fmt.Fprintf(p.w, "%d results\n", p.n) }
+
+func clip(s string, n int) string {
+	if len([]rune(s)) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}

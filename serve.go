@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"gnutella/servent"
+	"gnutella/servent/control"
+)
+
+func serveCommand() *cli.Command {
+	nd := servent.DefaultNodeConfig()
+	d := nd.Config
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run a servent: listen, join the network and route until Ctrl-C",
+		Description: "Runs a Gnutella 0.6 servent on one port (Gnutella links, HTTP and push callbacks).\n" +
+			"It joins through --peer addresses, its saved host cache and any --gwebcache, keeps\n" +
+			"--links links up, and on SIGINT/SIGTERM says Bye 200 to every link and exits.\n" +
+			"No bootstrap host is built in: give at least one --peer or --gwebcache the first time.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: d.ListenAddr, Usage: "`ADDR`ess (ip:port) of the one listening port"},
+			&cli.StringSliceFlag{Name: "peer", Usage: "`HOST:PORT` of a servent to join through (repeatable)"},
+			&cli.StringSliceFlag{Name: "gwebcache", Usage: "`URL` of a GWebCache to ask for hosts (repeatable)"},
+			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` for the servent ID and host cache"},
+			&cli.IntFlag{Name: "links", Value: d.WantLinks, Usage: "how many ultrapeer links to keep dialling for"},
+			&cli.IntFlag{Name: "max-links", Value: d.MaxLinks, Usage: "most ultrapeer links accepted; more get 503 with X-Try-Ultrapeers"},
+			&cli.IntFlag{Name: "max-ttl", Value: int(d.MaxTTL), Usage: "clamp of hops+TTL when relaying (4 as gtk-gnutella, 7 for a 0.4-style network)"},
+			&cli.BoolFlag{Name: "no-deflate", Usage: "neither offer nor accept compressed links (gtk-gnutella ultrapeers refuse such leaves)"},
+			&cli.BoolFlag{Name: "no-pong-caching", Usage: "flood pings and route pongs back (0.4 behaviour) instead of answering from the pong cache"},
+			&cli.BoolFlag{Name: "allow-private", Usage: "accept loopback and private addresses in the host cache, prove reachability and call back pushes there (for a local testnet)"},
+			&cli.StringSliceFlag{Name: "share", Usage: "`DIR` to share, recursively (repeatable)"},
+			&cli.StringFlag{Name: "downloads", Usage: "`DIR` where downloads go (none: this servent does not download)"},
+			&cli.IntFlag{Name: "upload-slots", Value: nd.UploadSlots, Usage: "uploads at once; more get 503 with Retry-After"},
+			&cli.StringFlag{Name: "control", Value: control.DefaultAddr, Usage: "loopback `ADDR`ess of the control API (\"\" to turn it off); its token goes to DIR/control.json"},
+			&cli.StringFlag{Name: "mode", Value: d.Mode.String(), Usage: "leaf, ultrapeer or auto (leaf until eligible to be an ultrapeer)"},
+		},
+		Action: func(c *cli.Context) error {
+			log, err := logger(c)
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			ncfg := servent.DefaultNodeConfig()
+			ncfg.ShareDirs = c.StringSlice("share")
+			ncfg.DownloadDir = c.String("downloads")
+			ncfg.UploadSlots = c.Int("upload-slots")
+			ncfg.AcceptLocalProof = c.Bool("allow-private")
+			ncfg.PushPolicy.AllowLoopback = c.Bool("allow-private")
+			ncfg.PushPolicy.AllowPrivate = c.Bool("allow-private")
+			mode, err := servent.ParseMode(c.String("mode"))
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			cfg := ncfg.Config
+			cfg.Mode = mode
+			cfg.ListenAddr = c.String("listen")
+			cfg.Peers = c.StringSlice("peer")
+			cfg.GWebCaches = c.StringSlice("gwebcache")
+			cfg.DataDir = c.String("data-dir")
+			cfg.WantLinks = c.Int("links")
+			cfg.MaxLinks = c.Int("max-links")
+			if c.Int("max-ttl") < 1 || c.Int("max-ttl") > 15 {
+				return cli.Exit("--max-ttl must be between 1 and 15", 2)
+			}
+			cfg.MaxTTL = uint8(c.Int("max-ttl"))
+			cfg.Deflate = !c.Bool("no-deflate")
+			cfg.PongCaching = !c.Bool("no-pong-caching")
+			cfg.AllowLoopback = c.Bool("allow-private")
+			cfg.AllowPrivate = c.Bool("allow-private")
+			cfg.Logger = log
+			ncfg.Config = cfg
+			s, err := servent.NewNode(ncfg)
+			if err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			if err := s.Start(); err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
+			fmt.Fprintf(os.Stderr, "gnutella: servent %s listening on %s (Ctrl-C to stop)\n", s.ID(), s.Addr())
+			var ctl *control.Server
+			if addr := c.String("control"); addr != "" {
+				if ctl, err = control.Start(s, addr); err != nil {
+					_ = s.Stop()
+					return cli.Exit(err.Error()+` (choose another with --control, or --control "" for none)`, 1)
+				}
+				fmt.Fprintf(os.Stderr, "gnutella: control API on http://%s/ (token in %s)\n", ctl.Addr(),
+					filepath.Join(cfg.DataDir, "control.json"))
+			}
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+			<-sig
+			signal.Stop(sig)
+			fmt.Fprintln(os.Stderr, "gnutella: saying Bye to every link...")
+			if ctl != nil {
+				_ = ctl.Close()
+			}
+			return s.Stop()
+		},
+	}
+}

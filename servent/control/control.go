@@ -1,0 +1,197 @@
+// Package control is the control API of a running servent: JSON over HTTP on
+// a loopback address, for the CLI and a future browser UI, with its server
+// (Start), its client (Client) and the JSON forms of what it serves. It sits
+// above servent: it drives a *servent.Node through its exported methods, and
+// whoever runs a Node (the serve command, the testnet demo) starts it.
+//
+// Every request carries the token that the server writes into the node's
+// data folder (control.json), as "Authorization: Bearer <token>".
+// docs/control-api.md documents the API.
+package control
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"gnutella/routing"
+	"gnutella/servent"
+)
+
+// DefaultAddr is where the API listens by default: a free loopback port.
+const DefaultAddr = "127.0.0.1:0"
+
+// Server serves the control API of one node.
+type Server struct {
+	n       *servent.Node
+	dataDir string // where control.json is ("" = none)
+	token   string
+	srv     *http.Server
+	ln      net.Listener
+	served  chan struct{}
+
+	mu       sync.Mutex
+	searches map[string]*search
+	order    []string
+}
+
+// Start listens on addr, which must be a loopback address (e.g.
+// "127.0.0.1:0"), serves the API of n and, when n has a data folder, writes
+// control.json there. Close stops it; stop it before the node.
+func Start(n *servent.Node, addr string) (*Server, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("control API address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("control API must listen on a loopback address, not %q", addr)
+	}
+	var tok [16]byte
+	if _, err := rand.Read(tok[:]); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("control API cannot listen on %s: %w", addr, err)
+	}
+	c := &Server{n: n, dataDir: n.Config().DataDir, token: hex.EncodeToString(tok[:]), ln: ln,
+		served: make(chan struct{}), searches: map[string]*search{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/status", c.status)
+	mux.HandleFunc("GET /api/v1/links", c.links)
+	mux.HandleFunc("GET /api/v1/shares", c.shares)
+	mux.HandleFunc("GET /api/v1/searches", c.listSearches)
+	mux.HandleFunc("POST /api/v1/searches", c.startSearch)
+	mux.HandleFunc("GET /api/v1/searches/{id}", c.getSearch)
+	mux.HandleFunc("GET /api/v1/searches/{id}/results", c.streamResults)
+	mux.HandleFunc("GET /api/v1/downloads", c.downloads)
+	mux.HandleFunc("POST /api/v1/downloads", c.startDownload)
+	c.srv = &http.Server{Handler: c.auth(mux), ReadHeaderTimeout: 10 * time.Second}
+	if c.dataDir != "" {
+		info, _ := json.Marshal(Info{Addr: ln.Addr().String(), Token: c.token, PID: os.Getpid()})
+		if err := os.WriteFile(filepath.Join(c.dataDir, "control.json"), info, 0o600); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("cannot write control.json: %w", err)
+		}
+	}
+	go func() {
+		defer close(c.served)
+		_ = c.srv.Serve(ln)
+	}()
+	return c, nil
+}
+
+// Addr is where the API listens; Token is what requests must carry.
+func (c *Server) Addr() string  { return c.ln.Addr().String() }
+func (c *Server) Token() string { return c.token }
+
+// Info is what a client needs to reach this server (what control.json holds).
+func (c *Server) Info() Info { return Info{Addr: c.Addr(), Token: c.token, PID: os.Getpid()} }
+
+// Close stops the API, waits for it and removes control.json.
+func (c *Server) Close() error {
+	err := c.srv.Close()
+	<-c.served
+	if c.dataDir != "" {
+		_ = os.Remove(filepath.Join(c.dataDir, "control.json"))
+	}
+	return err
+}
+
+func (c *Server) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(c.token)) != 1 {
+			writeJSON(w, http.StatusUnauthorized, apiError{"missing or wrong token: send Authorization: Bearer <token from control.json>"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the request body (at most 64 KiB): %w", err)
+	}
+	return b, nil
+}
+
+// StatusJSON is the answer of GET /api/v1/status.
+type StatusJSON struct {
+	ServentID  string        `json:"servent_id"`
+	Version    string        `json:"version"`
+	Addr       string        `json:"addr"`
+	Mode       string        `json:"mode"`
+	Firewalled bool          `json:"firewalled"`
+	UptimeSec  float64       `json:"uptime_seconds"`
+	Links      int           `json:"links"`
+	Leaves     int           `json:"leaves"`
+	Hosts      int           `json:"known_hosts"`
+	Routing    routing.Stats `json:"routing"`
+	Library    *LibraryJSON  `json:"library,omitempty"`
+}
+
+func (c *Server) status(w http.ResponseWriter, r *http.Request) {
+	n := c.n
+	writeJSON(w, http.StatusOK, StatusJSON{
+		ServentID: n.ID().String(), Version: servent.Version, Addr: n.Addr().String(), Mode: n.Mode().String(),
+		Firewalled: n.Firewalled(), UptimeSec: n.Uptime().Seconds(),
+		Links: n.LinkCount(servent.LinkUltrapeer, servent.LinkNormal), Leaves: n.LinkCount(servent.LinkLeaf),
+		Hosts: n.Hosts().Len(), Routing: n.Stats(), Library: c.library(),
+	})
+}
+
+// LinkJSON is one entry of GET /api/v1/links.
+type LinkJSON struct {
+	ID         uint32            `json:"id"`
+	Kind       string            `json:"kind"`
+	Inbound    bool              `json:"inbound"`
+	Remote     string            `json:"remote"`
+	Listen     string            `json:"listen,omitempty"`
+	ServentID  string            `json:"servent_id,omitempty"`
+	UserAgent  string            `json:"user_agent,omitempty"`
+	Since      time.Time         `json:"since"`
+	DeflateIn  bool              `json:"deflate_in"`
+	DeflateOut bool              `json:"deflate_out"`
+	Stats      servent.LinkStats `json:"stats"`
+}
+
+func (c *Server) links(w http.ResponseWriter, r *http.Request) {
+	links := c.n.Links()
+	out := make([]LinkJSON, 0, len(links))
+	for _, l := range links {
+		j := LinkJSON{ID: uint32(l.ID), Kind: l.Kind.String(), Inbound: l.Inbound, Remote: l.Remote.String(),
+			UserAgent: l.UserAgent, Since: l.Since, DeflateIn: l.DeflateIn, DeflateOut: l.DeflateOut, Stats: l.Stats()}
+		if l.Listen.IsValid() {
+			j.Listen = l.Listen.String()
+		}
+		if !l.PeerID.IsZero() {
+			j.ServentID = l.PeerID.String()
+		}
+		out = append(out, j)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	writeJSON(w, http.StatusOK, out)
+}
