@@ -117,13 +117,7 @@ func experimentCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit("experiment: "+err.Error(), 1)
 			}
-			testnet.WriteTable(os.Stdout, rep)
-			if cfg.Out != "" {
-				if err := testnet.WriteAll(cfg.Out, rep); err != nil {
-					return cli.Exit(err.Error(), 1)
-				}
-				fmt.Fprintf(os.Stderr, "wrote results to %s\n", cfg.Out)
-			}
+			testnet.WriteTable(os.Stdout, rep) // RunExperimentReport already wrote cfg.Out
 			return nil
 		},
 	}

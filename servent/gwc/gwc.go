@@ -30,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gnutella/firewall"
 	"io"
 	"net"
 	"net/http"
@@ -223,7 +224,7 @@ func (c *Client) UpdateWithURL(ctx context.Context, cacheURL string, self netip.
 	p.Set("update", "1")
 	if self.IsValid() {
 		self = hostcache.Canon(self)
-		if err := hostcache.CheckAddr(self, true, true); err != nil {
+		if err := (firewall.AddrPolicy{AllowLoopback: true, AllowPrivate: true}).Check(self); err != nil {
 			return fmt.Errorf("gwebcache update: our address %s is not dialable (%v); advertise the address peers reach us at", self, err)
 		}
 		p.Set("ip", self.String())
@@ -533,9 +534,9 @@ func normalizeCacheURL(raw string) (string, error) {
 // most recent hosts and 10 URLs, and stores update=1&ip= after checking the
 // address. Exported fields must be set before serving.
 type Server struct {
-	// AllowLoopback and AllowPrivate are the address policy of hostcache.Cache.
-	AllowLoopback bool
-	AllowPrivate  bool
+	// AddrPolicy says which host addresses are stored (the project's one
+	// address policy, as the host cache uses it).
+	firewall.AddrPolicy
 	// AllowThirdParty accepts an ip= that is not the requester's own IP.
 	// The specification requires the check (false), so that nobody can
 	// submit other people's addresses.
@@ -754,7 +755,11 @@ func (s *Server) updateHost(raw string, remote netip.Addr, now time.Time) (bool,
 		return false, "Rejected IP|not an ip:port"
 	}
 	a = hostcache.Canon(a)
-	if err := hostcache.CheckAddr(a, s.AllowLoopback, s.AllowPrivate); err != nil {
+	if err := s.Check(a); err != nil {
+		var ae *firewall.AddrError
+		if errors.As(err, &ae) {
+			return false, "Rejected IP|" + ae.Class.String()
+		}
 		return false, "Rejected IP|" + err.Error()
 	}
 	if !s.AllowThirdParty && remote.IsValid() && remote != a.Addr() {

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"gnutella/firewall"
 	"io"
 	"net/netip"
 	"os"
@@ -96,11 +97,9 @@ type hostEntry struct {
 //
 // AllowLoopback and AllowPrivate must be set before the cache is shared.
 type Cache struct {
-	// AllowLoopback admits 127.0.0.0/8 and ::1 (a testnet on one machine).
-	AllowLoopback bool
-	// AllowPrivate admits addresses that are not public unicast: RFC 1918,
-	// unique-local, link-local, carrier-grade NAT and documentation ranges.
-	AllowPrivate bool
+	// AddrPolicy says which addresses the cache admits (the project's one
+	// address policy; a testnet on one machine allows loopback).
+	firewall.AddrPolicy
 
 	mu    sync.Mutex
 	max   int
@@ -123,72 +122,11 @@ func Canon(a netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ip, a.Port())
 }
 
-var (
-	// Always refused, whatever the policy.
-	hostNeverPrefixes = []netip.Prefix{
-		netip.MustParsePrefix("0.0.0.0/8"),   // "this network"
-		netip.MustParsePrefix("240.0.0.0/4"), // reserved, includes 255.255.255.255
-	}
-	// Not public unicast: admitted only with AllowPrivate.
-	hostNonPublicPrefixes = []netip.Prefix{
-		netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT
-		netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
-		netip.MustParsePrefix("192.0.2.0/24"),    // TEST-NET-1
-		netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
-		netip.MustParsePrefix("198.51.100.0/24"), // TEST-NET-2
-		netip.MustParsePrefix("203.0.113.0/24"),  // TEST-NET-3
-		netip.MustParsePrefix("2001:db8::/32"),   // documentation
-	}
-)
-
-// CheckAddr says why a is not a dialable peer address under the given
-// policy, or returns nil. It is shared by Cache and gwc.Server.
-func CheckAddr(a netip.AddrPort, allowLoopback, allowPrivate bool) error {
-	if !a.IsValid() {
-		return errors.New("invalid address")
-	}
-	if a.Port() == 0 {
-		return errors.New("port 0")
-	}
-	ip := a.Addr().Unmap()
-	switch {
-	case ip.IsUnspecified():
-		return errors.New("unspecified address")
-	case ip.IsMulticast():
-		return errors.New("multicast address")
-	case ip.Is4() && ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return errors.New("broadcast address")
-	}
-	for _, p := range hostNeverPrefixes {
-		if p.Contains(ip) {
-			return errors.New("reserved address")
-		}
-	}
-	if ip.IsLoopback() {
-		if allowLoopback {
-			return nil
-		}
-		return errors.New("loopback address (not allowed here)")
-	}
-	if allowPrivate {
-		return nil
-	}
-	if ip.IsPrivate() || ip.IsLinkLocalUnicast() || !ip.IsGlobalUnicast() {
-		return errors.New("private or non-routable address (not allowed here)")
-	}
-	for _, p := range hostNonPublicPrefixes {
-		if p.Contains(ip) {
-			return errors.New("non-public address (not allowed here)")
-		}
-	}
-	return nil
-}
-
 // Valid reports whether a would be admitted by Add under the cache's policy.
 func (c *Cache) Valid(a netip.AddrPort) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return CheckAddr(Canon(a), c.AllowLoopback, c.AllowPrivate) == nil
+	return c.Check(Canon(a)) == nil
 }
 
 // Add records that a is a Gnutella host (an ultrapeer if ultra), learned from
@@ -202,7 +140,7 @@ func (c *Cache) Add(a netip.AddrPort, ultra bool, src Source, now time.Time) boo
 	a = Canon(a)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if CheckAddr(a, c.AllowLoopback, c.AllowPrivate) != nil {
+	if c.Check(a) != nil {
 		return false
 	}
 	c.addLocked(a, ultra, src, now)
@@ -333,7 +271,7 @@ func (c *Cache) Connected(a netip.AddrPort, now time.Time) {
 	defer c.mu.Unlock()
 	e, ok := c.hosts[a]
 	if !ok {
-		if CheckAddr(a, c.AllowLoopback, c.AllowPrivate) != nil {
+		if c.Check(a) != nil {
 			return
 		}
 		e = c.addLocked(a, false, SourceConnected, now)
@@ -649,7 +587,7 @@ func parseHostLine(line []byte, now time.Time) (hostEntry, bool) {
 func (c *Cache) restore(e hostEntry) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if CheckAddr(e.addr, c.AllowLoopback, c.AllowPrivate) != nil {
+	if c.Check(e.addr) != nil {
 		return false
 	}
 	if _, ok := c.hosts[e.addr]; ok {
