@@ -9,13 +9,14 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"gnutella/servent/hostcache"
 )
@@ -47,31 +48,13 @@ func (c *gwcClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// gwcNoLeaks fails the test if HTTP goroutines (client or server) are still
-// running once every other cleanup (closing servers) has run. Call it first.
+// gwcNoLeaks fails the test if goroutines it started (HTTP clients and
+// servers among them) are still running once every other cleanup (closing
+// servers) has run. Call it first.
 func gwcNoLeaks(t *testing.T) {
 	t.Helper()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			var leaked []string
-			for _, g := range strings.Split(string(buf), "\n\n") {
-				if strings.Contains(g, "net/http.") || strings.Contains(g, "httptest.") {
-					leaked = append(leaked, g)
-				}
-			}
-			if len(leaked) == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("%d goroutines outlived the test:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 }
 
 func gwcServe(t *testing.T, h http.Handler) *httptest.Server {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gnutella/testnet/await"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -419,84 +420,89 @@ func TestMemBlockInbound(t *testing.T) {
 
 func TestMemPartition(t *testing.T) {
 	memCheckLeaks(t)
-	n := New()
-	a, b, ab, ba := memPair(t, n)
-	c := n.Host(n.NextIP())
-	ac, ca := memDial(t, a, c)
-	lb, _ := b.Listen(":0")
-	defer lb.Close()
-	la, _ := a.Listen(":0")
-	defer la.Close()
+	synctest.Test(t, func(t *testing.T) {
+		n := New()
+		a, b, ab, ba := memPair(t, n)
+		c := n.Host(n.NextIP())
+		ac, ca := memDial(t, a, c)
+		lb, _ := b.Listen(":0")
+		defer lb.Close()
+		la, _ := a.Listen(":0")
+		defer la.Close()
 
-	n.Partition(a.IP(), b.IP(), true)
-	if _, err := ab.Write([]byte("into the void")); err != nil {
-		t.Fatalf("write into a partition (buffered): %v", err)
-	}
-	ba.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
-	if _, err := ba.Read(make([]byte, 10)); !memIsTimeout(err) {
-		t.Errorf("read across a partition: %v, want a timeout", err)
-	}
-	ba.SetReadDeadline(time.Time{})
-	for _, d := range []struct {
-		from *Host
-		to   net.Listener
-	}{{a, lb}, {b, la}} {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		if _, err := d.from.Dial(ctx, d.to.Addr().String()); !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("dial across the partition: %v", err)
+		n.Partition(a.IP(), b.IP(), true)
+		if _, err := ab.Write([]byte("into the void")); err != nil {
+			t.Fatalf("write into a partition (buffered): %v", err)
 		}
-		cancel()
-	}
-	// Other links are untouched.
-	ac.Write([]byte("hi"))
-	if _, err := io.ReadFull(ca, make([]byte, 2)); err != nil {
-		t.Errorf("a link outside the partition: %v", err)
-	}
-	// The peer's close does not cross the partition until it heals; then data and EOF arrive.
-	ab.Close()
-	got := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(ba)
-		got <- b
-	}()
-	select {
-	case g := <-got:
-		t.Fatalf("read across the partition returned %q", g)
-	case <-time.After(30 * time.Millisecond):
-	}
-	n.Partition(b.IP(), a.IP(), false)
-	if g := <-got; string(g) != "into the void" {
-		t.Errorf("after healing, read %q", g)
-	}
-	if c, err := a.Dial(context.Background(), lb.Addr().String()); err != nil {
-		t.Errorf("dial after healing: %v", err)
-	} else {
-		c.Close()
-	}
+		ba.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+		if _, err := ba.Read(make([]byte, 10)); !memIsTimeout(err) {
+			t.Errorf("read across a partition: %v, want a timeout", err)
+		}
+		ba.SetReadDeadline(time.Time{})
+		for _, d := range []struct {
+			from *Host
+			to   net.Listener
+		}{{a, lb}, {b, la}} {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			if _, err := d.from.Dial(ctx, d.to.Addr().String()); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("dial across the partition: %v", err)
+			}
+			cancel()
+		}
+		// Other links are untouched.
+		ac.Write([]byte("hi"))
+		if _, err := io.ReadFull(ca, make([]byte, 2)); err != nil {
+			t.Errorf("a link outside the partition: %v", err)
+		}
+		// The peer's close does not cross the partition until it heals; then data and EOF arrive.
+		ab.Close()
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(ba)
+			got <- b
+		}()
+		synctest.Wait() // the reader is blocked for good: nothing crossed
+		select {
+		case g := <-got:
+			t.Fatalf("read across the partition returned %q", g)
+		default:
+		}
+		n.Partition(b.IP(), a.IP(), false)
+		if g := <-got; string(g) != "into the void" {
+			t.Errorf("after healing, read %q", g)
+		}
+		if c, err := a.Dial(context.Background(), lb.Addr().String()); err != nil {
+			t.Errorf("dial after healing: %v", err)
+		} else {
+			c.Close()
+		}
+	})
 }
 
 // Writes to a peer that closed while partitioned fail once the partition heals.
 func TestMemPartitionHealsIntoBrokenPipe(t *testing.T) {
 	memCheckLeaks(t)
-	n := New()
-	n.Window = 1024
-	a, b, ab, ba := memPair(t, n)
-	n.Partition(a.IP(), b.IP(), true)
-	ba.Close()
-	errc := make(chan error, 1)
-	go func() { errc <- memWriteUntilError(ab) }()
-	time.Sleep(20 * time.Millisecond)
-	select {
-	case err := <-errc:
-		t.Fatalf("write across the partition failed early: %v", err)
-	default:
-	}
-	n.Partition(a.IP(), b.IP(), false)
-	if err := <-errc; !errors.Is(err, syscall.EPIPE) {
-		t.Errorf("write after healing: %v, want EPIPE", err)
-	}
-	ab.Close()
-	memCheckEmpty(t, n)
+	synctest.Test(t, func(t *testing.T) {
+		n := New()
+		n.Window = 1024
+		a, b, ab, ba := memPair(t, n)
+		n.Partition(a.IP(), b.IP(), true)
+		ba.Close()
+		errc := make(chan error, 1)
+		go func() { errc <- memWriteUntilError(ab) }()
+		synctest.Wait() // the writer filled the window and is blocked for good
+		select {
+		case err := <-errc:
+			t.Fatalf("write across the partition failed early: %v", err)
+		default:
+		}
+		n.Partition(a.IP(), b.IP(), false)
+		if err := <-errc; !errors.Is(err, syscall.EPIPE) {
+			t.Errorf("write after healing: %v, want EPIPE", err)
+		}
+		ab.Close()
+		memCheckEmpty(t, n)
+	})
 }
 
 // The transport starts no goroutine for a connection.
@@ -679,10 +685,7 @@ func TestMemManyHosts(t *testing.T) {
 	for _, l := range ls {
 		l.Close()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Stats().Conns != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond) // the echoers close their ends
-	}
+	await.Until(t, "the echoers to close their ends", func() bool { return n.Stats().Conns == 0 })
 	memCheckEmpty(t, n)
 }
 
