@@ -254,3 +254,9 @@ func (s *Servent) sendTable(l *Link, t *ultrapeer.Table) {
 	}
 	l.qrpSent = t
 }
+
+// QRPStats counts queries sent to leaves (each one passed the leaf's QRP
+// table) and last-hop queries an ultrapeer's table saved.
+func (s *Servent) QRPStats() (leafDeliveries, lastHopSaved uint64) {
+	return s.router.leafDeliveries.Load(), s.router.lastHopSaved.Load()
+}
