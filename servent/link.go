@@ -183,17 +183,6 @@ func (l *Link) sendMessage(h protocol.Header, p protocol.Payload) error {
 
 var errQueueDropped = errors.New("send queue full: message dropped")
 
-// hopsFlowForQueue tells an ultrapeer neighbour, by Hops-Flow (BEAR/4),
-// to stop or resume sending queries while our send queue to it is in flow
-// control, as gtk-gnutella does: the hits for its queries would have nowhere
-// to go. (A leaf's Hops-Flow says whether it shares; the QRP tick owns it.)
-func (l *Link) hopsFlowForQueue(v uint8) {
-	if l.s.isLeaf() || !l.Supports(protocol.HopsFlowID) {
-		return
-	}
-	_ = l.sendMessage(protocol.Header{ID: protocol.NewGUID(), TTL: 1}, protocol.NewHopsFlow(v))
-}
-
 // FlowControlled reports whether the link's send queue is above its
 // high-water mark.
 func (l *Link) FlowControlled() bool { return l.flowSince.Load() != 0 }

@@ -99,7 +99,7 @@ func (r *router) toLeaves(from *Link, h protocol.Header, payload []byte, qq *laz
 	var buf [32]*Link
 	sent := 0
 	for _, o := range r.s.qrp.matchLeaves(qq.get(), buf[:0]) {
-		if o == from || o.closing.Load() || uint32(h.Hops) >= o.hopsFlow.Load() {
+		if o == from || o.closing.Load() || !o.wantsQueryHops(h.Hops) {
 			continue
 		}
 		if o.send(h, payload) == enqueued {

@@ -200,7 +200,7 @@ func (r *router) flood(from *Link, h protocol.Header, payload []byte, ultrapeers
 		if o == from || o.Kind == LinkLeaf || o.closing.Load() {
 			continue
 		}
-		if h.Type == protocol.TypeQuery && uint32(h.Hops) >= o.hopsFlow.Load() {
+		if h.Type == protocol.TypeQuery && !o.wantsQueryHops(h.Hops) {
 			continue
 		}
 		if ultrapeersOnly && o.Kind != LinkUltrapeer {

@@ -60,6 +60,7 @@ type Servent struct {
 	mode       atomic.Int32 // the role played now (ModeLeaf or ModeUltrapeer)
 	lastSwitch time.Time    // the last role switch (connector goroutine)
 	qrp        qrpState
+	leafFlow   leafHopsFlow // connector goroutine
 	dq         dqState
 }
 

@@ -41,9 +41,7 @@ func (r *router) handleVendor(l *Link, h protocol.Header, payload []byte) {
 			l.vendorIDs.Store(&ids)
 		}
 	case v.Is(protocol.HopsFlowID):
-		if hops, err := v.HopsFlow(); err == nil {
-			l.hopsFlow.Store(uint32(hops))
-		}
+		l.receiveHopsFlow(v)
 	case v.Is(protocol.QueryStatusRequestID), v.Is(protocol.QueryStatusResponseID):
 		r.s.queryStatus(l, h, v)
 	default:
@@ -66,6 +64,3 @@ func (l *Link) Supports(id protocol.VendorMessageID) bool {
 	}
 	return false
 }
-
-// HopsFlow is the peer's last Hops-Flow value (255 when it sent none).
-func (l *Link) HopsFlow() uint8 { return uint8(l.hopsFlow.Load()) }
