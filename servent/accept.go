@@ -36,16 +36,12 @@ type Hooks struct {
 	Firewalled func() bool
 	// Busy reports whether every upload slot is taken.
 	Busy func() bool
-	// Vendor is given the vendor messages the servent does not consume.
-	Vendor VendorHandler
 	// RouteTable is given QRP route-table updates (ultrapeer package).
 	RouteTable func(l *Link, h protocol.Header, payload []byte)
 	// QRPTable is our library's QRP table (nil: empty); called every
 	// connector tick, so it should return a cached table while the library
 	// has not changed.
 	QRPTable func() *ultrapeer.Table
-	// HitTrailer is the GGEP put in the trailer of our QueryHits (push proxies).
-	HitTrailer func() protocol.GGEP
 	// ShareStats reports how many files and KiB we share (for our Pong).
 	ShareStats func() (files, kb uint32)
 	// Trace, when set, sees every descriptor a link hands to the router,

@@ -1,8 +1,14 @@
 package servent
 
 import (
+	"context"
+	"errors"
 	"gnutella/protocol"
 	"gnutella/routing"
+	"gnutella/transfer"
+	"net"
+	"net/netip"
+	"time"
 )
 
 // Push: routed toward a servent ID (to a neighbour with it, or along the
@@ -77,4 +83,61 @@ func (s *Servent) SendPush(p *protocol.Push, ttl uint8) int {
 	id := protocol.NewGUID()
 	s.router.dups.Check(id, protocol.TypePush, ttl)
 	return s.router.routePush(routing.NoLink, p.ServentID, protocol.Header{ID: id, Type: protocol.TypePush, TTL: ttl}, payload)
+}
+
+// push answers a Push addressed to us (Hooks.Push): gtk-gnutella's limits,
+// then a connect-back with GIV and the upload on that socket.
+func (n *Node) push(p *protocol.Push, h protocol.Header) {
+	addr := p.AddrPort()
+	now := time.Now()
+	if !n.linkedTo(addr.Addr()) {
+		if err := n.guard.Allow(addr, now); err != nil {
+			n.log.Debug().Stringer("addr", addr).Err(err).Msg("push refused")
+			return
+		}
+	}
+	name := "file"
+	if n.Library != nil {
+		if f, ok := n.Library.ByIndex(p.Index); ok {
+			name = f.Name
+		}
+	}
+	giv := protocol.GIV{Index: p.Index, ServentID: n.id, Name: name}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(n.ctx, 20*time.Second)
+		conn, err := n.transport.Dial(ctx, addr.String())
+		cancel()
+		if err != nil {
+			n.guard.Failed(addr, time.Now())
+			n.log.Debug().Stringer("addr", addr).Err(err).Msg("push callback failed")
+			return
+		}
+		n.Uploads.ServeCallback(conn, giv)
+	}()
+}
+
+// sendPush routes a Push toward a firewalled source: through its push
+// proxies when it has any, else through the network by servent ID.
+func (n *Node) sendPush(src transfer.Source) error {
+	self := n.Addr()
+	if !self.Addr().Unmap().Is4() {
+		return errors.New("no IPv4 address to be called back on")
+	}
+	for _, proxy := range src.PushProxies {
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		err := transfer.RequestPushProxy(ctx, func(ctx context.Context, a netip.AddrPort) (net.Conn, error) {
+			return n.transport.Dial(ctx, a.String())
+		}, proxy, src.ServentID, self, userAgent())
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	p := &protocol.Push{ServentID: src.ServentID, Index: src.Index, IP: self.Addr().Unmap().As4(), Port: self.Port()}
+	if n.SendPush(p, n.cfg.MaxTTL) == 0 {
+		return errors.New("no route to the servent: no link carried a hit from it")
+	}
+	return nil
 }

@@ -154,9 +154,7 @@ func (s *Servent) answerQuery(l *Link, h protocol.Header, q *protocol.Query, wal
 		return
 	}
 	trailer := protocol.HitTrailer{Vendor: VendorCode, Push: s.firewalled(), Busy: s.busy()}
-	if fn := s.cfg.Hooks.HitTrailer; fn != nil {
-		trailer.GGEP = fn()
-	}
+	trailer.GGEP = s.pushProxyGGEP()
 	ttl := s.router.ttl.ReplyTTL(h.Hops)
 	if walkSteps > 0 {
 		ttl = uint8(min(int(walkSteps)+6, 255))

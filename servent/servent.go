@@ -57,11 +57,13 @@ type Servent struct {
 
 	walkChecks atomic.Int64 // checks our walkers' holders made of their originators
 
-	mode       atomic.Int32 // the role played now (ModeLeaf or ModeUltrapeer)
-	lastSwitch time.Time    // the last role switch (connector goroutine)
-	qrp        qrpState
-	leafFlow   leafHopsFlow // connector goroutine
-	dq         dqState
+	mode         atomic.Int32 // the role played now (ModeLeaf or ModeUltrapeer)
+	lastSwitch   time.Time    // the last role switch (connector goroutine)
+	qrp          qrpState
+	proxies      pushProxies
+	connectBacks connectBacks
+	leafFlow     leafHopsFlow // connector goroutine
+	dq           dqState
 }
 
 // WalkChecks is how many walker checks this servent made (each one a
@@ -105,6 +107,7 @@ func New(cfg Config) (*Servent, error) {
 		s.mode.Store(int32(ModeUltrapeer))
 	}
 	s.qrp.init()
+	s.connectBacks.init()
 	s.router = newRouter(s)
 	s.pongs = newPongCache(s)
 	s.hosts = NewHostCache(cfg.HostCacheSize)
@@ -283,6 +286,7 @@ func (s *Servent) removeLink(l *Link) {
 	}
 	s.mu.Unlock()
 	s.qrp.removeLeaf(l)
+	s.forgetPushProxyLink(l)
 	s.router.forgetLink(l.ID)
 }
 
