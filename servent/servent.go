@@ -58,7 +58,7 @@ type Servent struct {
 	walkChecks atomic.Int64 // checks our walkers' holders made of their originators
 
 	mode         atomic.Int32 // the role played now (ModeLeaf or ModeUltrapeer)
-	lastSwitch   time.Time    // the last role switch (connector goroutine)
+	role         roleState    // role switches (connector and dial goroutines)
 	qrp          qrpState
 	proxies      pushProxies
 	connectBacks connectBacks
