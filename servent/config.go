@@ -143,8 +143,22 @@ type Config struct {
 	// Logger receives structured logs; the zero value is silent.
 	Logger zerolog.Logger
 
-	// Hooks filled in by the packages above servent.
-	Hooks Hooks
+	// The seams through which the packages above servent take part; Node
+	// fills them all (node.go). A nil one has a safe default.
+	//
+	// Library answers queries and gives our QRP table and share counts
+	// (library.go; nil: we share nothing). Transfers serves GET, HEAD and
+	// GIV on our port (accept.go; nil: 404, close). Firewall says whether
+	// we are reachable and hears inbound connections (firewall.go; nil:
+	// reachable). Pushes is given the Pushes addressed to us (push.go;
+	// nil: ignored).
+	Library   Library
+	Transfers Transfers
+	Firewall  Firewall
+	Pushes    PushHandler
+	// Trace, when set, sees every descriptor a link hands to the router,
+	// with whether it was a duplicate (route.go). Tests count with it.
+	Trace TraceFunc
 }
 
 // DefaultConfig returns the documented defaults.

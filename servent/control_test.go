@@ -13,12 +13,12 @@ func TestControlAPISearchStreamsResultsAndNeedsToken(t *testing.T) {
 	ca := testConfig()
 	ca.DataDir = t.TempDir()
 	cb := testConfig()
-	cb.Hooks.Answer = func(q *protocol.Query, h protocol.Header) []protocol.Result {
+	cb.Library = StaticLibrary{Results: func(q *protocol.Query, h protocol.Header) []protocol.Result {
 		if s, _ := q.SearchString(); s == "zebra quokka" {
 			return []protocol.Result{{Index: 3, Size: 10, Name: []byte("zebra quokka.ogg")}}
 		}
 		return nil
-	}
+	}}
 	a, b := startServent(t, ca), startServent(t, cb)
 	if _, err := a.Connect(ctxT(t), b.Addr()); err != nil {
 		t.Fatal(err)

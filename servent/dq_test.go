@@ -27,7 +27,7 @@ func TestLeafQueryIsADynamicQueryTheLeafCanStop(t *testing.T) {
 			got := map[protocol.GUID]int{}
 			for i := 0; i < 6; i++ {
 				c := testConfig()
-				c.Hooks.Trace = func(l *Link, h protocol.Header, dup bool) {
+				c.Trace = func(l *Link, h protocol.Header, dup bool) {
 					if h.Type == protocol.TypeQuery {
 						mu.Lock()
 						got[h.ID]++

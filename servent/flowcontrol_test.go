@@ -23,10 +23,10 @@ func TestFlowControlDropsQueriesAndSendsHopsFlow(t *testing.T) {
 	c.Transport = mem.Host(netip.MustParseAddr("127.1.0.1"))
 	c.ListenAddr = "127.1.0.1:6346"
 	c.SendQueueBytes = 8192
-	c.Hooks.Answer = func(q *protocol.Query, h protocol.Header) []protocol.Result {
+	c.Library = StaticLibrary{Results: func(q *protocol.Query, h protocol.Header) []protocol.Result {
 		answered.Add(1)
 		return nil
-	}
+	}}
 	s := startServent(t, c)
 
 	conn, err := mem.Host(netip.MustParseAddr("127.1.0.2")).Dial(context.Background(), s.Addr().String())

@@ -7,11 +7,51 @@ import (
 	"gnutella/ultrapeer"
 )
 
-// qrpTable is Hooks.QRPTable: the library's table, rebuilt when the
-// library changed (names split as the library splits them, every prefix of
-// 3 bytes or more, and the URNs).
-func (n *Node) qrpTable() *ultrapeer.Table {
+// The Library seam: what we share, as the router needs it. Node implements
+// it with a share.Library; StaticLibrary is one held in memory.
+
+// Library answers queries from what we share.
+type Library interface {
+	// Answer returns the results we hold for a query (nil: none).
+	Answer(q *protocol.Query, h protocol.Header) []protocol.Result
+	// QRPTable is the QRP table of what we share (nil: empty). It is asked
+	// every connector tick: return a cached table while nothing changed.
+	QRPTable() *ultrapeer.Table
+	// ShareStats counts the files and KiB we share (for our Pong).
+	ShareStats() (files, kb uint32)
+}
+
+// StaticLibrary is a Library held in memory (tests and testnets): Results
+// answers queries (nil: no results), Table is its QRP table (nil: empty),
+// and it counts no shared files.
+type StaticLibrary struct {
+	Results func(q *protocol.Query, h protocol.Header) []protocol.Result
+	Table   *ultrapeer.Table
+}
+
+// Answer calls Results.
+func (l StaticLibrary) Answer(q *protocol.Query, h protocol.Header) []protocol.Result {
+	if l.Results == nil {
+		return nil
+	}
+	return l.Results(q, h)
+}
+
+// QRPTable returns Table.
+func (l StaticLibrary) QRPTable() *ultrapeer.Table { return l.Table }
+
+// ShareStats is zero: the results are not files on disk.
+func (StaticLibrary) ShareStats() (files, kb uint32) { return 0, 0 }
+
+// QRPTable is Node's: the library's table, rebuilt when the library
+// changed (names split as the library splits them, every prefix of 3 bytes
+// or more, and the URNs). A node that shares nothing uses the configured
+// Library's (a testnet answering from memory).
+func (n *Node) QRPTable() *ultrapeer.Table {
 	if n.Library == nil {
+		if user := n.cfg.Library; user != nil {
+			return user.QRPTable()
+		}
 		return nil
 	}
 	n.mu.Lock()
@@ -44,10 +84,14 @@ func (n *Node) library() transfer.Library {
 
 type emptyLibrary struct{}
 
-// answer is Hooks.Answer: the library's matches as QueryHit records, with
-// the URN in the form the query asked for.
-func (n *Node) answer(q *protocol.Query, h protocol.Header) []protocol.Result {
+// Answer is Node's: the library's matches as QueryHit records, with the URN
+// in the form the query asked for. A node that shares nothing answers with
+// the configured Library (a testnet answering from memory).
+func (n *Node) Answer(q *protocol.Query, h protocol.Header) []protocol.Result {
 	if n.Library == nil {
+		if user := n.cfg.Library; user != nil {
+			return user.Answer(q, h)
+		}
 		return nil
 	}
 	files := n.Library.Match(q)
@@ -75,8 +119,12 @@ func (n *Node) answer(q *protocol.Query, h protocol.Header) []protocol.Result {
 	return out
 }
 
-func (n *Node) shareStats() (uint32, uint32) {
+// ShareStats is Node's: the files and KiB the library shares.
+func (n *Node) ShareStats() (files, kb uint32) {
 	if n.Library == nil {
+		if user := n.cfg.Library; user != nil {
+			return user.ShareStats()
+		}
 		return 0, 0
 	}
 	return n.Library.Stats()

@@ -96,32 +96,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.Uploads = &transfer.Server{Library: n.library(), Slots: cfg.UploadSlots, UserAgent: userAgent(),
 		Logger: cfg.Logger}
 	c := cfg.Config
-	h := &c.Hooks
-	if n.Library != nil || h.Answer == nil {
-		h.Answer = n.answer
-	}
-	h.ShareStats = n.shareStats
-	h.HTTP = n.Uploads.ServeConn
-	h.Busy = n.Uploads.Busy
-	h.Firewalled = n.Firewall.Firewalled
-	if cfg.AssumeReachable {
-		h.Firewalled = func() bool { return false }
-	}
-	h.Inbound = func(remote netip.AddrPort) { n.Firewall.Inbound(remote, n.linkedTo(remote.Addr()), time.Now()) }
-	h.ConnectBack = func(remote netip.AddrPort) { n.Firewall.ConnectBack(remote, time.Now()) }
-	if user := h.Push; user != nil {
-		h.Push = func(p *protocol.Push, hd protocol.Header) { user(p, hd); n.push(p, hd) }
-	} else {
-		h.Push = n.push
-	}
-	h.GIV = func(conn net.Conn, br *bufio.Reader, giv protocol.GIV) {
-		if !n.callbacks.Deliver(conn, br, giv) {
-			conn.Close() // a GIV for a download we never asked for
-		}
-	}
-	if n.Library != nil || h.QRPTable == nil {
-		h.QRPTable = n.qrpTable // a testnet answering from memory (Hooks.Answer) brings its own table
-	}
+	// Node is every seam of the servent; the configured Library and Pushes
+	// (a testnet's) are used through it (library.go, push.go).
+	c.Library, c.Transfers, c.Firewall, c.Pushes = n, n, n, n
 	s, err := New(c)
 	if err != nil {
 		return nil, err

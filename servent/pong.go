@@ -64,8 +64,8 @@ func (s *Servent) ownPong() *protocol.Pong {
 		return nil
 	}
 	var files, kb uint32
-	if fn := s.cfg.Hooks.ShareStats; fn != nil {
-		files, kb = fn()
+	if lib := s.cfg.Library; lib != nil {
+		files, kb = lib.ShareStats()
 	}
 	ultra := !s.isLeaf()
 	p := &protocol.Pong{Port: self.Port(), IP: a.As4(), Files: files, KB: protocol.UltrapeerKB(kb, ultra)}

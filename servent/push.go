@@ -13,7 +13,18 @@ import (
 
 // Push: routed toward a servent ID (to a neighbour with it, or along the
 // links its hits came in on); one addressed to us is answered by a
-// connect-back with GIV and the upload (Node.push).
+// connect-back with GIV and the upload (Node.HandlePush).
+
+// PushHandler is given a Push addressed to our servent ID.
+type PushHandler interface {
+	HandlePush(p *protocol.Push, h protocol.Header)
+}
+
+// PushFunc adapts a function to a PushHandler.
+type PushFunc func(p *protocol.Push, h protocol.Header)
+
+// HandlePush calls f.
+func (f PushFunc) HandlePush(p *protocol.Push, h protocol.Header) { f(p, h) }
 
 func (r *router) handlePush(l *Link, h protocol.Header, payload []byte) {
 	s := r.s
@@ -27,8 +38,8 @@ func (r *router) handlePush(l *Link, h protocol.Header, payload []byte) {
 	}
 	if p.ServentID == s.id {
 		r.stats.Handled.Add(1)
-		if s.cfg.Hooks.Push != nil {
-			s.cfg.Hooks.Push(p, h)
+		if s.cfg.Pushes != nil {
+			s.cfg.Pushes.HandlePush(p, h)
 		}
 		return
 	}
@@ -85,9 +96,13 @@ func (s *Servent) SendPush(p *protocol.Push, ttl uint8) int {
 	return s.router.routePush(routing.NoLink, p.ServentID, protocol.Header{ID: id, Type: protocol.TypePush, TTL: ttl}, payload)
 }
 
-// push answers a Push addressed to us (Hooks.Push): gtk-gnutella's limits,
-// then a connect-back with GIV and the upload on that socket.
-func (n *Node) push(p *protocol.Push, h protocol.Header) {
+// HandlePush is Node's PushHandler: the configured one first (a test's),
+// then gtk-gnutella's limits, a connect-back with GIV and the upload on
+// that socket.
+func (n *Node) HandlePush(p *protocol.Push, h protocol.Header) {
+	if user := n.cfg.Pushes; user != nil {
+		user.HandlePush(p, h)
+	}
 	addr := p.AddrPort()
 	now := time.Now()
 	if !n.linkedTo(addr.Addr()) {

@@ -158,10 +158,10 @@ func (r *router) handleRouteTable(l *Link, h protocol.Header, payload []byte) {
 // PeerTable is the QRP table the peer sent us (nil until one is complete).
 func (l *Link) PeerTable() *ultrapeer.Table { return l.qrt.Load() }
 
-// localTable is our own library's table, from Hooks.QRPTable.
+// localTable is our own library's table (Library.QRPTable).
 func (s *Servent) localTable() *ultrapeer.Table {
-	if fn := s.cfg.Hooks.QRPTable; fn != nil {
-		if t := fn(); t != nil {
+	if lib := s.cfg.Library; lib != nil {
+		if t := lib.QRPTable(); t != nil {
 			return t
 		}
 	}

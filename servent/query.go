@@ -134,17 +134,17 @@ func acceptableQuery(q *protocol.Query) bool {
 	return useful >= 2
 }
 
-// answerQuery asks the library (Hooks.Answer) and sends our hits back on l.
+// answerQuery asks the Library and sends our hits back on l.
 // walkSteps is the walk's length so far for a walker (0 otherwise): its hits
 // need a TTL that lasts the whole way back.
 func (s *Servent) answerQuery(l *Link, h protocol.Header, q *protocol.Query, walkSteps uint16) {
-	if s.cfg.Hooks.Answer == nil {
+	if s.cfg.Library == nil {
 		return
 	}
 	if q.Flags.Has(protocol.QueryFlagMark) && q.Flags.Has(protocol.QueryFlagFirewalled) && s.firewalled() {
 		return // firewalled to firewalled cannot transfer
 	}
-	results := s.cfg.Hooks.Answer(q, h)
+	results := s.cfg.Library.Answer(q, h)
 	if len(results) == 0 {
 		return
 	}
@@ -166,11 +166,11 @@ func (s *Servent) answerQuery(l *Link, h protocol.Header, q *protocol.Query, wal
 	}
 }
 
-func (s *Servent) busy() bool { return s.cfg.Hooks.Busy != nil && s.cfg.Hooks.Busy() }
+func (s *Servent) busy() bool { return s.cfg.Transfers != nil && s.cfg.Transfers.Busy() }
 
 // OriginateQuery sends a query we start ourselves, with the given GUID and
 // TTL, to the given links (every ultrapeer and normal link when to is nil).
-// Hits come back through Hooks.QueryHit and Searches.
+// Hits come back through WatchHits and Searches.
 func (s *Servent) OriginateQuery(id protocol.GUID, q *protocol.Query, ttl uint8, to []*Link) int {
 	payload, err := q.AppendTo(nil)
 	if err != nil {

@@ -36,9 +36,6 @@ func (r *router) handleQueryHit(l *Link, h protocol.Header, payload []byte) {
 			r.stats.DropOther.Add(1)
 			return
 		}
-		if fn := s.cfg.Hooks.QueryHit; fn != nil {
-			fn(h, hit, l)
-		}
 		s.searches.deliver(h, hit, l)
 		return
 	}

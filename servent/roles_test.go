@@ -171,7 +171,7 @@ func TestLeafSharingNothingSaysHopsFlowZero(t *testing.T) {
 	sharing := testConfig()
 	sharing.Mode = ModeLeaf
 	table := ultrapeer.BuildTable(16, [][]string{{"zebra"}}, nil)
-	sharing.Hooks.QRPTable = func() *ultrapeer.Table { return table }
+	sharing.Library = StaticLibrary{Table: table}
 	a, b := startServent(t, empty), startServent(t, sharing)
 	if _, err := a.Connect(ctxT(t), up.Addr()); err != nil {
 		t.Fatal(err)

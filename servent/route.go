@@ -102,8 +102,12 @@ func (s *Servent) handle(l *Link, h protocol.Header, payload []byte) {
 	}
 }
 
+// TraceFunc sees every descriptor a link hands to the router, with whether
+// it was a duplicate (Config.Trace).
+type TraceFunc func(from *Link, h protocol.Header, dup bool)
+
 func (r *router) trace(l *Link, h protocol.Header, dup bool) {
-	if t := r.s.cfg.Hooks.Trace; t != nil {
+	if t := r.s.cfg.Trace; t != nil {
 		t(l, h, dup)
 	}
 }
