@@ -50,13 +50,13 @@ func TestFlowControlDropsQueriesAndSendsHopsFlow(t *testing.T) {
 	if _, err := conn.Write(final.AppendTo(nil)); err != nil {
 		t.Fatal(err)
 	}
-	w := protocol.NewWriter(conn)
 	send := func(h protocol.Header, p protocol.Payload) {
 		t.Helper()
-		if err := w.WriteMessage(&protocol.Message{Header: h, Payload: p}); err != nil {
+		b, err := (&protocol.Message{Header: h, Payload: p}).AppendTo(nil)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Flush(); err != nil {
+		if _, err := conn.Write(b); err != nil {
 			t.Fatal(err)
 		}
 	}
