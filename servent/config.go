@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"gnutella/protocol"
+	"gnutella/routing"
 )
 
 // Version is this servent's version; User-Agent is "gnutella/<Version>".
@@ -72,8 +73,9 @@ type Config struct {
 	// most servents do ([DQ]), gtk-gnutella 4.
 	LeafUltrapeers int
 
-	// TTL: MaxTTL clamps hops+TTL when relaying (4 as gtk-gnutella, 7 for a
-	// 0.4-style network); HardTTL drops anything above it (15).
+	// TTL: MaxTTL clamps hops+TTL when relaying (gtk-gnutella's by default,
+	// 7 for a 0.4-style network); HardTTL drops anything above it. See
+	// routing.TTLPolicy.
 	MaxTTL  uint8
 	HardTTL uint8
 
@@ -161,8 +163,10 @@ type Config struct {
 	Trace TraceFunc
 }
 
-// DefaultConfig returns the documented defaults.
+// DefaultConfig returns the defaults, the one place they live (the TTL
+// limits are routing.DefaultTTLPolicy's).
 func DefaultConfig() Config {
+	ttl := routing.DefaultTTLPolicy()
 	return Config{
 		ListenAddr:           "0.0.0.0:6346",
 		Mode:                 ModeUltrapeer,
@@ -170,8 +174,8 @@ func DefaultConfig() Config {
 		MaxLinks:             32,
 		MaxLeaves:            300,
 		LeafUltrapeers:       3,
-		MaxTTL:               4,
-		HardTTL:              15,
+		MaxTTL:               ttl.MaxTTL,
+		HardTTL:              ttl.HardLimit,
 		Deflate:              true,
 		PongCaching:          true,
 		PingThrottle:         3 * time.Second,

@@ -32,7 +32,7 @@ type NodeConfig struct {
 	ShareDirs []string
 	// DownloadDir receives downloads; "" means no downloads.
 	DownloadDir string
-	// UploadSlots is the number of uploads at once (4 as gtk-gnutella).
+	// UploadSlots is the number of uploads at once.
 	UploadSlots int
 	// ControlAddr is where the control API listens ("" = none).
 	ControlAddr string
@@ -42,19 +42,20 @@ type NodeConfig struct {
 	AcceptLocalProof bool
 	PushPolicy       firewall.PushPolicy
 	// AssumeFirewalledAfter: with no proof of reachability for this long we
-	// assume we are firewalled (30 min as gtk-gnutella).
+	// assume we are firewalled (gtk-gnutella's watchdog).
 	AssumeFirewalledAfter time.Duration
-	// Rescan is the library's periodic rescan (60 s by default).
+	// Rescan is the library's periodic rescan.
 	Rescan time.Duration
 	// AssumeReachable skips firewall detection: we are never firewalled (a
 	// testnet's open hosts). Firewalled hosts of a testnet leave it false.
 	AssumeReachable bool
 }
 
-// DefaultNodeConfig returns the documented defaults.
+// DefaultNodeConfig returns the defaults: the one place they live for a
+// Node (those of its Config are DefaultConfig's).
 func DefaultNodeConfig() NodeConfig {
 	return NodeConfig{Config: DefaultConfig(), UploadSlots: 4, ControlAddr: "127.0.0.1:0",
-		AssumeFirewalledAfter: 30 * time.Minute, Rescan: time.Minute}
+		AssumeFirewalledAfter: firewall.DefaultAssumeFirewalledAfter, Rescan: time.Minute}
 }
 
 // Node is a running servent with its library, transfers and firewall logic.

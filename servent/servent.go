@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -334,17 +335,17 @@ func trimSpace(b []byte) []byte {
 }
 
 // resolvePeer turns a --peer value into an address: "host:port", or a bare
-// host with the default port 6346.
+// host with the default port (hostDefaultPort).
 func resolvePeer(p string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(p); err == nil {
 		return ap, nil
 	}
 	if a, err := netip.ParseAddr(p); err == nil {
-		return netip.AddrPortFrom(a, 6346), nil
+		return netip.AddrPortFrom(a, hostDefaultPort), nil
 	}
 	host, port, err := net.SplitHostPort(p)
 	if err != nil {
-		host, port = p, "6346"
+		host, port = p, strconv.Itoa(hostDefaultPort)
 	}
 	addrs, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
 	if err != nil || len(addrs) == 0 {
