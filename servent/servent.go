@@ -20,6 +20,7 @@ import (
 
 	"gnutella/protocol"
 	"gnutella/routing"
+	"gnutella/ultrapeer"
 )
 
 // Servent is one Gnutella node.
@@ -63,8 +64,8 @@ type Servent struct {
 	qrp          qrpState
 	proxies      pushProxies
 	connectBacks connectBacks
-	leafFlow     leafHopsFlow // connector goroutine
-	dq           dqState
+	leafFlow     leafHopsFlow                 // connector goroutine
+	dq           ultrapeer.LeafQueries[*Link] // our leaves' dynamic queries (dq.go)
 }
 
 // WalkChecks is how many walker checks this servent made (each one a
