@@ -1,6 +1,3 @@
-// Package servent is the Gnutella node: one listening port, the links to
-// other servents, the routing of descriptors between them, the pong and host
-// caches, and the connector that keeps the links at their configured count.
 package servent
 
 import (
