@@ -83,17 +83,7 @@ func (s *Servent) serveConn(conn net.Conn) {
 		writeAndClose(conn, "HTTP/1.1 404 Not Found\r\nServer: "+userAgent()+
 			"\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nNot Found\n")
 	case strings.HasPrefix(line, "GIV "):
-		giv, err := protocol.ParseGIV(line)
-		if err != nil || s.cfg.Transfers == nil {
-			conn.Close()
-			return
-		}
-		// the empty line after the GIV
-		if l2, err := protocol.ReadLine(br); err != nil || l2 != "" {
-			conn.Close()
-			return
-		}
-		s.cfg.Transfers.ServeGIV(conn, br, giv)
+		s.serveGIV(conn, br, line) // giv.go
 	case strings.HasPrefix(line, "WALKCHECK "):
 		s.serveWalkCheck(conn, line)
 	case line == "CONNECT BACK" || line == "":

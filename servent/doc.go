@@ -7,13 +7,14 @@
 // # Where things live
 //
 // Each protocol word has one file: bye.go, ping.go, pong.go (with
-// pongcache.go), query.go, queryhit.go, push.go, walker.go, gossip.go,
-// hopsflow.go (Hops-Flow: saying, hearing and obeying it), qrp.go,
-// dq.go (dynamic queries for leaves), vendor.go (the one dispatch of
-// vendor messages), connectback.go (BEAR/7), pushproxy.go (LIME/21, LIME/22
-// and GET /gnutella/push-proxy, both sides), roles.go (auto mode).
-// route.go is the router: arrival checks, duplicates, flooding, reply
-// routing, and the dispatch of each descriptor to its file's handler.
+// pongcache.go), query.go, queryhit.go, push.go, giv.go, walker.go,
+// gossip.go, hopsflow.go (Hops-Flow: saying, hearing and obeying it),
+// qrp.go, dq.go (dynamic queries for leaves), vendor.go (the one dispatch
+// of vendor messages), connectback.go (BEAR/7, both sides), pushproxy.go
+// (LIME/21, LIME/22 and GET /gnutella/push-proxy, both sides), roles.go
+// (auto mode) and firewall.go (reachability). route.go dispatches each
+// descriptor to its file's handler; router.go is the router's state and
+// primitives (arrival checks, duplicates, flooding, reply routing).
 // servent.go, link.go, queue.go, deflate.go, handshake.go, accept.go and
 // connector.go are the machinery of links; node.go wires a Node.
 //

@@ -27,12 +27,5 @@ func (n *Node) ServeHTTPConn(conn net.Conn, br *bufio.Reader, requestLine string
 	n.Uploads.ServeConn(conn, br, requestLine)
 }
 
-// ServeGIV hands a push callback to the download that asked for it.
-func (n *Node) ServeGIV(conn net.Conn, br *bufio.Reader, giv protocol.GIV) {
-	if !n.callbacks.Deliver(conn, br, giv) {
-		conn.Close() // a GIV for a download we never asked for
-	}
-}
-
 // Busy reports whether every upload slot is taken.
 func (n *Node) Busy() bool { return n.Uploads.Busy() }
