@@ -84,6 +84,9 @@ func (n *Node) library() transfer.Library {
 
 type emptyLibrary struct{}
 
+func (emptyLibrary) ByIndex(uint32) (share.File, bool)       { return share.File{}, false }
+func (emptyLibrary) BySHA1(protocol.SHA1) (share.File, bool) { return share.File{}, false }
+
 // Answer is Node's: the library's matches as QueryHit records, with the URN
 // in the form the query asked for. A node that shares nothing answers with
 // the configured Library (a testnet answering from memory).

@@ -125,9 +125,6 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	return n, nil
 }
 
-func (emptyLibrary) ByIndex(uint32) (share.File, bool)       { return share.File{}, false }
-func (emptyLibrary) BySHA1(protocol.SHA1) (share.File, bool) { return share.File{}, false }
-
 // Start starts the library, the servent, downloads, the control API and
 // the firewall clock.
 func (n *Node) Start() error {
