@@ -1,8 +1,9 @@
 package servent
 
 import (
-	"gnutella/protocol"
 	"io"
+
+	"gnutella/protocol"
 )
 
 // Bye (§1.7): a Bye from a neighbour ends the link; it is never relayed.

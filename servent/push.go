@@ -3,12 +3,13 @@ package servent
 import (
 	"context"
 	"errors"
-	"gnutella/protocol"
-	"gnutella/routing"
-	"gnutella/transfer"
 	"net"
 	"net/netip"
 	"time"
+
+	"gnutella/protocol"
+	"gnutella/routing"
+	"gnutella/transfer"
 )
 
 // Push: routed toward a servent ID (to a neighbour with it, or along the

@@ -1,9 +1,10 @@
 package servent
 
 import (
+	"unicode/utf8"
+
 	"gnutella/protocol"
 	"gnutella/routing"
-	"unicode/utf8"
 )
 
 // Query: arrival checks, answering from the Library, delivery to our leaves
