@@ -30,9 +30,10 @@ type pushProxies struct {
 const maxTrailerProxies = 8
 
 // pushProxyRequest is the ultrapeer side of LIME/21: a leaf asks us to be
-// its push proxy; the message GUID is its servent ID.
+// its push proxy; the message GUID is its servent ID. Only a servent with
+// Transfers serves HTTP on its port, so only such a one accepts.
 func (s *Servent) pushProxyRequest(l *Link, h protocol.Header, v *protocol.Vendor) {
-	if l.Kind != LinkLeaf || v.PushProxyRequest() != nil {
+	if l.Kind != LinkLeaf || s.cfg.Transfers == nil || v.PushProxyRequest() != nil {
 		return
 	}
 	self := s.Addr()

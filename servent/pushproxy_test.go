@@ -1,6 +1,8 @@
 package servent
 
 import (
+	"bufio"
+	"net"
 	"testing"
 
 	"gnutella/protocol"
@@ -9,7 +11,9 @@ import (
 // An ultrapeer forgets the leaf it is push proxy for when the leaf's link
 // closes: a push-proxy request for it then gets 410.
 func TestPushProxyEntryLeavesWithTheLeaf(t *testing.T) {
-	up := startServent(t, testConfig())
+	uc := testConfig()
+	uc.Transfers = noTransfers{}
+	up := startServent(t, uc)
 	leaf := dialRaw(t, up)
 	guid := protocol.NewGUID()
 	leaf.handshake(leafHeaders(guid))
@@ -50,7 +54,9 @@ func TestAskedPushProxiesArePruned(t *testing.T) {
 	lc := testConfig()
 	lc.Mode = ModeLeaf
 	leaf := startServent(t, lc)
-	up := startServent(t, testConfig())
+	uc := testConfig()
+	uc.Transfers = noTransfers{}
+	up := startServent(t, uc)
 	l, err := leaf.Connect(ctxT(t), up.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -76,3 +82,10 @@ func TestAskedPushProxiesArePruned(t *testing.T) {
 		t.Fatalf("leaf remembers %d asked links after they closed, want 0", asked)
 	}
 }
+
+// noTransfers serves nothing: enough for a servent to act as push proxy.
+type noTransfers struct{}
+
+func (noTransfers) ServeHTTPConn(conn net.Conn, _ *bufio.Reader, _ string)  { conn.Close() }
+func (noTransfers) ServeGIV(conn net.Conn, _ *bufio.Reader, _ protocol.GIV) { conn.Close() }
+func (noTransfers) Busy() bool                                              { return false }
