@@ -102,28 +102,3 @@ func BenchmarkReadRaw(b *testing.B) {
 	}
 	b.ReportMetric(float64(count)*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
-
-// BenchmarkWriterStream writes the same 1 MiB of descriptors with WriteRaw
-// into a discarding writer; the Writer passes its buffer on every 4 KiB.
-func BenchmarkWriterStream(b *testing.B) {
-	stream, _ := benchStream(b)
-	descs := splitDescriptors(b, stream)
-	hdrs := make([]Header, len(descs))
-	for i, d := range descs {
-		hdrs[i], _ = ParseHeader(d)
-	}
-	b.SetBytes(int64(len(stream)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		w := NewWriter(io.Discard)
-		for i, d := range descs {
-			if err := w.WriteRaw(hdrs[i], d[HeaderLen:]); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := w.Flush(); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

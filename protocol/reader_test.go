@@ -351,8 +351,7 @@ func FuzzReaderStream(f *testing.F) {
 	f.Add(rawDescriptor(TypePing, 1, 0, 0x80000001, []byte{0}))
 	f.Add([]byte("short"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var out bytes.Buffer
-		w := NewWriter(&out)
+		var out []byte // the descriptors read, written back
 		r := NewReader(bytes.NewReader(in), DefaultLimits())
 		var framed int64 // bytes of the whole descriptors read
 		for {
@@ -372,9 +371,8 @@ func FuzzReaderStream(f *testing.F) {
 				break
 			}
 			framed = r.Offset()
-			if err := w.WriteRaw(h, p); err != nil {
-				t.Fatal(err)
-			}
+			h.Length = uint32(len(p))
+			out = append(h.AppendTo(out), p...)
 			payload, err := DecodePayload(h.Type, p)
 			if err != nil {
 				if off := ErrorOffset(err); off < -1 || off > len(p) {
@@ -390,10 +388,7 @@ func FuzzReaderStream(f *testing.F) {
 				t.Fatalf("%v: re-encoding differs\n got %x\nwant %x", h.Type, enc, p)
 			}
 		}
-		if err := w.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(out.Bytes(), in[:framed]) {
+		if !bytes.Equal(out, in[:framed]) {
 			t.Fatalf("the descriptors read do not write back to the input")
 		}
 	})

@@ -116,21 +116,16 @@ func tsharkMessages(t testing.TB) []*Message {
 	}
 }
 
-// encodeAll writes messages through a Writer and returns each descriptor's
-// bytes.
+// encodeAll encodes messages one after the other and returns each
+// descriptor's bytes.
 func encodeAll(t testing.TB, msgs []*Message) (stream []byte, descs [][]byte) {
 	t.Helper()
-	var buf bytes.Buffer
-	w := NewWriter(&buf)
 	for _, m := range msgs {
-		if err := w.WriteMessage(m); err != nil {
+		var err error
+		if stream, err = m.AppendTo(stream); err != nil {
 			t.Fatalf("%v: %v", m.Payload.Type(), err)
 		}
 	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	stream = buf.Bytes()
 	return stream, splitDescriptors(t, stream)
 }
 

@@ -8,15 +8,16 @@ import (
 
 // TTLPolicy holds the TTL/hops limits of notes §3.3 and §8.2.
 type TTLPolicy struct {
-	// MaxTTL bounds hops+TTL of a relayed request: 4 as gtk-gnutella's
-	// max_ttl, 7 for a 0.4-style network.
+	// MaxTTL bounds hops+TTL of a relayed request: gtk-gnutella's max_ttl
+	// by default, 7 for a 0.4-style network.
 	MaxTTL uint8
 	// HardLimit drops a request whose TTL+hops exceeds it (gtk's
-	// hard_ttl_limit, 15). Replies are trimmed to HardLimit+1 instead.
+	// hard_ttl_limit). Replies are trimmed to HardLimit+1 instead.
 	HardLimit uint8
 }
 
 // DefaultTTLPolicy returns gtk-gnutella's defaults: MaxTTL 4, HardLimit 15.
+// It is the one place they live (servent.DefaultConfig takes them).
 func DefaultTTLPolicy() TTLPolicy { return TTLPolicy{MaxTTL: 4, HardLimit: 15} }
 
 // Verdict is the outcome of checking a header on arrival.

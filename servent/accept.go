@@ -11,47 +11,7 @@ import (
 	"time"
 
 	"gnutella/protocol"
-	"gnutella/ultrapeer"
 )
-
-// Hooks let the packages above servent take over what arrives on the one
-// port and what the router hands up. A nil hook has a safe default.
-type Hooks struct {
-	// HTTP serves a GET or HEAD request whose first line was already read.
-	// It owns conn and must close it. Default: 404 and close.
-	HTTP func(conn net.Conn, br *bufio.Reader, requestLine string)
-	// GIV handles a push callback. It owns conn. Default: close.
-	GIV func(conn net.Conn, br *bufio.Reader, giv protocol.GIV)
-	// ConnectBack is told of a connect-back test that reached us (§6.6).
-	ConnectBack func(remote netip.AddrPort)
-	// Inbound is told of every inbound connection (firewall detection).
-	Inbound func(remote netip.AddrPort)
-	// Answer returns the results we hold for a query (nil: none).
-	Answer func(q *protocol.Query, h protocol.Header) []protocol.Result
-	// Push is given a Push addressed to our servent ID.
-	Push func(p *protocol.Push, h protocol.Header)
-	// QueryHit is given every hit routed to us (for our own searches).
-	QueryHit func(h protocol.Header, hit *protocol.QueryHit, from *Link)
-	// Firewalled reports whether we believe we are not reachable.
-	Firewalled func() bool
-	// Busy reports whether every upload slot is taken.
-	Busy func() bool
-	// Vendor is given the vendor messages the servent does not consume.
-	Vendor VendorHandler
-	// RouteTable is given QRP route-table updates (ultrapeer package).
-	RouteTable func(l *Link, h protocol.Header, payload []byte)
-	// QRPTable is our library's QRP table (nil: empty); called every
-	// connector tick, so it should return a cached table while the library
-	// has not changed.
-	QRPTable func() *ultrapeer.Table
-	// HitTrailer is the GGEP put in the trailer of our QueryHits (push proxies).
-	HitTrailer func() protocol.GGEP
-	// ShareStats reports how many files and KiB we share (for our Pong).
-	ShareStats func() (files, kb uint32)
-	// Trace, when set, sees every descriptor a link hands to the router,
-	// with whether it was a duplicate. Tests count with it.
-	Trace func(from *Link, h protocol.Header, dup bool)
-}
 
 func (s *Servent) acceptLoop() {
 	defer s.wg.Done()
@@ -88,8 +48,8 @@ func (s *Servent) serveConn(conn net.Conn) {
 	stop := context.AfterFunc(s.ctx, func() { _ = conn.Close() })
 	defer stop()
 	remote := addrPortOf(conn.RemoteAddr())
-	if s.cfg.Hooks.Inbound != nil {
-		s.cfg.Hooks.Inbound(remote)
+	if fw := s.cfg.Firewall; fw != nil {
+		fw.SawInbound(remote)
 	}
 	br := bufio.NewReaderSize(conn, 2048)
 	// A first byte that is not plain ASCII text is taken for TLS or garbage.
@@ -115,30 +75,20 @@ func (s *Servent) serveConn(conn net.Conn) {
 	case strings.HasPrefix(line, "GNUTELLA CONNECT/"):
 		s.acceptGnutella(conn, br, line)
 	case strings.HasPrefix(line, "GET ") || strings.HasPrefix(line, "HEAD "):
-		if s.cfg.Hooks.HTTP != nil {
-			s.cfg.Hooks.HTTP(conn, br, line)
+		if t := s.cfg.Transfers; t != nil {
+			t.ServeHTTPConn(conn, br, line)
 			return
 		}
 		_, _ = protocol.ReadHeaders(br, len(line))
 		writeAndClose(conn, "HTTP/1.1 404 Not Found\r\nServer: "+userAgent()+
 			"\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nNot Found\n")
 	case strings.HasPrefix(line, "GIV "):
-		giv, err := protocol.ParseGIV(line)
-		if err != nil || s.cfg.Hooks.GIV == nil {
-			conn.Close()
-			return
-		}
-		// the empty line after the GIV
-		if l2, err := protocol.ReadLine(br); err != nil || l2 != "" {
-			conn.Close()
-			return
-		}
-		s.cfg.Hooks.GIV(conn, br, giv)
+		s.serveGIV(conn, br, line) // giv.go
 	case strings.HasPrefix(line, "WALKCHECK "):
 		s.serveWalkCheck(conn, line)
 	case line == "CONNECT BACK" || line == "":
-		if s.cfg.Hooks.ConnectBack != nil {
-			s.cfg.Hooks.ConnectBack(remote)
+		if fw := s.cfg.Firewall; fw != nil {
+			fw.SawConnectBack(remote)
 		}
 		conn.Close()
 	case strings.Contains(line, "HTTP"):

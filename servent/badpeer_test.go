@@ -39,7 +39,7 @@ func newBed(t *testing.T, mutate func(c *Config)) *bed {
 	c := testConfig()
 	c.ByeGrace = time.Second
 	pid := p.ID()
-	c.Hooks.Trace = func(from *Link, h protocol.Header, dup bool) {
+	c.Trace = func(from *Link, h protocol.Header, dup bool) {
 		if h.Type == protocol.TypeQuery && !dup && from.PeerID == pid {
 			select {
 			case fromP <- h.ID:
@@ -320,7 +320,7 @@ func TestStopWhileAPeerStallsInHandshake(t *testing.T) {
 	inbound := make(chan struct{}, 1)
 	c := testConfig()
 	c.HandshakeTimeout = 30 * time.Second
-	c.Hooks.Inbound = func(netip.AddrPort) { inbound <- struct{}{} }
+	c.Firewall = inboundSignal(inbound)
 	s, err := New(c)
 	if err != nil {
 		t.Fatal(err)
@@ -348,3 +348,10 @@ func TestStopWhileAPeerStallsInHandshake(t *testing.T) {
 		t.Errorf("servent answered %q while stopping", got)
 	}
 }
+
+// inboundSignal is a Firewall that signals every inbound connection.
+type inboundSignal chan struct{}
+
+func (inboundSignal) Firewalled() bool              { return false }
+func (c inboundSignal) SawInbound(netip.AddrPort)   { c <- struct{}{} }
+func (inboundSignal) SawConnectBack(netip.AddrPort) {}

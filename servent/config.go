@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"gnutella/protocol"
+	"gnutella/routing"
 )
 
 // Version is this servent's version; User-Agent is "gnutella/<Version>".
@@ -72,8 +73,9 @@ type Config struct {
 	// most servents do ([DQ]), gtk-gnutella 4.
 	LeafUltrapeers int
 
-	// TTL: MaxTTL clamps hops+TTL when relaying (4 as gtk-gnutella, 7 for a
-	// 0.4-style network); HardTTL drops anything above it (15).
+	// TTL: MaxTTL clamps hops+TTL when relaying (gtk-gnutella's by default,
+	// 7 for a 0.4-style network); HardTTL drops anything above it. See
+	// routing.TTLPolicy.
 	MaxTTL  uint8
 	HardTTL uint8
 
@@ -143,12 +145,28 @@ type Config struct {
 	// Logger receives structured logs; the zero value is silent.
 	Logger zerolog.Logger
 
-	// Hooks filled in by the packages above servent.
-	Hooks Hooks
+	// The seams through which the packages above servent take part; Node
+	// fills them all (node.go). A nil one has a safe default.
+	//
+	// Library answers queries and gives our QRP table and share counts
+	// (library.go; nil: we share nothing). Transfers serves GET, HEAD and
+	// GIV on our port (accept.go; nil: 404, close). Firewall says whether
+	// we are reachable and hears inbound connections (firewall.go; nil:
+	// reachable). Pushes is given the Pushes addressed to us (push.go;
+	// nil: ignored).
+	Library   Library
+	Transfers Transfers
+	Firewall  Firewall
+	Pushes    PushHandler
+	// Trace, when set, sees every descriptor a link hands to the router,
+	// with whether it was a duplicate (route.go). Tests count with it.
+	Trace TraceFunc
 }
 
-// DefaultConfig returns the documented defaults.
+// DefaultConfig returns the defaults, the one place they live (the TTL
+// limits are routing.DefaultTTLPolicy's).
 func DefaultConfig() Config {
+	ttl := routing.DefaultTTLPolicy()
 	return Config{
 		ListenAddr:           "0.0.0.0:6346",
 		Mode:                 ModeUltrapeer,
@@ -156,8 +174,8 @@ func DefaultConfig() Config {
 		MaxLinks:             32,
 		MaxLeaves:            300,
 		LeafUltrapeers:       3,
-		MaxTTL:               4,
-		HardTTL:              15,
+		MaxTTL:               ttl.MaxTTL,
+		HardTTL:              ttl.HardLimit,
 		Deflate:              true,
 		PongCaching:          true,
 		PingThrottle:         3 * time.Second,

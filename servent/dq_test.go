@@ -27,7 +27,7 @@ func TestLeafQueryIsADynamicQueryTheLeafCanStop(t *testing.T) {
 			got := map[protocol.GUID]int{}
 			for i := 0; i < 6; i++ {
 				c := testConfig()
-				c.Hooks.Trace = func(l *Link, h protocol.Header, dup bool) {
+				c.Trace = func(l *Link, h protocol.Header, dup bool) {
 					if h.Type == protocol.TypeQuery {
 						mu.Lock()
 						got[h.ID]++
@@ -55,11 +55,7 @@ func TestLeafQueryIsADynamicQueryTheLeafCanStop(t *testing.T) {
 			// the leaf's own search ends quickly; a guiding leaf then says stop
 			s := leaf.Search(context.Background(), protocol.NewQuery("nothing matches this", flags), routing.Flood{TTL: 3}, 0, 50*time.Millisecond)
 			// wait for the dynamic query to end: nothing running for the GUID
-			waitFor(t, func() bool {
-				up.dq.mu.Lock()
-				defer up.dq.mu.Unlock()
-				return up.dq.running[s.ID] == nil
-			})
+			waitFor(t, func() bool { return !up.dq.Running(s.ID) })
 			mu.Lock()
 			reached := got[s.ID]
 			mu.Unlock()

@@ -24,10 +24,10 @@ func TestFlowControlDropsQueriesAndSendsHopsFlow(t *testing.T) {
 	c.Transport = mem.Host(netip.MustParseAddr("127.1.0.1"))
 	c.ListenAddr = "127.1.0.1:6346"
 	c.SendQueueBytes = 8192
-	c.Hooks.Answer = func(q *protocol.Query, h protocol.Header) []protocol.Result {
+	c.Library = StaticLibrary{Results: func(q *protocol.Query, h protocol.Header) []protocol.Result {
 		answered.Add(1)
 		return nil
-	}
+	}}
 	s := startServent(t, c)
 
 	conn, err := mem.Host(netip.MustParseAddr("127.1.0.2")).Dial(context.Background(), s.Addr().String())
@@ -51,13 +51,13 @@ func TestFlowControlDropsQueriesAndSendsHopsFlow(t *testing.T) {
 	if _, err := conn.Write(final.AppendTo(nil)); err != nil {
 		t.Fatal(err)
 	}
-	w := protocol.NewWriter(conn)
 	send := func(h protocol.Header, p protocol.Payload) {
 		t.Helper()
-		if err := w.WriteMessage(&protocol.Message{Header: h, Payload: p}); err != nil {
+		b, err := (&protocol.Message{Header: h, Payload: p}).AppendTo(nil)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Flush(); err != nil {
+		if _, err := conn.Write(b); err != nil {
 			t.Fatal(err)
 		}
 	}

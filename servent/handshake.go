@@ -387,9 +387,8 @@ func (s *Servent) Connect(ctx context.Context, addr netip.AddrPort) (*Link, erro
 	}
 	becomeLeaf := false
 	if needed, ok := resp.Headers.Bool("X-Ultrapeer-Needed"); ok && !needed && kind == LinkUltrapeer && !s.isLeaf() {
-		// Leaf guidance: accept it only in auto mode and with no leaves of
-		// our own (§2.4); otherwise stay an ultrapeer, as LimeWire does.
-		if s.cfg.Mode == ModeAuto && s.LinkCount(LinkLeaf) == 0 && s.canSwitch() {
+		// Leaf guidance (§2.4): taken by the role rules (roles.go).
+		if s.takesGuidance() {
 			final.Headers.Add("X-Ultrapeer", "False")
 			becomeLeaf = true
 		}

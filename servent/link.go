@@ -183,48 +183,9 @@ func (l *Link) sendMessage(h protocol.Header, p protocol.Payload) error {
 
 var errQueueDropped = errors.New("send queue full: message dropped")
 
-// hopsFlowForQueue tells an ultrapeer neighbour, by Hops-Flow (BEAR/4),
-// to stop or resume sending queries while our send queue to it is in flow
-// control, as gtk-gnutella does: the hits for its queries would have nowhere
-// to go. (A leaf's Hops-Flow says whether it shares; the QRP tick owns it.)
-func (l *Link) hopsFlowForQueue(v uint8) {
-	if l.s.isLeaf() || !l.Supports(protocol.HopsFlowID) {
-		return
-	}
-	_ = l.sendMessage(protocol.Header{ID: protocol.NewGUID(), TTL: 1}, protocol.NewHopsFlow(v))
-}
-
 // FlowControlled reports whether the link's send queue is above its
 // high-water mark.
 func (l *Link) FlowControlled() bool { return l.flowSince.Load() != 0 }
-
-// Bye ends the link politely: the Bye is the last message we send, then we
-// half-close and read until the peer closes or ByeGrace passes. Only the
-// first call counts.
-func (l *Link) Bye(code protocol.ByeCode, reason string) {
-	if !l.byeSent.CompareAndSwap(false, true) {
-		return
-	}
-	l.closing.Store(true)
-	l.byeCode.CompareAndSwap(0, uint32(code))
-	l.log.Debug().Int("code", int(code)).Str("reason", reason).Msg("sending bye")
-	if !l.Caps.ByePacket {
-		l.close(nil) // only peers that announced Bye-Packet get a Bye (§1.5)
-		return
-	}
-	payload, err := protocol.NewBye(code, reason).AppendTo(nil)
-	if err != nil {
-		l.close(err)
-		return
-	}
-	h := protocol.Header{ID: protocol.NewGUID(), Type: protocol.TypeBye, TTL: 1}
-	// Bypass send(): byeSent is already set.
-	if l.q.push(newOutMsg(h, payload)) != enqueued {
-		l.close(nil)
-		return
-	}
-	l.s.sentMsgs.Add(1)
-}
 
 // close ends the link at once.
 func (l *Link) close(err error) {
@@ -306,16 +267,6 @@ func byeTooLargeReason(err error) string {
 		return "Too large message: " + pe.Detail
 	}
 	return "Too large message"
-}
-
-// drainAfterBye runs in the reader goroutine after a Bye for a broken
-// stream: it reads and discards what the peer still sends until the peer
-// closes or ByeGrace passes, then ends the link. (The stream cannot be
-// parsed any more; the raw bytes are enough to see the peer go.)
-func (l *Link) drainAfterBye() {
-	_ = l.conn.SetReadDeadline(l.s.now().Add(l.s.cfg.ByeGrace))
-	_, _ = io.Copy(io.Discard, l.br)
-	l.close(nil)
 }
 
 // writeLoop is the link's only writer. It drains the queue in priority

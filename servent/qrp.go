@@ -31,17 +31,15 @@ type qrpState struct {
 	gen   uint64 // bumped when a leaf table comes or goes
 
 	// owned by the connector goroutine
-	aggregate    *ultrapeer.Table
-	aggLocal     *ultrapeer.Table
-	aggGen       uint64
-	aggBuilt     time.Time
-	lastHopsFlow map[*Link]uint8
+	aggregate *ultrapeer.Table
+	aggLocal  *ultrapeer.Table
+	aggGen    uint64
+	aggBuilt  time.Time
 }
 
 func (q *qrpState) init() {
 	q.index = ultrapeer.NewLeafIndex(qrpBits)
 	q.byID = map[int]*Link{}
-	q.lastHopsFlow = map[*Link]uint8{}
 }
 
 // qrpQuery is the query as QRP hashes it: its normalised words (as the
@@ -160,10 +158,10 @@ func (r *router) handleRouteTable(l *Link, h protocol.Header, payload []byte) {
 // PeerTable is the QRP table the peer sent us (nil until one is complete).
 func (l *Link) PeerTable() *ultrapeer.Table { return l.qrt.Load() }
 
-// localTable is our own library's table, from Hooks.QRPTable.
+// localTable is our own library's table (Library.QRPTable).
 func (s *Servent) localTable() *ultrapeer.Table {
-	if fn := s.cfg.Hooks.QRPTable; fn != nil {
-		if t := fn(); t != nil {
+	if lib := s.cfg.Library; lib != nil {
+		if t := lib.QRPTable(); t != nil {
 			return t
 		}
 	}
@@ -175,15 +173,12 @@ var emptyTable = ultrapeer.NewTable(qrpBits)
 // qrpTick runs on the connector's clock: a leaf sends its table (or a patch)
 // to its ultrapeers when it changed; an ultrapeer rebuilds its aggregate
 // table at most every QRPAggregateInterval and sends it to the ultrapeers
-// that announced X-Ultrapeer-Query-Routing. A leaf that shares nothing also
-// says Hops-Flow 0, so no query is sent to it.
+// that announced X-Ultrapeer-Query-Routing. A leaf also says by Hops-Flow
+// whether it shares anything (hopsflow.go).
 func (s *Servent) qrpTick(now time.Time) {
 	local := s.localTable()
 	if s.isLeaf() {
-		flow := uint8(255)
-		if local.Count() == 0 {
-			flow = 0
-		}
+		flow := sharingHopsFlow(local)
 		for _, l := range s.Links() {
 			if l.Kind != LinkUltrapeer || l.closing.Load() {
 				continue
@@ -191,10 +186,7 @@ func (s *Servent) qrpTick(now time.Time) {
 			if l.Caps.QueryRouting {
 				s.sendTable(l, local)
 			}
-			if last, ok := s.qrp.lastHopsFlow[l]; (!ok && flow == 0) || (ok && last != flow) {
-				_ = l.sendMessage(protocol.Header{ID: protocol.NewGUID(), TTL: 1}, protocol.NewHopsFlow(flow))
-				s.qrp.lastHopsFlow[l] = flow
-			}
+			s.leafFlow.announce(l, flow)
 		}
 		return
 	}
@@ -228,11 +220,7 @@ func (s *Servent) qrpTick(now time.Time) {
 			s.sendTable(l, q.aggregate)
 		}
 	}
-	for l := range q.lastHopsFlow {
-		if l.closing.Load() {
-			delete(q.lastHopsFlow, l)
-		}
-	}
+	s.leafFlow.prune()
 }
 
 // sendTable sends t to l: RESET and PATCHes the first time (or when the
@@ -253,4 +241,10 @@ func (s *Servent) sendTable(l *Link, t *ultrapeer.Table) {
 		}
 	}
 	l.qrpSent = t
+}
+
+// QRPStats counts queries sent to leaves (each one passed the leaf's QRP
+// table) and last-hop queries an ultrapeer's table saved.
+func (s *Servent) QRPStats() (leafDeliveries, lastHopSaved uint64) {
+	return s.router.leafDeliveries.Load(), s.router.lastHopSaved.Load()
 }

@@ -1,29 +1,52 @@
 package servent
 
 import (
+	"sync"
 	"time"
 
 	"gnutella/protocol"
+	"gnutella/ultrapeer"
 )
 
-// Roles (§2.4, §3.9): a servent in auto mode starts as a leaf, becomes an
-// ultrapeer once it is reachable and has been up long enough, and goes back
-// to being a leaf when an ultrapeer guides it so while it has no leaves.
-// Switches are rare (at most one per ModeSwitchEvery) and logged; every
-// link learns of one through Bye 203 and reconnects in the new role.
+// Roles: the rules of the auto mode (when to become an ultrapeer, when to
+// take leaf guidance) are ultrapeer.RoleRules; here the servent applies
+// them. The connector goroutine promotes (autoPromote) and dial goroutines
+// take guidance (Connect, handshake.go), so the last switch is kept under
+// roleState.mu, and switchMode changes the mode and records the switch in
+// one step (a second switch to the same mode is a no-op). Every
+// link learns of a switch through Bye 203 and reconnects in the new role.
 
-// canSwitch reports whether a role switch is allowed now.
-func (s *Servent) canSwitch() bool {
-	return s.lastSwitch.IsZero() || s.now().Sub(s.lastSwitch) >= s.cfg.ModeSwitchEvery
+type roleState struct {
+	mu         sync.Mutex
+	lastSwitch time.Time // the last role switch, or claim of one
+}
+
+func (s *Servent) roleRules() ultrapeer.RoleRules {
+	return ultrapeer.RoleRules{UltrapeerAfter: s.cfg.UltrapeerAfter, SwitchEvery: s.cfg.ModeSwitchEvery}
+}
+
+// takesGuidance decides whether we take an ultrapeer's leaf guidance (a
+// dial goroutine, before switchMode).
+func (s *Servent) takesGuidance() bool {
+	if s.cfg.Mode != ModeAuto {
+		return false
+	}
+	leaves := s.LinkCount(LinkLeaf)
+	s.role.mu.Lock()
+	defer s.role.mu.Unlock()
+	return s.roleRules().TakeGuidance(leaves, s.role.lastSwitch, s.now())
 }
 
 // switchMode changes the role and says Bye 203 to every link but keep.
 func (s *Servent) switchMode(m Mode, why string, keep *Link) {
+	s.role.mu.Lock()
 	if s.Mode() == m {
+		s.role.mu.Unlock()
 		return
 	}
 	s.mode.Store(int32(m))
-	s.lastSwitch = s.now()
+	s.role.lastSwitch = s.now()
+	s.role.mu.Unlock()
 	s.log.Info().Str("mode", m.String()).Str("why", why).Msg("changing role")
 	for _, l := range s.Links() {
 		if l != keep {
@@ -33,16 +56,18 @@ func (s *Servent) switchMode(m Mode, why string, keep *Link) {
 }
 
 // autoPromote runs on the connector's clock: a leaf in auto mode becomes an
-// ultrapeer when it is reachable (not firewalled) and has been up for
-// UltrapeerAfter.
+// ultrapeer when the role rules say so.
 func (s *Servent) autoPromote(now time.Time) {
-	if s.cfg.Mode != ModeAuto || !s.isLeaf() || s.firewalled() || !s.canSwitch() {
+	if s.cfg.Mode != ModeAuto || !s.isLeaf() {
 		return
 	}
-	if now.Sub(s.started) < s.cfg.UltrapeerAfter {
-		return
+	firewalled := s.firewalled()
+	s.role.mu.Lock()
+	promote := s.isLeaf() && s.roleRules().Promote(firewalled, s.started, s.role.lastSwitch, now)
+	s.role.mu.Unlock()
+	if promote {
+		s.switchMode(ModeUltrapeer, "reachable and up long enough", nil)
 	}
-	s.switchMode(ModeUltrapeer, "reachable and up long enough", nil)
 }
 
 // wantLinks is how many ultrapeer links the connector keeps: WantLinks for

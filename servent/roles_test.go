@@ -1,7 +1,9 @@
 package servent
 
 import (
+	"sync"
 	"testing"
+	"time"
 
 	"gnutella/protocol"
 	"gnutella/ultrapeer"
@@ -169,7 +171,7 @@ func TestLeafSharingNothingSaysHopsFlowZero(t *testing.T) {
 	sharing := testConfig()
 	sharing.Mode = ModeLeaf
 	table := ultrapeer.BuildTable(16, [][]string{{"zebra"}}, nil)
-	sharing.Hooks.QRPTable = func() *ultrapeer.Table { return table }
+	sharing.Library = StaticLibrary{Table: table}
 	a, b := startServent(t, empty), startServent(t, sharing)
 	if _, err := a.Connect(ctxT(t), up.Addr()); err != nil {
 		t.Fatal(err)
@@ -196,5 +198,60 @@ func TestLeafSharingNothingSaysHopsFlowZero(t *testing.T) {
 	}
 	if lb.HopsFlow() != 255 {
 		t.Errorf("the sharing leaf said Hops-Flow %d", lb.HopsFlow())
+	}
+}
+
+// Role switches come from the connector goroutine (autoPromote) and from
+// dial goroutines (leaf guidance) at once: the last switch is shared state.
+// Run under -race, this fails if it is not guarded.
+func TestRoleSwitchesFromConnectorAndDialsDoNotRace(t *testing.T) {
+	c := testConfig()
+	c.Mode = ModeAuto
+	c.UltrapeerAfter, c.ModeSwitchEvery = 0, 0
+	s, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				if g%2 == 0 {
+					s.autoPromote(s.now()) // the connector
+				} else if !s.isLeaf() && s.takesGuidance() {
+					s.switchMode(ModeLeaf, "test guidance", nil) // a dial
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if m := s.Mode(); m != ModeLeaf && m != ModeUltrapeer {
+		t.Fatalf("mode %v", m)
+	}
+}
+
+// Two switches are at least ModeSwitchEvery apart, whichever goroutines
+// ask: after one switch, neither promotion nor guidance is taken.
+func TestRoleSwitchHonoursModeSwitchEvery(t *testing.T) {
+	c := testConfig()
+	c.Mode = ModeAuto
+	c.UltrapeerAfter, c.ModeSwitchEvery = 0, time.Hour
+	s, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.autoPromote(s.now())
+	if s.Mode() != ModeUltrapeer {
+		t.Fatalf("not promoted: %v", s.Mode())
+	}
+	if s.takesGuidance() {
+		t.Fatal("leaf guidance taken within ModeSwitchEvery of the promotion")
+	}
+	s.mode.Store(int32(ModeLeaf)) // as if demoted by a peer we cannot see here
+	s.autoPromote(s.now())
+	if s.Mode() != ModeLeaf {
+		t.Fatal("promoted again within ModeSwitchEvery")
 	}
 }

@@ -1,6 +1,3 @@
-// Package servent is the Gnutella node: one listening port, the links to
-// other servents, the routing of descriptors between them, the pong and host
-// caches, and the connector that keeps the links at their configured count.
 package servent
 
 import (
@@ -11,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/servent/hostcache"
+	"gnutella/ultrapeer"
 )
 
 // Servent is one Gnutella node.
@@ -58,10 +57,13 @@ type Servent struct {
 
 	walkChecks atomic.Int64 // checks our walkers' holders made of their originators
 
-	mode       atomic.Int32 // the role played now (ModeLeaf or ModeUltrapeer)
-	lastSwitch time.Time    // the last role switch (connector goroutine)
-	qrp        qrpState
-	dq         dqState
+	mode         atomic.Int32 // the role played now (ModeLeaf or ModeUltrapeer)
+	role         roleState    // role switches (connector and dial goroutines)
+	qrp          qrpState
+	proxies      pushProxies
+	connectBacks connectBacks
+	leafFlow     leafHopsFlow                 // connector goroutine
+	dq           ultrapeer.LeafQueries[*Link] // our leaves' dynamic queries (dq.go)
 }
 
 // WalkChecks is how many walker checks this servent made (each one a
@@ -105,6 +107,7 @@ func New(cfg Config) (*Servent, error) {
 		s.mode.Store(int32(ModeUltrapeer))
 	}
 	s.qrp.init()
+	s.connectBacks.init()
 	s.router = newRouter(s)
 	s.pongs = newPongCache(s)
 	s.hosts = hostcache.New(cfg.HostCacheSize)
@@ -289,6 +292,7 @@ func (s *Servent) removeLink(l *Link) {
 	}
 	s.mu.Unlock()
 	s.qrp.removeLeaf(l)
+	s.forgetPushProxyLink(l)
 	s.router.forgetLink(l.ID)
 }
 
@@ -336,17 +340,17 @@ func trimSpace(b []byte) []byte {
 }
 
 // resolvePeer turns a --peer value into an address: "host:port", or a bare
-// host with the default port 6346.
+// host with the default port (hostcache.DefaultPort).
 func resolvePeer(p string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(p); err == nil {
 		return ap, nil
 	}
 	if a, err := netip.ParseAddr(p); err == nil {
-		return netip.AddrPortFrom(a, 6346), nil
+		return netip.AddrPortFrom(a, hostcache.DefaultPort), nil
 	}
 	host, port, err := net.SplitHostPort(p)
 	if err != nil {
-		host, port = p, "6346"
+		host, port = p, strconv.Itoa(hostcache.DefaultPort)
 	}
 	addrs, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
 	if err != nil || len(addrs) == 0 {

@@ -95,10 +95,10 @@ func waitFor(t *testing.T, cond func() bool) {
 func TestQueryFloodsAndHitComesBack(t *testing.T) {
 	var answered atomic.Int32
 	cc := testConfig()
-	cc.Hooks.Answer = func(q *protocol.Query, h protocol.Header) []protocol.Result {
+	cc.Library = StaticLibrary{Results: func(q *protocol.Query, h protocol.Header) []protocol.Result {
 		answered.Add(1)
 		return []protocol.Result{{Index: 7, Size: 1234, Name: []byte("zebra quokka.txt")}}
-	}
+	}}
 	a, b, c := startServent(t, testConfig()), startServent(t, testConfig()), startServent(t, cc)
 	if _, err := a.Connect(ctxT(t), b.Addr()); err != nil {
 		t.Fatal(err)

@@ -18,11 +18,8 @@ func supportedVendorMessages() *protocol.Vendor {
 	return protocol.NewMessagesSupported(ourVendorMessages)
 }
 
-// VendorHandler is given vendor messages the servent itself does not
-// consume (connect-back, push proxies, query status); set by the packages
-// above servent.
-type VendorHandler func(l *Link, h protocol.Header, v *protocol.Vendor)
-
+// handleVendor is the one dispatch of vendor messages: each one we
+// understand goes to the file of its feature.
 func (r *router) handleVendor(l *Link, h protocol.Header, payload []byte) {
 	r.trace(l, h, false)
 	if h.Hops != 0 || h.TTL > 1 {
@@ -41,15 +38,15 @@ func (r *router) handleVendor(l *Link, h protocol.Header, payload []byte) {
 			l.vendorIDs.Store(&ids)
 		}
 	case v.Is(protocol.HopsFlowID):
-		if hops, err := v.HopsFlow(); err == nil {
-			l.hopsFlow.Store(uint32(hops))
-		}
+		l.receiveHopsFlow(v)
 	case v.Is(protocol.QueryStatusRequestID), v.Is(protocol.QueryStatusResponseID):
-		r.s.queryStatus(l, h, v)
-	default:
-		if fn := r.s.cfg.Hooks.Vendor; fn != nil {
-			fn(l, h, v)
-		}
+		r.s.queryStatus(l, h, v) // dq.go
+	case v.Is(protocol.TCPConnectBackID):
+		r.s.connectBackRequest(l, v) // connectback.go
+	case v.Is(protocol.PushProxyRequestID):
+		r.s.pushProxyRequest(l, h, v) // pushproxy.go
+	case v.Is(protocol.PushProxyAckID):
+		r.s.pushProxyAck(l, h, v)
 	}
 }
 
@@ -66,6 +63,3 @@ func (l *Link) Supports(id protocol.VendorMessageID) bool {
 	}
 	return false
 }
-
-// HopsFlow is the peer's last Hops-Flow value (255 when it sent none).
-func (l *Link) HopsFlow() uint8 { return uint8(l.hopsFlow.Load()) }

@@ -239,7 +239,7 @@ func (c *Content) Query(f int) *protocol.Query {
 	return protocol.NewQuery(c.Files[f].Keyword, protocol.QueryFlagMark|protocol.QueryFlagGGEPH)
 }
 
-// Answer is a Hooks.Answer for servent i: the files it holds whose keyword
+// Answer answers queries for servent i (a servent.StaticLibrary's Results): the files it holds whose keyword
 // is a word of the query, or whose SHA-1 the query names, each with its
 // urn:sha1.
 func (c *Content) Answer(i int) func(q *protocol.Query, h protocol.Header) []protocol.Result {
@@ -280,7 +280,7 @@ func (c *Content) Answer(i int) func(q *protocol.Query, h protocol.Header) []pro
 }
 
 // QRPTable is the QRP table of servent i's files (as a library sharing
-// them would build it), for Hooks.QRPTable; nil when it holds none.
+// them would build it), for a servent.StaticLibrary's Table; nil when it holds none.
 func (c *Content) QRPTable(i int) *ultrapeer.Table {
 	held := c.byNode[i]
 	if len(held) == 0 {

@@ -164,7 +164,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 		N: n, Transport: TCP, Topology: TwoTier{Ultrapeers: ups, UltrapeerDegree: float64(ups - 1), LeafUltrapeers: 3},
 		Seed: cfg.Seed, LinkTimeout: 60 * time.Second, Progress: out,
 		Configure: func(i int, c *servent.NodeConfig) {
-			c.Hooks.Trace = func(_ *servent.Link, h protocol.Header, dup bool) { d.msgs.add(h) }
+			c.Trace = func(_ *servent.Link, h protocol.Header, dup bool) { d.msgs.add(h) }
 			c.GWebCaches = []string{d.GWebCache}
 			if shares[i] != "" {
 				c.ShareDirs = []string{shares[i]}

@@ -27,7 +27,7 @@ import (
 // queries drawn by popularity, and every strategy run on the same queries
 // (same origins, same files), one query at a time with the network quiet
 // in between, so every query message can be counted network-wide by GUID
-// (Hooks.Trace) and a strategy's cost is exactly what it sent. See
+// (Config.Trace) and a strategy's cost is exactly what it sent. See
 // docs/experiments.md.
 
 // ExperimentConfig describes an experiment. Zero fields take the defaults
@@ -315,7 +315,7 @@ func kindOf(st routing.Strategy) (kind string, ttl, walkers int) {
 }
 
 // queryCounter counts, network-wide, the query messages each GUID caused:
-// every copy handed to a router (Hooks.Trace), duplicates apart, and per
+// every copy handed to a router (Config.Trace), duplicates apart, and per
 // servent.
 type queryCounter struct {
 	mu sync.Mutex
@@ -455,20 +455,20 @@ func RunExperimentReport(ctx context.Context, cfg ExperimentConfig, progress io.
 		if !isTwoTier {
 			c.UltrapeerQRP = false // flat network: flood to the last hop
 		}
-		c.Hooks.Trace = x.counter.hook(i)
+		c.Trace = x.counter.hook(i)
 		if cfg.FilesOnDisk {
 			if diskDirs[i] != "" {
 				c.ShareDirs = []string{diskDirs[i]}
 			}
 		} else {
-			c.Hooks.Answer = content.Answer(i)
+			lib := servent.StaticLibrary{Results: content.Answer(i)}
 			if isTwoTier {
 				if tables[i] == nil {
 					tables[i] = content.QRPTable(i)
 				}
-				t := tables[i]
-				c.Hooks.QRPTable = func() *ultrapeer.Table { return t }
+				lib.Table = tables[i]
 			}
+			c.Library = lib
 		}
 		if cfg.Configure != nil {
 			cfg.Configure(i, c)

@@ -21,7 +21,7 @@ func TestMemoryNetworkFloodsWithinTTL(t *testing.T) {
 		Configure: func(i int, c *servent.NodeConfig) {
 			c.MaxTTL = 7
 			c.UltrapeerQRP = false // flat network: flood to the last hop
-			c.Hooks.Trace = func(l *servent.Link, h protocol.Header, dup bool) {
+			c.Trace = func(l *servent.Link, h protocol.Header, dup bool) {
 				if h.ID == id && !dup {
 					mu.Lock()
 					handled[i]++

@@ -69,7 +69,7 @@ func start20(t *testing.T, tr *tracer, want protocol.Type, configure func(i int,
 			// a 0.4-style network: TTL 3..5 floods are not clamped, and no
 			// QRP table cuts the last hop
 			c.UltrapeerQRP = false
-			c.Hooks.Trace = tr.hook(i, want)
+			c.Trace = tr.hook(i, want)
 			if configure != nil {
 				configure(i, c)
 			}
@@ -128,9 +128,9 @@ func TestQueryHitsFollowTheReversePathOnly(t *testing.T) {
 	const holder = 13
 	n := start20(t, tr, protocol.TypeQuery, func(i int, c *servent.NodeConfig) {
 		if i == holder {
-			c.Hooks.Answer = func(q *protocol.Query, h protocol.Header) []protocol.Result {
+			c.Library = servent.StaticLibrary{Results: func(q *protocol.Query, h protocol.Header) []protocol.Result {
 				return []protocol.Result{{Index: 1, Size: 42, Name: []byte("zebra quokka.txt")}}
-			}
+			}}
 		}
 	})
 	dist := n.Distances(0)
@@ -221,10 +221,10 @@ func TestPushReachesTheServentThatSentAHit(t *testing.T) {
 	pushed := make(chan *protocol.Push, 1)
 	n := start20(t, tr, protocol.TypeQuery, func(i int, c *servent.NodeConfig) {
 		if i == holder {
-			c.Hooks.Answer = func(q *protocol.Query, h protocol.Header) []protocol.Result {
+			c.Library = servent.StaticLibrary{Results: func(q *protocol.Query, h protocol.Header) []protocol.Result {
 				return []protocol.Result{{Index: 9, Size: 42, Name: []byte("zebra.txt")}}
-			}
-			c.Hooks.Push = func(p *protocol.Push, h protocol.Header) { pushed <- p }
+			}}
+			c.Pushes = servent.PushFunc(func(p *protocol.Push, h protocol.Header) { pushed <- p })
 		}
 	})
 	id := protocol.NewGUID()

@@ -45,12 +45,12 @@ func holdersAnswer(holders map[int]bool) func(i int, c *servent.NodeConfig) {
 		if !holders[i] {
 			return
 		}
-		c.Hooks.Answer = func(q *protocol.Query, h protocol.Header) []protocol.Result {
+		c.Library = servent.StaticLibrary{Results: func(q *protocol.Query, h protocol.Header) []protocol.Result {
 			if s, _ := q.SearchString(); s != "zebra quokka" {
 				return nil
 			}
 			return []protocol.Result{{Index: uint32(i), Size: 100, Name: []byte("zebra quokka.txt")}}
-		}
+		}}
 	}
 }
 
@@ -61,7 +61,7 @@ func startSearchNet(t *testing.T, holders map[int]bool, counter *msgCounter) *Ne
 		Configure: func(i int, c *servent.NodeConfig) {
 			c.MaxTTL = 7
 			c.UltrapeerQRP = false // flat network: flood to the last hop
-			c.Hooks.Trace = counter.hook()
+			c.Trace = counter.hook()
 			holdersAnswer(holders)(i, c)
 		},
 	})
@@ -127,7 +127,7 @@ func TestURNSearchFindsEveryCopyAndNonsenseNothing(t *testing.T) {
 		Configure: func(i int, c *servent.NodeConfig) {
 			c.MaxTTL = 7
 			if holders[i] {
-				c.Hooks.Answer = func(q *protocol.Query, h protocol.Header) []protocol.Result {
+				c.Library = servent.StaticLibrary{Results: func(q *protocol.Query, h protocol.Header) []protocol.Result {
 					for _, u := range q.URNs() {
 						if u == urn {
 							return []protocol.Result{{Index: 1, Size: 9, Name: []byte("copy.bin"),
@@ -135,7 +135,7 @@ func TestURNSearchFindsEveryCopyAndNonsenseNothing(t *testing.T) {
 						}
 					}
 					return nil
-				}
+				}}
 			}
 		},
 	})

@@ -132,7 +132,7 @@ func TestTwoTierQueryReachesOnlyMatchingLeaves(t *testing.T) {
 			N: n, Topology: topo, Seed: seed,
 			Configure: func(i int, c *servent.NodeConfig) {
 				files(i, c)
-				c.Hooks.Trace = arrivals.hook(i)
+				c.Trace = arrivals.hook(i)
 				c.MaxTTL = 4
 				if flat {
 					c.Mode = servent.ModeUltrapeer // plain flooding: no leaves, no QRP

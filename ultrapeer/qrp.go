@@ -1,5 +1,9 @@
-// Package ultrapeer holds what an ultrapeer needs besides plain routing:
-// for now the Query Routing Protocol (QRP, notes §4).
+// Package ultrapeer is the ultrapeer role, as pure logic without links:
+// the Query Routing Protocol (QRP, notes §4), the rules of the role itself
+// (when a servent in auto mode becomes an ultrapeer, when it takes leaf
+// guidance: roles.go, RoleRules, §2.4, §3.9), and the bookkeeping of the
+// dynamic queries an ultrapeer runs for its leaves (dq.go, LeafQueries,
+// §5.4). Package servent wires them to its links.
 //
 // QRP in four files:
 //

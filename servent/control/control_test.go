@@ -61,12 +61,12 @@ func TestControlAPISearchStreamsResultsAndNeedsToken(t *testing.T) {
 	ca := testNodeConfig()
 	ca.DataDir = t.TempDir()
 	cb := testNodeConfig()
-	cb.Hooks.Answer = func(q *protocol.Query, h protocol.Header) []protocol.Result {
+	cb.Library = servent.StaticLibrary{Results: func(q *protocol.Query, h protocol.Header) []protocol.Result {
 		if s, _ := q.SearchString(); s == "zebra quokka" {
 			return []protocol.Result{{Index: 3, Size: 10, Name: []byte("zebra quokka.ogg")}}
 		}
 		return nil
-	}
+	}}
 	a, b := startNode(t, ca), startNode(t, cb)
 	if _, err := a.Connect(ctxT(t), b.Addr()); err != nil {
 		t.Fatal(err)

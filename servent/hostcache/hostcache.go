@@ -77,8 +77,9 @@ const (
 	hostLoadMaxLine = 256
 	// hostTryMaxItems bounds how many entries of one X-Try header are looked at.
 	hostTryMaxItems = 100
-	// hostDefaultPort is the port assumed when an X-Try entry has none.
-	hostDefaultPort = 6346
+	// DefaultPort is the Gnutella port assumed when an address (an X-Try entry,
+	// a --peer) has none.
+	DefaultPort = 6346
 )
 
 type hostEntry struct {
@@ -391,7 +392,7 @@ func parseTryItem(s string) (netip.AddrPort, bool) {
 	if err != nil {
 		return netip.AddrPort{}, false
 	}
-	p := uint64(hostDefaultPort)
+	p := uint64(DefaultPort)
 	if port != "" {
 		digits := port
 		for i, r := range port {

@@ -1,0 +1,48 @@
+package servent
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Reachability: whether we believe we are firewalled (the Firewall seam,
+// which Node fills with its firewall.Detector), and the node's side of it.
+
+// Firewall is the reachability seam: whether we believe we are not
+// reachable, and the connections that tell (every inbound one, and the
+// connect-backs we asked for, §6.6).
+type Firewall interface {
+	Firewalled() bool
+	SawInbound(remote netip.AddrPort)
+	SawConnectBack(remote netip.AddrPort)
+}
+
+// Firewalled is Node's Firewall: the detector's belief, or never with
+// AssumeReachable.
+func (n *Node) Firewalled() bool {
+	return !n.cfg.AssumeReachable && n.Firewall.Firewalled()
+}
+
+// SawInbound tells the detector of an inbound connection (one from a host
+// we are linked to proves less).
+func (n *Node) SawInbound(remote netip.AddrPort) {
+	n.Firewall.Inbound(remote, n.linkedTo(remote.Addr()), time.Now())
+}
+
+// SawConnectBack tells the detector a connect-back reached us.
+func (n *Node) SawConnectBack(remote netip.AddrPort) {
+	n.Firewall.ConnectBack(remote, time.Now())
+}
+
+func (s *Servent) firewalled() bool {
+	return s.cfg.Firewall != nil && s.cfg.Firewall.Firewalled()
+}
+
+func (n *Node) linkedTo(a netip.Addr) bool {
+	for _, l := range n.Links() {
+		if l.Remote.Addr() == a || l.Listen.Addr() == a {
+			return true
+		}
+	}
+	return false
+}

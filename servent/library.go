@@ -1,0 +1,134 @@
+package servent
+
+import (
+	"gnutella/protocol"
+	"gnutella/share"
+	"gnutella/transfer"
+	"gnutella/ultrapeer"
+)
+
+// The Library seam: what we share, as the router needs it. Node implements
+// it with a share.Library; StaticLibrary is one held in memory.
+
+// Library answers queries from what we share.
+type Library interface {
+	// Answer returns the results we hold for a query (nil: none).
+	Answer(q *protocol.Query, h protocol.Header) []protocol.Result
+	// QRPTable is the QRP table of what we share (nil: empty). It is asked
+	// every connector tick: return a cached table while nothing changed.
+	QRPTable() *ultrapeer.Table
+	// ShareStats counts the files and KiB we share (for our Pong).
+	ShareStats() (files, kb uint32)
+}
+
+// StaticLibrary is a Library held in memory (tests and testnets): Results
+// answers queries (nil: no results), Table is its QRP table (nil: empty),
+// and it counts no shared files.
+type StaticLibrary struct {
+	Results func(q *protocol.Query, h protocol.Header) []protocol.Result
+	Table   *ultrapeer.Table
+}
+
+// Answer calls Results.
+func (l StaticLibrary) Answer(q *protocol.Query, h protocol.Header) []protocol.Result {
+	if l.Results == nil {
+		return nil
+	}
+	return l.Results(q, h)
+}
+
+// QRPTable returns Table.
+func (l StaticLibrary) QRPTable() *ultrapeer.Table { return l.Table }
+
+// ShareStats is zero: the results are not files on disk.
+func (StaticLibrary) ShareStats() (files, kb uint32) { return 0, 0 }
+
+// QRPTable is Node's: the library's table, rebuilt when the library
+// changed (names split as the library splits them, every prefix of 3 bytes
+// or more, and the URNs). A node that shares nothing uses the configured
+// Library's (a testnet answering from memory).
+func (n *Node) QRPTable() *ultrapeer.Table {
+	if n.Library == nil {
+		if user := n.cfg.Library; user != nil {
+			return user.QRPTable()
+		}
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	v := n.Library.Version()
+	if n.table != nil && n.tableOf == v {
+		return n.table
+	}
+	files := n.Library.Files()
+	names := make([][]string, len(files))
+	var urns []protocol.SHA1
+	for i, f := range files {
+		names[i] = share.Keywords(f.Name)
+		if !f.SHA1.IsZero() {
+			urns = append(urns, f.SHA1)
+		}
+	}
+	n.table, n.tableOf = ultrapeer.BuildTable(qrpBits, names, urns), v
+	return n.table
+}
+
+// library is the Library as the upload server sees it (an empty one when
+// we share nothing).
+func (n *Node) library() transfer.Library {
+	if n.Library == nil {
+		return emptyLibrary{}
+	}
+	return n.Library
+}
+
+type emptyLibrary struct{}
+
+func (emptyLibrary) ByIndex(uint32) (share.File, bool)       { return share.File{}, false }
+func (emptyLibrary) BySHA1(protocol.SHA1) (share.File, bool) { return share.File{}, false }
+
+// Answer is Node's: the library's matches as QueryHit records, with the URN
+// in the form the query asked for. A node that shares nothing answers with
+// the configured Library (a testnet answering from memory).
+func (n *Node) Answer(q *protocol.Query, h protocol.Header) []protocol.Result {
+	if n.Library == nil {
+		if user := n.cfg.Library; user != nil {
+			return user.Answer(q, h)
+		}
+		return nil
+	}
+	files := n.Library.Match(q)
+	if len(files) == 0 {
+		return nil
+	}
+	ggepH := q.Flags.Has(protocol.QueryFlagMark) && q.Flags.Has(protocol.QueryFlagGGEPH)
+	out := make([]protocol.Result, 0, len(files))
+	for _, f := range files {
+		r := protocol.Result{Index: f.Index, Name: []byte(f.Name)}
+		var extra protocol.GGEP
+		if f.Size >= protocol.LargeFileSize {
+			r.Size = protocol.LargeFileSize
+			extra = protocol.GGEP{{ID: "LF", Data: protocol.AppendVarint(nil, uint64(f.Size))}}
+		} else {
+			r.Size = uint32(f.Size)
+		}
+		if !f.SHA1.IsZero() {
+			r.Extensions = protocol.ResultExtensions(f.SHA1, ggepH, extra)
+		} else if extra != nil {
+			r.Extensions = protocol.ExtensionArea{protocol.GGEPItem(extra)}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// ShareStats is Node's: the files and KiB the library shares.
+func (n *Node) ShareStats() (files, kb uint32) {
+	if n.Library == nil {
+		if user := n.cfg.Library; user != nil {
+			return user.ShareStats()
+		}
+		return 0, 0
+	}
+	return n.Library.Stats()
+}

@@ -1,0 +1,155 @@
+package servent
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"gnutella/protocol"
+	"gnutella/routing"
+	"gnutella/transfer"
+)
+
+// Push: routed toward a servent ID (to a neighbour with it, or along the
+// links its hits came in on); one addressed to us is answered by a
+// connect-back with GIV and the upload (Node.HandlePush).
+
+// PushHandler is given a Push addressed to our servent ID.
+type PushHandler interface {
+	HandlePush(p *protocol.Push, h protocol.Header)
+}
+
+// PushFunc adapts a function to a PushHandler.
+type PushFunc func(p *protocol.Push, h protocol.Header)
+
+// HandlePush calls f.
+func (f PushFunc) HandlePush(p *protocol.Push, h protocol.Header) { f(p, h) }
+
+func (r *router) handlePush(l *Link, h protocol.Header, payload []byte) {
+	s := r.s
+	p, err := protocol.DecodePush(payload)
+	if err != nil {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	if !r.fresh(l, h) {
+		return
+	}
+	if p.ServentID == s.id {
+		r.stats.Handled.Add(1)
+		if s.cfg.Pushes != nil {
+			s.cfg.Pushes.HandlePush(p, h)
+		}
+		return
+	}
+	if s.isLeaf() {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	out, ok := r.ttl.Forward(h)
+	if !ok {
+		r.stats.Expired.Add(1)
+		return
+	}
+	r.routePush(l.ID, p.ServentID, out, payload)
+}
+
+// routePush sends a Push toward servent: to a neighbour with that GUID, or
+// along every link a QueryHit from it came in on.
+func (r *router) routePush(from routing.LinkID, servent protocol.GUID, h protocol.Header, payload []byte) int {
+	sent := 0
+	for _, o := range r.s.Links() {
+		if o.PeerID == servent && o.ID != from {
+			if o.send(h, payload) == enqueued {
+				sent++
+			}
+		}
+	}
+	if sent == 0 {
+		var buf [4]routing.LinkID
+		for _, id := range r.pushes.Lookup(servent, r.s.now(), buf[:0]) {
+			if id == from {
+				continue
+			}
+			if o := r.s.linkByID(id); o != nil && o.send(h, payload) == enqueued {
+				sent++
+			}
+		}
+	}
+	if sent == 0 {
+		r.stats.NoRoute.Add(1)
+	} else {
+		r.stats.Routed.Add(1)
+	}
+	return sent
+}
+
+// SendPush routes a Push we originate toward the servent that sent a hit.
+func (s *Servent) SendPush(p *protocol.Push, ttl uint8) int {
+	payload, err := p.AppendTo(nil)
+	if err != nil {
+		return 0
+	}
+	id := protocol.NewGUID()
+	s.router.dups.Check(id, protocol.TypePush, ttl)
+	return s.router.routePush(routing.NoLink, p.ServentID, protocol.Header{ID: id, Type: protocol.TypePush, TTL: ttl}, payload)
+}
+
+// HandlePush is Node's PushHandler: the configured one first (a test's),
+// then gtk-gnutella's limits, a connect-back with GIV and the upload on
+// that socket.
+func (n *Node) HandlePush(p *protocol.Push, h protocol.Header) {
+	if user := n.cfg.Pushes; user != nil {
+		user.HandlePush(p, h)
+	}
+	addr := p.AddrPort()
+	now := time.Now()
+	if !n.linkedTo(addr.Addr()) {
+		if err := n.guard.Allow(addr, now); err != nil {
+			n.log.Debug().Stringer("addr", addr).Err(err).Msg("push refused")
+			return
+		}
+	}
+	name := "file"
+	if n.Library != nil {
+		if f, ok := n.Library.ByIndex(p.Index); ok {
+			name = f.Name
+		}
+	}
+	giv := protocol.GIV{Index: p.Index, ServentID: n.id, Name: name}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(n.ctx, 20*time.Second)
+		conn, err := n.transport.Dial(ctx, addr.String())
+		cancel()
+		if err != nil {
+			n.guard.Failed(addr, time.Now())
+			n.log.Debug().Stringer("addr", addr).Err(err).Msg("push callback failed")
+			return
+		}
+		n.Uploads.ServeCallback(conn, giv)
+	}()
+}
+
+// sendPush routes a Push toward a firewalled source: through its push
+// proxies when it has any, else through the network by servent ID.
+func (n *Node) sendPush(src transfer.Source) error {
+	self := n.Addr()
+	if !self.Addr().Unmap().Is4() {
+		return errors.New("no IPv4 address to be called back on")
+	}
+	for _, proxy := range src.PushProxies {
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		err := transfer.RequestPushProxy(ctx, n.transport, proxy, src.ServentID, self, userAgent())
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	p := &protocol.Push{ServentID: src.ServentID, Index: src.Index, IP: self.Addr().Unmap().As4(), Port: self.Port()}
+	if n.SendPush(p, n.cfg.MaxTTL) == 0 {
+		return errors.New("no route to the servent: no link carried a hit from it")
+	}
+	return nil
+}

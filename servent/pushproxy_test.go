@@ -1,0 +1,91 @@
+package servent
+
+import (
+	"bufio"
+	"net"
+	"testing"
+
+	"gnutella/protocol"
+)
+
+// An ultrapeer forgets the leaf it is push proxy for when the leaf's link
+// closes: a push-proxy request for it then gets 410.
+func TestPushProxyEntryLeavesWithTheLeaf(t *testing.T) {
+	uc := testConfig()
+	uc.Transfers = noTransfers{}
+	up := startServent(t, uc)
+	leaf := dialRaw(t, up)
+	guid := protocol.NewGUID()
+	leaf.handshake(leafHeaders(guid))
+	payload, err := protocol.NewPushProxyRequest().AppendTo(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf.send(protocol.Header{ID: guid, Type: protocol.TypeVendor, TTL: 1}, payload)
+	for {
+		h, b := leaf.next()
+		if h.Type != protocol.TypeVendor {
+			continue
+		}
+		if v, err := protocol.DecodeVendor(h.Type, b); err == nil && v.Is(protocol.PushProxyAckID) {
+			break
+		}
+	}
+	if up.proxies.forLeaves.Len() != 1 {
+		t.Fatalf("proxy table holds %d leaves, want 1", up.proxies.forLeaves.Len())
+	}
+	self := up.Addr()
+	if code := up.servePushProxy(guid, self); code != 202 {
+		t.Fatalf("push proxy for our leaf answered %d, want 202", code)
+	}
+	leaf.conn.Close()
+	waitFor(t, func() bool { return up.LinkCount() == 0 })
+	if n := up.proxies.forLeaves.Len(); n != 0 {
+		t.Fatalf("proxy table still holds %d leaves after the link closed", n)
+	}
+	if code := up.servePushProxy(guid, self); code != 410 {
+		t.Fatalf("push proxy for a gone leaf answered %d, want 410", code)
+	}
+}
+
+// A leaf asks each ultrapeer once to be its push proxy, and forgets the
+// links it asked once they are closed.
+func TestAskedPushProxiesArePruned(t *testing.T) {
+	lc := testConfig()
+	lc.Mode = ModeLeaf
+	leaf := startServent(t, lc)
+	uc := testConfig()
+	uc.Transfers = noTransfers{}
+	up := startServent(t, uc)
+	l, err := leaf.Connect(ctxT(t), up.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return l.Supports(protocol.PushProxyRequestID) })
+	leaf.askPushProxies()
+	leaf.askPushProxies()
+	waitFor(t, func() bool { return up.proxies.forLeaves.Len() == 1 })
+	leaf.proxies.mu.Lock()
+	asked := len(leaf.proxies.asked)
+	leaf.proxies.mu.Unlock()
+	if asked != 1 {
+		t.Fatalf("leaf remembers %d asked links, want 1", asked)
+	}
+	l.Bye(protocol.ByeShutdown, "test")
+	<-l.Done()
+	waitFor(t, func() bool { return leaf.LinkCount() == 0 })
+	leaf.askPushProxies()
+	leaf.proxies.mu.Lock()
+	asked = len(leaf.proxies.asked)
+	leaf.proxies.mu.Unlock()
+	if asked != 0 {
+		t.Fatalf("leaf remembers %d asked links after they closed, want 0", asked)
+	}
+}
+
+// noTransfers serves nothing: enough for a servent to act as push proxy.
+type noTransfers struct{}
+
+func (noTransfers) ServeHTTPConn(conn net.Conn, _ *bufio.Reader, _ string)  { conn.Close() }
+func (noTransfers) ServeGIV(conn net.Conn, _ *bufio.Reader, _ protocol.GIV) { conn.Close() }
+func (noTransfers) Busy() bool                                              { return false }

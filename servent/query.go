@@ -1,0 +1,199 @@
+package servent
+
+import (
+	"unicode/utf8"
+
+	"gnutella/protocol"
+	"gnutella/routing"
+)
+
+// Query: arrival checks, answering from the Library, delivery to our leaves
+// by their QRP tables, and flooding (walkers are in walker.go, gossip in
+// gossip.go, a leaf's query run as a dynamic query in dq.go).
+
+// queryForwardSize is gtk's forward-size limit for a Query: a bigger one
+// is neither handled nor relayed.
+const queryForwardSize = 256
+
+func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
+	s := r.s
+	if len(payload) > queryForwardSize {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	if l.FlowControlled() {
+		// our queue to it is full: its hits would have nowhere to go (gtk)
+		r.stats.DropOther.Add(1)
+		return
+	}
+	if !r.checkArrival(l, &h) {
+		return
+	}
+	q, err := protocol.DecodeQuery(payload)
+	if err != nil {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	if w, ok := routing.WalkerOf(q); ok && l.Kind != LinkLeaf {
+		r.handleWalker(l, h, q, w)
+		return
+	}
+	dup, higher := r.duplicate(l, h)
+	if dup && !higher {
+		return
+	}
+	if !dup {
+		r.query.Add(h.ID, l.ID, s.now())
+		r.trace(l, h, false)
+		if !acceptableQuery(q) {
+			r.stats.DropOther.Add(1)
+			return
+		}
+		r.stats.Handled.Add(1)
+		s.answerQuery(l, h, q, 0)
+	}
+	if s.isLeaf() {
+		return // a leaf never relays (§3.9)
+	}
+	qq := &lazyQRP{q: q}
+	out, ok := r.ttl.Forward(h)
+	if !dup {
+		// Our leaves get it where their table matches, whatever the TTL
+		// (§3.5); a higher-TTL copy is not sent again.
+		toLeaf := out
+		if !ok {
+			toLeaf = h
+			toLeaf.Hops, toLeaf.TTL = min(h.Hops, 254)+1, 1
+		}
+		r.toLeaves(l, toLeaf, payload, qq)
+	}
+	if l.Kind == LinkLeaf {
+		// A leaf's query: we run it as a dynamic query instead of flooding
+		// it with the leaf's TTL (§5.4).
+		if !dup && s.startLeafDQ(l, h, q) {
+			return
+		}
+	}
+	if !ok {
+		r.stats.Expired.Add(1)
+		return
+	}
+	if !l.Caps.DynamicQuerying && out.TTL+out.Hops > s.cfg.MaxTTL {
+		// gtk clamps queries from peers without dynamic querying to my_ttl
+		if s.cfg.MaxTTL > out.Hops {
+			out.TTL = s.cfg.MaxTTL - out.Hops
+		}
+	}
+	if p, ok := routing.GossipProbability(q); ok {
+		r.gossip(l, out, payload, p)
+		return
+	}
+	r.flood(l, out, payload, higher, qq)
+}
+
+// toLeaves sends a query to the leaves whose QRP table matches it (never
+// to one that has not sent its table yet), honouring their Hops-Flow.
+func (r *router) toLeaves(from *Link, h protocol.Header, payload []byte, qq *lazyQRP) int {
+	if !r.s.qrp.hasLeaves() {
+		return 0
+	}
+	var buf [32]*Link
+	sent := 0
+	for _, o := range r.s.qrp.matchLeaves(qq.get(), buf[:0]) {
+		if o == from || o.closing.Load() || !o.wantsQueryHops(h.Hops) {
+			continue
+		}
+		if o.send(h, payload) == enqueued {
+			sent++
+		}
+	}
+	if sent > 0 {
+		r.stats.Routed.Add(1)
+		r.leafDeliveries.Add(uint64(sent))
+	}
+	return sent
+}
+
+// acceptableQuery applies gtk-gnutella's drops (§1.8, §3.8): flags 0,
+// invalid UTF-8, or a search string that says too little with no URN.
+func acceptableQuery(q *protocol.Query) bool {
+	if q.Flags == 0 {
+		return false
+	}
+	if !utf8.Valid(q.Search) {
+		return false
+	}
+	if len(q.URNs()) > 0 {
+		return true
+	}
+	useful := 0
+	for _, c := range string(q.Search) {
+		if c != ' ' && c != '\t' {
+			useful++
+		}
+	}
+	return useful >= 2
+}
+
+// answerQuery asks the Library and sends our hits back on l.
+// walkSteps is the walk's length so far for a walker (0 otherwise): its hits
+// need a TTL that lasts the whole way back.
+func (s *Servent) answerQuery(l *Link, h protocol.Header, q *protocol.Query, walkSteps uint16) {
+	if s.cfg.Library == nil {
+		return
+	}
+	if q.Flags.Has(protocol.QueryFlagMark) && q.Flags.Has(protocol.QueryFlagFirewalled) && s.firewalled() {
+		return // firewalled to firewalled cannot transfer
+	}
+	results := s.cfg.Library.Answer(q, h)
+	if len(results) == 0 {
+		return
+	}
+	self := s.Addr()
+	ip4 := self.Addr().Unmap()
+	if !ip4.Is4() {
+		return
+	}
+	trailer := protocol.HitTrailer{Vendor: VendorCode, Push: s.firewalled(), Busy: s.busy()}
+	trailer.GGEP = s.pushProxyGGEP()
+	ttl := s.router.ttl.ReplyTTL(h.Hops)
+	if walkSteps > 0 {
+		ttl = uint8(min(int(walkSteps)+6, 255))
+	}
+	for start := 0; start < len(results); start += 10 {
+		end := min(start+10, len(results))
+		hit := protocol.NewQueryHit(ip4.As4(), self.Port(), 1000, results[start:end], trailer, s.id)
+		_ = l.sendMessage(protocol.Header{ID: h.ID, TTL: ttl}, hit)
+	}
+}
+
+func (s *Servent) busy() bool { return s.cfg.Transfers != nil && s.cfg.Transfers.Busy() }
+
+// OriginateQuery sends a query we start ourselves, with the given GUID and
+// TTL, to the given links (every ultrapeer and normal link when to is nil).
+// Hits come back through WatchHits and Searches.
+func (s *Servent) OriginateQuery(id protocol.GUID, q *protocol.Query, ttl uint8, to []*Link) int {
+	payload, err := q.AppendTo(nil)
+	if err != nil {
+		return 0
+	}
+	r := s.router
+	dup, _ := r.dups.Check(id, protocol.TypeQuery, ttl)
+	r.query.Add(id, routing.Local, s.now())
+	h := protocol.Header{ID: id, Type: protocol.TypeQuery, TTL: ttl}
+	qq := &lazyQRP{q: q}
+	leaves := 0
+	if !dup && !s.isLeaf() {
+		leaves = r.toLeaves(nil, h, payload, qq) // our own leaves, by their tables
+	}
+	if to == nil {
+		return r.flood(nil, h, payload, false, qq) + leaves
+	}
+	sent := 0
+	for _, o := range to {
+		if o.send(h, payload) == enqueued {
+			sent++
+		}
+	}
+	return sent
+}

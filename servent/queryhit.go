@@ -1,0 +1,43 @@
+package servent
+
+import (
+	"gnutella/protocol"
+	"gnutella/routing"
+)
+
+// QueryHit: routed back along the query's path (route.go's forwardReply),
+// or handed to our searches when the query was ours. Building our own hits
+// is answerQuery (query.go).
+
+// hitForwardSize is gtk's forward-size limit for a QueryHit.
+const hitForwardSize = 16384
+
+func (r *router) handleQueryHit(l *Link, h protocol.Header, payload []byte) {
+	s := r.s
+	r.trace(l, h, false)
+	if len(payload) < 27 || len(payload) > hitForwardSize || payload[0] == 0 {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	now := s.now()
+	dst, ok := r.query.Lookup(h.ID, now)
+	if !ok {
+		r.stats.NoRoute.Add(1)
+		return
+	}
+	var servent protocol.GUID
+	copy(servent[:], payload[len(payload)-16:])
+	r.pushes.Learn(servent, l.ID, now)
+	r.query.Touch(h.ID, now)
+	if dst == routing.Local {
+		r.stats.Handled.Add(1)
+		hit, err := protocol.DecodeQueryHit(payload)
+		if err != nil {
+			r.stats.DropOther.Add(1)
+			return
+		}
+		s.searches.deliver(h, hit, l)
+		return
+	}
+	r.forwardReply(dst, h, payload)
+}
