@@ -6,7 +6,7 @@ import (
 )
 
 // AddrPolicy is the project's one address policy: which peer addresses we
-// dial, store, relay or call back to (notes §6.4, §8.3). The host cache
+// dial, store, relay or call back to (docs/protocol.md §6.4, §8.3). The host cache
 // stores and dials peers under it, the PushGuard calls back under it, the
 // push proxy relays to it and the downloader dials sources directly under it
 // (others it reaches through a Push).

@@ -36,7 +36,7 @@ func (s ConnectBackStyle) String() string {
 	return "limewire"
 }
 
-// ConnectBack answers a TCP Connect-Back request (BEAR/7, notes §1.6, §6.6):
+// ConnectBack answers a TCP Connect-Back request (BEAR/7, docs/protocol.md §1.6, §6.6):
 // it dials addr (the requester's IP and the port it asked for), writes the
 // greeting of style and closes the connection. ctx bounds the whole of it;
 // a nil dial means TCPDialer.

@@ -8,11 +8,11 @@ import "time"
 const (
 	// DefaultAssumeFirewalledAfter is DetectorConfig.AssumeFirewalledAfter,
 	// gtk-gnutella's watchdog: 1800 s without an incoming connection and
-	// we are firewalled again (notes §6.6).
+	// we are firewalled again (docs/protocol.md §6.6).
 	DefaultAssumeFirewalledAfter = 30 * time.Minute
 
 	// PushPolicy (uploads.c: PUSH_REPLY_MAX, PUSH_REPLY_FREQ,
-	// PUSH_BAN_FREQ; notes §6.4):
+	// PUSH_BAN_FREQ; docs/protocol.md §6.4):
 
 	// DefaultPushPerIP is PushPolicy.PerIP: callbacks per IP per window.
 	DefaultPushPerIP = 5

@@ -21,7 +21,7 @@ type DetectorConfig struct {
 	Logger zerolog.Logger
 }
 
-// Detector tracks whether we are firewalled (notes §6.6). It starts
+// Detector tracks whether we are firewalled (docs/protocol.md §6.6). It starts
 // firewalled; an inbound connection from an outside host we are not linked
 // to, or a connect-back we asked for, proves we are reachable; after
 // AssumeFirewalledAfter without such proof, Tick makes us firewalled again.

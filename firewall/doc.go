@@ -1,6 +1,6 @@
 // Package firewall decides whether this servent is reachable from outside,
 // which addresses it may talk to, and handles the pieces of the Push
-// machinery that follow from them (notes §1.6, §1.7, §6.4–§6.6, §8.3). It
+// machinery that follow from them (docs/protocol.md §1.6, §1.7, §6.4–§6.6, §8.3). It
 // sits above protocol (wire formats) and below transfer and servent, which
 // use it; it imports nothing else of ours.
 //

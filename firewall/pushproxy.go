@@ -12,7 +12,7 @@ import (
 	"gnutella/protocol"
 )
 
-// ProxyTable is the ultrapeer side of push proxies (notes §6.5): which link
+// ProxyTable is the ultrapeer side of push proxies (docs/protocol.md §6.5): which link
 // leads to the leaf with a given servent GUID, learnt from its Push-Proxy
 // Request (LIME/21, whose descriptor GUID is the leaf's servent ID). A link
 // proxies one servent at a time, as in gtk-gnutella: a second request on the
@@ -72,7 +72,7 @@ func (t *ProxyTable) Len() int {
 	return len(t.byGUID)
 }
 
-// PushProxyStatus is the HTTP status a push proxy answers (notes §6.5).
+// PushProxyStatus is the HTTP status a push proxy answers (docs/protocol.md §6.5).
 type PushProxyStatus int
 
 const (
@@ -126,7 +126,7 @@ func IsPushProxyTarget(target string) bool {
 }
 
 // ParsePushProxyRequest parses the request of a downloader to a push proxy
-// (notes §6.5, gtk-gnutella pproxy.c):
+// (docs/protocol.md §6.5, gtk-gnutella pproxy.c):
 //
 //	GET /gnutella/push-proxy?ServerId=<base32 GUID>[&file=<index>]
 //	GET /gnutella/pushproxy?ServerId=<base32 GUID>[&file=<index>]

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Bye (0x02), §1.5:
+// Bye (0x02), docs/protocol.md §1.5:
 //
 //	off 0 code     2 bytes LE
 //	off 2 message  NUL-terminated string
@@ -45,7 +45,7 @@ const (
 	ByeSecurityViolation    ByeCode = 412 // security violation
 	ByeInvalidQRPSequence   ByeCode = 413 // invalid QRP sequence
 	ByeLeafRelaying         ByeCode = 414 // a leaf relayed a message
-	ByeHostilePeer          ByeCode = 415 // hostile peer (sent by gtk-gnutella, §8)
+	ByeHostilePeer          ByeCode = 415 // hostile peer (sent by gtk-gnutella, docs/protocol.md §8)
 	ByeInternalError        ByeCode = 500 // servent internal error
 	ByeProtocolDesync       ByeCode = 501 // protocol desynchronised
 	ByeSendQueueFull        ByeCode = 502 // send queue full

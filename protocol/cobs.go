@@ -3,7 +3,7 @@ package protocol
 import "bytes"
 
 // COBS (Consistent Overhead Byte Stuffing) removes every 0x00 from a byte
-// string, as GGEP needs for extension data inside QueryHit records (§1.10).
+// string, as GGEP needs for extension data inside QueryHit records (docs/protocol.md §1.10).
 // Each block is a code byte n (1..255) followed by n-1 non-zero bytes; a
 // code below 0xFF stands for those bytes plus a zero, and the final zero is
 // implied. A final block that ends on code 0xFF needs no closing code.

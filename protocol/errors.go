@@ -17,14 +17,14 @@ var (
 	ErrTooLarge = errors.New("too large")
 	// ErrMalformed: the bytes are there but do not follow the layout.
 	ErrMalformed = errors.New("malformed")
-	// ErrBadGGEP: a GGEP block breaks one of the rules of §1.10.
+	// ErrBadGGEP: a GGEP block breaks one of the rules of docs/protocol.md §1.10.
 	ErrBadGGEP = errors.New("bad GGEP block")
 	// ErrBadURN: a URN that is not urn:sha1 / urn:bitprint, or bad base32.
 	ErrBadURN = errors.New("bad URN")
 	// ErrBadHandshake: a handshake line that is not what the protocol allows.
 	ErrBadHandshake = errors.New("bad handshake")
 	// ErrLineTooLong, ErrTooManyLines and ErrHeadersTooLarge are the
-	// handshake limits of §2.2 (1024-byte lines, 128 lines, 16 KiB).
+	// handshake limits of docs/protocol.md §2.2 (1024-byte lines, 128 lines, 16 KiB).
 	ErrLineTooLong     = errors.New("handshake line too long")
 	ErrTooManyLines    = errors.New("too many handshake lines")
 	ErrHeadersTooLarge = errors.New("handshake headers too large")

@@ -8,7 +8,7 @@ import (
 
 // The extension area of a Query (after the search text) and of each
 // QueryHit record (between the name's NUL and the record's final NUL),
-// §1.8, §1.9, §1.11. It follows the peaceful-coexistence rule of §1.10: an
+// docs/protocol.md §1.8, §1.9, §1.11. It follows the peaceful-coexistence rule of §1.10: an
 // item that starts with 0xC3 is a GGEP block whose length comes from its
 // own framing; any other item is a legacy string (HUGE "urn:sha1:...",
 // "urn:bitprint:...", a bare "urn:", XML, or unknown text that must be kept
@@ -210,7 +210,7 @@ func (a ExtensionArea) GGEP() GGEP {
 }
 
 // WantsURNs reports whether the area holds a bare "urn:" or "urn:sha1:"
-// item, a Query's request that hits carry their files' URNs (§1.8).
+// item, a Query's request that hits carry their files' URNs (docs/protocol.md §1.8).
 func (a ExtensionArea) WantsURNs() bool {
 	for k := range a {
 		t := a[k].Text

@@ -7,7 +7,7 @@ import (
 	"strconv"
 )
 
-// GGEP (Gnutella Generic Extension Protocol) blocks, §1.10.
+// GGEP (Gnutella Generic Extension Protocol) blocks, docs/protocol.md §1.10.
 //
 //	block     = 0xC3 extension+
 //	extension = flags(1) id(1..15) length(1..3) data

@@ -13,7 +13,7 @@ import (
 )
 
 func TestGGEPLengthVectors(t *testing.T) {
-	// §1.10.
+	// docs/protocol.md §1.10.
 	tests := []struct {
 		n    int
 		wire []byte
@@ -99,7 +99,7 @@ func TestAppendGGEPLengthPanicsOutOfRange(t *testing.T) {
 }
 
 func TestDecodeGGEPBHExample(t *testing.T) {
-	wire := []byte{0xC3, 0x82, 0x42, 0x48, 0x40} // §1.10
+	wire := []byte{0xC3, 0x82, 0x42, 0x48, 0x40} // docs/protocol.md §1.10
 	g, n, err := DecodeGGEP(append(append([]byte{}, wire...), 0x1C, 0x00))
 	if err != nil || n != len(wire) {
 		t.Fatalf("DecodeGGEP = %v, %d, %v", g, n, err)

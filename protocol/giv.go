@@ -9,7 +9,7 @@ import (
 )
 
 // GIV is the first line a firewalled servent sends when it connects back
-// after a Push (§6.4): "GIV <index>:<servent ID in hex>/<name>\n\n". The
+// after a Push (docs/protocol.md §6.4): "GIV <index>:<servent ID in hex>/<name>\n\n". The
 // downloader then sends an HTTP request on the same socket.
 type GIV struct {
 	Index     uint32 // file index from the Push

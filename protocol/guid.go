@@ -11,7 +11,7 @@ import (
 type GUID [16]byte
 
 // NewGUID returns a random GUID with the "modern servent" marking:
-// byte 8 = 0xFF and byte 15 = 0 (§1.2).
+// byte 8 = 0xFF and byte 15 = 0 (docs/protocol.md §1.2).
 func NewGUID() GUID {
 	g := GUID(uuid.New())
 	g[8] = 0xFF
@@ -44,7 +44,7 @@ func ParseGUID(s string) (GUID, error) {
 
 // Base32 is the RFC 4648 base32 form of the GUID: 26 upper-case characters,
 // no padding. Push-proxy requests name a servent this way
-// (GET /gnutella/push-proxy?ServerId=<base32>, notes §6.5).
+// (GET /gnutella/push-proxy?ServerId=<base32>, docs/protocol.md §6.5).
 func (g GUID) Base32() string { return b32.EncodeToString(g[:]) }
 
 // ParseGUIDBase32 reads the base32 form of a GUID, in either case: 26

@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// Limits on a handshake block (§2.2, gtk-gnutella's MAX_LINE_SIZE and
+// Limits on a handshake block (docs/protocol.md §2.2, gtk-gnutella's MAX_LINE_SIZE and
 // HEAD_MAX_LINES / HEAD_MAX_SIZE). They hold against a hostile peer: no
 // function here reads more than a line's limit (plus what the bufio.Reader
 // already holds) before refusing.

@@ -11,7 +11,7 @@ const HeaderLen = 23
 // Type is the payload type (function) byte of a descriptor header.
 type Type uint8
 
-// The payload types of §1.2.
+// The payload types of docs/protocol.md §1.2.
 const (
 	TypePing       Type = 0x00
 	TypePong       Type = 0x01

@@ -85,7 +85,7 @@ func TestHeaderPutWritesLengthLittleEndian(t *testing.T) {
 		length uint32
 		want   [4]byte
 	}{
-		{6, [4]byte{0x06, 0x00, 0x00, 0x00}}, // §9
+		{6, [4]byte{0x06, 0x00, 0x00, 0x00}}, // docs/protocol.md §9
 		{0, [4]byte{0, 0, 0, 0}},
 		{0x1234, [4]byte{0x34, 0x12, 0, 0}},
 		{65536, [4]byte{0, 0, 1, 0}},

@@ -1,6 +1,6 @@
 package protocol
 
-// Ping (0x00), §1.3. In Gnutella 0.4 the payload is empty; in 0.6 it may
+// Ping (0x00), docs/protocol.md §1.3. In Gnutella 0.4 the payload is empty; in 0.6 it may
 // carry one GGEP block and nothing else. gtk-gnutella drops a ping whose
 // extra data is not a pure GGEP block or exceeds MaxGGEPPayload bytes.
 

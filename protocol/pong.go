@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Pong (0x01), §1.4:
+// Pong (0x01), docs/protocol.md §1.4:
 //
 //	off 0  port    2 bytes LE
 //	off 2  IPv4    4 bytes BE (network order)

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 )
 
-// Push (0x40), §1.7:
+// Push (0x40), docs/protocol.md §1.7:
 //
 //	off 0  servent ID of the target  16 bytes
 //	off 16 file index                 4 bytes LE

@@ -7,15 +7,15 @@ import (
 	"unicode/utf8"
 )
 
-// Query (0x80) payload, §1.8:
+// Query (0x80) payload, docs/protocol.md §1.8:
 //
 //	flags(2, big-endian) search-text NUL [extension area] [NUL]
 //
 // The decoder only frames the payload: zero flags, invalid UTF-8 or a too
-// short search text decode fine and are left to the servent's policy (§3.8).
+// short search text decode fine and are left to the servent's policy (docs/protocol.md §3.8).
 
 // QueryFlags is the 2-byte "min speed / flags" field, read big-endian so that
-// the flag bits sit in the first byte on the wire (§1.1, §1.8).
+// the flag bits sit in the first byte on the wire (docs/protocol.md §1.1, §1.8).
 type QueryFlags uint16
 
 // The flag bits of QueryFlags. They mean flags only when QueryFlagMark is set;

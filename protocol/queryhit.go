@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// QueryHit (0x81) payload, §1.9:
+// QueryHit (0x81) payload, docs/protocol.md §1.9:
 //
 //	N(1) port(2, LE) ip(4, BE) speed(4, LE)
 //	N × { index(4, LE) size(4, LE) name NUL extension-area NUL }
@@ -27,7 +27,7 @@ const (
 	LargeFileSize = 0xFFFFFFFF
 )
 
-// The bits of the two open-data bytes (§1.9). For Push, byte 0 carries the
+// The bits of the two open-data bytes (docs/protocol.md §1.9). For Push, byte 0 carries the
 // value and byte 1 says it is valid; for the others it is the other way round.
 const (
 	hitFlagPush          = 0x01
@@ -280,7 +280,7 @@ func (h *QueryHit) AppendTo(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// HitFlags are the trailer's flags (§1.9).
+// HitFlags are the trailer's flags (docs/protocol.md §1.9).
 type HitFlags struct {
 	Push          bool // the responder is firewalled: use a Push
 	Busy          bool // no free upload slot

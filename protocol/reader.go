@@ -5,13 +5,13 @@ import (
 	"io"
 )
 
-// MaxPayloadLength is the architectural limit on a payload length (§1.2):
+// MaxPayloadLength is the architectural limit on a payload length (docs/protocol.md §1.2):
 // a length with any bit above 0xFFFF is gtk-gnutella's "marked" form, valid
 // only between peers that announced sflag, which this package never does.
 const MaxPayloadLength = 0xFFFF
 
 // Limits are the per-type payload caps ("kick sizes"): a length above its
-// cap is refused before anything is allocated for it (§3.8, §8.1). A peer
+// cap is refused before anything is allocated for it (docs/protocol.md §3.8, §8.1). A peer
 // that sends such a length must be sent Bye 400 and dropped, because the
 // stream cannot be resynchronised without reading the payload.
 type Limits struct {
@@ -22,7 +22,7 @@ type Limits struct {
 }
 
 // DefaultLimits returns gtk-gnutella's kick sizes: Query 1024, QueryHit
-// 65536, Bye 4096, everything else 40960 (§7).
+// 65536, Bye 4096, everything else 40960 (docs/protocol.md §7).
 func DefaultLimits() Limits {
 	return Limits{Query: 1024, QueryHit: 65536, Bye: 4096, Other: 40960}
 }

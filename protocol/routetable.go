@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Route-table update (0x30), the QRP message of §4.4. It travels with
+// Route-table update (0x30), the QRP message of docs/protocol.md §4.4. It travels with
 // TTL 1, hops 0 and is never routed. Two variants:
 //
 //	RESET (6 bytes):  variant 0x00 | table length 4 bytes LE | infinity

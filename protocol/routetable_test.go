@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// The worked bytes of §4.4 ([QRP] appendix B): a table of 8 entries, the
+// The worked bytes of docs/protocol.md §4.4 ([QRP] appendix B): a table of 8 entries, the
 // word "test" (hash 2), infinity 7.
 var (
 	qrpResetVector      = []byte{0x00, 0x08, 0x00, 0x00, 0x00, 0x07}

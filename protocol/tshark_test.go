@@ -15,7 +15,7 @@ import (
 // The outside judge: Wireshark's Gnutella dissector reads what our encoders
 // write. It decodes Ping, Pong, Query, QueryHit and Push; Bye, vendor, QRP
 // and HSEP descriptors show as unknown payloads, which is not malformed. It
-// reads the Query flag bytes as a little-endian "min speed" (§10), so that
+// reads the Query flag bytes as a little-endian "min speed" (docs/protocol.md §10), so that
 // field is not checked.
 
 const tsharkPort = 6346

@@ -27,7 +27,7 @@ func urnTestHash(t testing.TB) SHA1 {
 }
 
 func TestBase32Vector(t *testing.T) {
-	// §1.11: bytes 0F F5 -> B72Q, through the package's own encoding.
+	// docs/protocol.md §1.11: bytes 0F F5 -> B72Q, through the package's own encoding.
 	if got := b32.EncodeToString([]byte{0x0F, 0xF5}); got != "B72Q" {
 		t.Fatalf("base32(0F F5) = %q, want B72Q", got)
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Vendor messages (0x31, and 0x32 for "standardised" ones), §1.6:
+// Vendor messages (0x31, and 0x32 for "standardised" ones), docs/protocol.md §1.6:
 //
 //	off 0 vendor code  4 bytes, case-sensitive ASCII; all zero = "null" vendor
 //	off 4 selector     2 bytes LE

@@ -30,7 +30,7 @@ func DefaultAbuseLimits() AbuseLimits {
 	return AbuseLimits{MinDups: 5, DupRatio: 150, MaxHighTTL: 10, HighTTLRadius: 2}
 }
 
-// LinkAbuse is the abuse accounting of one link (notes §7, §8.2, §8.7). The
+// LinkAbuse is the abuse accounting of one link (docs/protocol.md §7, §8.2, §8.7). The
 // servent calls Received for every message read from the link, Duplicate
 // for every duplicate the link itself had already sent (DupCache.CheckFrom's
 // sameLink), and HighTTL for every message dropped with DropHardLimit. When

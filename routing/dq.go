@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Dynamic querying (§5.4, [DQ]; gtk-gnutella's dq.c, LimeWire's
+// Dynamic querying (docs/protocol.md §5.4, [DQ]; gtk-gnutella's dq.c, LimeWire's
 // QueryHandler): the ultrapeer controls the query. It probes a few of its
 // ultrapeer links at a low TTL, then queries one more link at a time with
 // the TTL its estimate of the network calls for, waiting after each, until
@@ -17,7 +17,7 @@ import (
 // DynamicQuery is the strategy.
 type DynamicQuery struct {
 	// Target is the number of results wanted: 150 for our own queries, 50
-	// for a leaf's (§5.4).
+	// for a leaf's (docs/protocol.md §5.4).
 	Target int
 	// Results, when set, counts the results so far (for a leaf's query the
 	// ultrapeer counts the hits it relays to the leaf); nil uses the

@@ -64,7 +64,7 @@ func runDQ(f *fakeDQNet, target int) {
 	d.Run(context.Background(), s, f)
 }
 
-// §5.4: with popular content the query stops near its target after a few
+// docs/protocol.md §5.4: with popular content the query stops near its target after a few
 // low-TTL steps; with rare content it goes on, link after link and with
 // higher TTLs, until the horizon cap (300,000 servents) stops it.
 func TestDynamicQueryStopsNearTargetForPopularContent(t *testing.T) {

@@ -17,7 +17,7 @@ const DefaultDupCacheSize = 100_000
 const MaxDupSenders = 4
 
 // dupKey is the key of duplicate detection: a descriptor is a duplicate when
-// one with the same payload type and message ID was seen before (§3.2).
+// one with the same payload type and message ID was seen before (docs/protocol.md §3.2).
 type dupKey struct {
 	id protocol.GUID
 	t  protocol.Type
@@ -73,7 +73,7 @@ func (d *DupCache) Check(id protocol.GUID, t protocol.Type, ttl uint8) (dup, hig
 // reports in sameLink whether that link had already sent this message with
 // the same TTL. Only
 // such same-link duplicates are abuse (gtk counts a duplicate against a node
-// only when the node itself sent the message before, §8.7): copies of a
+// only when the node itself sent the message before, docs/protocol.md §8.7): copies of a
 // flooded query reaching us over several links are normal. Up to
 // MaxDupSenders distinct links are remembered per message; a link beyond
 // that is never reported as sameLink. from == NoLink is not recorded.

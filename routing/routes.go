@@ -10,7 +10,7 @@ import (
 )
 
 // Route lifetimes and bound, as LimeWire's MessageRouterImpl keeps them
-// (notes §3.2).
+// (docs/protocol.md §3.2).
 const (
 	PingRouteTTL          = 2 * time.Minute // Ping GUID → link, for Pongs
 	QueryRouteTTL         = 5 * time.Minute // Query GUID → link, for QueryHits
@@ -30,7 +30,7 @@ type route struct {
 
 // RouteTable maps a request's GUID to the link it came from, so that its
 // replies travel back the same path: Query → QueryHit and Ping → Pong
-// (notes §3.1, §3.6). Use one table per request type.
+// (docs/protocol.md §3.1, §3.6). Use one table per request type.
 //
 // The table is bounded (least recently added or touched GUIDs go first) and
 // each route expires ttl after it was added or last touched. A closed link's
@@ -171,7 +171,7 @@ type pushRoute struct {
 
 // PushRoutes maps a servent ID (the last 16 bytes of a QueryHit) to up to
 // MaxPushRoutes links its QueryHits came from, so that a Push for that
-// servent can be routed back along them (notes §3.6, §3.7). Each link
+// servent can be routed back along them (docs/protocol.md §3.6, §3.7). Each link
 // expires ttl after a QueryHit from the servent last came over it; when all
 // slots are in use a new link replaces the one that expires first. The table
 // is bounded like RouteTable, forgets closed links lazily under the same

@@ -11,7 +11,7 @@ import (
 	"gnutella/protocol"
 )
 
-// Flood is plain TTL-limited flooding (§5.1): the query goes to every
+// Flood is plain TTL-limited flooding (docs/protocol.md §5.1): the query goes to every
 // neighbour once, and every servent relays it to all its neighbours.
 type Flood struct{ TTL uint8 }
 
@@ -24,7 +24,7 @@ func (f Flood) Run(ctx context.Context, s *Search, n Network) {
 	s.addSent(n.SendQuery(s.ID, s.Query, f.TTL, nil))
 }
 
-// Ring is the expanding ring (§5.2): floods of growing TTL, stopping as soon
+// Ring is the expanding ring (docs/protocol.md §5.2): floods of growing TTL, stopping as soon
 // as the search has enough results. Each ring uses a fresh GUID unless every
 // neighbour announced X-Ext-Probes, in which case the same GUID is resent
 // with the higher TTL (servents then re-forward it without handling it twice).

@@ -6,7 +6,7 @@ import (
 	"gnutella/protocol"
 )
 
-// TTLPolicy holds the TTL/hops limits of notes §3.3 and §8.2.
+// TTLPolicy holds the TTL/hops limits of docs/protocol.md §3.3 and §8.2.
 type TTLPolicy struct {
 	// MaxTTL bounds hops+TTL of a relayed request: gtk-gnutella's max_ttl
 	// by default, 7 for a 0.4-style network.

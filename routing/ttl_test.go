@@ -141,7 +141,7 @@ func TestTTLPolicyForwardClamps(t *testing.T) {
 }
 
 // TestTTLPolicyForwardInvariants checks every TTL/hops pair against the rule
-// stated in the notes: a relayed message has TTL >= 1, hops+1, and never
+// stated in docs/protocol.md §3.1 and §3.3: a relayed message has TTL >= 1, hops+1, and never
 // more reach than MaxTTL allows (or than it had).
 func TestTTLPolicyForwardInvariants(t *testing.T) {
 	for _, p := range []TTLPolicy{DefaultTTLPolicy(), {MaxTTL: 7, HardLimit: 15}, {MaxTTL: 0, HardLimit: 15}} {

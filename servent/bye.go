@@ -6,7 +6,7 @@ import (
 	"gnutella/protocol"
 )
 
-// Bye (§1.7): a Bye from a neighbour ends the link; it is never relayed.
+// Bye (docs/protocol.md §1.7): a Bye from a neighbour ends the link; it is never relayed.
 // We say Bye (Link.Bye) before closing a link for a reason; after one for
 // a broken stream the reader drains until the peer goes.
 
@@ -35,7 +35,7 @@ func (l *Link) Bye(code protocol.ByeCode, reason string) {
 	l.byeCode.CompareAndSwap(0, uint32(code))
 	l.log.Debug().Int("code", int(code)).Str("reason", reason).Msg("sending bye")
 	if !l.Caps.ByePacket {
-		l.close(nil) // only peers that announced Bye-Packet get a Bye (§1.5)
+		l.close(nil) // only peers that announced Bye-Packet get a Bye (docs/protocol.md §1.5)
 		return
 	}
 	payload, err := protocol.NewBye(code, reason).AppendTo(nil)

@@ -10,7 +10,7 @@ import (
 	"gnutella/protocol"
 )
 
-// TCP connect-back (BEAR/7, §6.6), both sides. A servent that believes it
+// TCP connect-back (BEAR/7, docs/protocol.md §6.6), both sides. A servent that believes it
 // is firewalled asks a few peers to connect back to its port
 // (askConnectBack, on the node's firewall clock); a connection that
 // arrives says "CONNECT BACK" and tells the Firewall we are reachable

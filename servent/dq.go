@@ -8,7 +8,7 @@ import (
 	"gnutella/ultrapeer"
 )
 
-// Dynamic querying for our leaves (§5.4): the bookkeeping is
+// Dynamic querying for our leaves (docs/protocol.md §5.4): the bookkeeping is
 // ultrapeer.LeafQueries; here the servent runs a leaf's query with
 // routing.DynamicQuery over its links, asks a guiding leaf how it goes
 // (BEAR/11) and hears the answers (BEAR/12).

@@ -10,7 +10,7 @@ import (
 
 // Firewall is the reachability seam: whether we believe we are not
 // reachable, and the connections that tell (every inbound one, and the
-// connect-backs we asked for, §6.6).
+// connect-backs we asked for, docs/protocol.md §6.6).
 type Firewall interface {
 	Firewalled() bool
 	SawInbound(remote netip.AddrPort)

@@ -7,7 +7,7 @@ import (
 	"gnutella/protocol"
 )
 
-// GIV (§6.4): a servent we sent a Push to connects to our port and says
+// GIV (docs/protocol.md §6.4): a servent we sent a Push to connects to our port and says
 // "GIV index:servent-id/name" and an empty line; the download that asked
 // for the Push takes the connection (Transfers.ServeGIV, which Node
 // answers with transfer.Callbacks). Answering a Push ourselves, we are

@@ -16,7 +16,7 @@ import (
 	"gnutella/servent/hostcache"
 )
 
-// The 0.6 three-step handshake (§2.2) in both directions, the 0.4 inbound
+// The 0.6 three-step handshake (docs/protocol.md §2.2) in both directions, the 0.4 inbound
 // form, and the admission decisions (409, 503 + X-Try-Ultrapeers).
 
 // HandshakeError is an outbound handshake refused by the peer.
@@ -139,13 +139,13 @@ type admission struct {
 	code   int
 	reason string
 	// needed is the X-Ultrapeer-Needed we answer ("" = none); guide is true
-	// when it is "False" to an ultrapeer: leaf guidance (§2.4).
+	// when it is "False" to an ultrapeer: leaf guidance (docs/protocol.md §2.4).
 	needed string
 	guide  bool
 }
 
 // admit decides whether a 0.6 peer with these capabilities may link to us,
-// and as what: the negotiation matrix of §2.4. A non-2xx code refuses it.
+// and as what: the negotiation matrix of docs/protocol.md §2.4. A non-2xx code refuses it.
 func (s *Servent) admit(c Capabilities, peerID protocol.GUID, listen netip.AddrPort) admission {
 	if !peerID.IsZero() && peerID == s.id {
 		return admission{code: 409, reason: "Connected to self"}
@@ -203,7 +203,7 @@ func (s *Servent) admit(c Capabilities, peerID protocol.GUID, listen netip.AddrP
 	return a
 }
 
-// refusal writes a 0.6 error status with the headers §2.2 asks for.
+// refusal writes a 0.6 error status with the headers docs/protocol.md §2.2 asks for.
 func (s *Servent) refusal(code int, reason string, peer netip.Addr) []byte {
 	resp := protocol.HandshakeResponse{Version: "0.6", Code: code, Reason: reason}
 	resp.Headers.Add("User-Agent", userAgent())
@@ -387,7 +387,7 @@ func (s *Servent) Connect(ctx context.Context, addr netip.AddrPort) (*Link, erro
 	}
 	becomeLeaf := false
 	if needed, ok := resp.Headers.Bool("X-Ultrapeer-Needed"); ok && !needed && kind == LinkUltrapeer && !s.isLeaf() {
-		// Leaf guidance (§2.4): taken by the role rules (roles.go).
+		// Leaf guidance (docs/protocol.md §2.4): taken by the role rules (roles.go).
 		if s.takesGuidance() {
 			final.Headers.Add("X-Ultrapeer", "False")
 			becomeLeaf = true

@@ -520,7 +520,7 @@ func TestInbound503TryUltrapeers(t *testing.T) {
 	}
 
 	// Ultrapeer slots are full but a leaf slot is free: leaf guidance
-	// (§2.4), 200 with X-Ultrapeer-Needed: False. A peer that will not
+	// (docs/protocol.md §2.4), 200 with X-Ultrapeer-Needed: False. A peer that will not
 	// become our leaf is then closed.
 	g := dialRaw(t, s)
 	g.request("0.6", peerHeaders(protocol.NewGUID())...)

@@ -10,7 +10,7 @@ import (
 	"gnutella/routing"
 )
 
-// pongCache answers pings from what recent pongs said (§3.4, [PONG]):
+// pongCache answers pings from what recent pongs said (docs/protocol.md §3.4, [PONG]):
 // pings are not flooded; each is answered with up to pongsPerPing cached
 // pongs spread across hop counts, none from the asking link. When the cache
 // is older than PongCacheLifetime, our neighbours are pinged to refresh it.

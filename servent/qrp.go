@@ -10,7 +10,7 @@ import (
 	"gnutella/ultrapeer"
 )
 
-// QRP in the servent (§4): a leaf sends its table to its ultrapeers; an
+// QRP in the servent (docs/protocol.md §4): a leaf sends its table to its ultrapeers; an
 // ultrapeer keeps one table per leaf (in a LeafIndex, so one query is matched
 // against every leaf at once), sends queries to a leaf only where its table
 // matches, and exchanges an aggregate table (its own library OR every leaf's)

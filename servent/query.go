@@ -53,13 +53,13 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 		s.answerQuery(l, h, q, 0)
 	}
 	if s.isLeaf() {
-		return // a leaf never relays (§3.9)
+		return // a leaf never relays (docs/protocol.md §3.9)
 	}
 	qq := &lazyQRP{q: q}
 	out, ok := r.ttl.Forward(h)
 	if !dup {
 		// Our leaves get it where their table matches, whatever the TTL
-		// (§3.5); a higher-TTL copy is not sent again.
+		// (docs/protocol.md §3.5); a higher-TTL copy is not sent again.
 		toLeaf := out
 		if !ok {
 			toLeaf = h
@@ -69,7 +69,7 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 	}
 	if l.Kind == LinkLeaf {
 		// A leaf's query: we run it as a dynamic query instead of flooding
-		// it with the leaf's TTL (§5.4).
+		// it with the leaf's TTL (docs/protocol.md §5.4).
 		if !dup && s.startLeafDQ(l, h, q) {
 			return
 		}
@@ -114,7 +114,7 @@ func (r *router) toLeaves(from *Link, h protocol.Header, payload []byte, qq *laz
 	return sent
 }
 
-// acceptableQuery applies gtk-gnutella's drops (§1.8, §3.8): flags 0,
+// acceptableQuery applies gtk-gnutella's drops (docs/protocol.md §1.8, §3.8): flags 0,
 // invalid UTF-8, or a search string that says too little with no URN.
 func acceptableQuery(q *protocol.Query) bool {
 	if q.Flags == 0 {

@@ -6,7 +6,7 @@ import (
 	"gnutella/protocol"
 )
 
-// The send queue of a link (§3.10): bounded in bytes, ordered by
+// The send queue of a link (docs/protocol.md §3.10): bounded in bytes, ordered by
 // gtk-gnutella's priorities, dropping the least important message first
 // when a new one would not fit.
 

@@ -9,7 +9,7 @@ import (
 	"gnutella/ultrapeer"
 )
 
-// Outbound leaf guidance (§2.4): an ultrapeer full of ultrapeers but with
+// Outbound leaf guidance (docs/protocol.md §2.4): an ultrapeer full of ultrapeers but with
 // leaf slots answers X-Ultrapeer-Needed: False. A servent in auto mode with
 // no leaves takes it: it says X-Ultrapeer: False, becomes a leaf and ends
 // its other links with Bye 203. A servent fixed as an ultrapeer stays one.

@@ -12,7 +12,7 @@ func (s *Servent) handle(l *Link, h protocol.Header, payload []byte) {
 	r := s.router
 	r.stats.Received.Add(1)
 	l.abuse.Received()
-	// A leaf never relays: anything from a leaf with hops > 0 is cut (§3.9).
+	// A leaf never relays: anything from a leaf with hops > 0 is cut (docs/protocol.md §3.9).
 	if l.Kind == LinkLeaf && h.Hops > 0 {
 		l.Bye(protocol.ByeLeafRelaying, "Leaf node relayed")
 		return

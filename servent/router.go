@@ -14,7 +14,7 @@ import (
 // one hop back. Dispatch is in route.go; each message's handling is in the
 // file named after it.
 
-// router applies the routing rules of §3 to every descriptor a link reads:
+// router applies the routing rules of docs/protocol.md §3 to every descriptor a link reads:
 // duplicate detection, reverse-path route tables, TTL rules, flooding,
 // reverse-path delivery of replies and Push routing by servent ID.
 type router struct {
@@ -156,7 +156,7 @@ func (r *router) forwardReply(dst routing.LinkID, h protocol.Header, payload []b
 // flood sends a message to every link but from. Leaves get nothing here:
 // queries reach leaves only through their QRP tables (toLeaves). For the
 // last hop (TTL 1) an ultrapeer that sent us its table gets a query only
-// when the table matches qq (§3.5). A leaf relays nothing.
+// when the table matches qq (docs/protocol.md §3.5). A leaf relays nothing.
 func (r *router) flood(from *Link, h protocol.Header, payload []byte, ultrapeersOnly bool, qq *lazyQRP) int {
 	if from != nil && r.s.isLeaf() {
 		return 0

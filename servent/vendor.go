@@ -23,7 +23,7 @@ func supportedVendorMessages() *protocol.Vendor {
 func (r *router) handleVendor(l *Link, h protocol.Header, payload []byte) {
 	r.trace(l, h, false)
 	if h.Hops != 0 || h.TTL > 1 {
-		r.stats.DropOther.Add(1) // vendor messages are never routed (§1.6)
+		r.stats.DropOther.Add(1) // vendor messages are never routed (docs/protocol.md §1.6)
 		return
 	}
 	v, err := protocol.DecodeVendor(h.Type, payload)

@@ -1,7 +1,7 @@
 // Package share is the library of files a user shares: it scans the shared
 // folders, hashes the files in the background (SHA-1, cached across
 // restarts), gives each file a stable index, and answers Queries from a
-// keyword index (notes §1.8, §1.11, §3.5, §4.1, §8.4).
+// keyword index (docs/protocol.md §1.8, §1.11, §3.5, §4.1, §8.4).
 //
 // # What is shared
 //
@@ -15,7 +15,7 @@
 // and nothing else. A configured folder that is itself a symlink is resolved
 // once by Open, and that resolved folder is what is shared. Files are found
 // again by index or SHA-1 in the library, never by mapping a requested path
-// onto the file system (§8.4); OpenFile re-checks, at open time, that the
+// onto the file system (docs/protocol.md §8.4); OpenFile re-checks, at open time, that the
 // path is still a regular file inside a share with no symlink on the way.
 //
 // # Matching rule
@@ -48,12 +48,12 @@
 //     queries to us.
 //
 // A query may also carry URNs (urn:sha1, GGEP "H"/"u"): a file whose SHA-1 is
-// one of them matches whatever the keywords say (§1.8: keywords OR any URN),
+// one of them matches whatever the keywords say (docs/protocol.md §1.8: keywords OR any URN),
 // and a query with an empty search text and a URN is a pure hash query.
 // Files not hashed yet are found by name only. A GGEP "M" media mask, when
 // present, keeps only files whose extension is of one of the asked types.
-// Whether to answer at all (firewalled requester and firewalled us, §3.5;
-// queries too short or too long, §8.5) is the servent's decision, not the
+// Whether to answer at all (firewalled requester and firewalled us, docs/protocol.md §3.5;
+// queries too short or too long, docs/protocol.md §8.5) is the servent's decision, not the
 // library's.
 //
 // Results come at most Config.MaxResults per query: URN matches first, then

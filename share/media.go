@@ -6,7 +6,7 @@ import (
 	"gnutella/protocol"
 )
 
-// Media-type bits of a Query's GGEP "M" extension (notes §1.8), as LimeWire
+// Media-type bits of a Query's GGEP "M" extension (docs/protocol.md §1.8), as LimeWire
 // and gtk-gnutella define them.
 const (
 	MediaAudio     = 0x04

@@ -10,7 +10,7 @@ import (
 )
 
 // Normalize returns the searchable form of a file name or of a query's
-// search text (notes §4.1): Unicode NFKD (so "ﬁ" is "fi" and full-width
+// search text (docs/protocol.md §4.1): Unicode NFKD (so "ﬁ" is "fi" and full-width
 // letters are plain ones), full case folding ("Straße" is "strasse"),
 // combining marks of category Mn removed (so "Café" and "Cafe\u0301" are both
 // "cafe"), and every rune that is not a letter, a number or a spacing mark
@@ -25,7 +25,7 @@ func Normalize(s string) string {
 // order of first appearance, leaving out words of a single character (they
 // would match too much, and gtk-gnutella and LimeWire ignore them too). The
 // library indexes a file under exactly these words; QRP should build its
-// table from them (adding the prefixes that §4.1 describes).
+// table from them (adding the prefixes that docs/protocol.md §4.1 describes).
 func Keywords(name string) []string {
 	var out []string
 	n := appendNorm(nil, name)

@@ -32,7 +32,7 @@ import (
 // host decides on its own that it is firewalled. The namespaces are removed afterwards, even on failure.
 //
 // Roles: the ultrapeer is in ModeUltrapeer, the two others are leaves. A firewalled host must not be an
-// ultrapeer (notes §6.6), and as a leaf it asks its ultrapeer to be its push proxy (LIME/21), which is the
+// ultrapeer (docs/protocol.md §6.6), and as a leaf it asks its ultrapeer to be its push proxy (LIME/21), which is the
 // ordinary way a firewalled servent is reached today. The open host is a leaf too: a plain downloader. Both dial
 // the ultrapeer, which is the only link either has, so every query, hit and Push passes through it.
 func TestFirewalledHostBehindRealFirewall(t *testing.T) {

@@ -4,7 +4,7 @@ import "time"
 
 // The defaults and fixed values of package transfer, in one place. A zero
 // field of Server or Downloader takes the Default... value here; the others
-// are not configurable. Most are gtk-gnutella's (notes §6, §10).
+// are not configurable. Most are gtk-gnutella's (docs/protocol.md §6, §10).
 const (
 	// DefaultUserAgent is sent as Server (uploads) and User-Agent
 	// (downloads) when the UserAgent field is empty.

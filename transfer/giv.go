@@ -12,14 +12,14 @@ import (
 	"gnutella/protocol"
 )
 
-// The GIV callback after a Push (notes §6.4), both sides: the uploader
+// The GIV callback after a Push (docs/protocol.md §6.4), both sides: the uploader
 // behind a firewall dials the downloader and writes a GIV line
 // (Server.ServeCallback), and the downloader hands the connections that
 // arrive with a GIV to the downloads waiting for them (Callbacks). The GIV
 // line itself is protocol.GIV.
 
 // Callbacks pairs the GIV connections that arrive on the servent's port
-// (servent Hooks.GIV) with the downloads waiting for them (notes §6.4). It
+// (servent Hooks.GIV) with the downloads waiting for them (docs/protocol.md §6.4). It
 // is the usual body of Downloader.Push:
 //
 //	d.Push = func(ctx context.Context, src transfer.Source) (net.Conn, *bufio.Reader, error) {
@@ -136,7 +136,7 @@ func (c *Callbacks) Deliver(conn net.Conn, br *bufio.Reader, giv protocol.GIV) b
 }
 
 // ServeCallback serves a connection we opened to a downloader after a Push
-// (notes §6.4): it sends "GIV <index>:<servent ID>/<name>\n\n", reads the
+// (docs/protocol.md §6.4): it sends "GIV <index>:<servent ID>/<name>\n\n", reads the
 // request that comes back on the same socket and serves it as ServeConn.
 func (s *Server) ServeCallback(conn net.Conn, giv protocol.GIV) {
 	_ = conn.SetWriteDeadline(time.Now().Add(s.idle()))

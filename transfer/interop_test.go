@@ -18,7 +18,7 @@ import (
 	"gnutella/protocol"
 )
 
-// The recordings of notes §10: gtk-gnutella 1.2.3 calling back after a Push
+// The recordings of docs/protocol.md §10: gtk-gnutella 1.2.3 calling back after a Push
 // (GIV, then its upload response and the 300,000-byte file) and the request
 // its downloader sent on that socket.
 const (

@@ -14,7 +14,7 @@ import (
 	"gnutella/protocol"
 )
 
-// Both sides of the HTTP push-proxy request (notes §6.5): the downloader
+// Both sides of the HTTP push-proxy request (docs/protocol.md §6.5): the downloader
 // asks a push proxy to send a Push for it (RequestPushProxy), and the
 // upload server answers such requests for the leaves it proxies
 // (Server.pushProxy). The request is parsed by firewall.ParsePushProxyRequest
@@ -65,7 +65,7 @@ func (s *Server) pushProxy(conn net.Conn, r *request) bool {
 // the servent is no longer connected to it, do not use it again.
 var ErrProxyGone = errors.New("transfer: push proxy no longer serves that servent")
 
-// RequestPushProxy asks a push proxy (notes §6.5) to send a Push to
+// RequestPushProxy asks a push proxy (docs/protocol.md §6.5) to send a Push to
 // serventID on our behalf: GET /gnutella/push-proxy?ServerId=<base32> with
 // X-Node, our listening address. nil means 202 or 203 (sent); any other
 // answer, or none, means the proxy must not be used again. A nil dial

@@ -17,7 +17,7 @@ import (
 	"gnutella/share"
 )
 
-// The URL spaces (notes §8.4): /get/<index>/<name>, /uri-res/N2R?<urn>,
+// The URL spaces (docs/protocol.md §8.4): /get/<index>/<name>, /uri-res/N2R?<urn>,
 // and the push-proxy requests (the paths of firewall.IsPushProxyTarget,
 // matched as sent). Everything else is 404.
 type routeKind uint8

@@ -24,7 +24,7 @@ type Library interface {
 }
 
 // Server answers the HTTP requests that arrive on the servent's one port
-// (notes §6.1): GET and HEAD for /get/<index>/<name> and
+// (docs/protocol.md §6.1): GET and HEAD for /get/<index>/<name> and
 // /uri-res/N2R?urn:sha1:<base32>, and GET /gnutella/push-proxy. Set the
 // fields before the first ServeConn; they are not changed afterwards.
 type Server struct {
@@ -47,7 +47,7 @@ type Server struct {
 	// connection, reading a request, and each write stall
 	// (DefaultIdleTimeout).
 	IdleTimeout time.Duration
-	// PushProxy serves GET /gnutella/push-proxy?ServerId=... (notes §6.5):
+	// PushProxy serves GET /gnutella/push-proxy?ServerId=... (docs/protocol.md §6.5):
 	// it sends a Push to the servent and returns the status to answer (202
 	// sent, 410 not connected). nil: such requests get 404.
 	PushProxy func(serventID protocol.GUID, xnode netip.AddrPort) int

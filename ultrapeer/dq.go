@@ -7,7 +7,7 @@ import (
 	"gnutella/protocol"
 )
 
-// Dynamic querying for leaves (§5.4): an ultrapeer does not flood a leaf's
+// Dynamic querying for leaves (docs/protocol.md §5.4): an ultrapeer does not flood a leaf's
 // query with the leaf's TTL; it runs the query itself, link by link,
 // counting the results it relays back to the leaf, until LeafDQTarget came,
 // and the leaf may tell it how many it kept or to stop (Query Status,
@@ -17,7 +17,7 @@ import (
 
 const (
 	// LeafDQTarget is the results an ultrapeer gathers for one leaf's
-	// query: §5.4's 150 per query, shared by a leaf's about 3 ultrapeers.
+	// query: docs/protocol.md §5.4's 150 per query, shared by a leaf's about 3 ultrapeers.
 	LeafDQTarget = 50
 	// MaxLeafDQs is how many leaves' dynamic queries run at once; beyond
 	// it a leaf's query is flooded.

@@ -1,22 +1,22 @@
 // Package ultrapeer is the ultrapeer role, as pure logic without links:
-// the Query Routing Protocol (QRP, notes §4), the rules of the role itself
+// the Query Routing Protocol (QRP, docs/protocol.md §4), the rules of the role itself
 // (when a servent in auto mode becomes an ultrapeer, when it takes leaf
-// guidance: roles.go, RoleRules, §2.4, §3.9), and the bookkeeping of the
+// guidance: roles.go, RoleRules, docs/protocol.md §2.4, §3.9), and the bookkeeping of the
 // dynamic queries an ultrapeer runs for its leaves (dq.go, LeafQueries,
-// §5.4). Package servent wires them to its links.
+// docs/protocol.md §5.4). Package servent wires them to its links.
 //
 // QRP in four files:
 //
-//   - qrphash.go: the bit-exact QRP hash (§4.2).
+//   - qrphash.go: the bit-exact QRP hash (docs/protocol.md §4.2).
 //   - qrptable.go: Table, a presence bitmap of 2^bits slots; the keyword
 //     extraction for file names (AddName); routing a query through a table
-//     (Matches, QRPQuery); scaling and aggregation (Scale, Or, §4.3, §4.5).
+//     (Matches, QRPQuery); scaling and aggregation (Scale, Or, docs/protocol.md §4.3, §4.5).
 //   - qrppatch.go: a table as RESET + PATCH messages (Messages, PatchFrom,
 //     Encode) and the receiving side (Receiver), which enforces every rule of
-//     §4.4 and §8.8 and reports violations as ErrSequence (Bye 413).
+//     docs/protocol.md §4.4 and §8.8 and reports violations as ErrSequence (Bye 413).
 //   - qrpindex.go: LeafIndex, all the leaves' tables transposed into one
 //     bitset of leaves per slot, so that deciding which of thousands of
-//     leaves get a query takes about a microsecond (§3.5).
+//     leaves get a query takes about a microsecond (docs/protocol.md §3.5).
 //
 // Tables only record presence, as gtk-gnutella and LimeWire do for
 // leaf/ultrapeer links: the distance values of the original spec are kept
@@ -31,7 +31,7 @@ import "errors"
 const MaxTableBits = 24
 
 // ErrSequence is wrapped by every error a Receiver returns: the peer broke
-// the QRP rules (§4.4, §8.8) and gets Bye 413 "invalid QRP sequence".
+// the QRP rules (docs/protocol.md §4.4, §8.8) and gets Bye 413 "invalid QRP sequence".
 var ErrSequence = errors.New("invalid QRP sequence")
 
 // SequenceError is the error type a Receiver returns. Reason says what was

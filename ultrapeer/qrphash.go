@@ -12,7 +12,7 @@ import (
 // qrpMultiplier is A_INT of the QRP spec's multiplicative hash.
 const qrpMultiplier = 0x4F1BBCDC
 
-// QRPHash is the QRP hash of §4.2, bit-exact with LimeWire's HashFunction and
+// QRPHash is the QRP hash of docs/protocol.md §4.2, bit-exact with LimeWire's HashFunction and
 // gtk-gnutella's qrp_hashcode: over the UTF-16 code units of the lower-cased
 // keyword (unicode.ToLower per rune, as strings.ToLower), the low byte b of
 // each unit is folded in as x ^= b << j; j = (j+8) & 24; the slot is then

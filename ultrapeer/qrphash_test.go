@@ -9,7 +9,7 @@ import (
 	"gnutella/protocol"
 )
 
-// The vectors of §4.2 (QRP spec appendix A, checked against a Python port).
+// The vectors of docs/protocol.md §4.2 (QRP spec appendix A, checked against a Python port).
 func TestQRPHashVectors(t *testing.T) {
 	for _, v := range []struct {
 		s    string
@@ -29,7 +29,7 @@ func TestQRPHashVectors(t *testing.T) {
 	}
 }
 
-// refHash is an independent implementation of §4.2 for the tests: Java's
+// refHash is an independent implementation of docs/protocol.md §4.2 for the tests: Java's
 // view of the string, UTF-16 code units built by hand.
 func refHash(s string, bits uint8) uint32 {
 	var units []uint16

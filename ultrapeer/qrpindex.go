@@ -6,7 +6,7 @@ import (
 )
 
 // LeafIndex answers, for all the leaves of an ultrapeer at once, which
-// leaves a query may have hits behind (§3.5: "to leaves, send only if the
+// leaves a query may have hits behind (docs/protocol.md §3.5: "to leaves, send only if the
 // leaf's QRT matches").
 //
 // Testing each leaf's Table costs one cache miss per leaf and word once the

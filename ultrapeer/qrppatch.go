@@ -18,7 +18,7 @@ const (
 	// LimeWire's MAX_PATCH_SIZE. gtk-gnutella sends 512.
 	DefaultChunk = 4096
 	// MaxChunk keeps a PATCH payload within gtk-gnutella's 40960-byte limit
-	// for messages other than queries, hits and Byes (§7).
+	// for messages other than queries, hits and Byes (docs/protocol.md §7).
 	MaxChunk = 40960 - protocol.RouteTablePatchHeaderLen
 	// maxSeqSize is the most PATCH messages one update may take: seq_size
 	// is one byte.
@@ -60,7 +60,7 @@ type EncodeOptions struct {
 }
 
 // Messages returns the whole table as a RESET and a 4-bit PATCH sequence
-// against the all-infinity table the RESET leaves (§4.4), zlib-compressed
+// against the all-infinity table the RESET leaves (docs/protocol.md §4.4), zlib-compressed
 // when that is smaller, cut into PATCH messages of chunk bytes (512 as
 // gtk-gnutella, 4096 as LimeWire; see EncodeOptions.Chunk). The first
 // element is a *protocol.RouteTableReset and the others
@@ -311,7 +311,7 @@ type inflater struct {
 var inflaters = sync.Pool{New: func() any { return new(inflater) }}
 
 // Receiver keeps the QRP table a peer sends on one connection: feed it every
-// route-table message in order. It enforces every rule of §4.4 and §8.8,
+// route-table message in order. It enforces every rule of docs/protocol.md §4.4 and §8.8,
 // the way gtk-gnutella does (Bye 413 on any of them):
 //
 //   - a PATCH needs a RESET first;

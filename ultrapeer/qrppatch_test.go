@@ -57,7 +57,7 @@ func inflateAll(t testing.TB, b []byte) []byte {
 	return out
 }
 
-// The worked bytes of §4.4 (QRP spec appendix B): a table of 8 slots with
+// The worked bytes of docs/protocol.md §4.4 (QRP spec appendix B): a table of 8 slots with
 // "test" (slot 2) and infinity 7.
 func TestWorkedBytesOut(t *testing.T) {
 	tb := NewTable(3)
@@ -321,7 +321,7 @@ func patch(no, size, comp, eb uint8, data []byte) *protocol.RouteTablePatch {
 	return &protocol.RouteTablePatch{SeqNo: no, SeqSize: size, Compressor: comp, EntryBits: eb, Data: data}
 }
 
-// Every violation of §4.4 and §8.8 is an ErrSequence error that says what
+// Every violation of docs/protocol.md §4.4 and §8.8 is an ErrSequence error that says what
 // was wrong.
 func TestReceiverViolations(t *testing.T) {
 	raw4 := make([]byte, 512) // 4-bit patch of a 1024-slot table

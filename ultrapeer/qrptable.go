@@ -8,7 +8,7 @@ import (
 	"gnutella/protocol"
 )
 
-// Table is a QRP table of 2^bits slots that records presence only (§4.3:
+// Table is a QRP table of 2^bits slots that records presence only (docs/protocol.md §4.3:
 // any value below infinity means present, which is all that gtk-gnutella
 // and LimeWire keep for leaf/ultrapeer tables). It takes one bit per slot:
 // 8 KiB for the recommended 2^16 slots.
@@ -147,7 +147,7 @@ func (t *Table) AddName(words []string) {
 }
 
 // AddURN inserts a file's SHA-1 the way queries look it up: the whole string
-// "urn:sha1:<base32>" hashed as one word (§4.1; gtk-gnutella and LimeWire).
+// "urn:sha1:<base32>" hashed as one word (docs/protocol.md §4.1; gtk-gnutella and LimeWire).
 func (t *Table) AddURN(h protocol.SHA1) { t.setCode(urnCode(h)) }
 
 // BuildTable returns a table of 2^bits slots holding the keywords of every
@@ -218,7 +218,7 @@ func (t *Table) Matches(words []string, urns []protocol.SHA1) bool {
 //
 // A query with no word of 3 bytes and no URN matches nothing. The two
 // conditions are ORed because our library answers a query whose keywords
-// match even when its URN does not (keywords OR URN, §1.8); gtk-gnutella and
+// match even when its URN does not (keywords OR URN, docs/protocol.md §1.8); gtk-gnutella and
 // LimeWire drop a query with URNs none of which is present whatever its
 // words, which would refuse queries our library answers. Queries with both
 // are rare: hash queries mostly have an empty search text.
@@ -244,7 +244,7 @@ func (t *Table) MatchesQuery(q *QRPQuery) bool {
 	return true
 }
 
-// Scale returns a copy of t resized to 2^bits slots (§4.3). Because a slot
+// Scale returns a copy of t resized to 2^bits slots (docs/protocol.md §4.3). Because a slot
 // is the top bits of the 32-bit hash code, old slot s covers new slot
 // s >> (old-new) when shrinking, and new slots s << (new-old) up to
 // (s+1) << (new-old) - 1 when growing. Each new slot is the OR of the old
@@ -291,7 +291,7 @@ func (t *Table) setRange(lo, n uint32) {
 }
 
 // Or adds every slot present in o to t: the ultrapeer's aggregate table is
-// its own table OR every leaf's (§4.5). Both must have the same size (Scale
+// its own table OR every leaf's (docs/protocol.md §4.5). Both must have the same size (Scale
 // first); Or panics otherwise.
 func (t *Table) Or(o *Table) {
 	if t.bits != o.bits {

@@ -2,7 +2,7 @@ package ultrapeer
 
 import "time"
 
-// Roles (§2.4, §3.9): a servent in auto mode starts as a leaf, becomes an
+// Roles (docs/protocol.md §2.4, §3.9): a servent in auto mode starts as a leaf, becomes an
 // ultrapeer once it is reachable and has been up long enough, and goes back
 // to being a leaf when an ultrapeer guides it so while it has no leaves.
 // Switches are rare: at most one per SwitchEvery. RoleRules decides; the
