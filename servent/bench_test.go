@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"context"
 	"fmt"
+	"gnutella/testnet/await"
 	"io"
 	"net"
 	"net/netip"
@@ -161,19 +162,14 @@ func BenchmarkIdleLinkMemory(b *testing.B) {
 				}
 				cancel()
 				// let every link send its greeting, read the peer's ping, and go idle
-				deadline := time.Now().Add(10 * time.Second)
-				for time.Now().Before(deadline) {
-					busy := 0
+				await.Until(b, "every link to greet and go idle", func() bool {
 					for _, l := range s.Links() {
 						if st := l.Stats(); st.TxMessages < 3 || st.RxMessages < 1 {
-							busy++
+							return false
 						}
 					}
-					if busy == 0 {
-						break
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
+					return true
+				})
 				after := memUse()
 				b.ReportMetric(float64(after-before)/n, "bytes/link")
 				for _, c := range conns {

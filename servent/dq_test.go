@@ -2,6 +2,7 @@ package servent
 
 import (
 	"context"
+	"gnutella/testnet/await"
 	"sync"
 	"testing"
 	"time"
@@ -55,7 +56,7 @@ func TestLeafQueryIsADynamicQueryTheLeafCanStop(t *testing.T) {
 			// the leaf's own search ends quickly; a guiding leaf then says stop
 			s := leaf.Search(context.Background(), protocol.NewQuery("nothing matches this", flags), routing.Flood{TTL: 3}, 0, 50*time.Millisecond)
 			// wait for the dynamic query to end: nothing running for the GUID
-			waitFor(t, func() bool { return !up.dq.Running(s.ID) })
+			await.Until(t, "the leaf query to end", func() bool { return !up.dq.Running(s.ID) })
 			mu.Lock()
 			reached := got[s.ID]
 			mu.Unlock()

@@ -3,6 +3,7 @@ package servent
 import (
 	"bufio"
 	"context"
+	"gnutella/testnet/await"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -66,7 +67,7 @@ func TestFlowControlDropsQueriesAndSendsHopsFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := s.Links()[0]
-	waitFor(t, func() bool { return l.Supports(protocol.HopsFlowID) })
+	await.Until(t, "the Hops-Flow vendor message to be supported", func() bool { return l.Supports(protocol.HopsFlowID) })
 
 	// We never read: flood our own queries at it until its queue is in flow control.
 	for i := 0; i < 2000 && !l.FlowControlled(); i++ {
@@ -78,7 +79,7 @@ func TestFlowControlDropsQueriesAndSendsHopsFlow(t *testing.T) {
 	before := s.Stats().DropOther
 	received := s.Stats().Received
 	send(protocol.Header{ID: protocol.NewGUID(), Type: protocol.TypeQuery, TTL: 2}, protocol.NewQuery("koala", protocol.QueryFlagMark))
-	waitFor(t, func() bool { return s.Stats().Received > received })
+	await.Until(t, "the servent to read more", func() bool { return s.Stats().Received > received })
 	if answered.Load() != 0 || s.Stats().DropOther != before+1 {
 		t.Errorf("a query from a flow-controlled peer was handled (answered %d, dropped %d)", answered.Load(), s.Stats().DropOther-before)
 	}

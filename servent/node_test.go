@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"fmt"
+	"gnutella/testnet/await"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,7 +95,7 @@ func TestDirectAndPushDownloadsAreVerified(t *testing.T) {
 				if _, err := holder.Connect(ctxT(t), getter.Addr()); err != nil {
 					t.Fatal(err)
 				}
-				waitFor(t, func() bool { return !getter.Firewall.Firewalled() })
+				await.Until(t, "the getter to be reachable", func() bool { return !getter.Firewall.Firewalled() })
 				if err := getter.WaitLinks(ctxT(t), 1); err != nil {
 					t.Fatal(err)
 				}
@@ -102,7 +103,7 @@ func TestDirectAndPushDownloadsAreVerified(t *testing.T) {
 				if _, err := getter.Connect(ctxT(t), holder.Addr()); err != nil {
 					t.Fatal(err)
 				}
-				waitFor(t, func() bool { return !holder.Firewall.Firewalled() })
+				await.Until(t, "the holder to be reachable", func() bool { return !holder.Firewall.Firewalled() })
 			}
 			hit := searchOne(t, getter, "zebra quokka")
 			want := sha1.Sum(content)

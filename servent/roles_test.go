@@ -1,6 +1,7 @@
 package servent
 
 import (
+	"gnutella/testnet/await"
 	"sync"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func TestLeafGuidanceTakenOnlyInAutoMode(t *testing.T) {
 			ca.Mode = tc.mode
 			ca.UltrapeerAfter, ca.ModeSwitchEvery = 0, 0
 			a := startServent(t, ca)
-			waitFor(t, func() bool { return a.Mode() == ModeUltrapeer }) // auto: promoted at once
+			await.Until(t, "auto mode to promote", func() bool { return a.Mode() == ModeUltrapeer }) // auto: promoted at once
 			other := startServent(t, testConfig())
 			first, err := a.Connect(ctxT(t), other.Addr())
 			if err != nil {
@@ -51,7 +52,7 @@ func TestLeafGuidanceTakenOnlyInAutoMode(t *testing.T) {
 				if a.Mode() != ModeLeaf {
 					t.Fatalf("a is %v after guidance, want leaf", a.Mode())
 				}
-				waitFor(t, func() bool { return b.LinkCount(LinkLeaf) == 1 })
+				await.Until(t, "one leaf link", func() bool { return b.LinkCount(LinkLeaf) == 1 })
 			} else {
 				if a.Mode() != ModeUltrapeer || first.closing.Load() {
 					t.Fatalf("a is %v, other link closing %v: a fixed ultrapeer must ignore guidance", a.Mode(), first.closing.Load())
@@ -116,7 +117,7 @@ func TestQueriesReachALeafOnlyWhenItsTableMatches(t *testing.T) {
 	table := ultrapeer.BuildTable(16, [][]string{{"zebra", "quokka", "interop"}}, nil)
 	leaf.sendTable(table)
 	leaf.sync()
-	waitFor(t, func() bool {
+	await.Until(t, "the role switch", func() bool {
 		up.qrp.mu.RLock()
 		defer up.qrp.mu.RUnlock()
 		return up.qrp.index.Len() == 1
@@ -192,7 +193,7 @@ func TestLeafSharingNothingSaysHopsFlowZero(t *testing.T) {
 		return nil
 	}
 	la, lb := linkOf(a.ID()), linkOf(b.ID())
-	waitFor(t, func() bool { return la.HopsFlow() == 0 && lb.PeerTable() != nil })
+	await.Until(t, "Hops-Flow 0 and the peer table", func() bool { return la.HopsFlow() == 0 && lb.PeerTable() != nil })
 	if !lb.PeerTable().Equal(table) {
 		t.Error("the sharing leaf's table arrived changed")
 	}

@@ -2,6 +2,7 @@ package servent
 
 import (
 	"context"
+	"gnutella/testnet/await"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,7 +77,7 @@ func TestHandshakeBothWaysWithAndWithoutDeflate(t *testing.T) {
 				t.Errorf("kinds %v/%v, want ultrapeer", l.Kind, lb.Kind)
 			}
 			// The handshake pings are answered with pongs both ways.
-			waitFor(t, func() bool { return l.Stats().RxMessages >= 2 && lb.Stats().RxMessages >= 2 })
+			await.Until(t, "two messages each way", func() bool { return l.Stats().RxMessages >= 2 && lb.Stats().RxMessages >= 2 })
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"gnutella/testnet/await"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -210,11 +211,8 @@ var transportConformance = []struct {
 			t.Fatal(err)
 		}
 		errc := make(chan error, 1)
-		go func() {
-			_, err := l.Accept()
-			errc <- err
-		}()
-		time.Sleep(20 * time.Millisecond)
+		go trAccept(l, errc)
+		await.Blocked(t, "gnutella/servent.trAccept")
 		l.Close()
 		if err := <-errc; !errors.Is(err, net.ErrClosed) {
 			t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
@@ -338,12 +336,10 @@ var transportConformance = []struct {
 		c1, c2, _ := e.pipe(t)
 		c2.Close()
 		var err error
-		for i := 0; i < 200 && err == nil; i++ {
+		await.Until(t, "a Write to the closed peer to fail", func() bool { // TCP: once the peer's RST is back
 			_, err = c1.Write([]byte("are you there?"))
-			if err == nil {
-				time.Sleep(5 * time.Millisecond)
-			}
-		}
+			return err != nil
+		})
 		if !trIsBrokenConn(err) {
 			t.Errorf("Write to a closed peer: %v, want EPIPE or ECONNRESET", err)
 		}
@@ -372,11 +368,8 @@ var transportConformance = []struct {
 	{"CloseUnblocksRead", func(t *testing.T, e transportEnv) {
 		c1, _, _ := e.pipe(t)
 		errc := make(chan error, 1)
-		go func() {
-			_, err := c1.Read(make([]byte, 10))
-			errc <- err
-		}()
-		time.Sleep(20 * time.Millisecond)
+		go trRead(c1, errc)
+		await.Blocked(t, "gnutella/servent.trRead")
 		c1.Close()
 		if err := <-errc; !errors.Is(err, net.ErrClosed) {
 			t.Errorf("blocked Read after Close: %v, want net.ErrClosed", err)
@@ -386,7 +379,7 @@ var transportConformance = []struct {
 		c1, _, _ := e.pipe(t)
 		errc := make(chan error, 1)
 		go func() { errc <- trWriteUntilError(c1) }()
-		time.Sleep(100 * time.Millisecond)
+		await.Blocked(t, "gnutella/servent.trWriteUntilError") // its buffers are full
 		c1.Close()
 		if err := <-errc; !errors.Is(err, net.ErrClosed) {
 			t.Errorf("blocked Write after Close: %v, want net.ErrClosed", err)
@@ -395,11 +388,8 @@ var transportConformance = []struct {
 	{"PeerCloseUnblocksRead", func(t *testing.T, e transportEnv) {
 		c1, c2, _ := e.pipe(t)
 		errc := make(chan error, 1)
-		go func() {
-			_, err := c1.Read(make([]byte, 10))
-			errc <- err
-		}()
-		time.Sleep(20 * time.Millisecond)
+		go trRead(c1, errc)
+		await.Blocked(t, "gnutella/servent.trRead")
 		c2.Close()
 		if err := <-errc; err != io.EOF {
 			t.Errorf("blocked Read after the peer's Close: %v, want io.EOF", err)
@@ -409,7 +399,7 @@ var transportConformance = []struct {
 		c1, c2, _ := e.pipe(t)
 		errc := make(chan error, 1)
 		go func() { errc <- trWriteUntilError(c1) }()
-		time.Sleep(100 * time.Millisecond)
+		await.Blocked(t, "gnutella/servent.trWriteUntilError") // its buffers are full
 		c2.Close()
 		if err := <-errc; !trIsBrokenConn(err) {
 			t.Errorf("blocked Write after the peer's Close: %v, want EPIPE or ECONNRESET", err)
@@ -417,10 +407,13 @@ var transportConformance = []struct {
 	}},
 	{"DeadlineInThePast", func(t *testing.T, e transportEnv) {
 		c1, c2, _ := e.pipe(t)
-		if _, err := c2.Write([]byte("waiting")); err != nil {
+		// One write: once its first byte is read, the rest has arrived too.
+		if _, err := c2.Write([]byte("!waiting")); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		if _, err := io.ReadFull(c1, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
 		c1.SetDeadline(time.Now().Add(-time.Second))
 		n, err := c1.Read(make([]byte, 10))
 		trCheckTimeout(t, "Read", n, err)
@@ -473,18 +466,10 @@ var transportConformance = []struct {
 		c1, _, _ := e.pipe(t)
 		c1.SetReadDeadline(time.Now().Add(time.Hour))
 		res := make(chan error, 1)
-		go func() {
-			_, err := c1.Read(make([]byte, 10))
-			res <- err
-		}()
-		time.Sleep(20 * time.Millisecond)
+		go trRead(c1, res)
+		await.Blocked(t, "gnutella/servent.trRead")
 		c1.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
-		select {
-		case err := <-res:
-			trCheckTimeout(t, "Read", 0, err)
-		case <-time.After(5 * time.Second):
-			t.Fatal("Read did not time out after its deadline was brought forward")
-		}
+		trCheckTimeout(t, "Read", 0, await.Recv(t, "the Read to time out after its deadline was brought forward", res))
 	}},
 	{"ReadDeadlineLeavesWriteAlone", func(t *testing.T, e transportEnv) {
 		c1, c2, _ := e.pipe(t)
@@ -580,10 +565,10 @@ func readAfterMovingDeadline(t *testing.T, e transportEnv, to time.Time) {
 		}
 		res := make(chan result, 1)
 		go func() {
-			n, err := c1.Read(make([]byte, 10))
+			n, err := trReadN(c1)
 			res <- result{n, err}
 		}()
-		time.Sleep(20 * time.Millisecond)
+		await.Blocked(t, "gnutella/servent.trReadN")
 		c1.SetReadDeadline(to)
 		if time.Until(first) < 100*time.Millisecond {
 			c1.Close()
@@ -603,6 +588,24 @@ func readAfterMovingDeadline(t *testing.T, e transportEnv, to time.Time) {
 		return
 	}
 }
+
+// trAccept, trRead and trReadN block in one call, under a name that
+// await.Blocked can find on the goroutine's stack.
+//
+//go:noinline
+func trAccept(l net.Listener, errc chan<- error) {
+	_, err := l.Accept()
+	errc <- err
+}
+
+//go:noinline
+func trRead(c net.Conn, errc chan<- error) {
+	_, err := c.Read(make([]byte, 10))
+	errc <- err
+}
+
+//go:noinline
+func trReadN(c net.Conn) (int, error) { return c.Read(make([]byte, 10)) }
 
 // trWriteUntilError writes 256 KiB chunks to c until a Write fails.
 func trWriteUntilError(c net.Conn) error {

@@ -113,3 +113,26 @@ func TestRecv(t *testing.T) {
 		}
 	})
 }
+
+func TestBlockedSeesAParkedGoroutine(t *testing.T) {
+	release := make(chan struct{})
+	done := make(chan struct{})
+	go func() { parkHere(release); close(done) }()
+	Blocked(t, "gnutella/testnet/await.parkHere")
+	close(release)
+	<-done
+	if parkedIn("gnutella/testnet/await.parkHere") {
+		t.Error("a goroutine that returned is still seen as parked")
+	}
+}
+
+func TestBlockedGivesUpOnANeverParkedFunction(t *testing.T) {
+	ft := &fakeT{deadline: time.Now().Add(150 * time.Millisecond)}
+	Blocked(ft, "gnutella/testnet/await.noSuchFunction")
+	if ft.failed == "" {
+		t.Error("Blocked returned without failing for a function no goroutine is in")
+	}
+}
+
+//go:noinline
+func parkHere(release chan struct{}) { <-release }
