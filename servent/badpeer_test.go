@@ -3,6 +3,7 @@ package servent
 import (
 	"bufio"
 	"errors"
+	"gnutella/testnet/await"
 	"io"
 	"net/netip"
 	"runtime"
@@ -305,11 +306,7 @@ func TestBadPeerBye(t *testing.T) {
 	l := r.linkOf(b.s)
 	bye(201, 1, 0)
 	r.expectEOF() // nothing after a proper Bye, and the servent closes
-	select {
-	case <-l.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("link not closed after the Bye")
-	}
+	await.Recv(t, "the link to close after the Bye", l.Done())
 	if l.ByeCode() != 201 {
 		t.Errorf("link ended with Bye %d, want 201", l.ByeCode())
 	}

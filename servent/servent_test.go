@@ -117,13 +117,8 @@ func TestQueryFloodsAndHitComesBack(t *testing.T) {
 	if n := a.OriginateQuery(id, protocol.NewQuery("zebra quokka", protocol.QueryFlagMark), 3, nil); n != 1 {
 		t.Fatalf("query sent on %d links, want 1", n)
 	}
-	select {
-	case h := <-hits:
-		if h.QueryHit.ServentID != c.ID() || len(h.QueryHit.Results) != 1 || h.Header.Hops != 1 {
-			t.Fatalf("hit %+v hops %d", h.QueryHit, h.Header.Hops)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no hit")
+	if h := await.Recv(t, "a hit", hits); h.QueryHit.ServentID != c.ID() || len(h.QueryHit.Results) != 1 || h.Header.Hops != 1 {
+		t.Fatalf("hit %+v hops %d", h.QueryHit, h.Header.Hops)
 	}
 	if answered.Load() != 1 {
 		t.Fatalf("answered %d times", answered.Load())

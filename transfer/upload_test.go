@@ -464,11 +464,7 @@ func TestUploadCloseEndsConnections(t *testing.T) {
 	readResponse(t, br, false) // the connection now waits for the next request
 	done := make(chan struct{})
 	go func() { srv.Close(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not end an idle kept-alive connection")
-	}
+	await.Recv(t, "Close to end an idle kept-alive connection", done)
 	if _, err := br.ReadByte(); err == nil {
 		t.Fatal("connection still open after Close")
 	}

@@ -506,16 +506,12 @@ func TestGWebCacheClientHugeReply(t *testing.T) {
 			}
 		}
 	}))
-	start := time.Now()
 	hosts, caches, err := (&Client{}).Get(context.Background(), ts.URL)
 	if err != nil {
 		t.Fatalf("10 MB reply: %v", err)
 	}
 	if len(hosts) != 1 || len(caches) != 0 {
 		t.Errorf("hosts %v, %d caches (the junk URL lines are too long to be cache URLs)", hosts, len(caches))
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("took %v", d)
 	}
 
 	// Exactly how much is read, with a counting body.
