@@ -292,16 +292,7 @@ func (d *Downloader) Add(r Request) (*Download, error) {
 			x.done = make(chan struct{})
 		}
 	} else {
-		x = &Download{
-			d:     d,
-			key:   key,
-			size:  r.Size,
-			done:  make(chan struct{}),
-			name:  SanitizeName(r.Name),
-			sha1:  r.SHA1,
-			state: StateQueued,
-		}
-		x.addSources(r.Sources)
+		x = d.newDownload(key, r, StateQueued)
 		if d.started {
 			x.partial = filepath.Join(d.Dir, partialPrefix+key)
 			x.have.Store(fileSize(x.partial))
@@ -407,6 +398,22 @@ outer:
 		n++
 	}
 	return n
+}
+
+// newDownload makes the Download of r under key, in the given state, with
+// r's sources (a new request, or one read back from the queue file).
+func (d *Downloader) newDownload(key string, r Request, state State) *Download {
+	x := &Download{
+		d:     d,
+		key:   key,
+		size:  r.Size,
+		done:  make(chan struct{}),
+		name:  SanitizeName(r.Name),
+		sha1:  r.SHA1,
+		state: state,
+	}
+	x.addSources(r.Sources)
+	return x
 }
 
 // downloadKey names a download (and its partial file): the SHA-1 in base32,

@@ -164,17 +164,8 @@ func (d *Downloader) load() error {
 			x.addSources(r.Sources)
 			continue
 		}
-		x := &Download{
-			d:       d,
-			key:     key,
-			size:    r.Size,
-			done:    make(chan struct{}),
-			name:    SanitizeName(r.Name),
-			sha1:    r.SHA1,
-			state:   e.State,
-			partial: filepath.Join(d.Dir, partialPrefix+key),
-		}
-		x.addSources(r.Sources)
+		x := d.newDownload(key, r, e.State)
+		x.partial = filepath.Join(d.Dir, partialPrefix+key)
 		for i, s := range x.sources {
 			if i < len(dropped) {
 				s.dropped = dropped[i]
