@@ -1,7 +1,10 @@
 // Package routing holds the routing primitives a Gnutella servent composes:
 // duplicate detection, reverse-path route tables for replies and pushes, the
-// TTL/hops rules, drop counters and per-link abuse accounting (docs/protocol.md §3, §7,
-// docs/protocol.md §8.2, §8.7).
+// TTL/hops rules, drop counters, per-link abuse accounting and the search
+// strategies (flooding, expanding ring, random walkers, gossip, dynamic
+// querying) as logic over a Network interface (docs/protocol.md §3, §5, §7,
+// §8.2, §8.7). It sits above protocol and below servent, which owns the
+// links and calls these primitives for every descriptor it reads.
 //
 // Nothing here does I/O or starts goroutines. Time is always passed in by the
 // caller (now time.Time), so expiry is deterministic and testable. The tables

@@ -1,7 +1,9 @@
 // Package share is the library of files a user shares: it scans the shared
 // folders, hashes the files in the background (SHA-1, cached across
 // restarts), gives each file a stable index, and answers Queries from a
-// keyword index (docs/protocol.md §1.8, §1.11, §3.5, §4.1, §8.4).
+// keyword index (docs/protocol.md §1.8, §1.11, §3.5, §4.1, §8.4). It sits
+// above protocol (queries, URNs) and below servent, which asks it for
+// answers and QRP keywords, and transfer, which serves its files.
 //
 // # What is shared
 //

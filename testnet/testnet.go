@@ -1,6 +1,10 @@
 // Package testnet runs many servents on one machine: in one process over
 // loopback TCP or over the in-memory network, in a chosen topology, to show
-// search, routing and transfers working and to measure them.
+// search, routing and transfers working and to measure them. It sits at the
+// top beside main: it drives servent.Nodes (and the in-memory network of
+// servent/memnet) and is driven by the `gnutella testnet` commands. Its
+// sub-packages that main does not link are await (waiting in tests), netns
+// (network-namespace labs) and plot (experiment plots).
 package testnet
 
 import (

@@ -1,5 +1,5 @@
-// Package transfer moves files over HTTP the way Gnutella servents do (notes
-// docs/protocol.md §6, §9 "Transfers", §10): HTTP uploads and downloads. It sits below
+// Package transfer moves files over HTTP the way Gnutella servents do (docs/protocol.md
+// §6, §9 "Transfers", §10): HTTP uploads and downloads. It sits below
 // servent, which owns the port, the links and the Push routing and hands
 // transfer the HTTP connections and the GIV callbacks; and above protocol
 // (handshake-style header parsing, GIV, GUIDs, URNs), share (the files it
