@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -67,6 +66,7 @@ func testnetCommand() *cli.Command {
 }
 
 func experimentCommand() *cli.Command {
+	d := testnet.DefaultExperimentConfig()
 	return &cli.Command{
 		Name:  "experiment",
 		Usage: "compare search strategies on a generated network and write a table, CSV and JSON",
@@ -76,17 +76,17 @@ func experimentCommand() *cli.Command {
 			"duplicates), hops and time to the first hit, and results. docs/experiments.md shows full runs.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "topology", Value: "random", Usage: "random, powerlaw, grid or twotier"},
-			&cli.IntFlag{Name: "n", Value: 1000, Usage: "number of servents (10000 fits in memory on this machine)"},
-			&cli.Float64Flag{Name: "degree", Value: 4, Usage: "mean degree of random and power-law graphs"},
-			&cli.StringFlag{Name: "transport", Value: "mem", Usage: "mem (in memory) or tcp (loopback)"},
+			&cli.IntFlag{Name: "n", Value: d.N, Usage: "number of servents (10000 fits in memory on this machine)"},
+			&cli.Float64Flag{Name: "degree", Usage: "mean degree of random and power-law graphs (0: 4 for random, 4.46 for power-law)"},
+			&cli.StringFlag{Name: "transport", Value: string(d.Transport), Usage: "mem (in memory) or tcp (loopback)"},
 			&cli.StringFlag{Name: "strategies", Usage: "comma-separated list, e.g. flood,ring:7,walk:32,gossip,dq (default: a TTL sweep of flooding, the ring, 16/32/64 walkers with checking, gossip, and dq on two-tier)"},
-			&cli.IntFlag{Name: "files", Value: 100, Usage: "distinct files"},
-			&cli.StringFlag{Name: "replication", Value: "uniform", Usage: "uniform, proportional or sqrt"},
-			&cli.Float64Flag{Name: "ratio", Value: 0.01, Usage: "mean fraction of servents holding a file"},
-			&cli.IntFlag{Name: "queries", Value: 100, Usage: "queries per strategy"},
+			&cli.IntFlag{Name: "files", Value: d.Files, Usage: "distinct files"},
+			&cli.StringFlag{Name: "replication", Value: d.Replication, Usage: "uniform, proportional or sqrt"},
+			&cli.Float64Flag{Name: "ratio", Value: d.ReplicationRatio, Usage: "mean fraction of servents holding a file"},
+			&cli.IntFlag{Name: "queries", Value: d.Queries, Usage: "queries per strategy"},
 			&cli.Float64Flag{Name: "churn", Usage: "also run with this fraction of servents down and turning over (e.g. 0.3)"},
-			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "per query: success is a hit within it"},
-			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of topology, content, queries and walkers"},
+			&cli.DurationFlag{Name: "timeout", Value: d.Timeout, Usage: "per query: success is a hit within it"},
+			&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "seed of topology, content, queries and walkers"},
 			&cli.StringFlag{Name: "out", Usage: "`DIR` for results.csv and results.json (then plots: go run ./testnet/plot/cmd/plot DIR)"},
 		},
 		Action: func(c *cli.Context) error {

@@ -124,7 +124,7 @@ func New(cfg Config) (*Servent, error) {
 // ID is our servent ID.
 func (s *Servent) ID() protocol.GUID { return s.id }
 
-// Firewalled says whether we believe we are firewalled (Hooks.Firewalled).
+// Firewalled says whether we believe we are firewalled (Config.Firewall).
 func (s *Servent) Firewalled() bool { return s.firewalled() }
 
 // Uptime is how long the servent has been running.

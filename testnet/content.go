@@ -42,18 +42,25 @@ type ContentConfig struct {
 	ZipfS       float64 // Zipf exponent of the query popularity (1 when 0)
 }
 
+// DefaultContentConfig returns the documented defaults: 100 files,
+// uniform replication on 1 % of the servents, Zipf exponent 1.
+func DefaultContentConfig() ContentConfig {
+	return ContentConfig{Files: 100, Replication: Uniform, Ratio: 0.01, ZipfS: 1}
+}
+
 func (c ContentConfig) withDefaults() ContentConfig {
+	d := DefaultContentConfig()
 	if c.Files <= 0 {
-		c.Files = 100
+		c.Files = d.Files
 	}
 	if c.Replication == "" {
-		c.Replication = Uniform
+		c.Replication = d.Replication
 	}
 	if c.Ratio <= 0 {
-		c.Ratio = 0.01
+		c.Ratio = d.Ratio
 	}
 	if c.ZipfS <= 0 {
-		c.ZipfS = 1
+		c.ZipfS = d.ZipfS
 	}
 	return c
 }

@@ -121,36 +121,51 @@ type Report struct {
 	Comparison []Comparison   `json:"lv_comparison"`
 }
 
+// DefaultExperimentConfig returns the documented defaults (the CLI's flags
+// read them): 1,000 servents in memory on a random graph of mean degree 4,
+// DefaultContentConfig's content, 100 queries per strategy with 10 s each,
+// seed 1, and dynamic querying paced for an in-memory network.
+func DefaultExperimentConfig() ExperimentConfig {
+	cc := DefaultContentConfig()
+	return ExperimentConfig{
+		Topology: Random{MeanDegree: 4}, N: 1000, Transport: Memory, Seed: 1,
+		Files: cc.Files, Replication: cc.Replication, ReplicationRatio: cc.Ratio, ZipfS: cc.ZipfS,
+		Queries: 100, Timeout: 10 * time.Second, ChurnEvery: 10, ChurnTurnover: 0.5,
+		DQPerHop: 50 * time.Millisecond, DQProbeWait: 100 * time.Millisecond,
+	}
+}
+
 func (c ExperimentConfig) withDefaults() ExperimentConfig {
+	d := DefaultExperimentConfig()
 	if c.Topology == nil {
-		c.Topology = Random{MeanDegree: 4}
+		c.Topology = d.Topology
 	}
 	if c.N <= 0 {
-		c.N = 1000
+		c.N = d.N
 	}
 	if c.Transport == "" {
-		c.Transport = Memory
+		c.Transport = d.Transport
 	}
 	if c.Queries <= 0 {
-		c.Queries = 100
+		c.Queries = d.Queries
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = 10 * time.Second
+		c.Timeout = d.Timeout
 	}
 	if c.Strategies == nil {
 		c.Strategies = DefaultStrategies(c.Topology, c.N, c.Seed)
 	}
 	if c.ChurnEvery <= 0 {
-		c.ChurnEvery = 10
+		c.ChurnEvery = d.ChurnEvery
 	}
 	if c.ChurnTurnover <= 0 {
-		c.ChurnTurnover = 0.5
+		c.ChurnTurnover = d.ChurnTurnover
 	}
 	if c.DQPerHop <= 0 {
-		c.DQPerHop = 50 * time.Millisecond
+		c.DQPerHop = d.DQPerHop
 	}
 	if c.DQProbeWait <= 0 {
-		c.DQProbeWait = 100 * time.Millisecond
+		c.DQProbeWait = d.DQProbeWait
 	}
 	if c.ChurnLevels == nil && c.Churn > 0 {
 		c.ChurnLevels = []float64{c.Churn}

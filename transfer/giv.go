@@ -19,7 +19,7 @@ import (
 // line itself is protocol.GIV.
 
 // Callbacks pairs the GIV connections that arrive on the servent's port
-// (servent Hooks.GIV) with the downloads waiting for them (docs/protocol.md §6.4). It
+// (servent's Transfers.ServeGIV) with the downloads waiting for them (docs/protocol.md §6.4). It
 // is the usual body of Downloader.Push:
 //
 //	d.Push = func(ctx context.Context, src transfer.Source) (net.Conn, *bufio.Reader, error) {
