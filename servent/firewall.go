@@ -46,3 +46,26 @@ func (n *Node) linkedTo(a netip.Addr) bool {
 	}
 	return false
 }
+
+// firewallLoop is the node's firewall clock: it ticks the detector and,
+// while we believe we are firewalled, asks peers to connect back
+// (connectback.go) and our ultrapeers to be our push proxies (pushproxy.go).
+func (n *Node) firewallLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		n.Firewall.Tick(now)
+		if !n.firewalled() {
+			continue
+		}
+		n.askConnectBack(now) // connectback.go
+		n.askPushProxies()    // pushproxy.go
+	}
+}

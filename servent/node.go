@@ -156,29 +156,6 @@ func (n *Node) closeLibrary() {
 	}
 }
 
-// firewallLoop is the node's firewall clock: it ticks the detector and,
-// while we believe we are firewalled, asks peers to connect back
-// (connectback.go) and our ultrapeers to be our push proxies (pushproxy.go).
-func (n *Node) firewallLoop() {
-	defer n.wg.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		n.Firewall.Tick(now)
-		if !n.firewalled() {
-			continue
-		}
-		n.askConnectBack(now) // connectback.go
-		n.askPushProxies()    // pushproxy.go
-	}
-}
-
 // Download starts downloading a hit, using as extra sources every other
 // hit with the same URN.
 func (n *Node) Download(pick routing.Hit, all []routing.Hit) (*transfer.Download, error) {
