@@ -100,10 +100,10 @@ func searchClient(ctx context.Context, c *cli.Context) (cc *control.Client, done
 	cfg.Logger = log
 	n, err := servent.NewNode(ncfg)
 	if err != nil {
-		return nil, nil, cli.Exit(err.Error(), 1)
+		return nil, nil, cli.Exit(startHint(err), 1)
 	}
 	if err := n.Start(); err != nil {
-		return nil, nil, cli.Exit(err.Error(), 1)
+		return nil, nil, cli.Exit(startHint(err), 1)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	err = n.WaitLinks(wctx, 1)

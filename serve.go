@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -76,10 +77,10 @@ func serveCommand() *cli.Command {
 			ncfg.Config = cfg
 			s, err := servent.NewNode(ncfg)
 			if err != nil {
-				return cli.Exit(err.Error(), 1)
+				return cli.Exit(startHint(err), 1)
 			}
 			if err := s.Start(); err != nil {
-				return cli.Exit(err.Error(), 1)
+				return cli.Exit(startHint(err), 1)
 			}
 			fmt.Fprintf(os.Stderr, "gnutella: servent %s listening on %s (Ctrl-C to stop)\n", s.ID(), s.Addr())
 			var ctl *control.Server
@@ -102,4 +103,18 @@ func serveCommand() *cli.Command {
 			return s.Stop()
 		},
 	}
+}
+
+// startHint is what a user can do about an error of servent.NewNode or
+// Start: the library says what went wrong, the CLI which flag changes it.
+func startHint(err error) string {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return err.Error() + " (another program uses that port: choose another with --listen)"
+	case errors.Is(err, servent.ErrListen):
+		return err.Error() + " (give --listen an ip:port this machine has, such as 127.0.0.1:6346)"
+	case errors.Is(err, servent.ErrDataDir):
+		return err.Error() + " (choose another folder with --data-dir)"
+	}
+	return err.Error()
 }

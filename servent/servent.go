@@ -151,7 +151,7 @@ func (s *Servent) Start() error {
 	}
 	ln, err := s.transport.Listen(s.cfg.ListenAddr)
 	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w (is another servent using the port? choose another with --listen)", s.cfg.ListenAddr, err)
+		return fmt.Errorf("%w on %s: %w", ErrListen, s.cfg.ListenAddr, err)
 	}
 	s.listener = ln
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -311,13 +311,21 @@ var (
 	errStopping         = errors.New("servent is stopping")
 )
 
+// ErrListen and ErrDataDir are wrapped by the errors of New and Start that
+// come from the listening address and the data folder, so that a caller can
+// say which setting to change.
+var (
+	ErrListen  = errors.New("cannot listen")
+	ErrDataDir = errors.New("cannot create data folder")
+)
+
 // loadServentID reads the persisted servent ID, or makes and saves one.
 func loadServentID(dir string) (protocol.GUID, error) {
 	if dir == "" {
 		return protocol.NewGUID(), nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return protocol.GUID{}, fmt.Errorf("cannot create data folder %s: %w (choose another with --data-dir)", dir, err)
+		return protocol.GUID{}, fmt.Errorf("%w %s: %w", ErrDataDir, dir, err)
 	}
 	path := filepath.Join(dir, "servent_id")
 	if b, err := os.ReadFile(path); err == nil {
