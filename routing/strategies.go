@@ -117,16 +117,6 @@ func GossipProbability(q *protocol.Query) (float64, bool) {
 	return float64(d[0]) / 255, true
 }
 
-// GossipPick picks, from candidates, each with probability p.
-func GossipPick(rng *rand.Rand, p float64, candidates []LinkID, dst []LinkID) []LinkID {
-	for _, c := range candidates {
-		if rng.Float64() < p {
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
-
 // Walk is the k-walker random walk of Lv, Cao, Cohen, Li and Shenker (2002):
 // K walkers, each forwarded to one random neighbour per step (never straight
 // back), for at most Budget steps. With Check, every 4th step the servent
