@@ -2,7 +2,7 @@
 // other servents, the routing of descriptors between them, the pong and host
 // caches, and the connector that keeps the links at their configured count.
 // A Node (node.go) is a whole servent: the core plus a library, transfers,
-// firewall detection and the control API.
+// firewall detection; package control serves its API.
 //
 // # Where things live
 //
@@ -38,8 +38,8 @@
 // dynamic query we run for a leaf (dq.go), per walker check (walker.go,
 // bounded by router.checking), per connect-back dial (connectback.go,
 // bounded by connectBacks.slots), per Push we answer and per search.
-// A Node adds its firewall clock (node.go's firewallLoop) and the control
-// API's server. Every goroutine is counted in Servent.wg; Stop cancels
+// A Node adds its firewall clock (firewall.go's firewallLoop); the control
+// API (package control) runs its own server beside it. Every goroutine is counted in Servent.wg; Stop cancels
 // Servent.ctx and waits for them all.
 //
 // Goroutines per link: a reader (link.go readLoop), which decodes and
