@@ -1,7 +1,7 @@
 // Package servent is the Gnutella node: one listening port, the links to
 // other servents, the routing of descriptors between them, the pong and host
 // caches, and the connector that keeps the links at their configured count.
-// A Node (node.go) is a whole servent: the core plus a library, transfers,
+// A Node (node.go) is a whole servent: the core plus a library, transfers and
 // firewall detection; package control serves its API.
 //
 // # Where things live
