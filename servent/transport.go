@@ -7,6 +7,7 @@ package servent
 import (
 	"context"
 	"errors"
+	"gnutella/firewall"
 	"net"
 	"time"
 )
@@ -21,8 +22,9 @@ import (
 type Transport interface {
 	// Listen announces on the local address addr. Port 0 picks a free port; Addr of the listener tells which.
 	Listen(addr string) (net.Listener, error)
-	// Dial connects to addr. ctx bounds the connection attempt only, not the life of the connection.
-	Dial(ctx context.Context, addr string) (net.Conn, error)
+	// Dial connects to addr: firewall.Dialer is the one statement of that method, so packages below servent
+	// (firewall, transfer) take the Transport as it is.
+	firewall.Dialer
 }
 
 // TCPTransport is the real Transport: TCP sockets of the operating system. Its connections are *net.TCPConn, so
