@@ -298,3 +298,45 @@ func TestHeadDeadlineOnTheSharedPortIsAbsolute(t *testing.T) {
 		})
 	}
 }
+
+// IPv4 addresses count one by one, IPv6 ones by /64, IPv4-mapped IPv6 as
+// IPv4: 429 and the pending caps cannot be dodged by cycling through one
+// host's IPv6 addresses.
+func TestAddressesCountPerIPv4AndPerIPv6Slash64(t *testing.T) {
+	var a admissions
+	c := DefaultConfig()
+	a.init(&c)
+	now := time.Now()
+	for i, tc := range []struct {
+		ip   string
+		want bool
+	}{
+		{"2001:db8:1:2::1", true},
+		{"2001:db8:1:2::ffff", true},
+		{"2001:db8:1:2:aaaa::7", false}, // the same /64: third in the window
+		{"2001:db8:1:3::1", true},       // the next /64
+		{"192.0.2.1", true},
+		{"::ffff:192.0.2.1", true},
+		{"192.0.2.1", false},
+		{"192.0.2.2", true},
+	} {
+		if got := a.allowHandshake(netip.MustParseAddr(tc.ip), now); got != tc.want {
+			t.Errorf("%d: %s allowed %v, want %v", i, tc.ip, got, tc.want)
+		}
+	}
+}
+
+// The rate table stays bounded however many addresses pass through it.
+func TestHandshakeRateTableIsBounded(t *testing.T) {
+	var a admissions
+	c := DefaultConfig()
+	a.init(&c)
+	now := time.Now()
+	for i := range 3 * maxRateEntries {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		a.allowHandshake(ip, now.Add(time.Duration(i)*time.Millisecond))
+	}
+	if n := len(a.rates); n > maxRateEntries {
+		t.Errorf("rate table holds %d addresses, want at most %d", n, maxRateEntries)
+	}
+}
