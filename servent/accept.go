@@ -70,16 +70,17 @@ func (s *Servent) serveConn(conn net.Conn, pc *pendingConn, remote netip.AddrPor
 		fw.SawInbound(remote)
 	}
 	br := bufio.NewReaderSize(conn, 2048)
-	head, err := peekFirstLine(br)
-	if len(head) == 0 {
-		conn.Close()
-		return
-	}
 	// A first byte that is not plain ASCII text is taken for TLS or garbage.
-	if c := head[0]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '\r' || c == '\n') {
+	first, err := br.Peek(1)
+	if err != nil {
 		conn.Close()
 		return
 	}
+	if c := first[0]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '\r' || c == '\n') {
+		conn.Close()
+		return
+	}
+	head, err := peekFirstLine(br)
 	if err != nil && !errors.Is(err, protocol.ErrLineTooLong) {
 		conn.Close()
 		return
