@@ -108,10 +108,9 @@ func (s *Servent) serveConn(conn net.Conn, pc *pendingConn, remote netip.AddrPor
 		}
 		s.acceptGnutella(conn, br, line, pc)
 	case strings.HasPrefix(line, "GET ") || strings.HasPrefix(line, "HEAD "):
-		if !pc.leave() {
-			conn.Close() // evicted
-			return
-		}
+		// An HTTP connection stays in the pending table as long as it is
+		// served (its head, its upload, its kept-alive waits): otherwise a
+		// request line followed by nothing would escape the caps.
 		if t := s.cfg.Transfers; t != nil {
 			t.ServeHTTPConn(conn, br, line)
 			return

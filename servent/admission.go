@@ -26,7 +26,8 @@ import (
 // slots.
 
 // pendingConn is one inbound connection between accept and the end of its
-// handshake (or its hand-off to HTTP, GIV or a walker check).
+// handshake (or its hand-off to a download, for a GIV), or for as long as
+// it is served over HTTP: every inbound connection that is not a link.
 type pendingConn struct {
 	conn net.Conn
 	key  netip.Addr

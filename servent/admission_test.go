@@ -340,3 +340,34 @@ func TestHandshakeRateTableIsBounded(t *testing.T) {
 		t.Errorf("rate table holds %d addresses, want at most %d", n, maxRateEntries)
 	}
 }
+
+// A request line followed by nothing is an HTTP connection still pending:
+// it counts against MaxPendingPerAddr like an idle one.
+func TestPendingCapCountsHTTPConnections(t *testing.T) {
+	served := make(chan struct{}, 3)
+	s, sig := admissionBed(t, func(c *Config) {
+		c.MaxPendingPerAddr = 3
+		c.Transfers = servedSignal{uploadsOnly{&transfer.Server{}}, served}
+	})
+	for range 3 {
+		dialFrom(t, s, "127.0.0.2").write([]byte("GET /get/1/x HTTP/1.1\r\n"))
+		<-sig
+		<-served // handed to the upload server, reading the headers
+	}
+	closedUnread(t, dialFrom(t, s, "127.0.0.2"))
+	if st := s.Admission(); st.Refused != 1 || st.Pending != 3 {
+		t.Errorf("admission %+v, want 1 refused and 3 pending", st)
+	}
+	legitPeer(t, s, "127.0.0.9")
+}
+
+// servedSignal signals each HTTP connection handed to its Transfers.
+type servedSignal struct {
+	uploadsOnly
+	served chan struct{}
+}
+
+func (s servedSignal) ServeHTTPConn(conn net.Conn, br *bufio.Reader, line string) {
+	s.served <- struct{}{}
+	s.uploadsOnly.ServeHTTPConn(conn, br, line)
+}

@@ -113,8 +113,9 @@ type Config struct {
 	ConnectTimeout   time.Duration
 
 	// Admission of inbound connections (admission.go). MaxPending caps the
-	// connections accepted whose first line or handshake is not done yet,
-	// MaxPendingPerAddr those from one IPv4 address or IPv6 /64; beyond
+	// connections accepted that are not links (first line or handshake not
+	// done yet, or served over HTTP), MaxPendingPerAddr those from one
+	// IPv4 address or IPv6 /64; beyond
 	// them a new connection is closed at once, unread (or, when only the
 	// total is reached, the oldest of the address holding the most is
 	// closed for it). gtk-gnutella likewise bounds its connecting nodes.
