@@ -32,7 +32,7 @@ func TestFDChildServent(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := testConfig()
-	c.HandshakeTimeout = time.Minute // idle connections are held as long as the tester saw
+	c.HandshakeTimeout = time.Minute       // idle connections are held as long as the tester saw
 	if os.Getenv(fdChildEnv) == "budget" { // no caps: only the descriptor budget stands
 		c.MaxPending, c.MaxPendingPerAddr = 1<<20, 1<<20
 	}
