@@ -2,6 +2,7 @@ package servent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -32,22 +33,39 @@ func (s *Servent) acceptLoop() {
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		remote := addrPortOf(conn.RemoteAddr())
+		// Checks of the address alone (a ban list) go here, before enter.
+		pc, evict := s.adm.enter(conn, remote.Addr(), len(s.Links()))
+		if evict != nil {
+			_ = evict.Close()
+		}
+		if pc == nil {
+			_ = conn.Close() // over a cap or the descriptor budget: unread
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serveConn(conn)
+			defer pc.done()
+			s.serveConn(conn, pc, remote)
 		}()
 	}
 }
 
 // serveConn reads the first line of an inbound connection and hands the
-// connection to whoever speaks that protocol.
-func (s *Servent) serveConn(conn net.Conn) {
+// connection to whoever speaks that protocol. pc is its pending entry
+// (admission.go), left when the handshake is done or the connection is
+// handed over.
+//
+// One deadline, set here, bounds the first line and the whole handshake
+// or HTTP request head (docs/protocol.md §2.2): nothing restarts it per
+// line, so a peer dripping bytes is cut after HandshakeTimeout, not after
+// a timeout per line.
+func (s *Servent) serveConn(conn net.Conn, pc *pendingConn, remote netip.AddrPort) {
 	_ = conn.SetDeadline(s.now().Add(s.cfg.HandshakeTimeout))
 	// Stop must not wait HandshakeTimeout for a peer stalling here.
 	stop := context.AfterFunc(s.ctx, func() { _ = conn.Close() })
 	defer stop()
-	remote := addrPortOf(conn.RemoteAddr())
 	if fw := s.cfg.Firewall; fw != nil {
 		fw.SawInbound(remote)
 	}
@@ -62,19 +80,37 @@ func (s *Servent) serveConn(conn net.Conn) {
 		conn.Close()
 		return
 	}
+	head, err := peekFirstLine(br)
+	if err != nil && !errors.Is(err, protocol.ErrLineTooLong) {
+		conn.Close()
+		return
+	}
+	httpLike := bytes.HasPrefix(head, []byte("GET ")) || bytes.HasPrefix(head, []byte("HEAD "))
 	line, err := protocol.ReadLine(br)
 	if err != nil {
-		if errors.Is(err, protocol.ErrLineTooLong) {
+		switch {
+		case !errors.Is(err, protocol.ErrLineTooLong):
+			conn.Close()
+		case httpLike: // an HTTP client must get an HTTP status line
+			writeAndClose(conn, "HTTP/1.1 414 URI Too Long\r\nServer: "+userAgent()+
+				"\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nURI Too Long\n")
+		default:
 			writeAndClose(conn, string(s.refusal(413, "Request Entity Too Large", remote.Addr())))
-			return
 		}
-		conn.Close()
 		return
 	}
 	switch {
 	case strings.HasPrefix(line, "GNUTELLA CONNECT/"):
-		s.acceptGnutella(conn, br, line)
+		if !s.adm.allowHandshake(remote.Addr(), s.now()) {
+			s.log.Debug().Stringer("remote", remote).Msg("handshake rate exceeded")
+			writeAndClose(conn, string(s.refusal(429, "Too Many Requests", remote.Addr())))
+			return
+		}
+		s.acceptGnutella(conn, br, line, pc)
 	case strings.HasPrefix(line, "GET ") || strings.HasPrefix(line, "HEAD "):
+		// An HTTP connection stays in the pending table as long as it is
+		// served (its head, its upload, its kept-alive waits): otherwise a
+		// request line followed by nothing would escape the caps.
 		if t := s.cfg.Transfers; t != nil {
 			t.ServeHTTPConn(conn, br, line)
 			return
@@ -83,6 +119,10 @@ func (s *Servent) serveConn(conn net.Conn) {
 		writeAndClose(conn, "HTTP/1.1 404 Not Found\r\nServer: "+userAgent()+
 			"\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nNot Found\n")
 	case strings.HasPrefix(line, "GIV "):
+		if !pc.leave() {
+			conn.Close()
+			return
+		}
 		s.serveGIV(conn, br, line) // giv.go
 	case strings.HasPrefix(line, "WALKCHECK "):
 		s.serveWalkCheck(conn, line)
@@ -95,6 +135,28 @@ func (s *Servent) serveConn(conn net.Conn) {
 		writeAndClose(conn, "HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
 	default:
 		conn.Close()
+	}
+}
+
+// peekFirstLine waits until the first line is in br's buffer (or more
+// bytes than a line may hold are) and returns what is buffered, unread:
+// the caller sees how a line too long began before ReadLine consumes it.
+// It returns ErrLineTooLong when no line ending came in time.
+func peekFirstLine(br *bufio.Reader) ([]byte, error) {
+	const most = protocol.MaxHandshakeLine + 2 // the text, "\r" and "\n"
+	for n := 1; ; {
+		buf, err := br.Peek(n)
+		if err != nil {
+			return buf, err
+		}
+		buf, _ = br.Peek(br.Buffered())
+		if bytes.IndexByte(buf, '\n') >= 0 {
+			return buf, nil
+		}
+		if len(buf) >= most {
+			return buf, protocol.ErrLineTooLong
+		}
+		n = len(buf) + 1
 	}
 }
 

@@ -107,8 +107,37 @@ type Config struct {
 
 	// HandshakeTimeout bounds an inbound connection's first line and
 	// handshake; ConnectTimeout bounds an outbound dial plus handshake.
+	// The deadline is absolute: set once at accept, for the first line and
+	// all three steps together (an HTTP request's head likewise).
 	HandshakeTimeout time.Duration
 	ConnectTimeout   time.Duration
+
+	// Admission of inbound connections (admission.go). MaxPending caps the
+	// connections accepted that are not links (first line or handshake not
+	// done yet, or served over HTTP), MaxPendingPerAddr those from one
+	// IPv4 address or IPv6 /64; beyond
+	// them a new connection is closed at once, unread (or, when only the
+	// total is reached, the oldest of the address holding the most is
+	// closed for it). gtk-gnutella likewise bounds its connecting nodes.
+	MaxPending        int
+	MaxPendingPerAddr int
+	// HandshakeRate Gnutella handshakes per HandshakeRateWindow are taken
+	// from one address (IPv4, or IPv6 /64); more get "429 Too Many
+	// Requests" (gtk-gnutella: a third in a minute). 0 turns it off.
+	// RateWhitelist is never limited, nor loopback unless
+	// RateLimitLoopback (so that a local testnet works by default).
+	// Neither exemption applies to the caps above or to the descriptor
+	// budget.
+	HandshakeRate       int
+	HandshakeRateWindow time.Duration
+	RateWhitelist       []netip.Prefix
+	RateLimitLoopback   bool
+	// FDReserve is how many descriptors below RLIMIT_NOFILE (read at
+	// Start, Linux) no pending connection may take: they stay for outbound
+	// dials, downloads, the control API, the host-cache file and the log.
+	// Established links and uploads keep theirs; when the budget is spent,
+	// new pending connections are closed at accept.
+	FDReserve int
 	// AlivePingInterval is how often a link that has been quiet is pinged
 	// (TTL 1); AliveMaxMissed unanswered ones close it with Bye 406.
 	AlivePingInterval time.Duration
@@ -188,6 +217,11 @@ func DefaultConfig() Config {
 		ModeSwitchEvery:      30 * time.Minute,
 		HandshakeTimeout:     60 * time.Second,
 		ConnectTimeout:       30 * time.Second,
+		MaxPending:           128,
+		MaxPendingPerAddr:    4,
+		HandshakeRate:        2,
+		HandshakeRateWindow:  time.Minute,
+		FDReserve:            64,
 		AlivePingInterval:    20 * time.Second,
 		AliveMaxMissed:       6,
 		IdleTimeout:          180 * time.Second,

@@ -16,7 +16,10 @@
 // descriptor to its file's handler; router.go is the router's state and
 // primitives (arrival checks, duplicates, flooding, reply routing).
 // servent.go, link.go, queue.go, deflate.go, handshake.go, accept.go and
-// connector.go are the machinery of links; node.go wires a Node.
+// connector.go are the machinery of links; admission.go decides, before
+// anything is read, whether an inbound connection may stay (caps on
+// pending connections, the descriptor budget, the handshake rate); node.go
+// wires a Node.
 //
 // # Seams
 //
@@ -72,8 +75,9 @@
 //  4. leaf mutexes, under which no other lock of this package is taken:
 //     qrpState.mu (the leaves' QRP index), roleState.mu (the last role
 //     switch), pongCache.mu, router.rngMu, searchTable.mu, the dynamic
-//     queries' table (ultrapeer.LeafQueries) and the routing package's
-//     caches and tables.
+//     queries' table (ultrapeer.LeafQueries), admissions.mu (pending
+//     connections and handshake rates) and the routing package's caches
+//     and tables.
 //  5. sendQueue.mu (queue.go), the innermost: Link.send takes it, so any
 //     lock above may be held while sending.
 //

@@ -228,7 +228,8 @@ func (s *Servent) refusal(code int, reason string, peer netip.Addr) []byte {
 }
 
 // acceptGnutella runs the server side of the handshake.
-func (s *Servent) acceptGnutella(conn net.Conn, br *bufio.Reader, first string) {
+// pc is its pending entry, left once the handshake is done.
+func (s *Servent) acceptGnutella(conn net.Conn, br *bufio.Reader, first string, pc *pendingConn) {
 	remote := addrPortOf(conn.RemoteAddr())
 	req, err := protocol.ReadHandshakeRequestAfter(first, br)
 	if err != nil {
@@ -242,7 +243,7 @@ func (s *Servent) acceptGnutella(conn net.Conn, br *bufio.Reader, first string) 
 		return
 	}
 	if req.Version == "0.4" {
-		s.accept04(conn, br, remote)
+		s.accept04(conn, br, remote, pc)
 		return
 	}
 	caps := capsOf(req.Version, &req.Headers)
@@ -282,6 +283,10 @@ func (s *Servent) acceptGnutella(conn net.Conn, br *bufio.Reader, first string) 
 			return
 		}
 	}
+	if !pc.leave() {
+		conn.Close() // evicted for a newcomer while it dawdled
+		return
+	}
 	l := s.newLink(conn, br, true, kind, caps)
 	l.PeerID, l.Listen, l.UserAgent = peerID, listen, req.Headers.Get("User-Agent")
 	l.DeflateOut = deflateOut
@@ -294,8 +299,8 @@ func (s *Servent) acceptGnutella(conn net.Conn, br *bufio.Reader, first string) 
 }
 
 // accept04 answers an inbound 0.4 handshake: "GNUTELLA OK", no headers.
-func (s *Servent) accept04(conn net.Conn, br *bufio.Reader, remote netip.AddrPort) {
-	if s.isLeaf() || s.LinkCount(LinkNormal, LinkUltrapeer) >= s.cfg.MaxLinks {
+func (s *Servent) accept04(conn net.Conn, br *bufio.Reader, remote netip.AddrPort, pc *pendingConn) {
+	if s.isLeaf() || s.LinkCount(LinkNormal, LinkUltrapeer) >= s.cfg.MaxLinks || !pc.leave() {
 		conn.Close()
 		return
 	}

@@ -50,6 +50,7 @@ type Servent struct {
 	started time.Time
 
 	searches searchTable
+	adm      admissions // inbound connections before they are links (admission.go)
 
 	// Message balance across the network: queued for a link (net of
 	// messages dropped from a queue) and fully handled after reading.
@@ -87,6 +88,10 @@ func New(cfg Config) (*Servent, error) {
 		return nil, fmt.Errorf("servent: bad config: MaxLinks %d, WantLinks %d, SendQueueBytes %d",
 			cfg.MaxLinks, cfg.WantLinks, cfg.SendQueueBytes)
 	}
+	if cfg.MaxPending <= 0 || cfg.MaxPendingPerAddr <= 0 || cfg.HandshakeRate > 0 && cfg.HandshakeRateWindow <= 0 {
+		return nil, fmt.Errorf("servent: bad config: MaxPending %d, MaxPendingPerAddr %d, HandshakeRate %d per %v",
+			cfg.MaxPending, cfg.MaxPendingPerAddr, cfg.HandshakeRate, cfg.HandshakeRateWindow)
+	}
 	if cfg.MaxTTL == 0 || cfg.MaxTTL > cfg.HardTTL {
 		return nil, fmt.Errorf("servent: MaxTTL %d must be between 1 and HardTTL %d", cfg.MaxTTL, cfg.HardTTL)
 	}
@@ -108,6 +113,7 @@ func New(cfg Config) (*Servent, error) {
 	}
 	s.qrp.init()
 	s.connectBacks.init()
+	s.adm.init(&cfg)
 	s.router = newRouter(s)
 	s.pongs = newPongCache(s)
 	s.hosts = hostcache.New(cfg.HostCacheSize)
@@ -154,6 +160,7 @@ func (s *Servent) Start() error {
 		return fmt.Errorf("%w on %s: %w", ErrListen, s.cfg.ListenAddr, err)
 	}
 	s.listener = ln
+	s.adm.start()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.started = s.now()
 	self := s.cfg.AdvertiseAddr

@@ -13,7 +13,10 @@ import (
 // package. Without one, GET and HEAD get 404 and a GIV is closed.
 type Transfers interface {
 	// ServeHTTPConn serves a GET or HEAD request whose first line was
-	// already read. It owns conn and must close it.
+	// already read. It owns conn and must close it. The read deadline the
+	// servent set at accept (HandshakeTimeout) bounds the whole head of
+	// this first request: an implementation must not restart it before
+	// the headers are read (accept.go).
 	ServeHTTPConn(conn net.Conn, br *bufio.Reader, requestLine string)
 	// ServeGIV takes a push callback (the GIV line and the empty line after
 	// it were read). It owns conn.

@@ -82,6 +82,9 @@ func BaseNodeConfig() servent.NodeConfig {
 	c.ByeGrace = 2 * time.Second
 	c.HandshakeTimeout = 10 * time.Second
 	c.ConnectTimeout = 10 * time.Second
+	// Every servent of a TCP testnet dials from 127.0.0.1, and the
+	// topology links them all at once: one address, many honest peers.
+	c.MaxPending, c.MaxPendingPerAddr = 1024, 1024
 	c.QRPAggregateInterval = 200 * time.Millisecond
 	c.DQPerHop = 150 * time.Millisecond
 	c.DQProbeWait = 300 * time.Millisecond

@@ -259,6 +259,14 @@ func (s *Server) Serve(conn net.Conn) {
 // already read (br holds what follows). It owns conn and closes it when the
 // client is done, on Connection: close, after an error response, or when
 // the client is idle longer than IdleTimeout.
+//
+// Each request head (request line and headers) is read under one absolute
+// deadline, never restarted per line, so a client dripping header lines is
+// cut when it expires: for the first request, the read deadline the caller
+// set before reading its request line (the servent's handshake timeout, or
+// Serve's IdleTimeout); for each later one on a kept-alive connection,
+// IdleTimeout from the end of the previous answer, covering the wait for
+// the request and its head together.
 func (s *Server) ServeConn(conn net.Conn, br *bufio.Reader, requestLine string) {
 	if !s.track(conn) {
 		conn.Close()
@@ -275,8 +283,9 @@ func (s *Server) ServeConn(conn net.Conn, br *bufio.Reader, requestLine string) 
 		if !s.serveOne(conn, br, line, remote) {
 			return
 		}
-		// The next request on a kept-alive connection. A few empty lines
-		// before it are tolerated (RFC 9112 §2.2).
+		// The next request on a kept-alive connection: one deadline for
+		// the wait and the whole head. A few empty lines before it are
+		// tolerated (RFC 9112 §2.2).
 		_ = conn.SetReadDeadline(time.Now().Add(s.idle()))
 		var err error
 		for blank := 0; ; blank++ {
@@ -308,10 +317,10 @@ type request struct {
 }
 
 // serveOne reads the headers of one request, answers it, and reports
-// whether the connection stays open for another.
+// whether the connection stays open for another. The read deadline set
+// before its request line was read still runs (ServeConn).
 func (s *Server) serveOne(conn net.Conn, br *bufio.Reader, line string, remote netip.AddrPort) bool {
 	s.requests.Add(1)
-	_ = conn.SetReadDeadline(time.Now().Add(s.idle()))
 	if len(line) > protocol.MaxHandshakeLine {
 		s.refuse(conn, nil, 413, "Request Entity Too Large", false)
 		return false

@@ -1,0 +1,260 @@
+package servent
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Admission of inbound connections on the one port, before they cost us
+// more than a descriptor: the caps on pending connections (accepted, first
+// line or handshake not done yet), per address and in total; the
+// file-descriptor budget; and the rate of Gnutella handshakes per address
+// (429, as gtk-gnutella answers a third connection in a minute).
+//
+// An address is counted as itself for IPv4 and as its /64 for IPv6
+// (addrKey): one host usually holds a whole /64.
+//
+// When the total cap (or the descriptor budget) is reached, a newcomer does
+// not simply lose to whoever came first: the oldest pending connection of
+// the address that holds the most is closed for it, as long as that address
+// would still hold more than the newcomer's. Idle connections from a few
+// addresses therefore cannot lock out a peer from another one; to fill the
+// table against it an attacker needs as many addresses as the table has
+// slots.
+
+// pendingConn is one inbound connection between accept and the end of its
+// handshake (or its hand-off to a download, for a GIV), or for as long as
+// it is served over HTTP: every inbound connection that is not a link.
+type pendingConn struct {
+	conn net.Conn
+	key  netip.Addr
+	adm  *admissions
+	gone bool // left or evicted; under admissions.mu
+}
+
+// admissions is the servent's bookkeeping of inbound connections.
+type admissions struct {
+	maxPending, perAddr int
+
+	// held counts the inbound connections accepted and not yet done with
+	// by serveConn (pending or being served over HTTP, GIV or a walker
+	// check); links are counted apart, from the link table.
+	held atomic.Int64
+	// fdLimit is RLIMIT_NOFILE (0: unknown, no budget); fdBase the
+	// descriptors open when we started (the process's own: files, the
+	// listener, other servents); fdReserve those kept free for outbound
+	// dials, downloads, the control API and the host-cache file.
+	fdLimit, fdBase, fdReserve int64
+
+	rateN       int
+	rateWindow  time.Duration
+	rateLoop    bool // rate-limit loopback too
+	rateExempt  []netip.Prefix
+	mu          sync.Mutex // guards the fields below; a leaf mutex
+	pending     map[netip.Addr][]*pendingConn
+	total       int
+	rates       map[netip.Addr][]time.Time // admitted handshakes in the window, oldest first
+	ratesSwept  int                        // len(rates) after the last sweep
+	evicted     atomic.Int64
+	refusedFull atomic.Int64
+}
+
+// maxRateEntries bounds the handshake-rate table: beyond it, entries whose
+// window is over are swept, and if that is not enough an arbitrary one goes.
+const maxRateEntries = 1 << 16
+
+func (a *admissions) init(cfg *Config) {
+	a.maxPending, a.perAddr = cfg.MaxPending, cfg.MaxPendingPerAddr
+	a.rateN, a.rateWindow = cfg.HandshakeRate, cfg.HandshakeRateWindow
+	a.rateLoop, a.rateExempt = cfg.RateLimitLoopback, cfg.RateWhitelist
+	a.fdReserve = int64(cfg.FDReserve)
+	a.pending = make(map[netip.Addr][]*pendingConn)
+	a.rates = make(map[netip.Addr][]time.Time)
+}
+
+// start reads the descriptor limit and what is already open.
+func (a *admissions) start() {
+	limit, open := fdLimits()
+	a.fdLimit, a.fdBase = int64(limit), int64(open)
+}
+
+// addrKey is the unit an address is counted in: IPv4 itself, IPv6 its /64.
+func addrKey(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
+}
+
+// enter admits a just-accepted connection from ip as pending, or says it
+// must be closed at once. links is how many links we hold (each a
+// descriptor). The connection it evicts for this one, if any, is closed
+// by the caller of enter (after the lock is released).
+func (a *admissions) enter(conn net.Conn, ip netip.Addr, links int) (pc *pendingConn, evict net.Conn) {
+	key := addrKey(ip)
+	held := a.held.Add(1)
+	fdFull := a.fdLimit > 0 && a.fdBase+held+int64(links)+a.fdReserve > a.fdLimit
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	own := len(a.pending[key])
+	if own >= a.perAddr {
+		a.held.Add(-1)
+		a.refusedFull.Add(1)
+		return nil, nil
+	}
+	if a.total >= a.maxPending || fdFull {
+		victim := a.victimLocked(own)
+		if victim == nil {
+			a.held.Add(-1)
+			a.refusedFull.Add(1)
+			return nil, nil
+		}
+		a.removeLocked(victim)
+		a.evicted.Add(1)
+		evict = victim.conn
+	}
+	pc = &pendingConn{conn: conn, key: key, adm: a}
+	a.pending[key] = append(a.pending[key], pc)
+	a.total++
+	return pc, evict
+}
+
+// victimLocked picks the oldest pending connection of the address holding
+// the most, if it holds at least two more than own.
+func (a *admissions) victimLocked(own int) *pendingConn {
+	var most []*pendingConn
+	for _, l := range a.pending {
+		if len(l) > len(most) {
+			most = l
+		}
+	}
+	if len(most) < own+2 {
+		return nil
+	}
+	return most[0]
+}
+
+func (a *admissions) removeLocked(pc *pendingConn) {
+	pc.gone = true
+	l := a.pending[pc.key]
+	for i, x := range l {
+		if x == pc {
+			l = append(l[:i:i], l[i+1:]...)
+			break
+		}
+	}
+	if len(l) == 0 {
+		delete(a.pending, pc.key)
+	} else {
+		a.pending[pc.key] = l
+	}
+	a.total--
+}
+
+// leave ends pc's pending time: its handshake is done or it was handed
+// over. It reports false when pc was evicted meanwhile (its connection is
+// closed; the caller drops it). Calling it again is harmless.
+func (pc *pendingConn) leave() bool {
+	a := pc.adm
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if pc.gone {
+		return false
+	}
+	a.removeLocked(pc)
+	return true
+}
+
+// done is called once serveConn is finished with the connection (closed,
+// or now a link, which the link table counts).
+func (pc *pendingConn) done() {
+	pc.leave()
+	pc.adm.held.Add(-1)
+}
+
+// rateExempted says whether ip escapes the handshake rate limit: the
+// whitelist, and loopback unless RateLimitLoopback.
+func (a *admissions) rateExempted(ip netip.Addr) bool {
+	if ip.IsLoopback() && !a.rateLoop {
+		return true
+	}
+	for _, p := range a.rateExempt {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowHandshake counts a Gnutella handshake from ip at now and reports
+// whether it is within HandshakeRate per HandshakeRateWindow. Refused
+// attempts are not counted: a peer that keeps trying gets its next chance
+// when the oldest admitted handshake leaves the window.
+func (a *admissions) allowHandshake(ip netip.Addr, now time.Time) bool {
+	if a.rateN <= 0 || a.rateExempted(ip) {
+		return true
+	}
+	key := addrKey(ip)
+	since := now.Add(-a.rateWindow)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ts := a.rates[key]
+	for len(ts) > 0 && !ts[0].After(since) {
+		ts = ts[1:]
+	}
+	if len(ts) >= a.rateN {
+		a.rates[key] = ts
+		return false
+	}
+	if len(ts) == 0 {
+		ts = make([]time.Time, 0, a.rateN) // drop the old array
+		a.sweepRatesLocked(since)
+	}
+	a.rates[key] = append(ts, now)
+	return true
+}
+
+// sweepRatesLocked keeps the rate table bounded: when it has doubled since
+// the last sweep, entries with nothing left in the window go.
+func (a *admissions) sweepRatesLocked(since time.Time) {
+	if n := len(a.rates); n < 1024 || n < 2*a.ratesSwept && n < maxRateEntries {
+		return
+	}
+	for k, ts := range a.rates {
+		if len(ts) == 0 || !ts[len(ts)-1].After(since) {
+			delete(a.rates, k)
+		}
+	}
+	for k := range a.rates {
+		if len(a.rates) < maxRateEntries {
+			break
+		}
+		delete(a.rates, k)
+	}
+	a.ratesSwept = len(a.rates)
+}
+
+// AdmissionStats are the counters of inbound admission.
+type AdmissionStats struct {
+	Pending int   `json:"pending"`  // connections pending now
+	Held    int64 `json:"held"`     // inbound connections held outside links
+	Refused int64 `json:"refused"`  // closed at accept (caps or descriptors)
+	Evicted int64 `json:"evicted"`  // pending ones closed for a newcomer
+	FDLimit int64 `json:"fd_limit"` // RLIMIT_NOFILE (0: unknown)
+}
+
+// Admission returns the admission counters.
+func (s *Servent) Admission() AdmissionStats {
+	a := &s.adm
+	a.mu.Lock()
+	n := a.total
+	a.mu.Unlock()
+	return AdmissionStats{Pending: n, Held: a.held.Load(), Refused: a.refusedFull.Load(),
+		Evicted: a.evicted.Load(), FDLimit: a.fdLimit}
+}
