@@ -106,7 +106,7 @@ func New(cfg Config) (*Servent, error) {
 	default:
 		s.mode.Store(int32(ModeUltrapeer))
 	}
-	s.qrp.init()
+	s.qrp.init(&cfg)
 	s.connectBacks.init()
 	s.router = newRouter(s)
 	s.pongs = newPongCache(s)
