@@ -196,7 +196,7 @@ func qrpAttackRun(t *testing.T, n int, limit int64, report func(s *Servent)) {
 		t.Fatalf("query queued on %d links", got)
 	}
 	_ = honest.conn.SetDeadline(time.Now().Add(10 * time.Second)) // dialRaw's ran during the attack
-	defer func() { // on failure, say where the query stopped
+	defer func() {                                                // on failure, say where the query stopped
 		if !t.Failed() {
 			return
 		}
