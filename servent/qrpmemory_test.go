@@ -195,8 +195,10 @@ func qrpAttackRun(t *testing.T, n int, limit int64, report func(s *Servent)) {
 	if got := b.p.OriginateQuery(id, protocol.NewQuery("honest song", 0), 2, []*Link{b.pLink}); got != 1 {
 		t.Fatalf("query queued on %d links", got)
 	}
-	_ = honest.conn.SetDeadline(time.Now().Add(10 * time.Second)) // dialRaw's ran during the attack
-	defer func() {                                                // on failure, say where the query stopped
+	// dialRaw's deadline ran during the attack
+	_ = honest.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	// on failure, say where the query stopped
+	defer func() {
 		if !t.Failed() {
 			return
 		}
