@@ -3,10 +3,14 @@ package servent
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -234,17 +238,29 @@ func TestQRPUnfinishedUpdatesAreBounded(t *testing.T) {
 }
 
 // The measurement for 300 attackers (the default MaxLeaves) with the
-// default QRP memory, with the process's resident memory before, during
-// and after: GNUTELLA_SOAK=1 go test -run TestQRPAttackSoak -v ./servent/
+// default QRP memory, with the process's resident memory (servent and
+// attackers both) before, during and after, as it is and after a GC that
+// gives free memory back to the system:
+// GNUTELLA_SOAK=1 go test -count=1 -run TestQRPAttackSoak -v ./servent/
 func TestQRPAttackSoak(t *testing.T) {
 	if os.Getenv("GNUTELLA_SOAK") == "" {
 		t.Skip("set GNUTELLA_SOAK=1")
 	}
-	t.Logf("RSS before: %d KiB", vmRSS(t))
+	t.Logf("before: %s", memoryNow(t))
 	qrpAttackRun(t, 300, 0, func(s *Servent) {
-		t.Logf("RSS with 300 attackers linked: %d KiB", vmRSS(t))
+		t.Logf("300 attackers linked: %s", memoryNow(t))
 	})
-	t.Logf("RSS after they closed: %d KiB", vmRSS(t))
+	t.Logf("after they closed: %s", memoryNow(t))
+}
+
+// memoryNow is the resident memory as it is, then after runtime.GC and
+// debug.FreeOSMemory, with the live heap.
+func memoryNow(t *testing.T) string {
+	rss := vmRSS(t)
+	debug.FreeOSMemory() // runs a GC first
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return fmt.Sprintf("RSS %d KiB; after a GC: RSS %d KiB, heap in use %d KiB", rss, vmRSS(t), m.HeapInuse>>10)
 }
 
 // vmRSS reads the process's resident memory from /proc/self/status.
@@ -255,12 +271,9 @@ func vmRSS(t *testing.T) int {
 	}
 	for line := range strings.Lines(string(b)) {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			var kb int
-			for _, c := range strings.TrimSpace(v) {
-				if c < '0' || c > '9' {
-					break
-				}
-				kb = kb*10 + int(c-'0')
+			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			if err != nil {
+				t.Fatalf("VmRSS %q: %v", v, err)
 			}
 			return kb
 		}
