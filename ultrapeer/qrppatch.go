@@ -266,7 +266,8 @@ func deflate(b []byte) *scratch {
 }
 
 // scratch is a pooled byte buffer: the patch bytes and the compressed
-// streams of Encode. Nothing in one is ever handed to a caller.
+// streams of Encode, and the compressed bytes a Receiver gathers over a
+// sequence. Nothing in one is ever handed to a caller.
 type scratch struct{ b []byte }
 
 // maxScratch is the largest buffer put back in the pool (a 4-bit patch of
@@ -365,13 +366,13 @@ type Receiver struct {
 	seqSize    uint8
 	compressor uint8
 	entryBits  uint8
-	work       *Table // allocated when the patch is applied
-	workMem    int64  // charged for work
-	rawLen     int    // uncompressed patch length the table needs
-	off        int    // uncompressed bytes applied so far
-	z          []byte // compressed bytes so far (zlib, seqSize > 1); cap(z) is charged
-	zlen       int    // compressed bytes so far
-	lastLen    int    // bytes the last message added to z
+	work       *Table   // allocated when the patch is applied
+	workMem    int64    // charged for work
+	rawLen     int      // uncompressed patch length the table needs
+	off        int      // uncompressed bytes applied so far
+	z          *scratch // compressed bytes so far (zlib, seqSize > 1), pooled; its capacity is charged
+	zlen       int      // compressed bytes so far
+	lastLen    int      // bytes the last message added to z
 }
 
 // DefaultMaxPatchBytes is ReceiverLimits.MaxPatchBytes when none is given:
@@ -416,7 +417,15 @@ func tableMemory(bits uint8) int64 { return int64(max(1, (1<<bits)/64)) * 8 }
 // Held returns the bytes the Receiver holds now, as charged to its Budget:
 // its table, and the new table and compressed bytes of a sequence in
 // progress.
-func (r *Receiver) Held() int64 { return r.tableMem + r.workMem + int64(cap(r.z)) }
+func (r *Receiver) Held() int64 { return r.tableMem + r.workMem + r.zMem() }
+
+// zMem is what the compressed-bytes buffer takes, as charged.
+func (r *Receiver) zMem() int64 {
+	if r.z == nil {
+		return 0
+	}
+	return int64(cap(r.z.b))
+}
 
 // Pending reports whether an update is unfinished: a RESET whose table has
 // not completed yet, or a PATCH sequence in progress. A servent bounds how
@@ -485,7 +494,8 @@ func (r *Receiver) abort() {
 
 // releaseZ drops the compressed bytes.
 func (r *Receiver) releaseZ() {
-	r.budget.give(int64(cap(r.z)))
+	r.budget.give(r.zMem())
+	putScratch(r.z)
 	r.z, r.zlen = nil, 0
 }
 
@@ -504,20 +514,35 @@ func (r *Receiver) newWork() error {
 	return nil
 }
 
-// appendZ buffers compressed bytes, growing the buffer by doubling up to
-// limit, each growth charged first (the old buffer's charge moves to the
-// new one).
+// appendZ buffers compressed bytes. The buffer, from the pool, has room
+// for the whole sequence if its messages are alike, within limit; when
+// they are not, it grows by doubling up to limit. Every buffer is charged
+// (its capacity) before it is used.
 func (r *Receiver) appendZ(data []byte, limit int) error {
-	if need := len(r.z) + len(data); need > cap(r.z) {
-		c := min(max(2*cap(r.z), need, 1024), limit)
-		if !r.budget.take(int64(c - cap(r.z))) {
-			return ErrBudget
-		}
-		z := make([]byte, len(r.z), c)
-		copy(z, r.z)
-		r.z = z
+	need := r.zlen + len(data)
+	if r.z != nil && need <= cap(r.z.b) {
+		r.z.b = append(r.z.b, data...)
+		return nil
 	}
-	r.z = append(r.z, data...)
+	want := min(len(data)*int(r.seqSize), limit)
+	if r.z != nil {
+		want = min(max(2*cap(r.z.b), need), limit)
+	}
+	z := getScratch(want)
+	if cap(z.b) > limit { // a larger pooled buffer would hold more than the limit
+		z.b = make([]byte, 0, want)
+	}
+	if !r.budget.take(int64(cap(z.b))) {
+		putScratch(z)
+		return ErrBudget
+	}
+	if r.z != nil {
+		z.b = append(z.b, r.z.b...)
+		r.budget.give(r.zMem())
+		putScratch(r.z)
+	}
+	r.z = z
+	r.z.b = append(r.z.b, data...)
 	return nil
 }
 
@@ -606,7 +631,7 @@ func (r *Receiver) patch(p *protocol.RouteTablePatch) (bool, error) {
 		}
 		src := p.Data
 		if r.z != nil {
-			src = r.z
+			src = r.z.b
 		}
 		err := r.inflate(src)
 		r.releaseZ()
