@@ -145,3 +145,24 @@ func TestBudgetAcrossUpdates(t *testing.T) {
 		t.Errorf("after a RESET to 2^18: budget %d, want %d", b.InUse(), tableMemory(18))
 	}
 }
+
+// An uncompressed sequence needs its table from the first message: for the
+// largest table that is 256 KiB, the most one unfinished update can hold
+// (a zlib one holds at most MaxPatchBytes), and a RESET alone holds nothing.
+func TestUnfinishedUncompressedSequenceHoldsOneTable(t *testing.T) {
+	b := NewBudget(64 << 20)
+	r := NewLimitedReceiver(ReceiverLimits{MaxBits: 21, Budget: b})
+	if _, err := r.Apply(reset(1<<21, 2)); err != nil || r.Held() != 0 || !r.Pending() {
+		t.Fatalf("RESET: err %v, held %d, pending %v", err, r.Held(), r.Pending())
+	}
+	if _, err := r.Apply(patch(1, 255, protocol.QRPCompressorNone, 4, make([]byte, 4096))); err != nil {
+		t.Fatal(err)
+	}
+	if r.Held() != 256<<10 || b.InUse() != 256<<10 {
+		t.Errorf("first uncompressed PATCH of 2^21 slots: held %d, budget %d, want %d", r.Held(), b.InUse(), 256<<10)
+	}
+	r.Release()
+	if b.InUse() != 0 {
+		t.Errorf("after Release: budget %d", b.InUse())
+	}
+}
