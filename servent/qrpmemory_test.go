@@ -53,6 +53,24 @@ var qrpAttack = sync.OnceValue(func() [][]byte {
 	return descriptors(msgs)
 })
 
+// qrpJunkAttack is the attack as first measured: a RESET for 2^21 slots
+// and 254 of 255 PATCH messages of 8000 random bytes said to be zlib, 2 MB
+// in all, within the old limit of twice the uncompressed patch.
+var qrpJunkAttack = sync.OnceValue(func() [][]byte {
+	rng := rand.New(rand.NewPCG(8000, 254))
+	msgs := []protocol.Payload{&protocol.RouteTableReset{TableLength: 1 << 21, Infinity: 2}}
+	for i := range 254 {
+		data := make([]byte, 8000)
+		for j := range data {
+			data[j] = byte(rng.Uint32())
+		}
+		msgs = append(msgs, &protocol.RouteTablePatch{
+			SeqNo: uint8(i + 1), SeqSize: 255, Compressor: protocol.QRPCompressorZlib, EntryBits: 4, Data: data,
+		})
+	}
+	return descriptors(msgs)
+})
+
 // descriptors are route-table messages as they go on the wire, header and
 // payload.
 func descriptors(msgs []protocol.Payload) [][]byte {
@@ -255,6 +273,22 @@ func TestQRPAttackSoak(t *testing.T) {
 		t.Logf("300 attackers linked: %s", memoryNow(t))
 	})
 	t.Logf("after they closed: %s", memoryNow(t))
+
+	// 300 more send 2 MB each: all are cut at 128 KiB with Bye 413
+	b := newBed(t, func(c *Config) { c.UltrapeerQRP = false })
+	var wg sync.WaitGroup
+	for range 300 {
+		wg.Go(func() {
+			p, code := qrpLeaf(t, b.s, qrpJunkAttack())
+			p.conn.Close()
+			if code != protocol.ByeInvalidQRPSequence {
+				t.Errorf("an attacker sending 2 MB got Bye %d, want %d", code, protocol.ByeInvalidQRPSequence)
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, func() bool { u, _ := b.s.QRPMemory(); return u == 0 })
+	t.Logf("after 300 attackers sending 2 MB each were cut: %s", memoryNow(t))
 }
 
 // memoryNow is the resident memory as it is, then after two GCs (the
