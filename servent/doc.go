@@ -73,7 +73,7 @@
 //     share.Library's own locks).
 //  4. qrpRecv.mu (qrp.go): one link's QRP receiver, held by the link's
 //     reader while it applies a route-table message (completing a table
-//     takes qrpState.mu) and by removeLeaf while it frees the receiver.
+//     takes qrpState.mu) and by forgetLink while it frees the receiver.
 //  5. leaf mutexes, under which no other lock of this package is taken:
 //     qrpState.mu (the leaves' QRP index), roleState.mu (the last role
 //     switch), pongCache.mu, router.rngMu, searchTable.mu, the dynamic

@@ -22,7 +22,7 @@ import (
 const (
 	qrpBits          = 16 // our tables: 64 Ki slots, the recommended size
 	qrpInfinity      = 7  // as LimeWire; gtk-gnutella accepts any infinity ≥ 1
-	maxPeerTableBits = 21 // refuse larger tables (gtk builds up to 2^21)
+	maxPeerTableBits = 21 // refuse larger tables (gtk builds up to 2^21: docs/protocol.md §4.3)
 	qrpChunk         = 4096
 
 	// qrpLinkMemory is the QRP memory allowed per link by default
@@ -56,7 +56,7 @@ type qrpState struct {
 }
 
 // qrpRecv is what a link's peer sent us of its QRP table. The link's
-// reader applies messages under mu; removeLeaf releases it under mu when the
+// reader applies messages under mu; forgetLink releases it under mu when the
 // link goes, after which gone keeps the reader from charging the budget
 // again.
 type qrpRecv struct {
@@ -78,7 +78,7 @@ func (q *qrpState) init(cfg *Config) {
 }
 
 // receiver returns l's receive state, made on its first QRP message; nil
-// once l is closing, so that nothing is made after removeLeaf ran (close
+// once l is closing, so that nothing is made after forgetLink ran (close
 // sets closing before it removes the link).
 func (q *qrpState) receiver(l *Link) *qrpRecv {
 	q.mu.Lock()
@@ -147,7 +147,7 @@ func (q *qrpState) setTable(l *Link, rv *qrpRecv, t *ultrapeer.Table) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.recv[l] != rv {
-		return // removeLeaf ran: the table must not outlive the link
+		return // forgetLink ran: the table must not outlive the link
 	}
 	l.qrt.Store(t)
 	if l.Kind != LinkLeaf {
@@ -162,10 +162,11 @@ func (q *qrpState) setTable(l *Link, rv *qrpRecv, t *ultrapeer.Table) {
 	q.gen++
 }
 
-// removeLeaf forgets everything l's peer sent of its QRP table when l goes:
+// forgetLink forgets everything l's peer sent of its QRP table when l goes
+// or is refused:
 // its column in the index, its table, and what its receiver holds, given
 // back to the budget.
-func (q *qrpState) removeLeaf(l *Link) {
+func (q *qrpState) forgetLink(l *Link) {
 	q.mu.Lock()
 	if l.leafID >= 0 && q.byID[l.leafID] == l {
 		q.index.Remove(l.leafID)
@@ -247,7 +248,14 @@ func (r *router) handleRouteTable(l *Link, h protocol.Header, payload []byte) {
 	case errors.Is(err, ultrapeer.ErrBudget):
 		reason = "QRP memory budget exhausted"
 	}
-	l.Bye(protocol.ByeInvalidQRPSequence, reason) // with rv.mu free: Bye may close l, and removeLeaf takes it
+	s.qrp.refuse(l, reason) // with rv.mu free: forgetLink takes it
+}
+
+// refuse ends l with Bye 413 and frees at once what its peer sent of its
+// QRP table, without waiting for the Bye's grace to close the link.
+func (q *qrpState) refuse(l *Link, reason string) {
+	l.Bye(protocol.ByeInvalidQRPSequence, reason) // sets closing: nothing is made for l again
+	q.forgetLink(l)
 }
 
 var errLinkGone = errors.New("link gone")
@@ -276,12 +284,11 @@ func (q *qrpState) apply(l *Link, rv *qrpRecv, m protocol.Payload, now time.Time
 	return nil
 }
 
-// expireQRPUpdates closes, with Bye 413, the links whose QRP update has
-// been pending for longer than qrpUpdateTimeout; closing frees what they
-// held (removeLeaf).
+// expireQRPUpdates ends, with Bye 413, the links whose QRP update has
+// been pending for longer than qrpUpdateTimeout, and frees what they held.
 func (s *Servent) expireQRPUpdates(now time.Time) {
 	for _, l := range s.qrp.expired(now.Add(-qrpUpdateTimeout)) {
-		l.Bye(protocol.ByeInvalidQRPSequence, fmt.Sprintf("QRP update not completed within %v", qrpUpdateTimeout))
+		s.qrp.refuse(l, fmt.Sprintf("QRP update not completed within %v", qrpUpdateTimeout))
 	}
 }
 

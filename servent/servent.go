@@ -291,7 +291,7 @@ func (s *Servent) removeLink(l *Link) {
 		s.publishLocked()
 	}
 	s.mu.Unlock()
-	s.qrp.removeLeaf(l)
+	s.qrp.forgetLink(l)
 	s.forgetPushProxyLink(l)
 	s.router.forgetLink(l.ID)
 }
