@@ -163,9 +163,8 @@ func (q *qrpState) setTable(l *Link, rv *qrpRecv, t *ultrapeer.Table) {
 }
 
 // forgetLink forgets everything l's peer sent of its QRP table when l goes
-// or is refused:
-// its column in the index, its table, and what its receiver holds, given
-// back to the budget.
+// or is refused: its column in the index, its table, and what its receiver
+// holds, given back to the budget.
 func (q *qrpState) forgetLink(l *Link) {
 	q.mu.Lock()
 	if l.leafID >= 0 && q.byID[l.leafID] == l {
