@@ -404,7 +404,13 @@ func TestUnfinishedQRPUpdateTimesOut(t *testing.T) {
 		if inUse, _ := s.QRPMemory(); inUse <= honestBytes {
 			t.Fatalf("the attacker's patch holds nothing (%d bytes in use)", inUse)
 		}
-		code, ok := <-bye
+		var code protocol.ByeCode
+		ok := false
+		select {
+		case code, ok = <-bye:
+		case <-time.After(2 * qrpUpdateTimeout):
+			t.Fatalf("no Bye after %v of virtual time", 2*qrpUpdateTimeout)
+		}
 		took := time.Since(start)
 		if !ok || code != protocol.ByeInvalidQRPSequence {
 			t.Errorf("got Bye %v (ok %v), want %v", code, ok, protocol.ByeInvalidQRPSequence)
