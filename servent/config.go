@@ -97,6 +97,13 @@ type Config struct {
 	// QRPAggregateInterval is the least time between two rebuilds of an
 	// ultrapeer's aggregate QRP table ([UPQRP]: about a minute).
 	QRPAggregateInterval time.Duration
+	// QRPMemory is the bytes that the QRP tables received from all links
+	// may take together, with the patches being received (qrp.go): a RESET
+	// or PATCH that would take more is refused with Bye 413 and the link
+	// closed. 0 or less means (MaxLeaves + MaxLinks) × 256 KiB, a table of
+	// the largest size we accept (2^21 slots) per link: 83 MiB with the
+	// default 300 leaves and 32 links.
+	QRPMemory int64
 	// DQPerHop and DQProbeWait pace dynamic querying: the wait after each
 	// step per unit of TTL (2.4 s, LimeWire) and after the probe.
 	DQPerHop, DQProbeWait time.Duration

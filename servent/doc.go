@@ -52,7 +52,9 @@
 // drains the link's send queue and runs the link's clock (alive pings,
 // idle and flow-control timeouts).
 //
-// Ownership. The reader owns Link.lastPing, Link.abuse and Link.qrpRecv;
+// Ownership. The reader owns Link.lastPing and Link.abuse (Link.qrpRecv is
+// unused: a link's QRP receiver lives in qrpState.recv, under its own mutex,
+// so that the link's close can free it);
 // the connector owns Link.qrpSent, the QRP aggregate (qrpState's unlocked
 // fields) and leafHopsFlow; a dynamic query's strategy goroutine owns its
 // status-request clock. Fields set before a link starts (ID, Kind, Caps,
@@ -72,13 +74,16 @@
 //     change channel; nothing is sent while holding it.
 //  3. Node.mu (node.go): the cached QRP table of the library (it calls into
 //     share.Library's own locks).
-//  4. leaf mutexes, under which no other lock of this package is taken:
+//  4. qrpRecv.mu (qrp.go): one link's QRP receiver, held by the link's
+//     reader while it applies a route-table message (completing a table
+//     takes qrpState.mu) and by forgetLink while it frees the receiver.
+//  5. leaf mutexes, under which no other lock of this package is taken:
 //     qrpState.mu (the leaves' QRP index), roleState.mu (the last role
 //     switch), pongCache.mu, router.rngMu, searchTable.mu, the dynamic
 //     queries' table (ultrapeer.LeafQueries), admissions.mu (pending
 //     connections and handshake rates) and the routing package's caches
 //     and tables.
-//  5. sendQueue.mu (queue.go), the innermost: Link.send takes it, so any
+//  6. sendQueue.mu (queue.go), the innermost: Link.send takes it, so any
 //     lock above may be held while sending.
 //
 // Calls into the seams (Library, Transfers, Firewall, PushHandler, Trace)

@@ -2,7 +2,9 @@ package servent
 
 import (
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gnutella/protocol"
@@ -20,15 +22,31 @@ import (
 const (
 	qrpBits          = 16 // our tables: 64 Ki slots, the recommended size
 	qrpInfinity      = 7  // as LimeWire; gtk-gnutella accepts any infinity ≥ 1
-	maxPeerTableBits = 21 // refuse larger tables (gtk builds up to 2^21)
+	maxPeerTableBits = 21 // refuse larger tables (gtk builds up to 2^21: docs/protocol.md §4.3)
 	qrpChunk         = 4096
+
+	// qrpLinkMemory is the QRP memory allowed per link by default
+	// (Config.QRPMemory): a table of 2^maxPeerTableBits slots.
+	qrpLinkMemory = 1 << maxPeerTableBits / 8
+	// qrpUpdateTimeout bounds an unfinished update, from its RESET or its
+	// first PATCH to its last PATCH. Neither the specification nor
+	// gtk-gnutella sets one (docs/protocol.md §4.4: a sequence ends when
+	// seq_no = seq_size); a leaf sends its whole table at once, QRP
+	// messages are never dropped by flow control (docs/protocol.md §3.10),
+	// and the largest patch we accept (128 KiB compressed) takes 20 s at
+	// 56 kbit/s, so three minutes, the idle timeout, is generous. An update
+	// not finished by then is abandoned, its memory freed, and the link
+	// closed with Bye 413 as for any other QRP violation.
+	qrpUpdateTimeout = 3 * time.Minute
 )
 
 type qrpState struct {
-	mu    sync.RWMutex
-	index *ultrapeer.LeafIndex
-	byID  map[int]*Link
-	gen   uint64 // bumped when a leaf table comes or goes
+	mu     sync.RWMutex
+	index  *ultrapeer.LeafIndex
+	byID   map[int]*Link
+	gen    uint64 // bumped when a leaf table comes or goes
+	recv   map[*Link]*qrpRecv
+	budget *ultrapeer.Budget // shared by every qrpRecv; safe without mu
 
 	// owned by the connector goroutine
 	aggregate *ultrapeer.Table
@@ -37,9 +55,63 @@ type qrpState struct {
 	aggBuilt  time.Time
 }
 
-func (q *qrpState) init() {
+// qrpRecv is what a link's peer sent us of its QRP table. The link's
+// reader applies messages under mu; forgetLink releases it under mu when the
+// link goes, after which gone keeps the reader from charging the budget
+// again.
+type qrpRecv struct {
+	mu    sync.Mutex
+	r     *ultrapeer.Receiver
+	gone  bool         // under mu
+	since atomic.Int64 // when the pending update began (UnixNano); 0: none pending
+}
+
+func (q *qrpState) init(cfg *Config) {
 	q.index = ultrapeer.NewLeafIndex(qrpBits)
 	q.byID = map[int]*Link{}
+	q.recv = map[*Link]*qrpRecv{}
+	limit := cfg.QRPMemory
+	if limit <= 0 {
+		limit = int64(max(cfg.MaxLeaves, 0)+max(cfg.MaxLinks, 0)) * qrpLinkMemory
+	}
+	q.budget = ultrapeer.NewBudget(limit)
+}
+
+// receiver returns l's receive state, made on its first QRP message; nil
+// once l is closing, so that nothing is made after forgetLink ran (close
+// sets closing before it removes the link).
+func (q *qrpState) receiver(l *Link) *qrpRecv {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	rv := q.recv[l]
+	if rv == nil && !l.closing.Load() {
+		rv = &qrpRecv{r: ultrapeer.NewLimitedReceiver(ultrapeer.ReceiverLimits{
+			MaxBits: maxPeerTableBits, Budget: q.budget,
+		})}
+		q.recv[l] = rv
+	}
+	return rv
+}
+
+// QRPMemory returns the bytes the QRP tables and patches received from all
+// links hold now, and the limit (Config.QRPMemory). In use comes back to 0
+// when every link that sent a table has closed.
+func (s *Servent) QRPMemory() (inUse, limit int64) {
+	return s.qrp.budget.InUse(), s.qrp.budget.Limit()
+}
+
+// expired returns the links whose QRP update has been pending since before
+// deadline.
+func (q *qrpState) expired(deadline time.Time) []*Link {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	var out []*Link
+	for l, rv := range q.recv {
+		if t := rv.since.Load(); t != 0 && t < deadline.UnixNano() {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // qrpQuery is the query as QRP hashes it: its normalised words (as the
@@ -69,10 +141,18 @@ func (q *qrpState) hasLeaves() bool {
 	return q.index.Len() > 0
 }
 
-// setLeafTable puts (or replaces) a leaf's table in the index.
-func (q *qrpState) setLeafTable(l *Link, t *ultrapeer.Table) {
+// setTable makes t, just completed by rv, l's table, and puts (or
+// replaces) a leaf's in the index, unless l is gone already.
+func (q *qrpState) setTable(l *Link, rv *qrpRecv, t *ultrapeer.Table) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.recv[l] != rv {
+		return // forgetLink ran: the table must not outlive the link
+	}
+	l.qrt.Store(t)
+	if l.Kind != LinkLeaf {
+		return
+	}
 	if l.leafID < 0 {
 		l.leafID = q.index.Add(t)
 		q.byID[l.leafID] = l
@@ -82,14 +162,26 @@ func (q *qrpState) setLeafTable(l *Link, t *ultrapeer.Table) {
 	q.gen++
 }
 
-func (q *qrpState) removeLeaf(l *Link) {
+// forgetLink forgets everything l's peer sent of its QRP table when l goes
+// or is refused: its column in the index, its table, and what its receiver
+// holds, given back to the budget.
+func (q *qrpState) forgetLink(l *Link) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if l.leafID >= 0 && q.byID[l.leafID] == l {
 		q.index.Remove(l.leafID)
 		delete(q.byID, l.leafID)
 		l.leafID = -1
 		q.gen++
+	}
+	rv := q.recv[l]
+	delete(q.recv, l)
+	l.qrt.Store(nil)
+	q.mu.Unlock()
+	if rv != nil {
+		rv.mu.Lock()
+		rv.gone = true
+		rv.r.Release()
+		rv.mu.Unlock()
 	}
 }
 
@@ -108,7 +200,10 @@ func (q *qrpState) matchLeaves(qq *ultrapeer.QRPQuery, dst []*Link) []*Link {
 
 // handleRouteTable takes a QRP RESET or PATCH from a leaf, or from an
 // ultrapeer that announced X-Ultrapeer-Query-Routing. Any violation of the
-// sequence rules ends the link with Bye 413.
+// sequence rules, a patch over the receiver's limit, or memory over
+// Config.QRPMemory ends the link with Bye 413 (the code gtk-gnutella uses
+// for every QRP refusal, a too large table included: docs/protocol.md
+// §4.3, §8.8).
 func (r *router) handleRouteTable(l *Link, h protocol.Header, payload []byte) {
 	r.trace(l, h, false)
 	if h.Hops != 0 || h.TTL > 1 {
@@ -131,27 +226,68 @@ func (r *router) handleRouteTable(l *Link, h protocol.Header, payload []byte) {
 		l.Bye(protocol.ByeInvalidQRPSequence, "Invalid QRP message")
 		return
 	}
-	if l.qrpRecv == nil {
-		l.qrpRecv = ultrapeer.NewReceiver(maxPeerTableBits)
+	rv := s.qrp.receiver(l)
+	if rv == nil {
+		r.stats.DropOther.Add(1) // the link is closing
+		return
 	}
-	done, err := l.qrpRecv.Apply(m)
+	err = s.qrp.apply(l, rv, m, s.now())
+	if err == nil {
+		r.stats.Handled.Add(1)
+		return
+	}
+	reason := "Invalid QRP sequence"
+	var se *ultrapeer.SequenceError
+	switch {
+	case errors.Is(err, errLinkGone):
+		r.stats.DropOther.Add(1)
+		return
+	case errors.As(err, &se):
+		reason += ": " + se.Reason
+	case errors.Is(err, ultrapeer.ErrBudget):
+		reason = "QRP memory budget exhausted"
+	}
+	s.qrp.refuse(l, reason) // with rv.mu free: forgetLink takes it
+}
+
+// refuse ends l with Bye 413 and frees at once what its peer sent of its
+// QRP table, without waiting for the Bye's grace to close the link.
+func (q *qrpState) refuse(l *Link, reason string) {
+	l.Bye(protocol.ByeInvalidQRPSequence, reason) // sets closing: nothing is made for l again
+	q.forgetLink(l)
+}
+
+var errLinkGone = errors.New("link gone")
+
+// apply gives m to l's receiver and, when it completes a table, makes it
+// l's; it notes when an update begins and ends, for expireQRPUpdates.
+func (q *qrpState) apply(l *Link, rv *qrpRecv, m protocol.Payload, now time.Time) error {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	if rv.gone {
+		return errLinkGone
+	}
+	done, err := rv.r.Apply(m)
 	if err != nil {
-		reason := "Invalid QRP sequence"
-		var se *ultrapeer.SequenceError
-		if errors.As(err, &se) {
-			reason += ": " + se.Reason
-		}
-		l.Bye(protocol.ByeInvalidQRPSequence, reason)
-		return
+		return err
 	}
-	r.stats.Handled.Add(1)
-	if !done {
-		return
+	switch {
+	case !rv.r.Pending():
+		rv.since.Store(0)
+	case rv.since.Load() == 0:
+		rv.since.Store(now.UnixNano())
 	}
-	t := l.qrpRecv.Table()
-	l.qrt.Store(t)
-	if l.Kind == LinkLeaf {
-		s.qrp.setLeafTable(l, t)
+	if done {
+		q.setTable(l, rv, rv.r.Table())
+	}
+	return nil
+}
+
+// expireQRPUpdates ends, with Bye 413, the links whose QRP update has
+// been pending for longer than qrpUpdateTimeout, and frees what they held.
+func (s *Servent) expireQRPUpdates(now time.Time) {
+	for _, l := range s.qrp.expired(now.Add(-qrpUpdateTimeout)) {
+		s.qrp.refuse(l, fmt.Sprintf("QRP update not completed within %v", qrpUpdateTimeout))
 	}
 }
 
@@ -170,12 +306,14 @@ func (s *Servent) localTable() *ultrapeer.Table {
 
 var emptyTable = ultrapeer.NewTable(qrpBits)
 
-// qrpTick runs on the connector's clock: a leaf sends its table (or a patch)
+// qrpTick runs on the connector's clock: it ends the links whose QRP
+// update is overdue (expireQRPUpdates); a leaf sends its table (or a patch)
 // to its ultrapeers when it changed; an ultrapeer rebuilds its aggregate
 // table at most every QRPAggregateInterval and sends it to the ultrapeers
 // that announced X-Ultrapeer-Query-Routing. A leaf also says by Hops-Flow
 // whether it shares anything (hopsflow.go).
 func (s *Servent) qrpTick(now time.Time) {
+	s.expireQRPUpdates(now)
 	local := s.localTable()
 	if s.isLeaf() {
 		flow := sharingHopsFlow(local)

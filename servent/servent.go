@@ -111,7 +111,7 @@ func New(cfg Config) (*Servent, error) {
 	default:
 		s.mode.Store(int32(ModeUltrapeer))
 	}
-	s.qrp.init()
+	s.qrp.init(&cfg)
 	s.connectBacks.init()
 	s.adm.init(&cfg)
 	s.router = newRouter(s)
@@ -298,7 +298,7 @@ func (s *Servent) removeLink(l *Link) {
 		s.publishLocked()
 	}
 	s.mu.Unlock()
-	s.qrp.removeLeaf(l)
+	s.qrp.forgetLink(l)
 	s.forgetPushProxyLink(l)
 	s.router.forgetLink(l.ID)
 }

@@ -107,7 +107,9 @@ func FuzzReceiver(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		maxBits, msgs := fuzzMessages(b)
-		r := NewReceiver(maxBits)
+		// a budget that a table of the largest size fits, a copy sometimes not
+		budget := NewBudget(tableMemory(maxBits) + int64(len(b))*16)
+		r := NewLimitedReceiver(ReceiverLimits{MaxBits: maxBits, Budget: budget})
 		limit := uint64(1) << maxBits // bytes of an 8-bit patch of the largest table
 		bound := 6*limit + 256<<10    // table, copy, compressed buffer (2×+1 KiB), zlib reader and buffer
 		var before, after runtime.MemStats
@@ -118,9 +120,12 @@ func FuzzReceiver(f *testing.F) {
 			if got := after.TotalAlloc - before.TotalAlloc; got > bound {
 				t.Fatalf("Apply(%v) allocated %d bytes, bound %d", m, got, bound)
 			}
+			if held, used := r.Held(), budget.InUse(); held != used || used > budget.Limit() {
+				t.Fatalf("after Apply(%v): held %d, budget in use %d of %d", m, held, used, budget.Limit())
+			}
 			if err != nil {
-				if _, ok := err.(*SequenceError); !ok {
-					t.Fatalf("error %v is not a *SequenceError", err)
+				if _, ok := err.(*SequenceError); !ok && err != ErrBudget {
+					t.Fatalf("error %v is neither a *SequenceError nor ErrBudget", err)
 				}
 				continue
 			}
@@ -141,6 +146,10 @@ func FuzzReceiver(f *testing.F) {
 					}
 				}
 			}
+		}
+		r.Release()
+		if r.Held() != 0 || budget.InUse() != 0 {
+			t.Fatalf("after Release: held %d, budget in use %d", r.Held(), budget.InUse())
 		}
 	})
 }

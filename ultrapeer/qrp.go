@@ -5,7 +5,7 @@
 // dynamic queries an ultrapeer runs for its leaves (dq.go, LeafQueries,
 // docs/protocol.md §5.4). Package servent wires them to its links.
 //
-// QRP in four files:
+// QRP in five files:
 //
 //   - qrphash.go: the bit-exact QRP hash (docs/protocol.md §4.2).
 //   - qrptable.go: Table, a presence bitmap of 2^bits slots; the keyword
@@ -14,6 +14,8 @@
 //   - qrppatch.go: a table as RESET + PATCH messages (Messages, PatchFrom,
 //     Encode) and the receiving side (Receiver), which enforces every rule of
 //     docs/protocol.md §4.4 and §8.8 and reports violations as ErrSequence (Bye 413).
+//   - qrpbudget.go: Budget, the memory all the Receivers of a servent may
+//     hold together (ErrBudget beyond it).
 //   - qrpindex.go: LeafIndex, all the leaves' tables transposed into one
 //     bitset of leaves per slot, so that deciding which of thousands of
 //     leaves get a query takes about a microsecond (docs/protocol.md §3.5).

@@ -336,16 +336,25 @@ var inflaters = sync.Pool{New: func() any { return new(inflater) }}
 // error the connection should be closed, but the Receiver stays usable and
 // waits for a sequence starting at seq_no 1.
 //
-// Memory: the table (2^bits / 8 bytes) and its copy during a sequence; the
-// compressed bytes of a zlib sequence of more than one message until its
-// last message, refused beyond twice the uncompressed patch plus 1 KiB, in
-// a buffer taken from a pool for the sequence; while it inflates, one zlib
-// reader and a 4 KiB buffer, taken from a pool and given back. Between
-// sequences it holds nothing but its tables. A Receiver is not safe for
+// Memory: the last complete table (2^bits / 8 bytes); during a sequence,
+// the compressed bytes of a zlib sequence of more than one message until
+// its last message, refused beyond ReceiverLimits.MaxPatchBytes or twice
+// the uncompressed patch plus 1 KiB, whichever is less; the new table (a
+// copy of the last one, or an empty one after a RESET), allocated only
+// when the patch is applied: at the first message of an uncompressed
+// sequence, at the last one of a zlib sequence. A RESET allocates nothing.
+// While it inflates, one zlib reader and a 4 KiB buffer, taken from a pool
+// and given back. Tables, copies and compressed bytes are charged to the
+// ReceiverLimits.Budget before they are allocated (ErrBudget when they do
+// not fit) and given back when dropped; Release drops everything. Between
+// sequences it holds nothing but its table. A Receiver is not safe for
 // concurrent use.
 type Receiver struct {
-	maxBits uint8
-	table   *Table // the last complete table, nil before the first
+	maxBits  uint8
+	maxPatch int     // compressed bytes buffered per sequence
+	budget   *Budget // nil: unbounded
+	table    *Table  // the last complete table, nil before the first
+	tableMem int64   // charged for table
 
 	haveReset bool
 	bits      uint8  // of the last RESET
@@ -357,18 +366,79 @@ type Receiver struct {
 	seqSize    uint8
 	compressor uint8
 	entryBits  uint8
-	work       *Table
+	work       *Table   // allocated when the patch is applied
+	workMem    int64    // charged for work
 	rawLen     int      // uncompressed patch length the table needs
 	off        int      // uncompressed bytes applied so far
-	z          *scratch // compressed bytes so far (zlib, seqSize > 1), pooled
+	z          *scratch // compressed bytes so far (zlib, seqSize > 1), pooled; its capacity is charged
 	zlen       int      // compressed bytes so far
 	lastLen    int      // bytes the last message added to z
 }
 
+// DefaultMaxPatchBytes is ReceiverLimits.MaxPatchBytes when none is given:
+// 128 KiB, about three times the zlib patch of a 2^21-slot table filled to
+// 1 %, the fullest gtk-gnutella builds at that size (docs/protocol.md
+// §4.3); smaller tables stay within twice their uncompressed patch, as
+// before.
+const DefaultMaxPatchBytes = 128 << 10
+
+// ReceiverLimits bound what one Receiver may hold.
+type ReceiverLimits struct {
+	// MaxBits: tables of more than 2^MaxBits slots are refused
+	// (gtk-gnutella: 2^21). Above MaxTableBits means MaxTableBits.
+	MaxBits uint8
+	// MaxPatchBytes bounds the compressed bytes of one sequence, buffered
+	// until its last message. 0 or less means DefaultMaxPatchBytes.
+	MaxPatchBytes int
+	// Budget, shared by all the Receivers of a servent, bounds what they
+	// hold together. nil means no shared bound.
+	Budget *Budget
+}
+
 // NewReceiver returns a Receiver that refuses tables larger than 2^maxBits
-// slots (gtk-gnutella: 2^21). maxBits above MaxTableBits means MaxTableBits.
+// slots (gtk-gnutella: 2^21), with the default patch limit and no budget.
+// maxBits above MaxTableBits means MaxTableBits.
 func NewReceiver(maxBits uint8) *Receiver {
-	return &Receiver{maxBits: min(maxBits, MaxTableBits)}
+	return NewLimitedReceiver(ReceiverLimits{MaxBits: maxBits})
+}
+
+// NewLimitedReceiver returns a Receiver bounded by l.
+func NewLimitedReceiver(l ReceiverLimits) *Receiver {
+	mp := l.MaxPatchBytes
+	if mp <= 0 {
+		mp = DefaultMaxPatchBytes
+	}
+	return &Receiver{maxBits: min(l.MaxBits, MaxTableBits), maxPatch: mp, budget: l.Budget}
+}
+
+// tableMemory is what a table of 2^bits slots takes, as charged to a Budget.
+func tableMemory(bits uint8) int64 { return int64(max(1, (1<<bits)/64)) * 8 }
+
+// Held returns the bytes the Receiver holds now, as charged to its Budget:
+// its table, and the new table and compressed bytes of a sequence in
+// progress.
+func (r *Receiver) Held() int64 { return r.tableMem + r.workMem + r.zMem() }
+
+// zMem is what the compressed-bytes buffer takes, as charged.
+func (r *Receiver) zMem() int64 {
+	if r.z == nil {
+		return 0
+	}
+	return int64(cap(r.z.b))
+}
+
+// Pending reports whether an update is unfinished: a RESET whose table has
+// not completed yet, or a PATCH sequence in progress. A servent bounds how
+// long one may stay so.
+func (r *Receiver) Pending() bool { return r.next != 0 || (r.haveReset && r.base == nil) }
+
+// Release drops everything the Receiver holds, its table included, and
+// gives it back to the Budget: call it when the connection closes. The
+// Receiver is then as new.
+func (r *Receiver) Release() {
+	r.abort()
+	r.budget.give(r.tableMem)
+	r.table, r.base, r.tableMem, r.haveReset = nil, nil, 0, false
 }
 
 // Table returns the table of the last complete PATCH sequence: nil until the
@@ -391,7 +461,8 @@ func seqErr(format string, a ...any) error {
 // *protocol.RouteTableReset or *protocol.RouteTablePatch. It returns
 // done=true when the message completed a PATCH sequence: Table then holds
 // the new table. Any rule broken is an error wrapping ErrSequence (a
-// *SequenceError) that says what was wrong; the sequence in progress is then
+// *SequenceError) that says what was wrong; memory that would take the
+// Budget over its limit is ErrBudget. The sequence in progress is then
 // dropped and the last complete table kept.
 func (r *Receiver) Apply(m protocol.Payload) (done bool, err error) {
 	switch m := m.(type) {
@@ -416,14 +487,63 @@ func (r *Receiver) Apply(m protocol.Payload) (done bool, err error) {
 }
 
 func (r *Receiver) abort() {
-	r.next, r.work = 0, nil
+	r.budget.give(r.workMem)
+	r.next, r.work, r.workMem = 0, nil, 0
 	r.releaseZ()
 }
 
-// releaseZ gives the compressed-bytes buffer back to the pool.
+// releaseZ drops the compressed bytes.
 func (r *Receiver) releaseZ() {
+	r.budget.give(r.zMem())
 	putScratch(r.z)
 	r.z, r.zlen = nil, 0
+}
+
+// newWork allocates the table the sequence is applied to, once charged.
+func (r *Receiver) newWork() error {
+	n := tableMemory(r.bits)
+	if !r.budget.take(n) {
+		return ErrBudget
+	}
+	if r.base != nil {
+		r.work = r.base.Clone()
+	} else {
+		r.work = NewTable(r.bits)
+	}
+	r.workMem = n
+	return nil
+}
+
+// appendZ buffers compressed bytes. The buffer, from the pool, has room
+// for the whole sequence if its messages are alike, within limit; when
+// they are not, it grows by doubling up to limit. Every buffer is charged
+// (its capacity) before it is used.
+func (r *Receiver) appendZ(data []byte, limit int) error {
+	need := r.zlen + len(data)
+	if r.z != nil && need <= cap(r.z.b) {
+		r.z.b = append(r.z.b, data...)
+		return nil
+	}
+	want := min(len(data)*int(r.seqSize), limit)
+	if r.z != nil {
+		want = min(max(2*cap(r.z.b), need), limit)
+	}
+	z := getScratch(want)
+	if cap(z.b) > limit { // a larger pooled buffer would hold more than the limit
+		z.b = make([]byte, 0, want)
+	}
+	if !r.budget.take(int64(cap(z.b))) {
+		putScratch(z)
+		return ErrBudget
+	}
+	if r.z != nil {
+		z.b = append(z.b, r.z.b...)
+		r.budget.give(r.zMem())
+		putScratch(r.z)
+	}
+	r.z = z
+	r.z.b = append(r.z.b, data...)
+	return nil
 }
 
 func (r *Receiver) reset(m *protocol.RouteTableReset) error {
@@ -438,6 +558,9 @@ func (r *Receiver) reset(m *protocol.RouteTableReset) error {
 	}
 	if m.Infinity < 1 {
 		return seqErr("infinity %d", m.Infinity)
+	}
+	if !r.budget.fits(tableMemory(nb)) { // the table it announces could not be held
+		return ErrBudget
 	}
 	r.haveReset, r.bits, r.infinity, r.base = true, nb, m.Infinity, nil
 	return nil
@@ -462,13 +585,13 @@ func (r *Receiver) patch(p *protocol.RouteTablePatch) (bool, error) {
 			return false, seqErr("sequence starts at seq_no %d, not 1", p.SeqNo)
 		}
 		r.next, r.seqSize, r.compressor, r.entryBits = 1, p.SeqSize, p.Compressor, p.EntryBits
-		if r.base != nil {
-			r.work = r.base.Clone()
-		} else {
-			r.work = NewTable(r.bits)
-		}
 		r.releaseZ()
-		r.rawLen, r.off = patchLen(r.work.Size(), p.EntryBits), 0
+		r.rawLen, r.off = patchLen(1<<r.bits, p.EntryBits), 0
+		if r.compressor == protocol.QRPCompressorNone {
+			if err := r.newWork(); err != nil {
+				return false, err
+			}
+		}
 	} else {
 		switch {
 		case p.SeqNo != r.next:
@@ -486,15 +609,14 @@ func (r *Receiver) patch(p *protocol.RouteTablePatch) (bool, error) {
 			return false, err
 		}
 	} else {
-		limit := 2*r.rawLen + 1024
+		limit := min(2*r.rawLen+1024, r.maxPatch)
 		if r.zlen+len(p.Data) > limit {
-			return false, seqErr("compressed patch over %d bytes for a table of %d slots", limit, r.work.Size())
+			return false, seqErr("compressed patch over %d bytes for a table of %d slots", limit, 1<<r.bits)
 		}
 		if r.seqSize > 1 { // a one-message sequence is inflated from p.Data
-			if r.z == nil { // room for the sequence if its messages are alike, within the limit
-				r.z = getScratch(min(len(p.Data)*int(r.seqSize), limit))
+			if err := r.appendZ(p.Data, limit); err != nil {
+				return false, err
 			}
-			r.z.b = append(r.z.b, p.Data...)
 		}
 		r.zlen += len(p.Data)
 		r.lastLen = len(p.Data)
@@ -504,6 +626,9 @@ func (r *Receiver) patch(p *protocol.RouteTablePatch) (bool, error) {
 		return false, nil
 	}
 	if r.compressor == protocol.QRPCompressorZlib {
+		if err := r.newWork(); err != nil {
+			return false, err
+		}
 		src := p.Data
 		if r.z != nil {
 			src = r.z.b
@@ -518,8 +643,9 @@ func (r *Receiver) patch(p *protocol.RouteTablePatch) (bool, error) {
 		return false, seqErr("%d-bit patch covers %d of the %d slots", r.entryBits, r.off*8/int(r.entryBits), r.work.Size())
 	}
 	r.work.clip()
-	r.table, r.base = r.work, r.work
-	r.next, r.work = 0, nil
+	r.budget.give(r.tableMem)
+	r.table, r.base, r.tableMem = r.work, r.work, r.workMem
+	r.next, r.work, r.workMem = 0, nil, 0
 	return true, nil
 }
 
