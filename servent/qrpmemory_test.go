@@ -165,6 +165,9 @@ func qrpAttackRun(t *testing.T, n int, limit int64, report func(s *Servent)) {
 		c.QRPMemory = limit
 		c.IdleTimeout = time.Hour // the attackers stay silent afterwards
 		c.UltrapeerQRP = false    // only the leaves' tables are counted
+		// every attacker dials from 127.0.0.1 at once: the admission caps
+		// (admission_test.go) are not what this test is about
+		c.MaxPending, c.MaxPendingPerAddr = 1024, 1024
 	})
 	s := b.s
 	honest, code := qrpLeaf(t, s, honestTable("honest leaf song.ogg"))
@@ -275,7 +278,7 @@ func TestQRPAttackSoak(t *testing.T) {
 	t.Logf("after they closed: %s", memoryNow(t))
 
 	// 300 more send 2 MB each: all are cut at 128 KiB with Bye 413
-	b := newBed(t, func(c *Config) { c.UltrapeerQRP = false })
+	b := newBed(t, func(c *Config) { c.UltrapeerQRP = false; c.MaxPending, c.MaxPendingPerAddr = 1024, 1024 })
 	var wg sync.WaitGroup
 	for range 300 {
 		wg.Go(func() {

@@ -12,8 +12,12 @@ import (
 // short. It waits as Until waits.
 func Blocked(t T, fn string) {
 	t.Helper()
-	Until(t, "a goroutine blocked in "+fn, func() bool { return parkedIn(fn) })
+	Until(t, "a goroutine blocked in "+fn, func() bool { return IsBlocked(fn) })
 }
+
+// IsBlocked reports whether a goroutine whose stack passes through fn is parked now (see Blocked), for a
+// condition of Until that has another way out, such as the blocked call having returned already.
+func IsBlocked(fn string) bool { return parkedIn(fn) }
 
 // parkedStates are the goroutine states of runtime.Stack that mean "parked until something happens".
 var parkedStates = []string{"[IO wait", "[chan receive", "[chan send", "[select", "[sync.Cond.Wait", "[sync.Mutex.Lock",
