@@ -43,6 +43,9 @@ func (s *Servent) acceptLoop() {
 // serveConn reads the first line of an inbound connection and hands the
 // connection to whoever speaks that protocol.
 func (s *Servent) serveConn(conn net.Conn) {
+	if s.refused(conn) { // hostiles.go
+		return
+	}
 	_ = conn.SetDeadline(s.now().Add(s.cfg.HandshakeTimeout))
 	// Stop must not wait HandshakeTimeout for a peer stalling here.
 	stop := context.AfterFunc(s.ctx, func() { _ = conn.Close() })

@@ -3,6 +3,7 @@ package servent
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"time"
 
 	"gnutella/protocol"
@@ -43,6 +44,11 @@ func (r *router) handlePush(l *Link, h protocol.Header, payload []byte) {
 		return
 	}
 	if s.isLeaf() {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	if _, bad := s.hostiles.Banned(p.AddrPort().Addr()); bad {
+		// Not relayed: a hostile callback address (docs/protocol.md §8.3).
 		r.stats.DropOther.Add(1)
 		return
 	}
@@ -95,20 +101,38 @@ func (s *Servent) SendPush(p *protocol.Push, ttl uint8) int {
 	return s.router.routePush(routing.NoLink, p.ServentID, protocol.Header{ID: id, Type: protocol.TypePush, TTL: ttl}, payload)
 }
 
+// maxPushCallbacks bounds the Push callbacks in flight (dials and GIVs):
+// the guard bounds them per IP, this bounds them across many IPs. A Push
+// that finds them all busy is dropped.
+const maxPushCallbacks = 16
+
 // HandlePush is Node's PushHandler: the configured one first (a test's),
-// then gtk-gnutella's limits, a connect-back with GIV and the upload on
-// that socket.
+// then gtk-gnutella's limits (docs/protocol.md §6.4, §8.3), a connect-back
+// with GIV and the upload on that socket.
+//
+// The push guard judges every Push: the rate per IP, the ban after a
+// failed callback, hostiles, and the address policy. The policy is waived
+// only for the real remote address of a link (PushGuard.AllowLinked), never
+// for the Listen-IP a peer claims, which proves nothing.
 func (n *Node) HandlePush(p *protocol.Push, h protocol.Header) {
 	if user := n.cfg.Pushes; user != nil {
 		user.HandlePush(p, h)
 	}
 	addr := p.AddrPort()
 	now := time.Now()
-	if !n.linkedTo(addr.Addr()) {
-		if err := n.guard.Allow(addr, now); err != nil {
-			n.log.Debug().Stringer("addr", addr).Err(err).Msg("push refused")
-			return
-		}
+	allow := n.guard.Allow
+	if n.linkedFrom(addr.Addr()) {
+		allow = n.guard.AllowLinked
+	}
+	if err := allow(addr, now); err != nil {
+		n.log.Debug().Stringer("addr", addr).Err(err).Msg("push refused")
+		return
+	}
+	select {
+	case n.pushCallbacks <- struct{}{}:
+	default:
+		n.log.Debug().Stringer("addr", addr).Msg("push dropped: too many callbacks in flight")
+		return
 	}
 	name := "file"
 	if n.Library != nil {
@@ -120,6 +144,7 @@ func (n *Node) HandlePush(p *protocol.Push, h protocol.Header) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		defer func() { <-n.pushCallbacks }()
 		ctx, cancel := context.WithTimeout(n.ctx, 20*time.Second)
 		conn, err := n.transport.Dial(ctx, addr.String())
 		cancel()
@@ -130,6 +155,18 @@ func (n *Node) HandlePush(p *protocol.Push, h protocol.Header) {
 		}
 		n.Uploads.ServeCallback(conn, giv)
 	}()
+}
+
+// linkedFrom reports whether a link's real remote address is a (what the
+// socket says, not what the peer claims).
+func (n *Node) linkedFrom(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, l := range n.Links() {
+		if l.Remote.Addr().Unmap() == a {
+			return true
+		}
+	}
+	return false
 }
 
 // sendPush routes a Push toward a firewalled source: through its push
