@@ -29,6 +29,7 @@ type countingTransport struct {
 	TCPTransport
 	mu       sync.Mutex
 	attempts map[netip.Addr]int
+	dialled  chan netip.Addr // if set, told of each attempt (never blocks)
 }
 
 var errNotLoopback = errors.New("test transport: only loopback is dialled")
@@ -44,6 +45,10 @@ func (c *countingTransport) Dial(ctx context.Context, addr string) (net.Conn, er
 	}
 	c.attempts[ap.Addr().Unmap()]++
 	c.mu.Unlock()
+	select {
+	case c.dialled <- ap.Addr().Unmap():
+	default:
+	}
 	if !ap.Addr().Unmap().IsLoopback() {
 		return nil, fmt.Errorf("dial %s: %w", addr, errNotLoopback)
 	}
