@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"time"
 
 	"gnutella/firewall"
+	"gnutella/protocol"
 )
 
 // Hostile addresses (docs/protocol.md §8.6): the servent's one
@@ -95,4 +97,27 @@ func (g hostileGate) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		}
 	}
 	return g.Transport.Dial(ctx, addr)
+}
+
+// byeHostile is gtk-gnutella's Bye to a hostile peer (docs/protocol.md §8.6).
+const byeHostile protocol.ByeCode = 415
+
+// Ban bans addr for d (Hostiles().Ban) and closes the links from it with
+// Bye 415 "Hostile Peer": the call for a defence that caught a peer.
+func (s *Servent) Ban(addr netip.Addr, d time.Duration, reason string) {
+	s.hostiles.Ban(addr, d, reason)
+	if d <= 0 {
+		return
+	}
+	addr = addr.Unmap()
+	for _, l := range s.Links() {
+		if l.Remote.Addr().Unmap() == addr {
+			l.Bye(byeHostile, "Hostile Peer")
+		}
+	}
+}
+
+// Banned says whether addr is hostile or banned, and why (Hostiles().Banned).
+func (s *Servent) Banned(addr netip.Addr) (reason string, ok bool) {
+	return s.hostiles.Banned(addr)
 }

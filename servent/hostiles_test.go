@@ -1,6 +1,7 @@
 package servent
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -289,5 +290,29 @@ func writeFile(t *testing.T, dir, name, content string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Servent.Ban closes the links from the banned address with Bye 415, and
+// the peer cannot come back.
+func TestBanClosesLinksFromTheAddress(t *testing.T) {
+	c := testConfig()
+	c.Hostiles = testHostiles()
+	s := startServent(t, c)
+	conn := dialFrom(t, s, "127.0.0.7")
+	p := &rawPeer{t: t, conn: conn, br: bufio.NewReader(conn), w: conn}
+	p.handshake(peerHeaders(protocol.NewGUID()))
+	other := dialRaw(t, s) // from 127.0.0.1
+	other.handshake(peerHeaders(protocol.NewGUID()))
+	s.Ban(netip.MustParseAddr("127.0.0.7"), time.Hour, "caught")
+	if bye := p.expectBye(byeHostile); bye.Reason() != "Hostile Peer" {
+		t.Errorf("Bye reason %q", bye.Reason())
+	}
+	other.sync() // the other link is untouched
+	if r, ok := s.Banned(netip.MustParseAddr("127.0.0.7")); !ok || r != "caught" {
+		t.Fatalf("Banned: %q %v", r, ok)
+	}
+	if got := handshakeAnswer(t, dialFrom(t, s, "127.0.0.7")); got != "" {
+		t.Fatalf("banned peer answered %q on its way back", got)
 	}
 }
