@@ -17,6 +17,7 @@ import (
 	"gnutella/firewall"
 	"gnutella/protocol"
 	"gnutella/servent/hostcache"
+	"gnutella/transfer"
 )
 
 // Hostile peers over real TCP on 127.0.0.0/8. Every dial of the servent
@@ -314,5 +315,33 @@ func TestBanClosesLinksFromTheAddress(t *testing.T) {
 	}
 	if got := handshakeAnswer(t, dialFrom(t, s, "127.0.0.7")); got != "" {
 		t.Fatalf("banned peer answered %q on its way back", got)
+	}
+}
+
+// The push proxies of a hit are forgeable: at most maxTrailerProxies are
+// asked, one per IP, none hostile nor refused by the address policy.
+func TestSendPushAsksFewProxiesOncePerIP(t *testing.T) {
+	n, tr := pushNode(t, firewall.AddrPolicy{})
+	var proxies []netip.AddrPort
+	for port := range uint16(50) {
+		proxies = append(proxies, netip.AddrPortFrom(netip.MustParseAddr("5.6.7.8"), 1000+port))
+	}
+	proxies = append(proxies, netip.MustParseAddrPort("127.0.0.9:1000")) // hostile
+	for i := range 20 {
+		proxies = append(proxies, netip.AddrPortFrom(netip.AddrFrom4([4]byte{5, 6, 8, byte(i)}), 1000))
+	}
+	src := transfer.Source{ServentID: protocol.NewGUID(), PushProxies: proxies}
+	if err := n.sendPush(src); err == nil {
+		t.Fatal("push sent with no proxy answering and no route")
+	}
+	total := 0
+	tr.mu.Lock()
+	for _, c := range tr.attempts {
+		total += c
+	}
+	tr.mu.Unlock()
+	if got := tr.count("5.6.7.8"); got != 1 || total != maxTrailerProxies || tr.count("127.0.0.9") != 0 {
+		t.Fatalf("%d requests to 5.6.7.8 (want 1), %d in all (want %d), %d to the hostile",
+			got, total, maxTrailerProxies, tr.count("127.0.0.9"))
 	}
 }

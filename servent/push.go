@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"gnutella/firewall"
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/transfer"
@@ -171,12 +172,26 @@ func (n *Node) linkedFrom(a netip.Addr) bool {
 
 // sendPush routes a Push toward a firewalled source: through its push
 // proxies when it has any, else through the network by servent ID.
+//
+// The proxies come from a hit, which anyone can forge: at most
+// maxTrailerProxies of them are asked, one per IP, and only those our
+// address policy (hostiles included) lets us dial, so that a hit listing a
+// victim on many ports cannot aim our requests at it.
 func (n *Node) sendPush(src transfer.Source) error {
 	self := n.Addr()
 	if !self.Addr().Unmap().Is4() {
 		return errors.New("no IPv4 address to be called back on")
 	}
+	policy := firewall.AddrPolicy{AllowLoopback: n.cfg.AllowLoopback, AllowPrivate: n.cfg.AllowPrivate, Hostiles: n.hostiles}
+	asked := make(map[netip.Addr]bool, maxTrailerProxies)
 	for _, proxy := range src.PushProxies {
+		if len(asked) == maxTrailerProxies {
+			break
+		}
+		if asked[proxy.Addr().Unmap()] || policy.Check(proxy) != nil {
+			continue
+		}
+		asked[proxy.Addr().Unmap()] = true
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 		err := transfer.RequestPushProxy(ctx, n.transport, proxy, src.ServentID, self, userAgent())
 		cancel()
