@@ -345,3 +345,44 @@ func TestSendPushAsksFewProxiesOncePerIP(t *testing.T) {
 			got, total, maxTrailerProxies, tr.count("127.0.0.9"))
 	}
 }
+
+// An ultrapeer does not relay a Push whose callback is hostile
+// (docs/protocol.md §8.3); it relays the others.
+func TestPushWithHostileCallbackIsNotRelayed(t *testing.T) {
+	c := testConfig()
+	c.Hostiles = testHostiles()
+	s := startServent(t, c)
+	target := protocol.NewGUID()
+	a := dialRaw(t, s)
+	a.handshake(peerHeaders(target))
+	b := dialRaw(t, s)
+	b.handshake(peerHeaders(protocol.NewGUID()))
+	for _, ip := range []string{"127.0.0.9", "127.0.0.3"} {
+		push := &protocol.Push{ServentID: target, IP: netip.MustParseAddr(ip).As4(), Port: 6346}
+		payload, err := push.AppendTo(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.send(protocol.Header{ID: protocol.NewGUID(), Type: protocol.TypePush, TTL: 3}, payload)
+	}
+	b.sync() // both handled, the relayed one queued to a
+	id := protocol.NewGUID()
+	a.send(protocol.Header{ID: id, Type: protocol.TypePing, TTL: 1}, nil)
+	var got []netip.AddrPort
+	for {
+		h, body := a.next()
+		if h.Type == protocol.TypePush {
+			p, err := protocol.DecodePush(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, p.AddrPort())
+		}
+		if h.Type == protocol.TypePong && h.ID == id {
+			break
+		}
+	}
+	if len(got) != 1 || got[0] != netip.MustParseAddrPort("127.0.0.3:6346") {
+		t.Fatalf("relayed pushes %v, want only the one to 127.0.0.3", got)
+	}
+}
