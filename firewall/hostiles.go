@@ -349,6 +349,7 @@ func LoadHostiles(path string) (*AddrSet, HostilesReport, error) {
 type Hostiles struct {
 	static atomic.Pointer[staticSet]
 	now    func() time.Time
+	nbans  atomic.Int64 // bans.Len(), read without the lock
 
 	mu   sync.Mutex
 	bans *simplelru.LRU[netip.Addr, banEntry]
@@ -405,6 +406,7 @@ func (h *Hostiles) Ban(addr netip.Addr, d time.Duration, reason string) {
 	addr = addr.Unmap().WithZone("")
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	defer func() { h.nbans.Store(int64(h.bans.Len())) }()
 	if d <= 0 {
 		h.bans.Remove(addr)
 		return
@@ -422,17 +424,18 @@ func (h *Hostiles) Banned(addr netip.Addr) (reason string, ok bool) {
 	if s := h.static.Load(); s != nil && s.set.Contains(addr) {
 		return s.reason, true
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.bans.Len() == 0 {
+	if h.nbans.Load() == 0 {
 		return "", false
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	e, ok := h.bans.Peek(addr)
 	if !ok {
 		return "", false
 	}
 	if !h.now().Before(e.until) {
 		h.bans.Remove(addr)
+		h.nbans.Store(int64(h.bans.Len()))
 		return "", false
 	}
 	return e.reason, true
