@@ -158,18 +158,6 @@ func (n *Node) HandlePush(p *protocol.Push, h protocol.Header) {
 	}()
 }
 
-// linkedFrom reports whether a link's real remote address is a (what the
-// socket says, not what the peer claims).
-func (n *Node) linkedFrom(a netip.Addr) bool {
-	a = a.Unmap()
-	for _, l := range n.Links() {
-		if l.Remote.Addr().Unmap() == a {
-			return true
-		}
-	}
-	return false
-}
-
 // sendPush routes a Push toward a firewalled source: through its push
 // proxies when it has any, else through the network by servent ID.
 //
