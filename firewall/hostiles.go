@@ -257,6 +257,9 @@ func ParseHostiles(r io.Reader) (*AddrSet, HostilesReport, error) {
 			}
 			rep.Lines++
 			p, ok, msg := parseHostileLine(line)
+			if len(bytes.TrimRight(line, "\r\n")) > HostilesMaxLine {
+				ok, msg = false, "line longer than "+strconv.Itoa(HostilesMaxLine)+" bytes"
+			}
 			switch {
 			case msg != "":
 				rep.bad(rep.Lines, bytes.TrimRight(line, "\r\n"), msg)

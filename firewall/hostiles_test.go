@@ -96,12 +96,14 @@ func TestHostilesMergeAndEdges(t *testing.T) {
 
 func TestHostilesLongLinesAndOversizeFile(t *testing.T) {
 	long := strings.Repeat("1", HostilesMaxLine+10) + "\n"
-	set, rep, err := ParseHostiles(strings.NewReader("1.1.1.1\n" + long + "2.2.2.2\n"))
+	justOver := "3.3.3.3" + strings.Repeat(" ", HostilesMaxLine-7+1) + "\r\n"
+	atMax := "4.4.4.4" + strings.Repeat(" ", HostilesMaxLine-7) + "\r\n"
+	set, rep, err := ParseHostiles(strings.NewReader("1.1.1.1\n" + long + justOver + atMax + "2.2.2.2\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Bad != 1 || rep.Entries != 2 || !set.Contains(addr("2.2.2.2")) {
-		t.Fatalf("long line: %+v", rep)
+	if rep.Bad != 2 || rep.Entries != 3 || !set.Contains(addr("2.2.2.2")) || set.Contains(addr("3.3.3.3")) || !set.Contains(addr("4.4.4.4")) {
+		t.Fatalf("long lines: %+v", rep)
 	}
 
 	// An oversize file: entries up to the cap are read, the rest ignored.
@@ -214,7 +216,7 @@ func FuzzHostiles(f *testing.F) {
 		// The set agrees with the prefixes of the lines taken one by one.
 		var want []netip.Prefix
 		for _, line := range bytes.Split(data, []byte("\n")) {
-			if len(line) > HostilesMaxLine {
+			if len(bytes.TrimRight(line, "\r")) > HostilesMaxLine {
 				continue
 			}
 			if p, ok, _ := parseHostileLine(line); ok {
