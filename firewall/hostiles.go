@@ -326,17 +326,22 @@ func parseHostileLine(line []byte) (p netip.Prefix, ok bool, bad string) {
 // empty set and no error; so is a path that is not a regular file, with
 // an error saying so. Bad lines are in the report, never an error.
 func LoadHostiles(path string) (*AddrSet, HostilesReport, error) {
-	f, err := os.Open(path)
+	// Stat before opening: opening a FIFO would block startup.
+	st, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return &AddrSet{}, HostilesReport{}, nil
 	}
 	if err != nil {
 		return &AddrSet{}, HostilesReport{}, fmt.Errorf("hostiles: %w", err)
 	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+	if !st.Mode().IsRegular() {
 		return &AddrSet{}, HostilesReport{}, fmt.Errorf("hostiles: %s is not a regular file", path)
 	}
+	f, err := os.Open(path)
+	if err != nil {
+		return &AddrSet{}, HostilesReport{}, fmt.Errorf("hostiles: %w", err)
+	}
+	defer f.Close()
 	set, rep, err := ParseHostiles(f)
 	if err != nil {
 		err = fmt.Errorf("hostiles: reading %s: %w", path, err)
