@@ -16,7 +16,8 @@ import (
 // Hostile addresses (docs/protocol.md §8.6): the servent's one
 // firewall.Hostiles, Config.Hostiles or else the lists of the data folder
 // (hostilesFile and bansFile, gtk-gnutella's hostiles.txt format) plus the
-// dynamic bans other defences add (Servent.Hostiles().Ban). It is checked
+// dynamic bans other defences add (Servent.Ban, which also closes the
+// links from the address; Hostiles().Ban only records). It is checked
 // on inbound connections (refused, below), on every dial (hostileGate, so
 // that no code path dials a hostile), in the host cache's address policy
 // (pongs, X-Try, the saved cache), by the push guard and the push proxy
