@@ -21,6 +21,9 @@ type AddrPolicy struct {
 	// link-local, and the documentation, benchmarking and IETF ranges (a
 	// LAN or a lab). It does not admit loopback.
 	AllowPrivate bool
+	// Hostiles, when set, refuses the hostile and banned addresses
+	// (hostiles.go, docs/protocol.md §8.6) whatever their class.
+	Hostiles *Hostiles
 }
 
 // AddrClass is what kind of address an ip:port is.
@@ -52,6 +55,9 @@ const (
 	// IETF protocol assignments) or an IPv6 address outside 2000::/3.
 	// Admitted with AllowPrivate.
 	AddrBogon
+	// AddrHostile: an address of the policy's Hostiles (a hostile range
+	// or a ban). ClassifyAddr never says it; Check does. Never admitted.
+	AddrHostile
 )
 
 var addrClassNames = [...]string{
@@ -66,6 +72,7 @@ var addrClassNames = [...]string{
 	AddrPrivate:     "private address",
 	AddrLinkLocal:   "link-local address",
 	AddrBogon:       "bogon address",
+	AddrHostile:     "hostile address",
 }
 
 // String describes the class in a few words ("loopback address", "port
@@ -138,6 +145,8 @@ var ErrAddrRefused = errors.New("address refused")
 type AddrError struct {
 	Addr  netip.AddrPort
 	Class AddrClass
+	// Reason is why an AddrHostile address is hostile (the list or ban).
+	Reason string
 }
 
 func (e *AddrError) Error() string {
@@ -146,6 +155,8 @@ func (e *AddrError) Error() string {
 		return "address refused: " + e.Class.String()
 	case AddrPortZero:
 		return "address " + e.Addr.String() + " refused: " + e.Class.String()
+	case AddrHostile:
+		return "address " + e.Addr.String() + " refused: " + e.Class.String() + " (" + e.Reason + ")"
 	}
 	return "address " + e.Addr.String() + " refused: " + e.Class.String() + " (not allowed by the address policy)"
 }
@@ -167,10 +178,19 @@ func (p AddrPolicy) Admits(c AddrClass) bool {
 }
 
 // Check returns nil if the policy admits ap, else an *AddrError (which
-// matches ErrAddrRefused).
+// matches ErrAddrRefused): its class is not admitted, or it is hostile.
 func (p AddrPolicy) Check(ap netip.AddrPort) error {
 	if c := ClassifyAddr(ap); !p.Admits(c) {
 		return &AddrError{Addr: ap, Class: c}
+	}
+	return p.CheckHostile(ap)
+}
+
+// CheckHostile returns an *AddrError of class AddrHostile if ap's address
+// is hostile or banned, else nil. It is the part of Check no waiver lifts.
+func (p AddrPolicy) CheckHostile(ap netip.AddrPort) error {
+	if reason, bad := p.Hostiles.Banned(ap.Addr()); bad {
+		return &AddrError{Addr: ap, Class: AddrHostile, Reason: reason}
 	}
 	return nil
 }

@@ -58,23 +58,17 @@ func (p PushPolicy) withDefaults() PushPolicy {
 type PushGuard struct {
 	p         PushPolicy
 	mu        sync.Mutex
-	rates     map[netip.Addr]*rateEntry // key: IPv4, or the /64 of an IPv6
+	rates     *rateTable[netip.Addr] // key: IPv4, or the /64 of an IPv6
 	bans      map[netip.AddrPort]time.Time
 	nextPrune time.Time
-	lastFull  time.Time // last prune forced by a full table
-}
-
-// rateEntry holds the times of the recent callbacks to one IP, oldest
-// first, at most PerIP of them.
-type rateEntry struct {
-	times []time.Time
 }
 
 // NewPushGuard returns a guard applying p (zero fields take the defaults).
 func NewPushGuard(p PushPolicy) *PushGuard {
+	p = p.withDefaults()
 	return &PushGuard{
-		p:     p.withDefaults(),
-		rates: make(map[netip.Addr]*rateEntry),
+		p:     p,
+		rates: newRateTable[netip.Addr](p.PerIP, p.Window, p.MaxEntries),
 		bans:  make(map[netip.AddrPort]time.Time),
 	}
 }
@@ -102,10 +96,32 @@ func canonAddrPort(ap netip.AddrPort) netip.AddrPort {
 // connect-back (ErrPushBanned) and the rate per IP (ErrPushRate: at most
 // PerIP callbacks within any Window). When it returns nil the attempt is
 // counted; a refused attempt is not.
+//
+// A hostile or banned address (AddrPolicy.Hostiles) is always refused with
+// ErrPushAddress.
 func (g *PushGuard) Allow(addr netip.AddrPort, now time.Time) error {
 	if err := g.p.Check(addr); err != nil {
 		return fmt.Errorf("%w: %w", ErrPushAddress, err)
 	}
+	return g.allow(addr, now)
+}
+
+// AllowLinked is Allow for a callback to the real remote address of a
+// peer linked to us (not an address it claims): as gtk-gnutella, the
+// address check is waived for a private, link-local or bogon address the
+// peer did connect from, but never for loopback nor an invalid address,
+// and hostiles, bans and the rate apply as for any Push
+// (docs/protocol.md §6.4, §8.3).
+func (g *PushGuard) AllowLinked(addr netip.AddrPort, now time.Time) error {
+	p := g.p.AddrPolicy
+	p.AllowPrivate = true
+	if err := p.Check(addr); err != nil {
+		return fmt.Errorf("%w: %w", ErrPushAddress, err)
+	}
+	return g.allow(addr, now)
+}
+
+func (g *PushGuard) allow(addr netip.AddrPort, now time.Time) error {
 	addr = canonAddrPort(addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -119,41 +135,13 @@ func (g *PushGuard) Allow(addr netip.AddrPort, now time.Time) error {
 	}
 
 	key := rateKey(addr.Addr())
-	e := g.rates[key]
-	if e == nil {
-		if len(g.rates) >= g.p.MaxEntries {
-			// Full: drop what expired (at most once a second), and refuse
-			// new targets if that was not enough. Evicting live entries
-			// instead would let a flood of pushes to many addresses reset
-			// the limit of the one being attacked.
-			if now.Sub(g.lastFull) >= time.Second || now.Before(g.lastFull) {
-				g.lastFull = now
-				g.pruneLocked(now)
-			}
-			if len(g.rates) >= g.p.MaxEntries {
-				return fmt.Errorf("%w: %d callback targets in the last %v", ErrPushRate, len(g.rates), g.p.Window)
-			}
-		}
-		e = &rateEntry{times: make([]time.Time, 0, g.p.PerIP)}
-		g.rates[key] = e
+	switch v, n := g.rates.allow(key, now); v {
+	case rateFull:
+		return fmt.Errorf("%w: %d callback targets in the last %v", ErrPushRate, len(g.rates.m), g.p.Window)
+	case rateTooMany:
+		return fmt.Errorf("%w: %d callbacks to %s in the last %v", ErrPushRate, n, key, g.p.Window)
 	}
-	e.expire(now, g.p.Window)
-	if len(e.times) >= g.p.PerIP {
-		return fmt.Errorf("%w: %d callbacks to %s in the last %v", ErrPushRate, len(e.times), key, g.p.Window)
-	}
-	e.times = append(e.times, now)
 	return nil
-}
-
-// expire drops the times at least window before now.
-func (e *rateEntry) expire(now time.Time, window time.Duration) {
-	n := 0
-	for n < len(e.times) && now.Sub(e.times[n]) >= window {
-		n++
-	}
-	if n > 0 {
-		e.times = append(e.times[:0], e.times[n:]...)
-	}
 }
 
 // Failed records that the connect-back to addr failed: that ip:port is
@@ -188,7 +176,7 @@ func (g *PushGuard) Failed(addr netip.AddrPort, now time.Time) {
 func (g *PushGuard) Len() (ips, bans int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.rates), len(g.bans)
+	return len(g.rates.m), len(g.bans)
 }
 
 // maybePruneLocked prunes once per Window.
@@ -203,12 +191,7 @@ func (g *PushGuard) maybePruneLocked(now time.Time) {
 // pruneLocked forgets the IPs without a callback in the last Window and the
 // bans that ended.
 func (g *PushGuard) pruneLocked(now time.Time) {
-	for k, e := range g.rates {
-		e.expire(now, g.p.Window)
-		if len(e.times) == 0 {
-			delete(g.rates, k)
-		}
-	}
+	g.rates.prune(now)
 	for k, until := range g.bans {
 		if !now.Before(until) {
 			delete(g.bans, k)

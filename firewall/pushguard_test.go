@@ -240,3 +240,34 @@ func TestPushGuardConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// AllowLinked (a callback to a linked peer's real address) waives only the
+// private classes: never loopback, invalid addresses or hostiles, and the
+// rate and failure bans hold.
+func TestPushGuardAllowLinked(t *testing.T) {
+	h := NewHostiles(0, nil)
+	h.Ban(netip.MustParseAddr("10.0.0.9"), time.Hour, "test")
+	g := NewPushGuard(PushPolicy{AddrPolicy: AddrPolicy{Hostiles: h}})
+	now := time.Unix(1000, 0)
+	priv := netip.MustParseAddrPort("10.0.0.1:6346")
+	if err := g.Allow(priv, now); !errors.Is(err, ErrPushAddress) {
+		t.Fatalf("Allow(private) = %v", err)
+	}
+	for i := range DefaultPushPerIP {
+		if err := g.AllowLinked(netip.AddrPortFrom(priv.Addr(), uint16(7000+i)), now); err != nil {
+			t.Fatalf("AllowLinked(private) #%d = %v", i, err)
+		}
+	}
+	if err := g.AllowLinked(priv, now); !errors.Is(err, ErrPushRate) {
+		t.Fatalf("AllowLinked over the rate = %v", err)
+	}
+	for _, s := range []string{"127.0.0.1:6346", "10.0.0.9:6346", "0.0.0.0:6346", "10.0.0.2:0", "224.0.0.1:6346"} {
+		if err := g.AllowLinked(netip.MustParseAddrPort(s), now); !errors.Is(err, ErrPushAddress) {
+			t.Errorf("AllowLinked(%s) = %v, want ErrPushAddress", s, err)
+		}
+	}
+	g.Failed(netip.MustParseAddrPort("10.0.0.3:6346"), now)
+	if err := g.AllowLinked(netip.MustParseAddrPort("10.0.0.3:6346"), now); !errors.Is(err, ErrPushBanned) {
+		t.Errorf("AllowLinked after a failure = %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"gnutella/protocol"
 )
@@ -285,4 +286,59 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// The limits of a push proxy's relays (RelayGuard): gtk-gnutella's push
+// limit (5 per 30 s, docs/protocol.md §6.4) for one requester, a little
+// more for one leaf, which several downloaders may want at once.
+const (
+	DefaultRelayPerRequester = 5
+	DefaultRelayPerLeaf      = 20
+	DefaultRelayWindow       = 30 * time.Second
+	DefaultRelayMaxEntries   = 4096
+)
+
+// ErrRelayRate is returned by RelayGuard.Allow: too many relays for that
+// requester or to that leaf within the window (or too many of either to
+// remember). Answer 503 and send nothing.
+var ErrRelayRate = errors.New("push-proxy relay rate limit")
+
+// RelayGuard bounds the Pushes a push proxy relays to its leaves
+// (docs/protocol.md §6.5, §8.3): per requester (the IP of the X-Node the
+// leaf will connect to) and per target leaf, within a sliding window. It
+// is safe for concurrent use and its memory is bounded.
+type RelayGuard struct {
+	mu          sync.Mutex
+	byRequester *rateTable[netip.Addr]
+	byLeaf      *rateTable[protocol.GUID]
+}
+
+// NewRelayGuard returns a guard with the Default... limits.
+func NewRelayGuard() *RelayGuard {
+	return &RelayGuard{
+		byRequester: newRateTable[netip.Addr](DefaultRelayPerRequester, DefaultRelayWindow, DefaultRelayMaxEntries),
+		byLeaf:      newRateTable[protocol.GUID](DefaultRelayPerLeaf, DefaultRelayWindow, DefaultRelayMaxEntries),
+	}
+}
+
+// Allow decides whether a Push for requester may be relayed to leaf now,
+// and counts it when so. A relay refused for the leaf does not count
+// against the requester, and the other way round.
+func (g *RelayGuard) Allow(requester netip.Addr, leaf protocol.GUID, now time.Time) error {
+	key := rateKey(requester)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e := g.byLeaf.m[leaf]; e != nil {
+		e.expire(now, g.byLeaf.window)
+		if len(e.times) >= g.byLeaf.perKey {
+			return fmt.Errorf("%w: %d relays to leaf %s in the last %v", ErrRelayRate, len(e.times), leaf, g.byLeaf.window)
+		}
+	}
+	if v, n := g.byRequester.allow(key, now); v != rateOK {
+		return fmt.Errorf("%w: %d relays for %s in the last %v", ErrRelayRate, n, key, g.byRequester.window)
+	}
+	if v, n := g.byLeaf.allow(leaf, now); v != rateOK {
+		return fmt.Errorf("%w: %d relays to leaf %s in the last %v", ErrRelayRate, n, leaf, g.byLeaf.window)
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"gnutella/protocol"
 )
@@ -292,4 +293,36 @@ func FuzzParsePushProxyRequest(f *testing.F) {
 			t.Fatalf("push does not encode: %v", err)
 		}
 	})
+}
+
+func TestRelayGuardLimitsRequesterAndLeaf(t *testing.T) {
+	g := NewRelayGuard()
+	now := time.Unix(1000, 0)
+	leaf := protocol.NewGUID()
+	req := netip.MustParseAddr("5.6.7.8")
+	for i := range DefaultRelayPerRequester {
+		if err := g.Allow(req, leaf, now); err != nil {
+			t.Fatalf("relay %d refused: %v", i, err)
+		}
+	}
+	if err := g.Allow(req, leaf, now); !errors.Is(err, ErrRelayRate) {
+		t.Fatalf("relay over the requester limit: %v", err)
+	}
+	// Other requesters fill the leaf's limit, then the leaf is refused to all.
+	for i := DefaultRelayPerRequester; i < DefaultRelayPerLeaf; i++ {
+		if err := g.Allow(netip.AddrFrom4([4]byte{9, 0, 0, byte(i)}), leaf, now); err != nil {
+			t.Fatalf("relay %d refused: %v", i, err)
+		}
+	}
+	if err := g.Allow(netip.MustParseAddr("9.9.9.9"), leaf, now); !errors.Is(err, ErrRelayRate) {
+		t.Fatalf("relay over the leaf limit: %v", err)
+	}
+	if err := g.Allow(netip.MustParseAddr("9.9.9.9"), protocol.NewGUID(), now); err != nil {
+		t.Fatalf("another leaf refused: %v", err)
+	}
+	// The window slides.
+	later := now.Add(DefaultRelayWindow)
+	if err := g.Allow(req, leaf, later); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
 }

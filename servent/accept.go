@@ -34,7 +34,9 @@ func (s *Servent) acceptLoop() {
 		}
 		backoff = 5 * time.Millisecond
 		remote := addrPortOf(conn.RemoteAddr())
-		// Checks of the address alone (a ban list) go here, before enter.
+		if s.refused(conn) { // hostiles.go: a hostile or banned address, before anything else
+			continue
+		}
 		pc, evict := s.adm.enter(conn, remote.Addr(), len(s.Links()))
 		if evict != nil {
 			_ = evict.Close()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"gnutella/firewall"
 	"gnutella/protocol"
 	"gnutella/routing"
 )
@@ -178,6 +179,9 @@ type Config struct {
 
 	// Transport is how we listen and dial; nil means TCP.
 	Transport Transport
+	// Hostiles is the hostile list and ban set (hostiles.go); nil means
+	// one read from DataDir's hostiles.txt and bans.txt.
+	Hostiles *firewall.Hostiles
 	// Logger receives structured logs; the zero value is silent.
 	Logger zerolog.Logger
 

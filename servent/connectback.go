@@ -70,6 +70,9 @@ func (s *Servent) connectBackRequest(l *Link, v *protocol.Vendor) {
 		return
 	}
 	addr := netip.AddrPortFrom(l.Remote.Addr(), port)
+	if _, bad := s.hostiles.Banned(addr.Addr()); bad {
+		return // banned since it linked: no dial, and no rate slot spent
+	}
 	c := &s.connectBacks
 	if !c.allow(addr.Addr(), s.now()) {
 		return

@@ -90,3 +90,30 @@ func TestConnectBackRequestersAreBounded(t *testing.T) {
 		t.Fatalf("%d requesters remembered, want 1 after pruning", len(c.last))
 	}
 }
+
+// A banned requester gets no connect-back and spends no rate slot: once the
+// ban is lifted it gets one at once.
+func TestConnectBackRefusesBannedRequesters(t *testing.T) {
+	tr := &countingTransport{dialled: make(chan netip.Addr, 4)}
+	c := testConfig()
+	c.Transport = tr
+	c.Hostiles = testHostiles()
+	s := startServent(t, c)
+	req := protocol.NewTCPConnectBack(1)
+	hostile := &Link{Remote: netip.MustParseAddrPort("127.0.0.9:5000")}
+	banned := &Link{Remote: netip.MustParseAddrPort("127.0.0.6:5000")}
+	s.Hostiles().Ban(banned.Remote.Addr(), time.Hour, "test ban")
+	s.connectBackRequest(hostile, req)
+	s.connectBackRequest(banned, req)
+	if n := len(s.connectBacks.slots); n != 0 {
+		t.Fatalf("%d connect-back dials started for banned requesters", n)
+	}
+	s.Hostiles().Ban(banned.Remote.Addr(), 0, "")
+	s.connectBackRequest(banned, req)
+	if got := <-tr.dialled; got != banned.Remote.Addr() {
+		t.Fatalf("dialled %s", got)
+	}
+	if a, b := tr.count("127.0.0.6"), tr.count("127.0.0.9"); a != 1 || b != 0 {
+		t.Fatalf("dials: %d to the unbanned requester (want 1), %d to the hostile one", a, b)
+	}
+}

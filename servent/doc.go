@@ -11,7 +11,9 @@
 // gossip.go, hopsflow.go (Hops-Flow: saying, hearing and obeying it),
 // qrp.go, dq.go (dynamic queries for leaves), vendor.go (the one dispatch
 // of vendor messages), connectback.go (BEAR/7, both sides), pushproxy.go
-// (LIME/21, LIME/22 and GET /gnutella/push-proxy, both sides), roles.go
+// (LIME/21, LIME/22 and GET /gnutella/push-proxy, both sides),
+// hostiles.go (the hostile list and bans, checked at accept and on every
+// dial, docs/protocol.md §8.6), roles.go
 // (auto mode) and firewall.go (reachability). route.go dispatches each
 // descriptor to its file's handler; router.go is the router's state and
 // primitives (arrival checks, duplicates, flooding, reply routing).
@@ -40,9 +42,11 @@
 // per dial in flight (at most maxDialing), per GWebCache round, per
 // dynamic query we run for a leaf (dq.go), per walker check (walker.go,
 // bounded by router.checking), per connect-back dial (connectback.go,
-// bounded by connectBacks.slots), per Push we answer and per search.
+// bounded by connectBacks.slots), per Push we answer (push.go, bounded by
+// Node.pushCallbacks) and per search.
 // A Node adds its firewall clock (firewall.go's firewallLoop); the control
-// API (package control) runs its own server beside it. Every goroutine is counted in Servent.wg; Stop cancels
+// API (package control) runs its own server beside it. Every goroutine is
+// counted in Servent.wg; Stop cancels
 // Servent.ctx and waits for them all.
 //
 // Goroutines per link: a reader (link.go readLoop), which decodes and
@@ -81,8 +85,9 @@
 //     qrpState.mu (the leaves' QRP index), roleState.mu (the last role
 //     switch), pongCache.mu, router.rngMu, searchTable.mu, the dynamic
 //     queries' table (ultrapeer.LeafQueries), admissions.mu (pending
-//     connections and handshake rates) and the routing package's caches
-//     and tables.
+//     connections and handshake rates), the routing package's caches and
+//     tables, the host cache's mutex and, under it, the firewall.Hostiles
+//     ban set's (hostiles.go).
 //  6. sendQueue.mu (queue.go), the innermost: Link.send takes it, so any
 //     lock above may be held while sending.
 //

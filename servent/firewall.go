@@ -26,7 +26,7 @@ func (n *Node) Firewalled() bool {
 // SawInbound tells the detector of an inbound connection (one from a host
 // we are linked to proves less).
 func (n *Node) SawInbound(remote netip.AddrPort) {
-	n.Firewall.Inbound(remote, n.linkedTo(remote.Addr()), time.Now())
+	n.Firewall.Inbound(remote, n.linkedFrom(remote.Addr()), time.Now())
 }
 
 // SawConnectBack tells the detector a connect-back reached us.
@@ -38,9 +38,13 @@ func (s *Servent) firewalled() bool {
 	return s.cfg.Firewall != nil && s.cfg.Firewall.Firewalled()
 }
 
-func (n *Node) linkedTo(a netip.Addr) bool {
+// linkedFrom reports whether a is the real remote address of one of our
+// links: what the socket says, never the Listen-IP a peer claims, which
+// proves nothing (docs/protocol.md §6.4, §6.6).
+func (n *Node) linkedFrom(a netip.Addr) bool {
+	a = a.Unmap()
 	for _, l := range n.Links() {
-		if l.Remote.Addr() == a || l.Listen.Addr() == a {
+		if l.Remote.Addr().Unmap() == a {
 			return true
 		}
 	}

@@ -62,8 +62,9 @@ type Node struct {
 	Downloads *transfer.Downloader // nil without a download folder
 	Firewall  *firewall.Detector
 
-	guard     *firewall.PushGuard
-	callbacks transfer.Callbacks
+	guard         *firewall.PushGuard
+	pushCallbacks chan struct{} // one per Push callback in flight (push.go)
+	callbacks     transfer.Callbacks
 
 	mu      sync.Mutex
 	table   *ultrapeer.Table // our library's QRP table
@@ -87,7 +88,6 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.Firewall = firewall.NewDetector(firewall.DetectorConfig{
 		AssumeFirewalledAfter: cfg.AssumeFirewalledAfter, AcceptLocalProof: cfg.AcceptLocalProof, Logger: cfg.Logger,
 	}, time.Now())
-	n.guard = firewall.NewPushGuard(cfg.PushPolicy)
 	n.Uploads = &transfer.Server{Library: n.library(), Slots: cfg.UploadSlots, UserAgent: userAgent(),
 		Logger: cfg.Logger}
 	c := cfg.Config
@@ -99,6 +99,12 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	n.Servent = s
+	// The push guard and the downloader refuse the servent's hostiles
+	// (hostiles.go); a Hostiles set in PushPolicy is replaced by it.
+	pp := cfg.PushPolicy
+	pp.Hostiles = s.Hostiles()
+	n.guard = firewall.NewPushGuard(pp)
+	n.pushCallbacks = make(chan struct{}, maxPushCallbacks)
 	n.Uploads.PushProxy = s.servePushProxy // pushproxy.go
 	if cfg.DownloadDir != "" {
 		stateFile := ""
@@ -107,7 +113,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		}
 		n.Downloads = &transfer.Downloader{
 			Dir: cfg.DownloadDir, StateFile: stateFile, UserAgent: userAgent(), Logger: cfg.Logger,
-			AddrPolicy: firewall.AddrPolicy{AllowLoopback: cfg.AllowLoopback, AllowPrivate: cfg.AllowPrivate},
+			AddrPolicy: firewall.AddrPolicy{AllowLoopback: cfg.AllowLoopback, AllowPrivate: cfg.AllowPrivate, Hostiles: s.Hostiles()},
 			Dial:       s.transport,
 			Push: func(ctx context.Context, src transfer.Source) (net.Conn, *bufio.Reader, error) {
 				return n.callbacks.Push(ctx, src, n.sendPush)

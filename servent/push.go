@@ -3,8 +3,10 @@ package servent
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"time"
 
+	"gnutella/firewall"
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/transfer"
@@ -43,6 +45,11 @@ func (r *router) handlePush(l *Link, h protocol.Header, payload []byte) {
 		return
 	}
 	if s.isLeaf() {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	if _, bad := s.hostiles.Banned(p.AddrPort().Addr()); bad {
+		// Not relayed: a hostile callback address (docs/protocol.md §8.3).
 		r.stats.DropOther.Add(1)
 		return
 	}
@@ -95,20 +102,38 @@ func (s *Servent) SendPush(p *protocol.Push, ttl uint8) int {
 	return s.router.routePush(routing.NoLink, p.ServentID, protocol.Header{ID: id, Type: protocol.TypePush, TTL: ttl}, payload)
 }
 
+// maxPushCallbacks bounds the Push callbacks in flight (dials and GIVs):
+// the guard bounds them per IP, this bounds them across many IPs. A Push
+// that finds them all busy is dropped.
+const maxPushCallbacks = 16
+
 // HandlePush is Node's PushHandler: the configured one first (a test's),
-// then gtk-gnutella's limits, a connect-back with GIV and the upload on
-// that socket.
+// then gtk-gnutella's limits (docs/protocol.md §6.4, §8.3), a connect-back
+// with GIV and the upload on that socket.
+//
+// The push guard judges every Push: the rate per IP, the ban after a
+// failed callback, hostiles, and the address policy. The policy is waived
+// only for the real remote address of a link (PushGuard.AllowLinked), never
+// for the Listen-IP a peer claims, which proves nothing.
 func (n *Node) HandlePush(p *protocol.Push, h protocol.Header) {
 	if user := n.cfg.Pushes; user != nil {
 		user.HandlePush(p, h)
 	}
 	addr := p.AddrPort()
 	now := time.Now()
-	if !n.linkedTo(addr.Addr()) {
-		if err := n.guard.Allow(addr, now); err != nil {
-			n.log.Debug().Stringer("addr", addr).Err(err).Msg("push refused")
-			return
-		}
+	allow := n.guard.Allow
+	if n.linkedFrom(addr.Addr()) {
+		allow = n.guard.AllowLinked
+	}
+	if err := allow(addr, now); err != nil {
+		n.log.Debug().Stringer("addr", addr).Err(err).Msg("push refused")
+		return
+	}
+	select {
+	case n.pushCallbacks <- struct{}{}:
+	default:
+		n.log.Debug().Stringer("addr", addr).Msg("push dropped: too many callbacks in flight")
+		return
 	}
 	name := "file"
 	if n.Library != nil {
@@ -120,6 +145,7 @@ func (n *Node) HandlePush(p *protocol.Push, h protocol.Header) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		defer func() { <-n.pushCallbacks }()
 		ctx, cancel := context.WithTimeout(n.ctx, 20*time.Second)
 		conn, err := n.transport.Dial(ctx, addr.String())
 		cancel()
@@ -134,12 +160,26 @@ func (n *Node) HandlePush(p *protocol.Push, h protocol.Header) {
 
 // sendPush routes a Push toward a firewalled source: through its push
 // proxies when it has any, else through the network by servent ID.
+//
+// The proxies come from a hit, which anyone can forge: at most
+// maxTrailerProxies of them are asked, one per IP, and only those our
+// address policy (hostiles included) lets us dial, so that a hit listing a
+// victim on many ports cannot aim our requests at it.
 func (n *Node) sendPush(src transfer.Source) error {
 	self := n.Addr()
 	if !self.Addr().Unmap().Is4() {
 		return errors.New("no IPv4 address to be called back on")
 	}
+	policy := firewall.AddrPolicy{AllowLoopback: n.cfg.AllowLoopback, AllowPrivate: n.cfg.AllowPrivate, Hostiles: n.hostiles}
+	asked := make(map[netip.Addr]bool, maxTrailerProxies)
 	for _, proxy := range src.PushProxies {
+		if len(asked) == maxTrailerProxies {
+			break
+		}
+		if asked[proxy.Addr().Unmap()] || policy.Check(proxy) != nil {
+			continue
+		}
+		asked[proxy.Addr().Unmap()] = true
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 		err := transfer.RequestPushProxy(ctx, n.transport, proxy, src.ServentID, self, userAgent())
 		cancel()

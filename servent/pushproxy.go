@@ -19,7 +19,8 @@ import (
 
 // pushProxies is the servent's push-proxy state.
 type pushProxies struct {
-	forLeaves firewall.ProxyTable // leaf servent ID → its link (ultrapeer side); entries leave with the link
+	forLeaves firewall.ProxyTable  // leaf servent ID → its link (ultrapeer side); entries leave with the link
+	relays    *firewall.RelayGuard // the Pushes we relay, per requester and per leaf (ultrapeer side)
 
 	mu    sync.Mutex
 	ours  map[netip.AddrPort]routing.LinkID // our push proxies and the link to each (leaf side)
@@ -62,7 +63,10 @@ func (s *Servent) pushProxyAck(l *Link, h protocol.Header, v *protocol.Vendor) {
 
 // servePushProxy is the ultrapeer side of GET /gnutella/push-proxy (the
 // upload server's PushProxy): send a Push to the leaf with that servent ID,
-// if it is ours. It returns the HTTP status.
+// if it is ours. It returns the HTTP status: 410 when the leaf is not ours,
+// 403 for a hostile X-Node (our leaf would connect to it), 503 over the
+// relay limits (per X-Node IP and per leaf, firewall.RelayGuard). It
+// starts no goroutine: the Push goes on the leaf's bounded send queue.
 func (s *Servent) servePushProxy(servent protocol.GUID, xnode netip.AddrPort) int {
 	lid, ok := s.proxies.forLeaves.Lookup(servent)
 	if !ok {
@@ -71,6 +75,14 @@ func (s *Servent) servePushProxy(servent protocol.GUID, xnode netip.AddrPort) in
 	l := s.linkByID(routing.LinkID(lid))
 	if l == nil || !xnode.Addr().Unmap().Is4() {
 		return 410
+	}
+	if reason, bad := s.hostiles.Banned(xnode.Addr()); bad {
+		s.log.Debug().Stringer("xnode", xnode).Str("reason", reason).Msg("push-proxy request refused: hostile")
+		return 403
+	}
+	if err := s.proxies.relays.Allow(xnode.Addr(), servent, s.now()); err != nil {
+		s.log.Debug().Stringer("xnode", xnode).Err(err).Msg("push-proxy request refused")
+		return 503
 	}
 	p := &protocol.Push{ServentID: servent, IP: xnode.Addr().Unmap().As4(), Port: xnode.Port()}
 	if err := l.sendMessage(protocol.Header{ID: protocol.NewGUID(), TTL: max(s.cfg.MaxTTL-1, 1), Hops: 1}, p); err != nil {

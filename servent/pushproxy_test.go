@@ -3,8 +3,10 @@ package servent
 import (
 	"bufio"
 	"net"
+	"net/netip"
 	"testing"
 
+	"gnutella/firewall"
 	"gnutella/protocol"
 )
 
@@ -89,3 +91,59 @@ type noTransfers struct{}
 func (noTransfers) ServeHTTPConn(conn net.Conn, _ *bufio.Reader, _ string)  { conn.Close() }
 func (noTransfers) ServeGIV(conn net.Conn, _ *bufio.Reader, _ protocol.GIV) { conn.Close() }
 func (noTransfers) Busy() bool                                              { return false }
+
+// A push proxy relays at most firewall.DefaultRelayPerRequester Pushes for
+// one X-Node per window (503 after), none for a hostile X-Node (403), and
+// every relayed one reaches the leaf.
+func TestPushProxyRelaysAreLimited(t *testing.T) {
+	uc := testConfig()
+	uc.Transfers = noTransfers{}
+	uc.Hostiles = testHostiles()
+	up := startServent(t, uc)
+	leaf := dialRaw(t, up)
+	guid := protocol.NewGUID()
+	leaf.handshake(leafHeaders(guid))
+	payload, err := protocol.NewPushProxyRequest().AppendTo(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf.send(protocol.Header{ID: guid, Type: protocol.TypeVendor, TTL: 1}, payload)
+	for {
+		h, b := leaf.next()
+		if v, err := protocol.DecodeVendor(h.Type, b); h.Type == protocol.TypeVendor && err == nil && v.Is(protocol.PushProxyAckID) {
+			break
+		}
+	}
+	xnode := netip.MustParseAddrPort("5.6.7.8:6346")
+	codes := map[int]int{}
+	for range 100 {
+		codes[up.servePushProxy(guid, xnode)]++
+	}
+	if codes[202] != firewall.DefaultRelayPerRequester || codes[503] != 100-firewall.DefaultRelayPerRequester {
+		t.Fatalf("100 requests for one X-Node answered %v", codes)
+	}
+	if code := up.servePushProxy(guid, netip.MustParseAddrPort("127.0.0.9:6346")); code != 403 {
+		t.Fatalf("hostile X-Node answered %d, want 403", code)
+	}
+	// Exactly the relayed Pushes reach the leaf: the sync ping's pong
+	// comes after them.
+	id := protocol.NewGUID()
+	leaf.send(protocol.Header{ID: id, Type: protocol.TypePing, TTL: 1}, nil)
+	pushes := 0
+	for {
+		h, b := leaf.next()
+		if h.Type == protocol.TypePush {
+			p, err := protocol.DecodePush(b)
+			if err != nil || p.AddrPort() != xnode {
+				t.Fatalf("push %v %v", p, err)
+			}
+			pushes++
+		}
+		if h.Type == protocol.TypePong && h.ID == id {
+			break
+		}
+	}
+	if pushes != firewall.DefaultRelayPerRequester {
+		t.Fatalf("%d pushes reached the leaf, want %d", pushes, firewall.DefaultRelayPerRequester)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"gnutella/firewall"
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/servent/hostcache"
@@ -27,7 +28,8 @@ type Servent struct {
 	log zerolog.Logger
 	id  protocol.GUID // our servent ID, persisted in DataDir
 
-	transport Transport
+	transport Transport // cfg.Transport behind the hostile gate (hostiles.go)
+	hostiles  *firewall.Hostiles
 	listener  net.Listener
 	self      atomic.Pointer[netip.AddrPort] // advertised address
 
@@ -114,11 +116,15 @@ func New(cfg Config) (*Servent, error) {
 	s.qrp.init(&cfg)
 	s.connectBacks.init()
 	s.adm.init(&cfg)
+	s.proxies.relays = firewall.NewRelayGuard()
 	s.router = newRouter(s)
 	s.pongs = newPongCache(s)
+	s.initHostiles()
+	s.transport = hostileGate{cfg.Transport, s.hostiles}
 	s.hosts = hostcache.New(cfg.HostCacheSize)
 	s.hosts.AllowLoopback = cfg.AllowLoopback
 	s.hosts.AllowPrivate = cfg.AllowPrivate
+	s.hosts.Hostiles = s.hostiles
 	id, err := loadServentID(cfg.DataDir)
 	if err != nil {
 		return nil, err

@@ -114,6 +114,7 @@ type Downloader struct {
 	// others are reached through a Push, since on the Internet a private
 	// address means the source is behind a NAT. The zero value is the
 	// Internet's; a testnet or a LAN allows loopback and private addresses.
+	// A source whose address is in its Hostiles is dropped.
 	AddrPolicy firewall.AddrPolicy
 	// RetryAfter is the wait after a 503 without Retry-After
 	// (DefaultRetryAfter). A Retry-After is always obeyed, never retried
@@ -674,6 +675,10 @@ func (d *Downloader) setState(x *Download, st State, src *source) {
 // connect reaches src directly or through a Push. The returned reader holds
 // anything the peer sent after its GIV.
 func (d *Downloader) connect(ctx context.Context, src *source) (net.Conn, *bufio.Reader, error) {
+	if err := d.AddrPolicy.CheckHostile(src.Addr); err != nil {
+		// Neither dialled nor pushed (docs/protocol.md §8.6).
+		return nil, nil, &permanentError{err.Error()}
+	}
 	var direct error
 	if !d.needsPush(src.Source) {
 		dctx, cancel := context.WithTimeout(ctx, d.ConnectTimeout)

@@ -685,3 +685,32 @@ func TestDownloadPlantedSymlinks(t *testing.T) {
 	}
 	checkFile(t, target, []byte("victim"))
 }
+
+// A source at a hostile address is neither dialled nor pushed: it is
+// dropped.
+func TestDownloadHostileSourceDropped(t *testing.T) {
+	srv := &Server{PerIP: -1}
+	fx := newUploadFixture(t, srv)
+	sim := newPushSim(t, srv)
+	h := firewall.NewHostiles(0, nil)
+	h.Ban(fx.ts.addr.Addr(), time.Hour, "test ban")
+	var dials atomic.Int32
+	policy := lanPolicy
+	policy.Hostiles = h
+	d := newDownloader(t, &Downloader{
+		Push:       sim.push,
+		AddrPolicy: policy,
+		Dial: firewall.DialFunc(func(ctx context.Context, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return firewall.TCPDialer{}.Dial(ctx, addr)
+		}),
+	})
+	sid := protocol.NewGUID()
+	x, _ := d.Add(reqOf(fx.a, Source{Addr: fx.ts.addr, Index: 1, Name: fx.a.Name, ServentID: sid}))
+	if err := waitDone(t, x, 5*time.Second); !errors.Is(err, ErrNoSources) {
+		t.Fatalf("err %v, want ErrNoSources", err)
+	}
+	if dials.Load() != 0 || sim.calls.Load() != 0 {
+		t.Fatalf("hostile source: %d dials, %d pushes", dials.Load(), sim.calls.Load())
+	}
+}

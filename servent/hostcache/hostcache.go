@@ -99,7 +99,9 @@ type hostEntry struct {
 // AllowLoopback and AllowPrivate must be set before the cache is shared.
 type Cache struct {
 	// AddrPolicy says which addresses the cache admits (the project's one
-	// address policy; a testnet on one machine allows loopback).
+	// address policy; a testnet on one machine allows loopback). With
+	// Hostiles set, hostile and banned addresses are neither stored nor,
+	// if banned after they were stored, picked or sampled.
 	firewall.AddrPolicy
 
 	mu    sync.Mutex
@@ -221,7 +223,7 @@ func (c *Cache) evictLocked() {
 // to before, and recently seen ones. Pick does not change the cache: call
 // Failed or Connected with the outcome.
 func (c *Cache) Pick(now time.Time, skip func(netip.AddrPort) bool) (netip.AddrPort, bool) {
-	addrs := c.ranked(func(e *hostEntry) bool { return !e.retryAt.After(now) })
+	addrs := c.ranked(func(e *hostEntry) bool { return !e.retryAt.After(now) && c.CheckHostile(e.addr) == nil })
 	// skip is called without the lock so it may use the cache itself.
 	for _, a := range addrs {
 		if skip == nil || !skip(a) {
@@ -318,7 +320,9 @@ func (c *Cache) Sample(n int, ultraOnly bool, skip func(netip.AddrPort) bool) []
 	if n <= 0 {
 		return nil
 	}
-	addrs := c.ranked(func(e *hostEntry) bool { return e.failures == 0 && (!ultraOnly || e.ultra) })
+	addrs := c.ranked(func(e *hostEntry) bool {
+		return e.failures == 0 && (!ultraOnly || e.ultra) && c.CheckHostile(e.addr) == nil
+	})
 	out := make([]netip.AddrPort, 0, min(n, len(addrs)))
 	for _, a := range addrs {
 		if len(out) == n {

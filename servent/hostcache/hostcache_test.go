@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gnutella/firewall"
 )
 
 var hcT0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -515,5 +517,28 @@ func TestHostCacheConcurrent(t *testing.T) {
 	n, err := New(500).Load(path, hcT0)
 	if err != nil || n == 0 {
 		t.Errorf("Load after concurrent saves = %d, %v", n, err)
+	}
+}
+
+func TestHostilesAreNotStoredPickedOrSampled(t *testing.T) {
+	now := time.Unix(1000, 0)
+	h := firewall.NewHostiles(0, func() time.Time { return now })
+	h.SetStatic(firewall.NewAddrSet(netip.MustParsePrefix("127.0.0.8/29")), "test list")
+	c := New(10)
+	c.AllowLoopback = true
+	c.Hostiles = h
+	if c.Add(netip.MustParseAddrPort("127.0.0.9:6346"), true, SourcePong, now) {
+		t.Fatal("hostile pong address stored")
+	}
+	if n := c.AddTryHeader("127.0.0.10:6346,127.0.0.2:6346", true, SourceXTry, now); n != 1 || c.Len() != 1 {
+		t.Fatalf("X-Try: %d admitted, %d held; want only 127.0.0.2", n, c.Len())
+	}
+	// Banned after it was stored: neither picked nor advertised.
+	h.Ban(netip.MustParseAddr("127.0.0.2"), time.Hour, "test")
+	if a, ok := c.Pick(now, nil); ok {
+		t.Errorf("banned %s picked", a)
+	}
+	if got := c.Sample(10, false, nil); len(got) != 0 {
+		t.Errorf("banned hosts sampled: %v", got)
 	}
 }
