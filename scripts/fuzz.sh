@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # fuzz.sh - run every Go fuzz target in the repository, one after another.
 #
-# Usage: scripts/fuzz.sh [-j N] DURATION [PKG...]
+# Usage: scripts/fuzz.sh [-j N] [-r REGEX] DURATION [PKG...]
 #
 #   DURATION  passed to -fuzztime (e.g. 5s, 10m, 1000x)
 #   PKG       package patterns (./protocol, ./servent/..., gnutella/transfer);
 #             default ./... (every package)
 #   -j N      run N targets at once (default 1)
+#   -r REGEX  only the targets whose name matches REGEX (grep -E)
 #
 # It finds every `func FuzzXxx(f *testing.F)` in the packages' _test.go
 # files and runs each with
@@ -24,14 +25,16 @@
 set -u -o pipefail
 
 usage() {
-	echo "usage: $0 [-j N] DURATION [PKG...]" >&2
+	echo "usage: $0 [-j N] [-r REGEX] DURATION [PKG...]" >&2
 	exit 2
 }
 
 jobs_max=1
-while getopts "j:h" opt; do
+filter=.
+while getopts "j:r:h" opt; do
 	case $opt in
 	j) jobs_max=$OPTARG ;;
+	r) filter=$OPTARG ;;
 	*) usage ;;
 	esac
 done
@@ -82,7 +85,7 @@ for dir in "${dirs[@]}"; do
 	[[ ${#files[@]} -gt 0 ]] || continue
 	while read -r name; do
 		targets+=("$rel $name")
-	done < <(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(f \*testing\.F).*/\1/p' "${files[@]}" | sort -u)
+	done < <(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(f \*testing\.F).*/\1/p' "${files[@]}" | sort -u | grep -E -- "$filter")
 done
 if [[ ${#targets[@]} -eq 0 ]]; then
 	echo "fuzz.sh: no fuzz targets in ${pkgs[*]}" >&2

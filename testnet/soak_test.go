@@ -31,11 +31,14 @@ import (
 //
 // GNUTELLA_SOAK is the duration of the load; GNUTELLA_SOAK_EVERY the report
 // interval (10s); GNUTELLA_SOAK_OUT the folder for soak.csv (default: a new
-// folder under the system temporary folder, named in the log).
+// folder under the system temporary folder, named in the log);
+// GNUTELLA_SOAK_ATTACKS a comma-separated subset of the attacks to run
+// (their names are in the report; "none" runs the honest load alone).
 //
 // Honest load: leaves search for files another leaf shares (each search
-// must find the file by its SHA-1), and every few successful searches
-// download it and verify the SHA-1. Hostile load (hostile_test.go), at
+// must find the file by its SHA-1), and every fifth successful search
+// downloads it and verifies the SHA-1 (each seeker downloads each file at
+// most once). Hostile load (hostile_test.go), at
 // bounded rates against the servents' 127.0.0.1 ports: garbage handshakes,
 // idle and slow connections, connect+close floods, bad descriptors,
 // duplicate-query floods, GGEP deflate bombs, QRP tables reset to 2^21
@@ -81,24 +84,32 @@ func TestSoak(t *testing.T) {
 		sha1    protocol.SHA1
 		holder  int
 	}
-	files := make([]soakFile, n) // one per leaf
+	const perLeaf = 4
+	var files []soakFile // perLeaf per leaf, each found nowhere else
 	shareDirs := make([]string, n)
 	dlDirs := make([]string, n)
 	for i := ups; i < n; i++ {
 		shareDirs[i] = t.TempDir()
 		dlDirs[i] = t.TempDir()
-		kw := fmt.Sprintf("soakfile%02d", i)
-		name := fmt.Sprintf("%s %s.bin", kw, contentWords[i%len(contentWords)])
-		path := filepath.Join(shareDirs[i], name)
-		if err := writeDemoFile(path, name, 24_000+i*1000); err != nil {
-			t.Fatal(err)
+		for k := 0; k < perLeaf; k++ {
+			kw := fmt.Sprintf("soakfile%02dx%d", i, k)
+			name := fmt.Sprintf("%s %s.bin", kw, contentWords[(i+k)%len(contentWords)])
+			path := filepath.Join(shareDirs[i], name)
+			if err := writeDemoFile(path, name, 20_000+i*1000+k*5000); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, soakFile{keyword: kw, sha1: sha1.Sum(data), holder: i})
 		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[i] = soakFile{keyword: kw, sha1: sha1.Sum(data), holder: i}
 	}
+	// A servent downloads a file once (its downloader keeps one entry per
+	// file): each (seeker, file) pair is downloaded at most once, so in a
+	// long soak downloads stop once every pair has been.
+	var dlMu sync.Mutex
+	downloaded := map[[2]int]bool{}
 	netw, err := Start(ctxFor(t, 120*time.Second), Options{
 		N: n, Transport: TCP, Seed: 7,
 		Topology: TwoTier{Ultrapeers: ups, UltrapeerDegree: ups - 1, LeafUltrapeers: 2},
@@ -152,7 +163,7 @@ func TestSoak(t *testing.T) {
 	var searches, found, downloads, verified atomic.Int64
 	var ivSearches, ivFound atomic.Int64 // since the last report
 	var failMu sync.Mutex
-	var failures []string
+	var failures, dlFailures []string
 	for w := 0; w < 2; w++ {
 		wg.Add(1)
 		go func() {
@@ -167,11 +178,12 @@ func TestSoak(t *testing.T) {
 				case <-tick.C:
 				}
 				seeker := ups + rng.IntN(leaves)
-				holder := ups + rng.IntN(leaves-1)
-				if holder >= seeker {
-					holder++
+				fi := rng.IntN(len(files))
+				for files[fi].holder == seeker {
+					fi = rng.IntN(len(files))
 				}
-				f := files[holder]
+				f := files[fi]
+				holder := f.holder
 				node := netw.Nodes[seeker]
 				q := protocol.NewQuery(f.keyword, protocol.QueryFlagMark|protocol.QueryFlagGGEPH)
 				s := node.Search(ctx, q, routing.Flood{TTL: 3}, 1, 10*time.Second)
@@ -202,6 +214,13 @@ func TestSoak(t *testing.T) {
 				if k%5 != 0 {
 					continue
 				}
+				dlMu.Lock()
+				again := downloaded[[2]int{seeker, fi}]
+				downloaded[[2]int{seeker, fi}] = true
+				dlMu.Unlock()
+				if again {
+					continue
+				}
 				dl, err := node.Download(*hit, hits)
 				if err != nil {
 					downloads.Add(1)
@@ -214,16 +233,22 @@ func TestSoak(t *testing.T) {
 					return // cut short by the end of the load: not counted
 				}
 				downloads.Add(1)
-				if err != nil {
+				st := dl.Status()
+				ok := false
+				if err == nil && st.Path != "" {
+					data, rerr := os.ReadFile(st.Path)
+					ok = rerr == nil && protocol.SHA1(sha1.Sum(data)) == f.sha1
+				}
+				if ok {
+					verified.Add(1)
 					continue
 				}
-				if path := dl.Status().Path; path != "" {
-					data, err := os.ReadFile(path)
-					if err == nil && protocol.SHA1(sha1.Sum(data)) == f.sha1 {
-						verified.Add(1)
-					}
-					_ = os.Remove(path)
+				failMu.Lock()
+				if len(dlFailures) < 20 {
+					dlFailures = append(dlFailures, fmt.Sprintf("%s leaf %d from %d (push=%v): %v; state %s, error %q",
+						time.Now().Format("15:04:05"), seeker, holder, hit.Push, err, st.State, st.Error))
 				}
+				failMu.Unlock()
 			}
 		}()
 	}
@@ -274,6 +299,28 @@ func TestSoak(t *testing.T) {
 		{"push-foreign", pushFlood(50, pushTarget, pushCallback), time.Second, 1, targetsUP},
 		{"slow-http", slowHTTP(300*time.Millisecond, 30*time.Second), time.Second, 8, targetsAll},
 		{"long-http-line", longHTTPLine, 500 * time.Millisecond, 2, targetsAll},
+	}
+	if v := os.Getenv("GNUTELLA_SOAK_ATTACKS"); v != "" {
+		keep := map[string]bool{}
+		for _, name := range strings.Split(v, ",") {
+			keep[strings.TrimSpace(name)] = true
+		}
+		var chosen []spec
+		for _, sp := range specs {
+			if keep[sp.name] {
+				chosen = append(chosen, sp)
+				delete(keep, sp.name)
+			}
+		}
+		delete(keep, "none")
+		if len(keep) > 0 {
+			var names []string
+			for _, sp := range specs {
+				names = append(names, sp.name)
+			}
+			t.Fatalf("GNUTELLA_SOAK_ATTACKS: unknown %v; the attacks are %s (or none)", keep, strings.Join(names, ","))
+		}
+		specs = chosen
 	}
 	stats := make([]*attackStats, len(specs))
 	for k, sp := range specs {
@@ -370,6 +417,9 @@ reporting:
 	failMu.Lock()
 	for _, f := range failures {
 		t.Logf("  search failure: %s", f)
+	}
+	for _, f := range dlFailures {
+		t.Logf("  download failure: %s", f)
 	}
 	failMu.Unlock()
 
