@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"gnutella/protocol"
+	"gnutella/routing"
 )
 
 // Hostile peers for the soak test (soak_test.go): each attack is one small
@@ -617,4 +618,22 @@ func (s *sink) addr() netip.AddrPort { return s.ln.Addr().(*net.TCPAddr).AddrPor
 func (s *sink) Close() {
 	_ = s.ln.Close()
 	s.wg.Wait()
+}
+
+// longWalker sends, on an ultrapeer link, one random-walk query (GGEP
+// GNUT.RW) that claims left steps still to go and no checking: every
+// ultrapeer passes it on, one hop at a time, until the budget runs out — one
+// message in, up to left messages across the network.
+func longWalker(left uint16) attack {
+	return func(ctx context.Context, addr netip.AddrPort, rng *rand.Rand) (attackResult, error) {
+		l, err := handshake(ctx, addr, true)
+		if err != nil {
+			return attackResult{}, err
+		}
+		q := protocol.NewQuery(fmt.Sprintf("hostile walker %d", rng.IntN(1000)), protocol.QueryFlagMark|protocol.QueryFlagGGEPH)
+		w := routing.Walker{Num: 0, Left: left, Steps: 1}
+		err = l.send(descriptor(protocol.Header{ID: protocol.NewGUID(), TTL: 1}, routing.WithWalker(q, w)))
+		l.waitClosed(ctx, 2*time.Second)
+		return l.Close(), err
+	}
 }

@@ -43,7 +43,7 @@ import (
 // idle and slow connections, connect+close floods, bad descriptors,
 // duplicate-query floods, GGEP deflate bombs, QRP tables reset to 2^21
 // slots and never finished, Pushes with foreign (127.0.0.x) callbacks,
-// dripped and overlong HTTP requests.
+// dripped and overlong HTTP requests, random walkers with a huge budget.
 //
 // At the end it asserts that honest searches succeeded at least 95% of the
 // time, that goroutines and descriptors came back near where they started
@@ -299,6 +299,7 @@ func TestSoak(t *testing.T) {
 		{"push-foreign", pushFlood(50, pushTarget, pushCallback), time.Second, 1, targetsUP},
 		{"slow-http", slowHTTP(300*time.Millisecond, 30*time.Second), time.Second, 8, targetsAll},
 		{"long-http-line", longHTTPLine, 500 * time.Millisecond, 2, targetsAll},
+		{"long-walker", longWalker(65535), 15 * time.Second, 1, targetsUP},
 	}
 	if v := os.Getenv("GNUTELLA_SOAK_ATTACKS"); v != "" {
 		keep := map[string]bool{}
@@ -365,19 +366,30 @@ func TestSoak(t *testing.T) {
 	}
 	defer csvFile.Close()
 	cw := csv.NewWriter(csvFile)
-	_ = cw.Write([]string{"elapsed_s", "rss_mib", "heap_mib", "heap_sys_mib", "goroutines", "fds", "links",
+	_ = cw.Write([]string{"elapsed_s", "rss_mib", "heap_mib", "heap_sys_mib", "goroutines", "fds", "links", "msgs_per_s",
 		"searches", "found", "interval_success_pct", "total_success_pct", "downloads", "verified", "hostile_tries", "push_callbacks"})
-	t.Logf("%8s %8s %8s %6s %6s %6s %9s %7s %7s %9s %9s %10s",
-		"elapsed", "rss MiB", "heap MiB", "gorout", "fds", "links", "searches", "ok%", "ok% iv", "downloads", "hostile", "callbacks")
+	t.Logf("%8s %8s %8s %6s %6s %6s %8s %9s %7s %7s %9s %9s %10s",
+		"elapsed", "rss MiB", "heap MiB", "gorout", "fds", "links", "msgs/s", "searches", "ok%", "ok% iv", "downloads", "hostile", "callbacks")
 	begin := time.Now()
 	var peakRSS int64
+	var lastHandled int64
+	for _, s := range netw.Servents {
+		_, h := s.MessageBalance()
+		lastHandled += h
+	}
+	lastAt := begin
 	report := func() {
 		m := sample()
 		peakRSS = max(peakRSS, m.rss)
 		links := 0
+		var handled int64
 		for _, s := range netw.Servents {
 			links += len(s.Links())
+			_, h := s.MessageBalance()
+			handled += h
 		}
+		rate := float64(handled-lastHandled) / time.Since(lastAt).Seconds()
+		lastHandled, lastAt = handled, time.Now()
 		var tries int64
 		for _, st := range stats {
 			tries += st.tries.Load()
@@ -385,11 +397,12 @@ func TestSoak(t *testing.T) {
 		s, f := searches.Load(), found.Load()
 		is, ifd := ivSearches.Swap(0), ivFound.Swap(0)
 		el := time.Since(begin).Round(time.Second)
-		t.Logf("%8v %8.1f %8.1f %6d %6d %6d %9d %7s %7s %4d/%-5d %9d %10d",
-			el, mib(m.rss), mib(m.heap), m.goroutines, m.fds, links, s, pct(f, s), pct(ifd, is),
+		t.Logf("%8v %8.1f %8.1f %6d %6d %6d %8.0f %9d %7s %7s %4d/%-5d %9d %10d",
+			el, mib(m.rss), mib(m.heap), m.goroutines, m.fds, links, rate, s, pct(f, s), pct(ifd, is),
 			verified.Load(), downloads.Load(), tries, sk.conns.Load())
 		_ = cw.Write([]string{strconv.Itoa(int(el.Seconds())), fmt.Sprintf("%.1f", mib(m.rss)), fmt.Sprintf("%.1f", mib(m.heap)),
 			fmt.Sprintf("%.1f", mib(m.heapSys)), strconv.Itoa(m.goroutines), strconv.Itoa(m.fds), strconv.Itoa(links),
+			fmt.Sprintf("%.0f", rate),
 			strconv.FormatInt(s, 10), strconv.FormatInt(f, 10), pct(ifd, is), pct(f, s),
 			strconv.FormatInt(downloads.Load(), 10), strconv.FormatInt(verified.Load(), 10),
 			strconv.FormatInt(tries, 10), strconv.FormatInt(sk.conns.Load(), 10)})
