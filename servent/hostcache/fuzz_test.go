@@ -48,3 +48,19 @@ func FuzzAddTryHeader(f *testing.F) {
 		}
 	})
 }
+
+// An IPv6 zone ("%eth0") names an interface of the host that wrote the
+// header: parseTryItem took it (even one holding "]", which then did not
+// print back as an address: "::%]0" became "[::%]0]:6346", found by
+// FuzzAddTryHeader). Entries with a zone are refused, as
+// protocol.ParseTryList refuses them.
+func TestParseTryItemRefusesZones(t *testing.T) {
+	for _, s := range []string{"::%]0", "fe80::1%eth0", "[fe80::1%eth0]:6346", "[2001:db8::1%1]:80"} {
+		if a, ok := parseTryItem(s); ok {
+			t.Errorf("parseTryItem(%q) = %v, want refused", s, a)
+		}
+	}
+	if a, ok := parseTryItem("[2001:db8::1]:6347"); !ok || a.String() != "[2001:db8::1]:6347" {
+		t.Errorf("parseTryItem([2001:db8::1]:6347) = %v, %v", a, ok)
+	}
+}
