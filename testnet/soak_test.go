@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -366,10 +367,10 @@ func TestSoak(t *testing.T) {
 	}
 	defer csvFile.Close()
 	cw := csv.NewWriter(csvFile)
-	_ = cw.Write([]string{"elapsed_s", "rss_mib", "heap_mib", "heap_sys_mib", "goroutines", "fds", "links", "msgs_per_s",
+	_ = cw.Write([]string{"elapsed_s", "rss_mib", "heap_mib", "heap_sys_mib", "goroutines", "fds", "links", "msgs_per_s", "cpu_pct",
 		"searches", "found", "interval_success_pct", "total_success_pct", "downloads", "verified", "hostile_tries", "push_callbacks"})
-	t.Logf("%8s %8s %8s %6s %6s %6s %8s %9s %7s %7s %9s %9s %10s",
-		"elapsed", "rss MiB", "heap MiB", "gorout", "fds", "links", "msgs/s", "searches", "ok%", "ok% iv", "downloads", "hostile", "callbacks")
+	t.Logf("%8s %8s %8s %6s %6s %6s %8s %5s %9s %7s %7s %9s %9s %10s",
+		"elapsed", "rss MiB", "heap MiB", "gorout", "fds", "links", "msgs/s", "cpu%", "searches", "ok%", "ok% iv", "downloads", "hostile", "callbacks")
 	begin := time.Now()
 	var peakRSS int64
 	var lastHandled int64
@@ -378,6 +379,7 @@ func TestSoak(t *testing.T) {
 		lastHandled += h
 	}
 	lastAt := begin
+	lastCPU := cpuTime()
 	report := func() {
 		m := sample()
 		peakRSS = max(peakRSS, m.rss)
@@ -388,8 +390,11 @@ func TestSoak(t *testing.T) {
 			_, h := s.MessageBalance()
 			handled += h
 		}
-		rate := float64(handled-lastHandled) / time.Since(lastAt).Seconds()
-		lastHandled, lastAt = handled, time.Now()
+		secs := time.Since(lastAt).Seconds()
+		rate := float64(handled-lastHandled) / secs
+		cpu := cpuTime()
+		cpuPct := 100 * (cpu - lastCPU).Seconds() / secs
+		lastHandled, lastAt, lastCPU = handled, time.Now(), cpu
 		var tries int64
 		for _, st := range stats {
 			tries += st.tries.Load()
@@ -397,12 +402,12 @@ func TestSoak(t *testing.T) {
 		s, f := searches.Load(), found.Load()
 		is, ifd := ivSearches.Swap(0), ivFound.Swap(0)
 		el := time.Since(begin).Round(time.Second)
-		t.Logf("%8v %8.1f %8.1f %6d %6d %6d %8.0f %9d %7s %7s %4d/%-5d %9d %10d",
-			el, mib(m.rss), mib(m.heap), m.goroutines, m.fds, links, rate, s, pct(f, s), pct(ifd, is),
+		t.Logf("%8v %8.1f %8.1f %6d %6d %6d %8.0f %5.0f %9d %7s %7s %4d/%-5d %9d %10d",
+			el, mib(m.rss), mib(m.heap), m.goroutines, m.fds, links, rate, cpuPct, s, pct(f, s), pct(ifd, is),
 			verified.Load(), downloads.Load(), tries, sk.conns.Load())
 		_ = cw.Write([]string{strconv.Itoa(int(el.Seconds())), fmt.Sprintf("%.1f", mib(m.rss)), fmt.Sprintf("%.1f", mib(m.heap)),
 			fmt.Sprintf("%.1f", mib(m.heapSys)), strconv.Itoa(m.goroutines), strconv.Itoa(m.fds), strconv.Itoa(links),
-			fmt.Sprintf("%.0f", rate),
+			fmt.Sprintf("%.0f", rate), fmt.Sprintf("%.0f", cpuPct),
 			strconv.FormatInt(s, 10), strconv.FormatInt(f, 10), pct(ifd, is), pct(f, s),
 			strconv.FormatInt(downloads.Load(), 10), strconv.FormatInt(verified.Load(), 10),
 			strconv.FormatInt(tries, 10), strconv.FormatInt(sk.conns.Load(), 10)})
@@ -509,6 +514,15 @@ func openFDs() int {
 		return -1
 	}
 	return len(ents)
+}
+
+// cpuTime is the CPU time (user + system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
