@@ -427,11 +427,33 @@ reporting:
 	wg.Wait() // every honest and hostile goroutine has returned
 	report()
 
+	// With the load gone, the running servents must let go of what it
+	// cost them: the goroutines and descriptors of hostile connections end
+	// within their timeouts (HandshakeTimeout, ByeGrace: seconds).
+	const slackRunG, slackRunFD = 20, 10
+	calm := time.Now().Add(30 * time.Second)
+	await.Until(t, "the running network back to its goroutines and descriptors before the load", func() bool {
+		m := sample()
+		return (m.goroutines <= started.goroutines+slackRunG && m.fds <= started.fds+slackRunFD) || time.Now().After(calm)
+	})
+	if m := sample(); m.goroutines > started.goroutines+slackRunG || m.fds > started.fds+slackRunFD {
+		t.Errorf("30 s after the load stopped the servents still hold %d goroutines and %d descriptors, %d and %d before it",
+			m.goroutines, m.fds, started.goroutines, started.fds)
+	} else {
+		t.Logf("30 s after the load at most: %d goroutines, %d descriptors (%d and %d before it)", m.goroutines, m.fds, started.goroutines, started.fds)
+	}
+
 	t.Logf("hostile load (closed-by-servent: the servent ended the connection; mean-held: how long it stayed open):")
 	for _, st := range stats {
 		t.Logf("  %s", st)
 	}
 	t.Logf("push callbacks provoked to %s: %d connections (%d sent GIV)", sk.addr(), sk.conns.Load(), sk.givs.Load())
+	for k, st := range stats {
+		// an attack with room for two attempts that made none is a broken harness
+		if dur >= 2*specs[k].every && st.tries.Load() == 0 {
+			t.Errorf("attack %s made no attempt in %v", st.name, dur)
+		}
+	}
 	failMu.Lock()
 	for _, f := range failures {
 		t.Logf("  search failure: %s", f)
