@@ -116,6 +116,9 @@ func BuildQuery(words, urn string) (*protocol.Query, error) {
 	if words == "" && len(urns) == 0 {
 		return nil, errors.New("empty query: neither words nor a urn:sha1")
 	}
+	if strings.IndexByte(words, 0) >= 0 {
+		return nil, errors.New("query holds a NUL byte, which ends a Gnutella search text")
+	}
 	return protocol.NewQuery(words, protocol.QueryFlagMark|protocol.QueryFlagGGEPH, urns...), nil
 }
 

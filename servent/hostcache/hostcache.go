@@ -393,7 +393,7 @@ func parseTryItem(s string) (netip.AddrPort, bool) {
 		host = s
 	}
 	ip, err := netip.ParseAddr(host)
-	if err != nil {
+	if err != nil || ip.Zone() != "" { // a zone names an interface of the sender, meaningless here
 		return netip.AddrPort{}, false
 	}
 	p := uint64(DefaultPort)

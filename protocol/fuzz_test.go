@@ -1,0 +1,84 @@
+package protocol
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// Parsers of handshake header values and of the WALKCHECK line that had no
+// fuzz target of their own: X-Try / X-Try-Ultrapeers (the servent feeds
+// every peer's into its host cache), Listen-IP and friends, and the GUID of
+// the GUID header and of "WALKCHECK <guid>".
+
+// FuzzParseTryList: no panic; every address is usable (port ≠ 0, not
+// unspecified, no zone, IPv4 not mapped) and the list written back with
+// FormatTryList reads back the same.
+func FuzzParseTryList(f *testing.F) {
+	f.Add("1.2.3.4:6346,5.6.7.8:6347")
+	f.Add("1.2.3.4:6346 2024-01-01T00:00Z, 9.9.9.9 ,[2001:db8::1]:6348")
+	f.Add("2001:db8::1,[2001:db8::2]:0,8.8.8.8:65536,8.8.8.8:9999999")
+	f.Add("[fe80::1%eth0]:6346,::ffff:1.2.3.4,[::ffff:5.6.7.8]:80,0.0.0.0:1")
+	f.Add("1.2.3.4junk,1.2.3.4:80junk,garbage,,:,[,]")
+	f.Add(strings.Repeat("8.8.8.8:1,", 100))
+	f.Fuzz(func(t *testing.T, v string) {
+		got := ParseTryList(v)
+		for _, a := range got {
+			if a.Port() == 0 || a.Addr().IsUnspecified() || a.Addr().Zone() != "" || a.Addr().Is4In6() {
+				t.Fatalf("ParseTryList(%q) gave %v", v, a)
+			}
+		}
+		if back := ParseTryList(FormatTryList(got)); !slices.Equal(back, got) {
+			t.Fatalf("ParseTryList(%q) = %v; written back and read again: %v", v, got, back)
+		}
+	})
+}
+
+// FuzzParseListenAddr: no panic; an accepted address has a port, no zone,
+// an unmapped IPv4, and reads back from its own String.
+func FuzzParseListenAddr(f *testing.F) {
+	f.Add("1.2.3.4:6346")
+	f.Add("  [2001:db8::1]:6346\t")
+	f.Add("[::ffff:1.2.3.4]:6346")
+	f.Add("1.2.3.4:0")
+	f.Add("[fe80::1%eth0]:1")
+	f.Add("host.example:6346")
+	f.Fuzz(func(t *testing.T, v string) {
+		a, err := ParseListenAddr(v)
+		if err != nil {
+			return
+		}
+		if a.Port() == 0 || a.Addr().Zone() != "" || a.Addr().Is4In6() {
+			t.Fatalf("ParseListenAddr(%q) = %v", v, a)
+		}
+		if b, err := ParseListenAddr(a.String()); err != nil || b != a {
+			t.Fatalf("ParseListenAddr(%q) = %v; ParseListenAddr(%q) = %v, %v", v, a, a.String(), b, err)
+		}
+	})
+}
+
+// FuzzParseGUID: no panic; a parsed GUID prints as hex that parses back to
+// it, and any error is a *Error.
+func FuzzParseGUID(f *testing.F) {
+	f.Add("0123456789abcdef0123456789ABCDEF")
+	f.Add("0123456789abcdef0123456789abcde")
+	f.Add("0123456789abcdef0123456789abcdefg")
+	f.Add(" 0123456789abcdef0123456789abcdef ")
+	f.Add("zz")
+	f.Fuzz(func(t *testing.T, s string) {
+		g, err := ParseGUID(s)
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("ParseGUID(%q): error %T is not *Error", s, err)
+			}
+			return
+		}
+		if len(s) != 32 {
+			t.Fatalf("ParseGUID(%q) accepted %d characters", s, len(s))
+		}
+		back, err := ParseGUID(g.String())
+		if err != nil || back != g {
+			t.Fatalf("ParseGUID(%q) = %v; ParseGUID(%q) = %v, %v", s, g, g.String(), back, err)
+		}
+	})
+}

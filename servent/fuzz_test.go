@@ -1,0 +1,170 @@
+package servent
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gnutella/protocol"
+)
+
+// fuzzConn is the servent's side of an inbound connection whose peer sent
+// in and then half-closed: reads give in, then EOF; writes are collected.
+// It never blocks, so serveConn's handling of any first block can be
+// fuzzed without sockets.
+type fuzzConn struct {
+	r      *bytes.Reader
+	mu     sync.Mutex
+	out    bytes.Buffer
+	closed bool
+}
+
+func (c *fuzzConn) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	return c.r.Read(b)
+}
+
+func (c *fuzzConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	return c.out.Write(b)
+}
+
+func (c *fuzzConn) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *fuzzConn) output() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.out.Bytes())
+}
+
+func (c *fuzzConn) LocalAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 6346} }
+func (c *fuzzConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 40000}
+}
+func (c *fuzzConn) SetDeadline(time.Time) error      { return nil }
+func (c *fuzzConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *fuzzConn) SetWriteDeadline(time.Time) error { return nil }
+
+// FuzzServeConn feeds any first block to the shared port's demultiplexer
+// (GNUTELLA CONNECT, GET/HEAD, GIV, WALKCHECK, CONNECT BACK, anything else):
+// it must not panic, must return once the input ends, and must answer
+// only in the protocol the first line asked for.
+func FuzzServeConn(f *testing.F) {
+	req := protocol.HandshakeRequest{Version: "0.6"}
+	req.Headers.Add("User-Agent", "gtk-gnutella/1.2.2")
+	req.Headers.Add("X-Ultrapeer", "True")
+	req.Headers.Add("X-Query-Routing", "0.2")
+	req.Headers.Add("X-Try-Ultrapeers", "1.2.3.4:6346,[2001:db8::1]:6347,5.6.7.8")
+	req.Headers.Add("Listen-IP", "127.0.0.2:6346")
+	req.Headers.Add("GUID", protocol.NewGUID().String())
+	req.Headers.Add("X-Max-TTL", "4")
+	req.Headers.Add("X-Degree", "32")
+	final := protocol.HandshakeResponse{Version: "0.6", Code: 200, Reason: "OK"}
+	leaf := protocol.HandshakeRequest{Version: "0.6"}
+	leaf.Headers.Add("X-Ultrapeer", "False")
+	leaf.Headers.Add("Accept-Encoding", "deflate")
+	ping, _ := (&protocol.Message{Header: protocol.Header{ID: protocol.NewGUID(), TTL: 1}, Payload: &protocol.Ping{}}).AppendTo(nil)
+	f.Add(append(append(req.AppendTo(nil), final.AppendTo(nil)...), ping...))
+	f.Add(append(leaf.AppendTo(nil), "GNUTELLA/0.6 200 OK\r\nContent-Encoding: deflate\r\n\r\n"...))
+	f.Add([]byte("GNUTELLA CONNECT/0.4\n\n"))
+	f.Add([]byte("GNUTELLA CONNECT/0.6\r\nUser-Agent: x\r\n\r\nGNUTELLA/0.6 503 Busy\r\n\r\n"))
+	f.Add([]byte("GET /uri-res/N2R?urn:sha1:PLSTHIPQGSSZTS5FJUPAKUZWUGYQYPFB HTTP/1.1\r\nHost: x\r\n\r\n"))
+	f.Add([]byte("HEAD /get/1/file.txt HTTP/1.0\r\n\r\n"))
+	f.Add([]byte("GIV 1:0123456789abcdef0123456789abcdef/file.txt\n\n"))
+	f.Add([]byte("WALKCHECK 0123456789abcdef0123456789abcdef\r\n"))
+	f.Add([]byte("WALKCHECK zz\r\n"))
+	f.Add([]byte("CONNECT BACK\r\n\r\n"))
+	f.Add([]byte("\r\n"))
+	f.Add([]byte("POST / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte("\x16\x03\x01\x00\xa5"))
+	f.Add([]byte("GET /" + strings.Repeat("a", 5000) + " HTTP/1.1\r\n\r\n"))
+
+	c := DefaultConfig()
+	c.ListenAddr = "127.0.0.1:0"
+	c.WantLinks = 0
+	c.AllowLoopback = true
+	c.ByeGrace = 50 * time.Millisecond
+	c.HandshakeTimeout = time.Second
+	s, err := New(c)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = s.Stop() })
+
+	f.Fuzz(func(t *testing.T, in []byte) {
+		conn := &fuzzConn{r: bytes.NewReader(in)}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.serveConn(conn)
+		}()
+		timer := time.NewTimer(5 * time.Second)
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+			t.Fatalf("serveConn still running 5 s after its input (%q) ended", truncateFuzz(in))
+		}
+		out := conn.output()
+		if len(out) == 0 {
+			return
+		}
+		first, _, _ := strings.Cut(string(in), "\n")
+		first = strings.TrimSuffix(first, "\r")
+		answer, _, _ := strings.Cut(string(out), "\n")
+		switch {
+		case strings.HasPrefix(first, "WALKCHECK "):
+			if s := string(out); s != "STOP\r\n" && s != "CONTINUE\r\n" {
+				t.Fatalf("WALKCHECK answered %q", truncateFuzz(out))
+			}
+		case strings.HasPrefix(answer, "GNUTELLA"):
+			// a status block (with, after a 200, the link's first messages)
+			if _, err := protocol.ReadHandshakeResponse(bufio.NewReader(bytes.NewReader(out))); err != nil {
+				t.Fatalf("unreadable handshake answer %q: %v", truncateFuzz(out), err)
+			}
+			if !strings.HasPrefix(first, "GNUTELLA CONNECT/") && !isLongLine(in) {
+				t.Fatalf("first line %q answered with %q", truncateFuzz([]byte(first)), answer)
+			}
+		case strings.HasPrefix(answer, "HTTP/1.1 "):
+			if !strings.Contains(first, "HTTP") && !strings.HasPrefix(first, "GET ") && !strings.HasPrefix(first, "HEAD ") {
+				t.Fatalf("first line %q answered with %q", truncateFuzz([]byte(first)), answer)
+			}
+		default:
+			t.Fatalf("first line %q answered with %q", truncateFuzz([]byte(first)), truncateFuzz(out))
+		}
+	})
+}
+
+// isLongLine: a first line too long to read is refused with a Gnutella 413
+// whatever it was.
+func isLongLine(in []byte) bool {
+	i := bytes.IndexByte(in, '\n')
+	return i < 0 || i > protocol.MaxHandshakeLine
+}
+
+func truncateFuzz(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "..."
+	}
+	return string(b)
+}
