@@ -116,7 +116,14 @@ func FuzzServeConn(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			s.serveConn(conn)
+			remote := addrPortOf(conn.RemoteAddr())
+			pc, _ := s.adm.enter(conn, remote.Addr(), 0) // as the accept loop does
+			if pc == nil {
+				t.Error("the admission caps refused a lone connection")
+				return
+			}
+			defer pc.done()
+			s.serveConn(conn, pc, remote)
 		}()
 		timer := time.NewTimer(5 * time.Second)
 		defer timer.Stop()

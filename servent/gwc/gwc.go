@@ -361,6 +361,9 @@ func parseGWCReply(body []byte, truncated bool) *gwcReply {
 			return false
 		}
 		a = hostcache.Canon(a)
+		if a.Addr().IsUnspecified() {
+			return false // 0.0.0.0 (or ::, or ::ffff:0.0.0.0) names no host
+		}
 		if !seenHost[a] && len(rep.hosts) < gwcMaxHostsOut {
 			seenHost[a] = true
 			rep.hosts = append(rep.hosts, a)
