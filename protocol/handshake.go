@@ -597,8 +597,9 @@ func (s *HandshakeResponse) AppendTo(b []byte) []byte {
 // on.
 func (s *HandshakeResponse) OK() bool { return s.Code >= 200 && s.Code <= 299 }
 
-// hsDefaultPort is the Gnutella port assumed when an address comes without one.
-const hsDefaultPort = 6346
+// DefaultPort is the Gnutella port assumed when an address (an X-Try entry,
+// a --peer) comes without one.
+const DefaultPort = 6346
 
 // ParseTryList reads an X-Try / X-Try-Ultrapeers value: entries separated by
 // commas, each "host[:port][junk]" where host is an IPv4 address, a
@@ -651,7 +652,7 @@ func hsParseTryEntry(e string) (netip.AddrPort, bool) {
 		}
 		addr, rest = a, ""
 	}
-	port := hsDefaultPort
+	port := DefaultPort
 	if strings.HasPrefix(rest, ":") {
 		rest = rest[1:]
 		n, i := 0, 0

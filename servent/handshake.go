@@ -116,14 +116,10 @@ func listenAddrOf(h *protocol.Headers) netip.AddrPort {
 func (s *Servent) learnFromHeaders(h *protocol.Headers) {
 	now := s.now()
 	for _, v := range h.Values("X-Try-Ultrapeers") {
-		for _, ap := range protocol.ParseTryList(v) {
-			s.hosts.Add(ap, true, hostcache.SourceXTryUltrapeers, now)
-		}
+		s.hosts.AddTryHeader(v, true, hostcache.SourceXTryUltrapeers, now)
 	}
 	for _, v := range h.Values("X-Try") {
-		for _, ap := range protocol.ParseTryList(v) {
-			s.hosts.Add(ap, false, hostcache.SourceXTry, now)
-		}
+		s.hosts.AddTryHeader(v, false, hostcache.SourceXTry, now)
 	}
 	if self := s.Addr(); self.Addr().IsUnspecified() {
 		if a, err := netip.ParseAddr(strings.TrimSpace(h.Get("Remote-IP"))); err == nil {

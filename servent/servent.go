@@ -361,17 +361,17 @@ func trimSpace(b []byte) []byte {
 }
 
 // resolvePeer turns a --peer value into an address: "host:port", or a bare
-// host with the default port (hostcache.DefaultPort).
+// host with the default port (protocol.DefaultPort).
 func resolvePeer(p string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(p); err == nil {
 		return ap, nil
 	}
 	if a, err := netip.ParseAddr(p); err == nil {
-		return netip.AddrPortFrom(a, hostcache.DefaultPort), nil
+		return netip.AddrPortFrom(a, protocol.DefaultPort), nil
 	}
 	host, port, err := net.SplitHostPort(p)
 	if err != nil {
-		host, port = p, strconv.Itoa(hostcache.DefaultPort)
+		host, port = p, strconv.Itoa(protocol.DefaultPort)
 	}
 	addrs, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
 	if err != nil || len(addrs) == 0 {

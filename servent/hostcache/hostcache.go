@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"gnutella/firewall"
+	"gnutella/protocol"
 	"io"
 	"net/netip"
 	"os"
@@ -77,9 +78,6 @@ const (
 	hostLoadMaxLine = 256
 	// hostTryMaxItems bounds how many entries of one X-Try header are looked at.
 	hostTryMaxItems = 100
-	// DefaultPort is the Gnutella port assumed when an address (an X-Try entry,
-	// a --peer) has none.
-	DefaultPort = 6346
 )
 
 type hostEntry struct {
@@ -351,69 +349,21 @@ func (c *Cache) TryHeader(n int, ultraOnly bool, skip func(netip.AddrPort) bool)
 }
 
 // AddTryHeader adds every address of an X-Try or X-Try-Ultrapeers header
-// value ("host[:port][junk],..."; the port defaults to 6346; some servents
-// append timestamps, which are ignored) and returns how many were admitted.
-// At most 100 entries are looked at.
+// value (protocol.ParseTryList's form: "host[:port][junk],...", the port
+// 6346 when missing, timestamps ignored) and returns how many were
+// admitted. At most hostTryMaxItems entries are looked at.
 func (c *Cache) AddTryHeader(value string, ultra bool, src Source, now time.Time) int {
-	n := 0
-	items := strings.SplitN(value, ",", hostTryMaxItems+1)
+	items := protocol.ParseTryList(value)
 	if len(items) > hostTryMaxItems {
 		items = items[:hostTryMaxItems]
 	}
-	for _, item := range items {
-		a, ok := parseTryItem(item)
-		if ok && c.Add(a, ultra, src, now) {
+	n := 0
+	for _, a := range items {
+		if c.Add(a, ultra, src, now) {
 			n++
 		}
 	}
 	return n
-}
-
-// parseTryItem parses one "host[:port][junk]" entry of an X-Try header.
-func parseTryItem(s string) (netip.AddrPort, bool) {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexAny(s, " \t;"); i >= 0 {
-		s = s[:i]
-	}
-	if s == "" {
-		return netip.AddrPort{}, false
-	}
-	var host, port string
-	if strings.HasPrefix(s, "[") { // [v6]:port
-		end := strings.IndexByte(s, ']')
-		if end < 0 {
-			return netip.AddrPort{}, false
-		}
-		host, port = s[1:end], strings.TrimPrefix(s[end+1:], ":")
-	} else if strings.Count(s, ":") > 1 { // bare IPv6, no port
-		host = s
-	} else if i := strings.IndexByte(s, ':'); i >= 0 {
-		host, port = s[:i], s[i+1:]
-	} else {
-		host = s
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil || ip.Zone() != "" { // a zone names an interface of the sender, meaningless here
-		return netip.AddrPort{}, false
-	}
-	p := uint64(DefaultPort)
-	if port != "" {
-		digits := port
-		for i, r := range port {
-			if r < '0' || r > '9' {
-				digits = port[:i]
-				break
-			}
-		}
-		if digits == "" || len(digits) > 5 {
-			return netip.AddrPort{}, false
-		}
-		p, err = strconv.ParseUint(digits, 10, 16)
-		if err != nil {
-			return netip.AddrPort{}, false
-		}
-	}
-	return netip.AddrPortFrom(ip, uint16(p)), true
 }
 
 // Save writes the cache to path atomically (a temporary file in the same
