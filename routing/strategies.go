@@ -188,6 +188,17 @@ type Walker struct {
 // CheckEvery is how often (in steps) a checking walker asks its originator.
 const CheckEvery = 4
 
+// Walk limits. A walker costs one message per step, so its length is what a
+// sender buys with one query: MaxWalkBudget is the default budget and the
+// most a servent relays (a walker claiming more steps left is cut down to
+// it, so one message cannot keep the network busy for 65,535 steps), and
+// MaxWalkers bounds the walkers of one search.
+const (
+	DefaultWalkers = 16
+	MaxWalkers     = 64
+	MaxWalkBudget  = 1024
+)
+
 func (w Walker) encode() []byte {
 	b := make([]byte, 6, 12)
 	b[0] = w.Num
@@ -252,8 +263,8 @@ func NextWalkerHop(rng *rand.Rand, candidates []LinkID, from LinkID) (LinkID, bo
 // StrategyOptions are the knobs a user gives a search.
 type StrategyOptions struct {
 	TTL     uint8         // flood and gossip TTL, ring maximum (default 4)
-	Walkers int           // random walk: number of walkers (default 16)
-	Budget  uint16        // random walk: steps per walker (default 1024)
+	Walkers int           // random walk: number of walkers (DefaultWalkers, at most MaxWalkers)
+	Budget  uint16        // random walk: steps per walker (MaxWalkBudget, which is also the most)
 	P       float64       // gossip probability (default 0.5)
 	Wait    time.Duration // expanding ring: wait per unit of TTL (default 1 s)
 }
@@ -276,10 +287,16 @@ func ParseStrategy(name string, o StrategyOptions) (Strategy, error) {
 	case "walk":
 		k, budget := o.Walkers, o.Budget
 		if k <= 0 {
-			k = 16
+			k = DefaultWalkers
 		}
 		if budget == 0 {
-			budget = 1024
+			budget = MaxWalkBudget
+		}
+		if k > MaxWalkers {
+			return nil, fmt.Errorf("%d walkers: at most %d", k, MaxWalkers)
+		}
+		if budget > MaxWalkBudget {
+			return nil, fmt.Errorf("a walk of %d steps: at most %d", budget, MaxWalkBudget)
 		}
 		return Walk{K: k, Budget: budget, Check: true}, nil
 	case "gossip":

@@ -39,7 +39,8 @@ func (r *router) handleWalker(l *Link, h protocol.Header, q *protocol.Query, w r
 		r.stats.Expired.Add(1)
 		return
 	}
-	next := routing.Walker{Num: w.Num, Left: w.Left - 1, Steps: w.Steps + 1, Check: w.Check, Origin: w.Origin}
+	left := min(w.Left, routing.MaxWalkBudget) - 1 // a walker claiming more is cut down
+	next := routing.Walker{Num: w.Num, Left: left, Steps: w.Steps + 1, Check: w.Check, Origin: w.Origin}
 	forward := func() {
 		var cands [64]routing.LinkID
 		c := cands[:0]
