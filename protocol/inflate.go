@@ -1,0 +1,111 @@
+package protocol
+
+import (
+	"bytes"
+	"compress/zlib"
+	"io"
+	"sync"
+)
+
+// Inflating deflated GGEP data (docs/protocol.md §1.10) is the one place
+// where a few bytes of a peer's payload can cost us much more than their
+// size: a zlib stream of 250 bytes inflates to 256 KiB. So every message
+// gets one inflate budget, shared by all its deflated extensions, and each
+// inflation is charged a fixed setup cost on top of what it produces (so a
+// message cannot buy thousands of tiny inflations either).
+
+const (
+	// MaxInflatedPerMessage is the inflate budget of one Query or QueryHit:
+	// all the deflated GGEP extensions of a Query's extension area, or of
+	// all a QueryHit's records and its trailer, share it.
+	//
+	// Why 4 KiB: a Query is at most 256 bytes on the wire (gtk-gnutella
+	// relays nothing bigger, docs/protocol.md §8.5) and its GGEP values are
+	// a few bytes (§1.8); a QueryHit carries at most 10 records of at most
+	// 10 alternate locations of 6 bytes each (§1.9), a hash, a size and a
+	// few push proxies. Deflating such values saves little, and honest
+	// servents deflate only when it makes the value shorter, so what they
+	// send inflates to well under a kilobyte per message. 4 KiB is several
+	// times that, and bounds what one message costs to a few microseconds.
+	MaxInflatedPerMessage = 4 << 10
+
+	// inflateSetupCost is what each inflation is charged before its output:
+	// 256 bytes, so a message pays for at most 16 inflations.
+	inflateSetupCost = 256
+)
+
+// inflateBudget is what the deflated extensions of one message (or one
+// stand-alone block) may still inflate to. The decoders pass one along by
+// pointer: there is no budget outside a decode.
+type inflateBudget struct {
+	left  int
+	total int // for error messages
+}
+
+func newInflateBudget(total int) *inflateBudget {
+	return &inflateBudget{left: total, total: total}
+}
+
+// zlibInflater is a reusable zlib reader: a fresh one allocates a 32 KiB
+// window and its Huffman tables, which would cost more than most
+// inflations do.
+type zlibInflater struct {
+	src bytes.Reader
+	zr  io.ReadCloser // implements zlib.Resetter
+}
+
+var zlibInflaters = sync.Pool{New: func() any { return new(zlibInflater) }}
+
+// inflate undoes the deflate (zlib) of an extension's data and charges it
+// to the budget, never holding more output than the budget has left (plus
+// one byte). Going over the budget is ErrInflateBudget; a broken stream is
+// ErrBadGGEP. Offsets in errors are relative to data.
+func (b *inflateBudget) inflate(data []byte) ([]byte, error) {
+	if len(data) < 6 {
+		return nil, errAt("ggep", 0, ErrBadGGEP, "deflated data of %d bytes, need at least 6", len(data))
+	}
+	if b.left < inflateSetupCost {
+		return nil, errAt("ggep", 0, ErrInflateBudget, "too many deflated extensions for a budget of %d bytes", b.total)
+	}
+	b.left -= inflateSetupCost
+	limit := b.left
+	z := zlibInflaters.Get().(*zlibInflater)
+	defer func() {
+		z.src.Reset(nil) // keep no payload alive in the pool
+		zlibInflaters.Put(z)
+	}()
+	z.src.Reset(data)
+	var err error
+	if z.zr == nil {
+		z.zr, err = zlib.NewReader(&z.src)
+	} else {
+		err = z.zr.(zlib.Resetter).Reset(&z.src, nil)
+	}
+	if err != nil {
+		return nil, errAt("ggep", 0, ErrBadGGEP, "bad zlib header: %v", err)
+	}
+	out := make([]byte, 0, min(4*len(data), limit+1))
+	for {
+		if len(out) == cap(out) {
+			if len(out) > limit {
+				return nil, errAt("ggep", 0, ErrInflateBudget, "inflates past the budget of %d bytes", b.total)
+			}
+			grown := make([]byte, len(out), min(2*cap(out), limit+1))
+			copy(grown, out)
+			out = grown
+		}
+		n, err := z.zr.Read(out[len(out):cap(out)])
+		out = out[:len(out)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, errAt("ggep", 0, ErrBadGGEP, "inflate: %v", err)
+		}
+	}
+	if len(out) > limit {
+		return nil, errAt("ggep", 0, ErrInflateBudget, "inflates past the budget of %d bytes", b.total)
+	}
+	b.left -= len(out)
+	return out, nil
+}
