@@ -1,6 +1,7 @@
 package servent
 
 import (
+	"bytes"
 	"net/netip"
 	"testing"
 
@@ -172,5 +173,52 @@ func TestGGEPBombHitRoutedWithoutDecoding(t *testing.T) {
 	case a := <-hostile:
 		t.Errorf("%v reported hostile for a hit we only routed", a)
 	default:
+	}
+}
+
+// BenchmarkQueryPlain and BenchmarkQueryBomb: one Query handled by the
+// router from one link with three others, the plain one routed to them,
+// the bomb refused. Both are about 200 bytes with the same layout: two
+// GGEP blocks, plain values in one, deflated ones inflating to 65,000
+// bytes each in the other. The bomb comes relayed (hops 1) so that its
+// link stays up and every iteration pays for the decode.
+func BenchmarkQueryPlain(b *testing.B) { benchHandleQuery(b, false) }
+func BenchmarkQueryBomb(b *testing.B)  { benchHandleQuery(b, true) }
+
+func benchHandleQuery(b *testing.B, bomb bool) {
+	s, links := benchLinks(b, 4)
+	q := protocol.NewQuery("kangaroo", protocol.QueryFlagMark)
+	for _, id := range []string{"Z1", "Z2"} {
+		e := protocol.Extension{ID: id, Data: make([]byte, 65000), Deflate: true}
+		if !bomb {
+			e = protocol.Extension{ID: id, Data: bytes.Repeat([]byte{'a'}, 82)}
+		}
+		q.Extensions = append(q.Extensions, protocol.GGEPItem(protocol.GGEP{e}))
+	}
+	payload, err := q.AppendTo(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(len(payload)), "payload-bytes")
+	src := links[0]
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		id := protocol.NewGUID()
+		s.handle(src, protocol.Header{ID: id, Type: protocol.TypeQuery, TTL: 3, Hops: 1, Length: uint32(len(payload))}, payload)
+		if i&31 == 0 {
+			for _, l := range links {
+				for {
+					if _, ok := l.q.pop(); !ok {
+						break
+					}
+				}
+			}
+		}
+	}
+	st := s.Stats()
+	if bomb != (st.DropInflateBomb > 0) || bomb == (st.Routed > 0) {
+		b.Fatalf("bomb %v: %v", bomb, st)
 	}
 }
