@@ -52,7 +52,11 @@ func newInflateBudget(total int) *inflateBudget {
 type zlibInflater struct {
 	src bytes.Reader
 	zr  io.ReadCloser // implements zlib.Resetter
+	out []byte        // scratch output, copied out on success
 }
+
+// maxPooledScratch is the largest scratch buffer kept in the pool.
+const maxPooledScratch = MaxGGEPInflated + inflateSetupCost + 1
 
 var zlibInflaters = sync.Pool{New: func() any { return new(zlibInflater) }}
 
@@ -84,15 +88,24 @@ func (b *inflateBudget) inflate(data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, errAt("ggep", 0, ErrBadGGEP, "bad zlib header: %v", err)
 	}
-	out := make([]byte, 0, min(4*len(data), limit+1))
+	// Inflate into the pooled scratch, growing it up to limit+1 bytes, so
+	// that a bomb allocates nothing and a success allocates its result once.
+	out := z.out[:0:min(cap(z.out), limit+1)]
+	defer func() {
+		if cap(out) > cap(z.out) && cap(out) <= maxPooledScratch {
+			z.out = out[:0]
+		}
+	}()
+	if cap(out) == 0 {
+		out = make([]byte, 0, min(max(4*len(data), 512), limit+1))
+	}
 	for {
 		if len(out) == cap(out) {
 			if len(out) > limit {
 				return nil, errAt("ggep", 0, ErrInflateBudget, "inflates past the budget of %d bytes", b.total)
 			}
-			grown := make([]byte, len(out), min(2*cap(out), limit+1))
-			copy(grown, out)
-			out = grown
+			out = append(out, 0)[:len(out)]
+			out = out[:len(out):min(cap(out), limit+1)]
 		}
 		n, err := z.zr.Read(out[len(out):cap(out)])
 		out = out[:len(out)+n]
@@ -107,5 +120,5 @@ func (b *inflateBudget) inflate(data []byte) ([]byte, error) {
 		return nil, errAt("ggep", 0, ErrInflateBudget, "inflates past the budget of %d bytes", b.total)
 	}
 	b.left -= len(out)
-	return out, nil
+	return bytes.Clone(out), nil
 }
