@@ -60,6 +60,12 @@ const maxPooledScratch = MaxGGEPInflated + inflateSetupCost + 1
 
 var zlibInflaters = sync.Pool{New: func() any { return new(zlibInflater) }}
 
+// flateWindow is the size of compress/flate's history window, which it
+// fills before it hands over any output; zeroWindow presets it (inflate).
+const flateWindow = 1 << 15
+
+var zeroWindow [flateWindow]byte
+
 // inflate undoes the deflate (zlib) of an extension's data and charges it
 // to the budget, never holding more output than the budget has left (plus
 // one byte). Going over the budget is ErrInflateBudget; a broken stream is
@@ -79,11 +85,21 @@ func (b *inflateBudget) inflate(data []byte) ([]byte, error) {
 		zlibInflaters.Put(z)
 	}()
 	z.src.Reset(data)
+	// compress/flate decodes until its 32 KiB window is full before it
+	// returns anything, so a bomb would cost a whole window however small
+	// the budget. A preset dictionary of zeros fills the window but for
+	// limit+1 bytes: flate then hands over its output, and we stop, after
+	// limit+1 bytes. (A corrupt stream that refers back past its own start
+	// reads these zeros instead of failing; honest streams never do.)
+	var dict []byte
+	if limit+1 < flateWindow {
+		dict = zeroWindow[:flateWindow-(limit+1)]
+	}
 	var err error
 	if z.zr == nil {
-		z.zr, err = zlib.NewReader(&z.src)
+		z.zr, err = zlib.NewReaderDict(&z.src, dict)
 	} else {
-		err = z.zr.(zlib.Resetter).Reset(&z.src, nil)
+		err = z.zr.(zlib.Resetter).Reset(&z.src, dict)
 	}
 	if err != nil {
 		return nil, errAt("ggep", 0, ErrBadGGEP, "bad zlib header: %v", err)
