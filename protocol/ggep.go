@@ -174,13 +174,13 @@ func scanGGEPExtension(b []byte, i int) (flags byte, id []byte, data, n int, err
 // All the deflated extensions of the block share one inflate budget of
 // MaxGGEPInflated; going over it is ErrInflateBudget.
 func DecodeGGEP(b []byte) (GGEP, int, error) {
-	// plus one setup charge, so that one extension of MaxGGEPInflated
-	// bytes, which AppendTo may write, decodes
-	return decodeGGEP(b, newInflateBudget(MaxGGEPInflated+inflateSetupCost))
+	return decodeGGEP(b, nil)
 }
 
 // decodeGGEP is DecodeGGEP charging its inflations to budget, which the
-// caller may share with other blocks of the same message.
+// caller may share with other blocks of the same message. A nil budget is
+// that of a stand-alone block: MaxGGEPInflated of output, with every
+// inflation's setup and input charges on top.
 func decodeGGEP(b []byte, budget *inflateBudget) (GGEP, int, error) {
 	if len(b) == 0 {
 		return nil, 0, errAt("ggep", 0, ErrTruncated, "empty block")
@@ -189,7 +189,7 @@ func decodeGGEP(b []byte, budget *inflateBudget) (GGEP, int, error) {
 		return nil, 0, errAt("ggep", 0, ErrBadGGEP, "block starts with 0x%02x, not 0xC3", b[0])
 	}
 	// First pass: the structure, and how many extensions there are.
-	count, end := 0, 0
+	count, end, charges := 0, 0, 0
 	for i := 1; end == 0; count++ {
 		if count == MaxGGEPExtensions {
 			return nil, 0, errAt("ggep", i, ErrBadGGEP, "more than %d extensions", MaxGGEPExtensions)
@@ -198,10 +198,16 @@ func decodeGGEP(b []byte, budget *inflateBudget) (GGEP, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
+		if flags&ggepDeflate != 0 {
+			charges += inflateSetupCost + inflateInputCost*n
+		}
 		i = data + n
 		if flags&ggepLast != 0 {
 			end = i
 		}
+	}
+	if budget == nil {
+		budget = newInflateBudget(MaxGGEPInflated + charges)
 	}
 	// Second pass: fill in the extensions, undoing COBS and deflate.
 	g := make(GGEP, count)

@@ -11,8 +11,10 @@ import (
 // where a few bytes of a peer's payload can cost us much more than their
 // size: a zlib stream of 250 bytes inflates to 256 KiB. So every message
 // gets one inflate budget, shared by all its deflated extensions, and each
-// inflation is charged a fixed setup cost on top of what it produces (so a
-// message cannot buy thousands of tiny inflations either).
+// inflation is charged what it costs to decode: a fixed setup cost (so a
+// message cannot buy thousands of tiny inflations), twice its deflated
+// input (each deflate block header costs a Huffman table build, so a
+// stream of many tiny blocks costs much for little output) and its output.
 
 const (
 	// MaxInflatedPerMessage is the inflate budget of one Query or QueryHit:
@@ -29,9 +31,12 @@ const (
 	// times that, and bounds what one message costs to a few microseconds.
 	MaxInflatedPerMessage = 4 << 10
 
-	// inflateSetupCost is what each inflation is charged before its output:
-	// 256 bytes, so a message pays for at most 16 inflations.
+	// inflateSetupCost is what each inflation is charged before its input
+	// and output: 256 bytes, so a message pays for at most 16 inflations.
 	inflateSetupCost = 256
+	// inflateInputCost is what each byte of deflated input is charged, so
+	// that a message inflates at most 2 KiB of deflated data.
+	inflateInputCost = 2
 )
 
 // inflateBudget is what the deflated extensions of one message (or one
@@ -74,10 +79,11 @@ func (b *inflateBudget) inflate(data []byte) ([]byte, error) {
 	if len(data) < 6 {
 		return nil, errAt("ggep", 0, ErrBadGGEP, "deflated data of %d bytes, need at least 6", len(data))
 	}
-	if b.left < inflateSetupCost {
-		return nil, errAt("ggep", 0, ErrInflateBudget, "too many deflated extensions for a budget of %d bytes", b.total)
+	if charge := inflateSetupCost + inflateInputCost*len(data); b.left < charge {
+		return nil, errAt("ggep", 0, ErrInflateBudget, "too much deflated data for a budget of %d bytes", b.total)
+	} else {
+		b.left -= charge
 	}
-	b.left -= inflateSetupCost
 	limit := b.left
 	z := zlibInflaters.Get().(*zlibInflater)
 	defer func() {

@@ -49,10 +49,11 @@ func TestQueryInflateBudgetIsPerMessage(t *testing.T) {
 }
 
 func TestInflateBudgetChargesEachInflation(t *testing.T) {
-	// deflated extensions of one byte each: 15 fit (15 × 257 bytes), the
-	// 16th does not, though the output is only 16 bytes
+	// deflated extensions of one byte each (9 bytes deflated): 14 fit
+	// (14 × (256 + 2×9 + 1) bytes), 16 do not, though their output is only
+	// 16 bytes
 	var g GGEP
-	for i := 0; i < MaxInflatedPerMessage/(inflateSetupCost+1)+1; i++ {
+	for i := 0; i < 16; i++ {
 		g = append(g, deflatedZeros(fmt.Sprintf("Z%d", i), 1))
 	}
 	q := NewQuery("red kangaroo", QueryFlagMark)
@@ -64,10 +65,34 @@ func TestInflateBudgetChargesEachInflation(t *testing.T) {
 	if _, err := DecodeQuery(b); !errors.Is(err, ErrInflateBudget) {
 		t.Fatalf("%d tiny inflations: err %v, want ErrInflateBudget", len(g), err)
 	}
-	q.Extensions = ExtensionArea{GGEPItem(g[:len(g)-1])}
+	q.Extensions = ExtensionArea{GGEPItem(g[:14])}
 	b, _ = q.AppendTo(nil)
 	if _, err := DecodeQuery(b); err != nil {
-		t.Fatalf("%d tiny inflations: %v", len(g)-1, err)
+		t.Fatalf("14 tiny inflations: %v", err)
+	}
+}
+
+// Deflated input is charged too: a stream of many small deflate blocks
+// costs a table build per block however little it inflates to.
+func TestInflateBudgetChargesInput(t *testing.T) {
+	random := make([]byte, 1500) // does not compress: ~1500 bytes deflated
+	for i := range random {
+		random[i] = byte(i*7919>>3) ^ byte(i*31)
+	}
+	for _, tt := range []struct {
+		size int
+		bomb bool
+	}{{1000, false}, {1500, true}} {
+		res := []Result{{Index: 1, Size: 100, Name: []byte("a.mp3"),
+			Extensions: ExtensionArea{GGEPItem(GGEP{{ID: "Z", Data: random[:tt.size], Deflate: true}})}}}
+		b, err := NewQueryHit([4]byte{192, 0, 2, 1}, 6346, 100, res, HitTrailer{Vendor: VendorGTKG}, NewGUID()).AppendTo(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = DecodeQueryHit(b)
+		if tt.bomb != errors.Is(err, ErrInflateBudget) {
+			t.Errorf("%d incompressible bytes (%d-byte hit): err %v, want budget exceeded %v", tt.size, len(b), err, tt.bomb)
+		}
 	}
 }
 
