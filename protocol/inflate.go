@@ -2,7 +2,9 @@ package protocol
 
 import (
 	"bytes"
-	"compress/zlib"
+	"compress/flate"
+	"encoding/binary"
+	"hash/adler32"
 	"io"
 	"sync"
 )
@@ -51,12 +53,15 @@ func newInflateBudget(total int) *inflateBudget {
 	return &inflateBudget{left: total, total: total}
 }
 
-// zlibInflater is a reusable zlib reader: a fresh one allocates a 32 KiB
+// zlibInflater is a reusable flate reader: a fresh one allocates a 32 KiB
 // window and its Huffman tables, which would cost more than most
-// inflations do.
+// inflations do. The zlib framing around the deflate data (RFC 1950: two
+// header bytes, then the Adler-32 of the output) is read by inflate itself,
+// so that the checksum is computed once on a finished output rather than
+// on every chunk of a bomb's.
 type zlibInflater struct {
 	src bytes.Reader
-	zr  io.ReadCloser // implements zlib.Resetter
+	fr  io.ReadCloser // implements flate.Resetter
 	out []byte        // scratch output, copied out on success
 }
 
@@ -90,7 +95,14 @@ func (b *inflateBudget) inflate(data []byte) ([]byte, error) {
 		z.src.Reset(nil) // keep no payload alive in the pool
 		zlibInflaters.Put(z)
 	}()
-	z.src.Reset(data)
+	cmf, flg := data[0], data[1]
+	switch {
+	case cmf&0x0F != 8 || cmf>>4 > 7 || (uint16(cmf)<<8|uint16(flg))%31 != 0:
+		return nil, errAt("ggep", 0, ErrBadGGEP, "bad zlib header %02x %02x", cmf, flg)
+	case flg&0x20 != 0:
+		return nil, errAt("ggep", 0, ErrBadGGEP, "zlib stream wants a preset dictionary")
+	}
+	z.src.Reset(data[2:])
 	// compress/flate decodes until its 32 KiB window is full before it
 	// returns anything, so a bomb would cost a whole window however small
 	// the budget. A preset dictionary of zeros fills the window but for
@@ -101,14 +113,10 @@ func (b *inflateBudget) inflate(data []byte) ([]byte, error) {
 	if limit+1 < flateWindow {
 		dict = zeroWindow[:flateWindow-(limit+1)]
 	}
-	var err error
-	if z.zr == nil {
-		z.zr, err = zlib.NewReaderDict(&z.src, dict)
-	} else {
-		err = z.zr.(zlib.Resetter).Reset(&z.src, dict)
-	}
-	if err != nil {
-		return nil, errAt("ggep", 0, ErrBadGGEP, "bad zlib header: %v", err)
+	if z.fr == nil {
+		z.fr = flate.NewReaderDict(&z.src, dict)
+	} else if err := z.fr.(flate.Resetter).Reset(&z.src, dict); err != nil {
+		return nil, errAt("ggep", 0, ErrBadGGEP, "inflate: %v", err)
 	}
 	// Inflate into the pooled scratch, growing it up to limit+1 bytes, so
 	// that a bomb allocates nothing and a success allocates its result once.
@@ -129,7 +137,7 @@ func (b *inflateBudget) inflate(data []byte) ([]byte, error) {
 			out = append(out, 0)[:len(out)]
 			out = out[:len(out):min(cap(out), limit+1)]
 		}
-		n, err := z.zr.Read(out[len(out):cap(out)])
+		n, err := z.fr.Read(out[len(out):cap(out)])
 		out = out[:len(out)+n]
 		if err == io.EOF {
 			break
@@ -140,6 +148,13 @@ func (b *inflateBudget) inflate(data []byte) ([]byte, error) {
 	}
 	if len(out) > limit {
 		return nil, errAt("ggep", 0, ErrInflateBudget, "inflates past the budget of %d bytes", b.total)
+	}
+	var sum [4]byte
+	if _, err := io.ReadFull(&z.src, sum[:]); err != nil {
+		return nil, errAt("ggep", 0, ErrBadGGEP, "zlib checksum missing")
+	}
+	if binary.BigEndian.Uint32(sum[:]) != adler32.Checksum(out) {
+		return nil, errAt("ggep", 0, ErrBadGGEP, "zlib checksum does not match")
 	}
 	b.left -= len(out)
 	return bytes.Clone(out), nil
