@@ -15,10 +15,11 @@ import (
 
 // dropHostile reports the peer's address to Config.OnHostile, then closes
 // l with Bye 400 and counts it; reporting first means the address is
-// refused before the peer can see the Bye and dial again.
+// refused before the peer can see the Bye and dial again. A link without
+// an IP address (an in-memory transport) is closed but not reported.
 func (s *Servent) dropHostile(l *Link, reason string) {
-	if f := s.cfg.OnHostile; f != nil {
-		f(l.Remote.Addr().Unmap(), reason)
+	if a := l.Remote.Addr().Unmap(); s.cfg.OnHostile != nil && a.IsValid() {
+		s.cfg.OnHostile(a, reason)
 	}
 	s.router.stats.AbuseDisconnect.Add(1)
 	l.Bye(protocol.ByeMessageTooLarge, reason)
