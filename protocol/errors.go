@@ -6,7 +6,7 @@ import (
 )
 
 // Kinds of failure. Every error returned by a decoder in this package wraps
-// exactly one of these, so callers test with errors.Is and choose their
+// exactly one of these (ErrInflateBudget being a kind of ErrTooLarge), so callers test with errors.Is and choose their
 // reaction (a Bye code, a 4xx answer, a dropped message) from the kind alone.
 var (
 	// ErrTruncated: the input ended before the structure did.
@@ -15,6 +15,11 @@ var (
 	// Gnutella link this desynchronises nothing yet, but the link must go
 	// (Bye 400), because skipping the payload would mean reading it.
 	ErrTooLarge = errors.New("too large")
+	// ErrInflateBudget: the deflated GGEP data of one message inflates
+	// past its budget (MaxInflatedPerMessage): a zlib bomb rather than
+	// garbage. It wraps ErrTooLarge, so errors.Is(err, ErrTooLarge) holds
+	// too.
+	ErrInflateBudget = fmt.Errorf("%w: GGEP inflate budget exceeded", ErrTooLarge)
 	// ErrMalformed: the bytes are there but do not follow the layout.
 	ErrMalformed = errors.New("malformed")
 	// ErrBadGGEP: a GGEP block breaks one of the rules of docs/protocol.md §1.10.

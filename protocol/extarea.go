@@ -46,8 +46,10 @@ func GGEPItem(g GGEP) ExtensionItem { return ExtensionItem{GGEP: g} }
 // separates items like 0x1C, and a 0x00 as the very last byte is reported
 // as finalNUL instead of an item. A QueryHit record's area never holds a
 // 0x00 (the caller cuts it at the record's NUL). An area of a single empty
-// item adds no item. Offsets in errors are relative to b.
-func decodeExtArea(dst ExtensionArea, b []byte, query bool) (out ExtensionArea, finalNUL bool, err error) {
+// item adds no item. Deflated GGEP data is charged to budget, which the
+// caller shares with the rest of the message. Offsets in errors are
+// relative to b.
+func decodeExtArea(dst ExtensionArea, b []byte, query bool, budget *inflateBudget) (out ExtensionArea, finalNUL bool, err error) {
 	if len(b) == 0 {
 		return dst, false, nil
 	}
@@ -57,7 +59,7 @@ func decodeExtArea(dst ExtensionArea, b []byte, query bool) (out ExtensionArea, 
 	for {
 		item := ExtensionItem{nulBefore: nulBefore}
 		if i < len(b) && b[i] == GGEPMagic {
-			g, n, err := DecodeGGEP(b[i:])
+			g, n, err := decodeGGEP(b[i:], budget)
 			if err != nil {
 				return nil, false, shiftOffset(err, i)
 			}
@@ -100,6 +102,43 @@ func decodeExtArea(dst ExtensionArea, b []byte, query bool) (out ExtensionArea, 
 		dst = dst[:start] // an area of one empty item is no area at all
 	}
 	return dst, finalNUL, nil
+}
+
+// extAreaHasGGEP reports whether the extension area b holds a GGEP
+// extension with the given ID. It reads only the framing of the blocks
+// (no COBS, no inflating), so it costs next to nothing, and it answers
+// false at the first framing error (a full decode will report it).
+func extAreaHasGGEP(b []byte, query bool, id string) bool {
+	for i := 0; i < len(b); i++ { // i++ skips the separator
+		if b[i] != GGEPMagic {
+			for i < len(b) && b[i] != ExtSeparator && b[i] != 0 {
+				i++
+			}
+			if i < len(b) && b[i] == 0 && !query {
+				return false
+			}
+			continue
+		}
+		j := i + 1
+		for count := 0; ; count++ {
+			if count == MaxGGEPExtensions {
+				return false
+			}
+			flags, eid, data, n, err := scanGGEPExtension(b, j)
+			if err != nil {
+				return false
+			}
+			if string(eid) == id {
+				return true
+			}
+			j = data + n
+			if flags&ggepLast != 0 {
+				break
+			}
+		}
+		i = j
+	}
+	return false
 }
 
 // itemsFrom returns the items of all from index from on as an area of its

@@ -83,7 +83,7 @@ func TestExtensionAreaDecodesItemsAndEncodesBackExactly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, finalNUL, err := decodeExtArea(nil, tt.area, tt.query)
+			a, finalNUL, err := decodeExtArea(nil, tt.area, tt.query, newInflateBudget(MaxInflatedPerMessage))
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
@@ -122,7 +122,7 @@ func TestExtensionAreaDecodeErrorsCarryKindAndOffset(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := decodeExtArea(nil, tt.area, tt.query)
+			_, _, err := decodeExtArea(nil, tt.area, tt.query, newInflateBudget(MaxInflatedPerMessage))
 			if !errors.Is(err, tt.kind) {
 				t.Fatalf("error %v, want kind %v", err, tt.kind)
 			}
@@ -251,7 +251,7 @@ func TestResultExtensionsPutsURNsAsGTKGnutellaDoes(t *testing.T) {
 			if bytes.IndexByte(enc, 0) >= 0 {
 				t.Errorf("record area %x holds a NUL", enc)
 			}
-			back, _, err := decodeExtArea(nil, enc, false)
+			back, _, err := decodeExtArea(nil, enc, false, newInflateBudget(MaxInflatedPerMessage))
 			if err != nil {
 				t.Fatalf("decode back: %v", err)
 			}

@@ -3,7 +3,6 @@ package protocol
 import (
 	"bytes"
 	"compress/zlib"
-	"io"
 	"strconv"
 )
 
@@ -30,8 +29,11 @@ const (
 	MaxGGEPExtensions = 32
 	// MaxGGEPLength is the largest length the 3-byte form can say.
 	MaxGGEPLength = 1<<18 - 1
-	// MaxGGEPInflated bounds what one deflated extension may inflate to, so a
-	// small payload cannot become a large allocation.
+	// MaxGGEPInflated is the inflate budget of a block decoded on its own
+	// (DecodeGGEP: a Ping's, Pong's or Push's block), shared by all its
+	// deflated extensions, and the most an extension may hold when we
+	// deflate it. Queries and QueryHits have the smaller budget
+	// MaxInflatedPerMessage for all their blocks together (inflate.go).
 	MaxGGEPInflated = 64 << 10
 )
 
@@ -168,7 +170,18 @@ func scanGGEPExtension(b []byte, i int) (flags byte, id []byte, data, n int, err
 // nor deflated, and the wire bytes every extension keeps for re-encoding,
 // point into b. Apart from the returned slice, decoding allocates only for
 // COBS and deflated data and for IDs outside the common set (ggepIDString).
+//
+// All the deflated extensions of the block share one inflate budget of
+// MaxGGEPInflated; going over it is ErrInflateBudget.
 func DecodeGGEP(b []byte) (GGEP, int, error) {
+	return decodeGGEP(b, nil)
+}
+
+// decodeGGEP is DecodeGGEP charging its inflations to budget, which the
+// caller may share with other blocks of the same message. A nil budget is
+// that of a stand-alone block: MaxGGEPInflated of output, with every
+// inflation's setup and input charges on top.
+func decodeGGEP(b []byte, budget *inflateBudget) (GGEP, int, error) {
 	if len(b) == 0 {
 		return nil, 0, errAt("ggep", 0, ErrTruncated, "empty block")
 	}
@@ -176,7 +189,7 @@ func DecodeGGEP(b []byte) (GGEP, int, error) {
 		return nil, 0, errAt("ggep", 0, ErrBadGGEP, "block starts with 0x%02x, not 0xC3", b[0])
 	}
 	// First pass: the structure, and how many extensions there are.
-	count, end := 0, 0
+	count, end, charges := 0, 0, 0
 	for i := 1; end == 0; count++ {
 		if count == MaxGGEPExtensions {
 			return nil, 0, errAt("ggep", i, ErrBadGGEP, "more than %d extensions", MaxGGEPExtensions)
@@ -185,15 +198,20 @@ func DecodeGGEP(b []byte) (GGEP, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
+		if flags&ggepDeflate != 0 {
+			charges += inflateSetupCost + inflateInputCost*n
+		}
 		i = data + n
 		if flags&ggepLast != 0 {
 			end = i
 		}
 	}
+	if budget == nil {
+		budget = newInflateBudget(MaxGGEPInflated + charges)
+	}
 	// Second pass: fill in the extensions, undoing COBS and deflate.
 	g := make(GGEP, count)
 	i := 1
-	budget := MaxGGEPInflated // for all deflated extensions of the block together
 	for k := range g {
 		flags, id, at, n, _ := scanGGEPExtension(b, i)
 		e := &g[k]
@@ -209,10 +227,9 @@ func DecodeGGEP(b []byte) (GGEP, int, error) {
 			}
 		}
 		if e.Deflate {
-			if data, err = inflateGGEP(data, budget); err != nil {
+			if data, err = budget.inflate(data); err != nil {
 				return nil, 0, shiftOffset(err, at)
 			}
-			budget -= len(data)
 		}
 		e.Data, e.data = data, data
 		i = at + n
@@ -322,43 +339,6 @@ func ggepIDString(id []byte) string {
 		return "6"
 	}
 	return string(id)
-}
-
-// inflateGGEP undoes the deflate (zlib) of an extension's data, never
-// holding more than limit+1 bytes of output. DecodeGGEP gives each block one
-// budget of MaxGGEPInflated for all its deflated extensions, so a payload of
-// many small deflated extensions cannot cost a megabyte of inflating.
-func inflateGGEP(data []byte, limit int) ([]byte, error) {
-	if len(data) < 6 {
-		return nil, errAt("ggep", 0, ErrBadGGEP, "deflated data of %d bytes, need at least 6", len(data))
-	}
-	zr, err := zlib.NewReader(bytes.NewReader(data))
-	if err != nil {
-		return nil, errAt("ggep", 0, ErrBadGGEP, "bad zlib header: %v", err)
-	}
-	out := make([]byte, 0, min(4*len(data), limit+1))
-	for {
-		if len(out) == cap(out) {
-			if len(out) > limit {
-				return nil, errAt("ggep", 0, ErrTooLarge, "inflates past %d bytes (the block's budget)", limit)
-			}
-			grown := make([]byte, len(out), min(2*cap(out), limit+1))
-			copy(grown, out)
-			out = grown
-		}
-		n, err := zr.Read(out[len(out):cap(out)])
-		out = out[:len(out)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, errAt("ggep", 0, ErrBadGGEP, "inflate: %v", err)
-		}
-	}
-	if len(out) > limit {
-		return nil, errAt("ggep", 0, ErrTooLarge, "inflates past %d bytes (the block's budget)", limit)
-	}
-	return out, nil
 }
 
 // AppendTo appends the encoded block to b. On error b is returned unchanged.

@@ -88,6 +88,10 @@ type Query struct {
 
 // DecodeQuery decodes a Query payload. It needs at least 3 bytes, and the
 // search text ends at the first NUL. The result aliases b.
+//
+// All the deflated GGEP extensions of the extension area share one inflate
+// budget of MaxInflatedPerMessage; a query that goes over it fails with
+// ErrInflateBudget (docs/protocol.md §1.10).
 func DecodeQuery(b []byte) (*Query, error) {
 	if len(b) < minQueryPayload {
 		return nil, errAt("query", len(b), ErrTruncated, "payload of %d bytes, need at least %d", len(b), minQueryPayload)
@@ -101,12 +105,28 @@ func DecodeQuery(b []byte) (*Query, error) {
 		Flags:  QueryFlags(uint16(b[0])<<8 | uint16(b[1])),
 		Search: b[queryFlagsFieldBytes:nul:nul],
 	}
-	all, finalNUL, err := decodeExtArea(q.ext1[:0], b[nul+1:], true)
+	all, finalNUL, err := decodeExtArea(q.ext1[:0], b[nul+1:], true, newInflateBudget(MaxInflatedPerMessage))
 	if err != nil {
 		return nil, shiftOffset(asWhat(err, "query"), nul+1)
 	}
 	q.Extensions, q.FinalNUL = itemsFrom(all, 0), finalNUL
 	return q, nil
+}
+
+// QueryHasGGEP reports whether the Query payload b carries a GGEP
+// extension with the given ID in its extension area, reading only the
+// framing: nothing is COBS-decoded or inflated. A router uses it to pick a
+// handling (a random walker's "GNUT.RW") before paying for DecodeQuery.
+// A payload that does not frame is reported as false.
+func QueryHasGGEP(b []byte, id string) bool {
+	if len(b) < minQueryPayload {
+		return false
+	}
+	nul := bytes.IndexByte(b[queryFlagsFieldBytes:], 0)
+	if nul < 0 {
+		return false
+	}
+	return extAreaHasGGEP(b[queryFlagsFieldBytes+nul+1:], true, id)
 }
 
 // asWhat relabels an extension-area error as belonging to the unit that

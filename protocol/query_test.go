@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -327,6 +328,8 @@ func FuzzQuery(f *testing.F) {
 	f.Add([]byte("\x80\x00abc\x00" + h.String() + "\x1C\x1C<xml/>\x00"))
 	f.Add([]byte("\x00\x00\x00\x00\x00"))
 	f.Add(cat([]byte("\x80\x00a\x00"), ggepBytes(f, GGEP{{ID: "H", Data: GGEPHash(h)}, {ID: "M", Data: []byte{0}}}), []byte{0x1C}))
+	f.Add(cat([]byte("\x80\x00a\x00"), ggepBytes(f, GGEP{{ID: "Z", Data: make([]byte, 65000), Deflate: true}}),
+		[]byte{0x1C}, ggepBytes(f, GGEP{{ID: "GNUT.RW", Data: make([]byte, 2000), Deflate: true}})))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		q, err := DecodeQuery(b)
 		if err != nil {
@@ -345,5 +348,15 @@ func FuzzQuery(f *testing.F) {
 		}
 		_ = q.String()
 		_ = q.URNs()
+		// the framing scan agrees with the decode
+		ids := q.Extensions.GGEP().IDs()
+		for _, id := range ids {
+			if !QueryHasGGEP(b, id) {
+				t.Fatalf("QueryHasGGEP(%q) = false for %x", id, b)
+			}
+		}
+		if !slices.Contains(ids, "GNUT.RW") && QueryHasGGEP(b, "GNUT.RW") {
+			t.Fatalf("QueryHasGGEP finds a GNUT.RW the decode has not in %x", b)
+		}
 	})
 }

@@ -115,6 +115,11 @@ func (r *Result) String() string {
 // optional trailer fitting before the servent ID. The per-record extension
 // areas are decoded; the private area is kept as bytes (see TrailerGGEP).
 // The result aliases b.
+//
+// The deflated GGEP extensions of all the records and of the trailer's
+// GGEP block share one inflate budget of MaxInflatedPerMessage; a hit that
+// goes over it fails with ErrInflateBudget (docs/protocol.md §1.10). A
+// trailer block that is merely malformed is no error (TrailerGGEP is nil).
 func DecodeQueryHit(b []byte) (*QueryHit, error) {
 	if len(b) < hitMinPayload {
 		return nil, errAt("queryhit", len(b), ErrTruncated, "payload of %d bytes, need at least %d", len(b), hitMinPayload)
@@ -132,6 +137,7 @@ func DecodeQueryHit(b []byte) (*QueryHit, error) {
 	copy(h.ServentID[:], b[end:])
 	h.Results = make([]Result, 0, min(n, (end-hitHeaderLen)/hitMinRecord))
 	items := make(ExtensionArea, 0, min(2*n, (end-hitHeaderLen)/hitMinRecord+1))
+	budget := newInflateBudget(MaxInflatedPerMessage)
 	i := hitHeaderLen
 	for k := 0; k < n; k++ {
 		if end-i < 8 {
@@ -156,7 +162,7 @@ func DecodeQueryHit(b []byte) (*QueryHit, error) {
 		extEnd += extAt
 		before := len(items)
 		var err error
-		items, _, err = decodeExtArea(items, b[extAt:extEnd], false)
+		items, _, err = decodeExtArea(items, b[extAt:extEnd], false, budget)
 		if err != nil {
 			if errors.Is(err, ErrTruncated) {
 				// The block's own framing runs on past the record's NUL:
@@ -184,6 +190,9 @@ func DecodeQueryHit(b []byte) (*QueryHit, error) {
 		h.OpenData = b[at : at+open : at+open]
 		if at+open < end {
 			h.Private = b[at+open : end : end]
+			if _, err := h.trailerGGEP(budget); errors.Is(err, ErrInflateBudget) {
+				return nil, shiftOffset(err, at+open)
+			}
 		}
 	}
 	return h, nil
@@ -312,18 +321,34 @@ func (h *QueryHit) Flags() (flags HitFlags, valid HitFlags) {
 
 // TrailerGGEP decodes the GGEP block of the private area: at its start
 // (gtk-gnutella) or after LimeWire's one-byte private flags. It returns nil
-// when there is none or it does not decode. It parses on each call.
+// when there is none or it does not decode. It parses on each call, with
+// an inflate budget of MaxInflatedPerMessage.
 func (h *QueryHit) TrailerGGEP() GGEP {
+	g, _ := h.trailerGGEP(newInflateBudget(MaxInflatedPerMessage))
+	return g
+}
+
+// trailerGGEP decodes the private area's GGEP block, charging its
+// inflations to budget. The error is that of the last place tried (offsets
+// relative to the private area); a nil block with a nil error means there
+// is no block.
+func (h *QueryHit) trailerGGEP(budget *inflateBudget) (GGEP, error) {
 	p := h.Private
+	var last error
 	for at := 0; at < 2 && at < len(p); at++ {
 		if p[at] != GGEPMagic {
 			continue
 		}
-		if g, _, err := DecodeGGEP(p[at:]); err == nil {
-			return g
+		g, _, err := decodeGGEP(p[at:], budget)
+		if err == nil {
+			return g, nil
+		}
+		last = shiftOffset(err, at)
+		if errors.Is(err, ErrInflateBudget) {
+			break // the budget is spent: trying further would not help
 		}
 	}
-	return nil
+	return nil, last
 }
 
 // PushProxies returns the push proxies of the trailer's GGEP "PUSH"

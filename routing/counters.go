@@ -22,6 +22,7 @@ type Counters struct {
 	DropHardLimit   atomic.Uint64 // TTL+hops over the hard limit
 	DropBadType     atomic.Uint64 // unknown payload type
 	DropOther       atomic.Uint64 // any other drop (size, malformed, hostile, ...)
+	DropInflateBomb atomic.Uint64 // GGEP inflating past the message's budget
 	AbuseDisconnect atomic.Uint64 // links closed by LinkAbuse verdicts
 }
 
@@ -31,7 +32,7 @@ type Stats struct {
 	Duplicates, DupsHigherTTL                            uint64
 	NoRoute, RouteLost, Expired                          uint64
 	DropTTLZero, DropHops255, DropHardLimit, DropBadType uint64
-	DropOther, AbuseDisconnect                           uint64
+	DropOther, DropInflateBomb, AbuseDisconnect          uint64
 }
 
 // CountVerdict increments the counter matching a non-Accept verdict.
@@ -63,6 +64,7 @@ func (c *Counters) Snapshot() Stats {
 		DropHardLimit:   c.DropHardLimit.Load(),
 		DropBadType:     c.DropBadType.Load(),
 		DropOther:       c.DropOther.Load(),
+		DropInflateBomb: c.DropInflateBomb.Load(),
 		AbuseDisconnect: c.AbuseDisconnect.Load(),
 	}
 }
@@ -71,13 +73,13 @@ func (c *Counters) Snapshot() Stats {
 // no route, route lost, expired and every Drop* field).
 func (s Stats) Dropped() uint64 {
 	return s.Duplicates + s.NoRoute + s.RouteLost + s.Expired + s.DropTTLZero +
-		s.DropHops255 + s.DropHardLimit + s.DropBadType + s.DropOther
+		s.DropHops255 + s.DropHardLimit + s.DropBadType + s.DropOther + s.DropInflateBomb
 }
 
 func (s Stats) String() string {
 	return fmt.Sprintf("rx=%d routed=%d handled=%d dups=%d dups-higher-ttl=%d no-route=%d route-lost=%d "+
-		"expired=%d ttl0=%d hops255=%d hard-limit=%d bad-type=%d other=%d abuse-bye=%d",
+		"expired=%d ttl0=%d hops255=%d hard-limit=%d bad-type=%d other=%d inflate-bomb=%d abuse-bye=%d",
 		s.Received, s.Routed, s.Handled, s.Duplicates, s.DupsHigherTTL, s.NoRoute, s.RouteLost,
 		s.Expired, s.DropTTLZero, s.DropHops255, s.DropHardLimit, s.DropBadType, s.DropOther,
-		s.AbuseDisconnect)
+		s.DropInflateBomb, s.AbuseDisconnect)
 }

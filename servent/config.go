@@ -201,6 +201,11 @@ type Config struct {
 	// Trace, when set, sees every descriptor a link hands to the router,
 	// with whether it was a duplicate (route.go). Tests count with it.
 	Trace TraceFunc
+	// OnHostile, when set, hears the address of every peer whose link we
+	// close for hostile input, e.g. a GGEP inflate bomb (hostile.go), so
+	// that it can be refused for a while. It is called on the link's
+	// reader with no lock held and must not block.
+	OnHostile func(addr netip.Addr, reason string)
 }
 
 // DefaultConfig returns the defaults, the one place they live (the TTL

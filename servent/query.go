@@ -29,18 +29,29 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 	if !r.checkArrival(l, &h) {
 		return
 	}
-	q, err := protocol.DecodeQuery(payload)
-	if err != nil {
-		r.stats.DropOther.Add(1)
-		return
-	}
-	if w, ok := routing.WalkerOf(q); ok && l.Kind != LinkLeaf {
-		r.handleWalker(l, h, q, w)
-		return
+	// Duplicates are dropped before anything is decoded: decoding costs
+	// (GGEP may be deflated, docs/protocol.md §1.10) and a copy gains
+	// nothing. Walkers are the exception: each visit is a Query of TTL 1
+	// and a walk may come back here and must go on (walker.go), so they are
+	// told apart first, by a scan of the GGEP framing that inflates nothing.
+	var q *protocol.Query
+	if l.Kind != LinkLeaf && protocol.QueryHasGGEP(payload, routing.WalkerExtension) {
+		if q = r.decodeQuery(l, h, payload); q == nil {
+			return
+		}
+		if w, ok := routing.WalkerOf(q); ok {
+			r.handleWalker(l, h, q, w)
+			return
+		}
 	}
 	dup, higher := r.duplicate(l, h)
 	if dup && !higher {
 		return
+	}
+	if q == nil {
+		if q = r.decodeQuery(l, h, payload); q == nil {
+			return
+		}
 	}
 	if !dup {
 		r.query.Add(h.ID, l.ID, s.now())
@@ -89,6 +100,17 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 		return
 	}
 	r.flood(l, out, payload, higher, qq)
+}
+
+// decodeQuery decodes a Query's payload, or counts and punishes one that
+// does not decode (hostile.go) and returns nil.
+func (r *router) decodeQuery(l *Link, h protocol.Header, payload []byte) *protocol.Query {
+	q, err := protocol.DecodeQuery(payload)
+	if err != nil {
+		r.undecodable(l, h, err)
+		return nil
+	}
+	return q
 }
 
 // toLeaves sends a query to the leaves whose QRP table matches it (never

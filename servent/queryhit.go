@@ -30,10 +30,12 @@ func (r *router) handleQueryHit(l *Link, h protocol.Header, payload []byte) {
 	r.pushes.Learn(servent, l.ID, now)
 	r.query.Touch(h.ID, now)
 	if dst == routing.Local {
+		// Only hits for our own searches are decoded; the others go on as
+		// bytes, so a relayed GGEP bomb costs us nothing.
 		r.stats.Handled.Add(1)
 		hit, err := protocol.DecodeQueryHit(payload)
 		if err != nil {
-			r.stats.DropOther.Add(1)
+			r.undecodable(l, h, err)
 			return
 		}
 		s.searches.deliver(h, hit, l)
