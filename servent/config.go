@@ -201,10 +201,13 @@ type Config struct {
 	// Trace, when set, sees every descriptor a link hands to the router,
 	// with whether it was a duplicate (route.go). Tests count with it.
 	Trace TraceFunc
-	// OnHostile, when set, hears the address of every peer whose link we
-	// close for hostile input, e.g. a GGEP inflate bomb (hostile.go), so
-	// that it can be refused for a while. It is called on the link's
-	// reader with no lock held and must not block.
+	// HostileBan is how long the address of a peer whose link we close for
+	// hostile input (a GGEP inflate bomb, hostiles.go) is refused and never
+	// dialled; 0 bans nothing. Loopback is banned only with
+	// RateLimitLoopback.
+	HostileBan time.Duration
+	// OnHostile, when set, also hears the address of every such peer. It is
+	// called on the link's reader with no lock held and must not block.
 	OnHostile func(addr netip.Addr, reason string)
 }
 
@@ -238,6 +241,7 @@ func DefaultConfig() Config {
 		HandshakeRate:        2,
 		HandshakeRateWindow:  time.Minute,
 		FDReserve:            64,
+		HostileBan:           10 * time.Minute,
 		AlivePingInterval:    20 * time.Second,
 		AliveMaxMissed:       6,
 		IdleTimeout:          180 * time.Second,

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"gnutella/firewall"
@@ -121,4 +122,48 @@ func (s *Servent) Ban(addr netip.Addr, d time.Duration, reason string) {
 // Banned says whether addr is hostile or banned, and why (Hostiles().Banned).
 func (s *Servent) Banned(addr netip.Addr) (reason string, ok bool) {
 	return s.hostiles.Banned(addr)
+}
+
+// Hostile input: what a link sends that no honest servent would, and what
+// we do about it. Today that is a GGEP inflate bomb (docs/protocol.md
+// §1.10): a Query or QueryHit whose deflated GGEP data inflates past
+// protocol.MaxInflatedPerMessage. Its link is closed with Bye 400 and its
+// address banned for Config.HostileBan (refused at accept and never dialled;
+// loopback only with RateLimitLoopback, so that a local testnet is never
+// cut off from itself), and reported to Config.OnHostile.
+
+// dropHostile bans the peer's address and reports it to Config.OnHostile,
+// then closes l with Bye 400 and counts it; banning first means the address
+// is refused before the peer can see the Bye and dial again. Other links
+// from the address stay up (they may be other, honest servents behind the
+// same address). A link without an IP address (an in-memory transport) is
+// closed but neither banned nor reported.
+func (s *Servent) dropHostile(l *Link, reason string) {
+	if a := l.Remote.Addr().Unmap(); a.IsValid() {
+		if s.cfg.HostileBan > 0 && (!a.IsLoopback() || s.cfg.RateLimitLoopback) {
+			s.hostiles.Ban(a, s.cfg.HostileBan, reason)
+		}
+		if s.cfg.OnHostile != nil {
+			s.cfg.OnHostile(a, reason)
+		}
+	}
+	s.router.stats.AbuseDisconnect.Add(1)
+	l.Bye(protocol.ByeMessageTooLarge, reason)
+}
+
+// undecodable counts a Query or QueryHit that did not decode. An inflate
+// bomb from the peer itself (hops 0) gets its link dropped (dropHostile);
+// one it relayed (hops > 0) is only dropped, since an honest servent that
+// inflates no GGEP it does not read (gtk-gnutella) relays bombs unknowingly,
+// and closing its link would let a distant attacker cut us off from honest
+// neighbours. Whoever sends it, a bomb costs us at most the budget.
+func (r *router) undecodable(l *Link, h protocol.Header, err error) {
+	if !errors.Is(err, protocol.ErrInflateBudget) {
+		r.stats.DropOther.Add(1)
+		return
+	}
+	r.stats.DropInflateBomb.Add(1)
+	if h.Hops == 0 {
+		r.s.dropHostile(l, "GGEP inflates past "+strconv.Itoa(protocol.MaxInflatedPerMessage)+" bytes")
+	}
 }

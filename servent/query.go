@@ -103,7 +103,7 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 }
 
 // decodeQuery decodes a Query's payload, or counts and punishes one that
-// does not decode (hostile.go) and returns nil.
+// does not decode (hostiles.go) and returns nil.
 func (r *router) decodeQuery(l *Link, h protocol.Header, payload []byte) *protocol.Query {
 	q, err := protocol.DecodeQuery(payload)
 	if err != nil {
