@@ -212,7 +212,12 @@ func (s *Servent) refusal(code int, reason string, peer netip.Addr) []byte {
 			if len(try) >= 10 {
 				break
 			}
-			if l.Kind == LinkUltrapeer && l.Listen.IsValid() {
+			// A Listen-IP is the peer's claim: it is passed on only when it
+			// names the address the link really comes from, so that no peer
+			// can have us point others at a victim (and only when our own
+			// host cache's policy, hostiles included, would take it).
+			if l.Kind == LinkUltrapeer && l.Listen.IsValid() &&
+				l.Listen.Addr().Unmap() == l.Remote.Addr().Unmap() && s.hosts.Valid(l.Listen) {
 				try = append(try, l.Listen)
 			}
 		}

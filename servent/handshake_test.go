@@ -566,6 +566,32 @@ func TestInbound503TryUltrapeers(t *testing.T) {
 	leaf.sync()
 }
 
+// A linked ultrapeer's Listen-IP is its own claim: a 503's X-Try-Ultrapeers
+// passes it on only when it names the address the link comes from, so that
+// a peer cannot have us point others at a victim.
+func TestTryUltrapeersCarryNoClaimedAddress(t *testing.T) {
+	c := testConfig()
+	c.MaxLinks = 2
+	c.MaxLeaves = 0
+	s := startServent(t, c)
+	liar := dialRaw(t, s)
+	liar.handshake(peerHeaders(protocol.NewGUID(), "Listen-IP: 127.0.0.99:6346"))
+	honest := dialRaw(t, s)
+	honest.handshake(peerHeaders(protocol.NewGUID(), "Listen-IP: 127.0.0.1:6347"))
+	liar.sync()
+	honest.sync()
+	p := dialRaw(t, s)
+	p.request("0.6", peerHeaders(protocol.NewGUID())...)
+	resp := p.refusedWith(503)
+	try := protocol.ParseTryList(resp.Headers.Get("X-Try-Ultrapeers"))
+	if slices.Contains(try, netip.MustParseAddrPort("127.0.0.99:6346")) {
+		t.Errorf("X-Try-Ultrapeers %q passes on a claimed address", resp.Headers.Get("X-Try-Ultrapeers"))
+	}
+	if !slices.Contains(try, netip.MustParseAddrPort("127.0.0.1:6347")) {
+		t.Errorf("X-Try-Ultrapeers %q leaves out the honest ultrapeer", resp.Headers.Get("X-Try-Ultrapeers"))
+	}
+}
+
 func TestLeafRefusesLeaf(t *testing.T) {
 	c := testConfig()
 	c.Mode = ModeLeaf
