@@ -58,7 +58,7 @@ func (p PushPolicy) withDefaults() PushPolicy {
 type PushGuard struct {
 	p         PushPolicy
 	mu        sync.Mutex
-	rates     *rateTable[netip.Addr] // key: IPv4, or the /64 of an IPv6
+	rates     *RateLimit[netip.Addr] // key: IPv4, or the /64 of an IPv6
 	bans      map[netip.AddrPort]time.Time
 	nextPrune time.Time
 }
@@ -68,7 +68,7 @@ func NewPushGuard(p PushPolicy) *PushGuard {
 	p = p.withDefaults()
 	return &PushGuard{
 		p:     p,
-		rates: newRateTable[netip.Addr](p.PerIP, p.Window, p.MaxEntries),
+		rates: NewRateLimit[netip.Addr](p.PerIP, p.Window, p.MaxEntries),
 		bans:  make(map[netip.AddrPort]time.Time),
 	}
 }
@@ -135,10 +135,10 @@ func (g *PushGuard) allow(addr netip.AddrPort, now time.Time) error {
 	}
 
 	key := rateKey(addr.Addr())
-	switch v, n := g.rates.allow(key, now); v {
-	case rateFull:
+	switch v, n := g.rates.Allow(key, now); v {
+	case RateFull:
 		return fmt.Errorf("%w: %d callback targets in the last %v", ErrPushRate, len(g.rates.m), g.p.Window)
-	case rateTooMany:
+	case RateTooMany:
 		return fmt.Errorf("%w: %d callbacks to %s in the last %v", ErrPushRate, n, key, g.p.Window)
 	}
 	return nil

@@ -309,15 +309,15 @@ var ErrRelayRate = errors.New("push-proxy relay rate limit")
 // is safe for concurrent use and its memory is bounded.
 type RelayGuard struct {
 	mu          sync.Mutex
-	byRequester *rateTable[netip.Addr]
-	byLeaf      *rateTable[protocol.GUID]
+	byRequester *RateLimit[netip.Addr]
+	byLeaf      *RateLimit[protocol.GUID]
 }
 
 // NewRelayGuard returns a guard with the Default... limits.
 func NewRelayGuard() *RelayGuard {
 	return &RelayGuard{
-		byRequester: newRateTable[netip.Addr](DefaultRelayPerRequester, DefaultRelayWindow, DefaultRelayMaxEntries),
-		byLeaf:      newRateTable[protocol.GUID](DefaultRelayPerLeaf, DefaultRelayWindow, DefaultRelayMaxEntries),
+		byRequester: NewRateLimit[netip.Addr](DefaultRelayPerRequester, DefaultRelayWindow, DefaultRelayMaxEntries),
+		byLeaf:      NewRateLimit[protocol.GUID](DefaultRelayPerLeaf, DefaultRelayWindow, DefaultRelayMaxEntries),
 	}
 }
 
@@ -334,10 +334,10 @@ func (g *RelayGuard) Allow(requester netip.Addr, leaf protocol.GUID, now time.Ti
 			return fmt.Errorf("%w: %d relays to leaf %s in the last %v", ErrRelayRate, len(e.times), leaf, g.byLeaf.window)
 		}
 	}
-	if v, n := g.byRequester.allow(key, now); v != rateOK {
+	if v, n := g.byRequester.Allow(key, now); v != RateOK {
 		return fmt.Errorf("%w: %d relays for %s in the last %v", ErrRelayRate, n, key, g.byRequester.window)
 	}
-	if v, n := g.byLeaf.allow(leaf, now); v != rateOK {
+	if v, n := g.byLeaf.Allow(leaf, now); v != RateOK {
 		return fmt.Errorf("%w: %d relays to leaf %s in the last %v", ErrRelayRate, n, leaf, g.byLeaf.window)
 	}
 	return nil

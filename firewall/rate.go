@@ -4,13 +4,13 @@ import (
 	"time"
 )
 
-// rateTable is a sliding-window rate limit per key with bounded memory:
+// RateLimit is a sliding-window rate limit per key with bounded memory:
 // at most perKey events per key within window, at most maxKeys keys. When
 // every remembered key is still within its window, new keys are refused
 // until entries expire: evicting live entries instead would let a flood of
 // events for many keys reset the limit of the one being attacked. It is
 // not safe for concurrent use (its owner holds a lock).
-type rateTable[K comparable] struct {
+type RateLimit[K comparable] struct {
 	perKey    int
 	window    time.Duration
 	maxKeys   int
@@ -25,22 +25,22 @@ type rateEntry struct {
 	times []time.Time
 }
 
-func newRateTable[K comparable](perKey int, window time.Duration, maxKeys int) *rateTable[K] {
-	return &rateTable[K]{perKey: perKey, window: window, maxKeys: maxKeys, m: make(map[K]*rateEntry)}
+func NewRateLimit[K comparable](perKey int, window time.Duration, maxKeys int) *RateLimit[K] {
+	return &RateLimit[K]{perKey: perKey, window: window, maxKeys: maxKeys, m: make(map[K]*rateEntry)}
 }
 
-// rateVerdict is why rateTable.allow refused an event.
-type rateVerdict uint8
+// RateVerdict is why RateLimit.allow refused an event.
+type RateVerdict uint8
 
 const (
-	rateOK      rateVerdict = iota
-	rateTooMany             // perKey events of that key within the window
-	rateFull                // maxKeys keys within their window: no room for a new one
+	RateOK      RateVerdict = iota
+	RateTooMany             // perKey events of that key within the window
+	RateFull                // maxKeys keys within their window: no room for a new one
 )
 
-// allow records an event of k at now and returns rateOK, or refuses it
+// allow records an event of k at now and returns RateOK, or refuses it
 // (not recorded). count is how many events k had within the window.
-func (t *rateTable[K]) allow(k K, now time.Time) (v rateVerdict, count int) {
+func (t *RateLimit[K]) Allow(k K, now time.Time) (v RateVerdict, count int) {
 	t.maybePrune(now)
 	e := t.m[k]
 	if e == nil {
@@ -50,7 +50,7 @@ func (t *rateTable[K]) allow(k K, now time.Time) (v rateVerdict, count int) {
 				t.prune(now)
 			}
 			if len(t.m) >= t.maxKeys {
-				return rateFull, 0
+				return RateFull, 0
 			}
 		}
 		e = &rateEntry{times: make([]time.Time, 0, t.perKey)}
@@ -58,10 +58,10 @@ func (t *rateTable[K]) allow(k K, now time.Time) (v rateVerdict, count int) {
 	}
 	e.expire(now, t.window)
 	if len(e.times) >= t.perKey {
-		return rateTooMany, len(e.times)
+		return RateTooMany, len(e.times)
 	}
 	e.times = append(e.times, now)
-	return rateOK, len(e.times)
+	return RateOK, len(e.times)
 }
 
 // expire drops the times at least window before now.
@@ -76,7 +76,7 @@ func (e *rateEntry) expire(now time.Time, window time.Duration) {
 }
 
 // maybePrune prunes once per window.
-func (t *rateTable[K]) maybePrune(now time.Time) {
+func (t *RateLimit[K]) maybePrune(now time.Time) {
 	if now.Before(t.nextPrune) && t.nextPrune.Sub(now) <= t.window {
 		return
 	}
@@ -85,7 +85,7 @@ func (t *rateTable[K]) maybePrune(now time.Time) {
 }
 
 // prune forgets the keys without an event in the last window.
-func (t *rateTable[K]) prune(now time.Time) {
+func (t *RateLimit[K]) prune(now time.Time) {
 	for k, e := range t.m {
 		e.expire(now, t.window)
 		if len(e.times) == 0 {

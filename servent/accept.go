@@ -37,6 +37,10 @@ func (s *Servent) acceptLoop() {
 		if s.refused(conn) { // hostiles.go: a hostile or banned address, before anything else
 			continue
 		}
+		if !s.adm.allowAccept(remote.Addr(), s.now()) {
+			_ = conn.Close() // a connect-and-close flood: unread
+			continue
+		}
 		pc, evict := s.adm.enter(conn, remote.Addr(), len(s.Links()))
 		if evict != nil {
 			_ = evict.Close()

@@ -1,6 +1,7 @@
 package servent
 
 import (
+	"gnutella/firewall"
 	"net"
 	"net/netip"
 	"sync"
@@ -49,30 +50,35 @@ type admissions struct {
 	// dials, downloads, the control API and the host-cache file.
 	fdLimit, fdBase, fdReserve int64
 
-	rateN       int
-	rateWindow  time.Duration
 	rateLoop    bool // rate-limit loopback too
 	rateExempt  []netip.Prefix
 	mu          sync.Mutex // guards the fields below; a leaf mutex
 	pending     map[netip.Addr][]*pendingConn
 	total       int
-	rates       map[netip.Addr][]time.Time // admitted handshakes in the window, oldest first
-	ratesSwept  int                        // len(rates) after the last sweep
+	handshakes  *firewall.RateLimit[netip.Addr] // admitted Gnutella handshakes (nil: no limit)
+	accepts     *firewall.RateLimit[netip.Addr] // accepted connections (nil: no limit)
 	evicted     atomic.Int64
 	refusedFull atomic.Int64
+	refusedRate atomic.Int64
 }
 
-// maxRateEntries bounds the handshake-rate table: beyond it, entries whose
-// window is over are swept, and if that is not enough an arbitrary one goes.
+// maxRateEntries bounds each rate table: when every address it holds is
+// still within its window, a new address is refused until one expires
+// (firewall.RateLimit), so a flood from many addresses cannot reset the
+// count of the one being limited.
 const maxRateEntries = 1 << 16
 
 func (a *admissions) init(cfg *Config) {
 	a.maxPending, a.perAddr = cfg.MaxPending, cfg.MaxPendingPerAddr
-	a.rateN, a.rateWindow = cfg.HandshakeRate, cfg.HandshakeRateWindow
 	a.rateLoop, a.rateExempt = cfg.RateLimitLoopback, cfg.RateWhitelist
 	a.fdReserve = int64(cfg.FDReserve)
 	a.pending = make(map[netip.Addr][]*pendingConn)
-	a.rates = make(map[netip.Addr][]time.Time)
+	if cfg.HandshakeRate > 0 {
+		a.handshakes = firewall.NewRateLimit[netip.Addr](cfg.HandshakeRate, cfg.HandshakeRateWindow, maxRateEntries)
+	}
+	if cfg.AcceptRate > 0 {
+		a.accepts = firewall.NewRateLimit[netip.Addr](cfg.AcceptRate, cfg.AcceptRateWindow, maxRateEntries)
+	}
 }
 
 // start reads the descriptor limit and what is already open.
@@ -197,47 +203,28 @@ func (a *admissions) rateExempted(ip netip.Addr) bool {
 // attempts are not counted: a peer that keeps trying gets its next chance
 // when the oldest admitted handshake leaves the window.
 func (a *admissions) allowHandshake(ip netip.Addr, now time.Time) bool {
-	if a.rateN <= 0 || a.rateExempted(ip) {
-		return true
-	}
-	key := addrKey(ip)
-	since := now.Add(-a.rateWindow)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ts := a.rates[key]
-	for len(ts) > 0 && !ts[0].After(since) {
-		ts = ts[1:]
-	}
-	if len(ts) >= a.rateN {
-		a.rates[key] = ts
-		return false
-	}
-	if len(ts) == 0 {
-		ts = make([]time.Time, 0, a.rateN) // drop the old array
-		a.sweepRatesLocked(since)
-	}
-	a.rates[key] = append(ts, now)
-	return true
+	return a.allowRate(a.handshakes, ip, now)
 }
 
-// sweepRatesLocked keeps the rate table bounded: when it has doubled since
-// the last sweep, entries with nothing left in the window go.
-func (a *admissions) sweepRatesLocked(since time.Time) {
-	if n := len(a.rates); n < 1024 || n < 2*a.ratesSwept && n < maxRateEntries {
-		return
+// allowAccept counts a connection accepted from ip at now and reports
+// whether it is within AcceptRate per AcceptRateWindow: a connect-and-close
+// flood from one address is closed at accept, unread, beyond it.
+func (a *admissions) allowAccept(ip netip.Addr, now time.Time) bool {
+	if a.allowRate(a.accepts, ip, now) {
+		return true
 	}
-	for k, ts := range a.rates {
-		if len(ts) == 0 || !ts[len(ts)-1].After(since) {
-			delete(a.rates, k)
-		}
+	a.refusedRate.Add(1)
+	return false
+}
+
+func (a *admissions) allowRate(t *firewall.RateLimit[netip.Addr], ip netip.Addr, now time.Time) bool {
+	if t == nil || a.rateExempted(ip) {
+		return true
 	}
-	for k := range a.rates {
-		if len(a.rates) < maxRateEntries {
-			break
-		}
-		delete(a.rates, k)
-	}
-	a.ratesSwept = len(a.rates)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v, _ := t.Allow(addrKey(ip), now)
+	return v == firewall.RateOK
 }
 
 // AdmissionStats are the counters of inbound admission.
@@ -245,6 +232,7 @@ type AdmissionStats struct {
 	Pending int   `json:"pending"`  // connections pending now
 	Held    int64 `json:"held"`     // inbound connections held outside links
 	Refused int64 `json:"refused"`  // closed at accept (caps or descriptors)
+	Flooded int64 `json:"flooded"`  // closed at accept (AcceptRate)
 	Evicted int64 `json:"evicted"`  // pending ones closed for a newcomer
 	FDLimit int64 `json:"fd_limit"` // RLIMIT_NOFILE (0: unknown)
 }
@@ -256,5 +244,5 @@ func (s *Servent) Admission() AdmissionStats {
 	n := a.total
 	a.mu.Unlock()
 	return AdmissionStats{Pending: n, Held: a.held.Load(), Refused: a.refusedFull.Load(),
-		Evicted: a.evicted.Load(), FDLimit: a.fdLimit}
+		Flooded: a.refusedRate.Load(), Evicted: a.evicted.Load(), FDLimit: a.fdLimit}
 }

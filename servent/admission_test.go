@@ -13,6 +13,7 @@ import (
 
 	"gnutella/protocol"
 	"gnutella/servent/memnet"
+	"gnutella/testnet/await"
 	"gnutella/transfer"
 )
 
@@ -326,18 +327,50 @@ func TestAddressesCountPerIPv4AndPerIPv6Slash64(t *testing.T) {
 	}
 }
 
-// The rate table stays bounded however many addresses pass through it.
+// The rate table stays bounded however many addresses pass through it:
+// full of addresses still within their window, it refuses new ones (so
+// that a flood from many addresses cannot reset the count of the one being
+// limited), and takes them again once the window has passed.
 func TestHandshakeRateTableIsBounded(t *testing.T) {
 	var a admissions
 	c := DefaultConfig()
+	c.RateLimitLoopback = true
 	a.init(&c)
 	now := time.Now()
-	for i := range 3 * maxRateEntries {
+	allowed := 0
+	for i := range 2 * maxRateEntries {
 		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		a.allowHandshake(ip, now.Add(time.Duration(i)*time.Millisecond))
+		if a.allowHandshake(ip, now) {
+			allowed++
+		}
 	}
-	if n := len(a.rates); n > maxRateEntries {
-		t.Errorf("rate table holds %d addresses, want at most %d", n, maxRateEntries)
+	if allowed != maxRateEntries {
+		t.Errorf("%d addresses allowed at once, want the table's %d", allowed, maxRateEntries)
+	}
+	later := now.Add(c.HandshakeRateWindow + time.Second)
+	if !a.allowHandshake(netip.MustParseAddr("10.200.0.1"), later) {
+		t.Error("a new address refused once the window had passed")
+	}
+}
+
+// A connect-and-close flood from one address is closed at accept beyond
+// AcceptRate per AcceptRateWindow; other addresses are still accepted.
+func TestAcceptRateClosesAFlood(t *testing.T) {
+	c := testConfig()
+	c.RateLimitLoopback = true
+	c.AcceptRate = 5
+	c.AcceptRateWindow = time.Hour
+	s := startServent(t, c)
+	for range 20 {
+		conn := dialFrom(t, s, "127.0.0.21").conn
+		conn.Close()
+	}
+	await.Until(t, "15 connections closed at accept", func() bool { return s.Admission().Flooded == 15 })
+	if got := handshakeAnswer(t, dialFrom(t, s, "127.0.0.22").conn); got != "GNUTELLA/0.6" {
+		t.Errorf("another address was answered %q, want a handshake", got)
+	}
+	if got := handshakeAnswer(t, dialFrom(t, s, "127.0.0.21").conn); got != "" {
+		t.Errorf("the flooding address was answered %q, want nothing", got)
 	}
 }
 

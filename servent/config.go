@@ -138,8 +138,13 @@ type Config struct {
 	// budget.
 	HandshakeRate       int
 	HandshakeRateWindow time.Duration
-	RateWhitelist       []netip.Prefix
-	RateLimitLoopback   bool
+	// AcceptRate connections per AcceptRateWindow are accepted from one
+	// address; more are closed at accept, unread (a connect-and-close
+	// flood). 0 turns it off. The same exemptions apply.
+	AcceptRate        int
+	AcceptRateWindow  time.Duration
+	RateWhitelist     []netip.Prefix
+	RateLimitLoopback bool
 	// FDReserve is how many descriptors below RLIMIT_NOFILE (read at
 	// Start, Linux) no pending connection may take: they stay for outbound
 	// dials, downloads, the control API, the host-cache file and the log.
@@ -240,6 +245,8 @@ func DefaultConfig() Config {
 		MaxPendingPerAddr:    4,
 		HandshakeRate:        2,
 		HandshakeRateWindow:  time.Minute,
+		AcceptRate:           50,
+		AcceptRateWindow:     10 * time.Second,
 		FDReserve:            64,
 		HostileBan:           10 * time.Minute,
 		AlivePingInterval:    20 * time.Second,
