@@ -245,7 +245,7 @@ func (s *Server) Serve(conn net.Conn) {
 	if err != nil {
 		if errors.Is(err, protocol.ErrLineTooLong) {
 			if s.track(conn) {
-				s.refuse(conn, nil, 413, "Request Entity Too Large", false)
+				s.refuse(conn, nil, 414, "URI Too Long", false)
 				s.untrack(conn)
 			}
 		}
@@ -296,7 +296,7 @@ func (s *Server) ServeConn(conn net.Conn, br *bufio.Reader, requestLine string) 
 		}
 		if err != nil {
 			if errors.Is(err, protocol.ErrLineTooLong) {
-				s.refuse(conn, nil, 413, "Request Entity Too Large", false)
+				s.refuse(conn, nil, 414, "URI Too Long", false)
 			}
 			return
 		}
@@ -322,7 +322,7 @@ type request struct {
 func (s *Server) serveOne(conn net.Conn, br *bufio.Reader, line string, remote netip.AddrPort) bool {
 	s.requests.Add(1)
 	if len(line) > protocol.MaxHandshakeLine {
-		s.refuse(conn, nil, 413, "Request Entity Too Large", false)
+		s.refuse(conn, nil, 414, "URI Too Long", false)
 		return false
 	}
 	method, target, minor, ok := parseRequestLine(line)
@@ -334,7 +334,7 @@ func (s *Server) serveOne(conn net.Conn, br *bufio.Reader, line string, remote n
 	if err != nil {
 		switch {
 		case protocol.IsHandshakeLimit(err):
-			s.refuse(conn, nil, 413, "Request Entity Too Large", method == "HEAD")
+			s.refuse(conn, nil, 431, "Request Header Fields Too Large", method == "HEAD")
 		case errors.Is(err, protocol.ErrBadHandshake):
 			s.refuse(conn, nil, 400, "Bad Request", method == "HEAD")
 		}

@@ -293,10 +293,10 @@ func TestUploadBadInput(t *testing.T) {
 		{"GET /get/1/x\r\n\r\n", 400, "Bad Request"},
 		{"GET /get/1/x HTTP/2.0\r\n\r\n", 400, "Bad Request"},
 		{"GET /get/1/x HTTP/1.1\r\nno colon here\r\n\r\n", 400, "Bad Request"},
-		{"GET /" + strings.Repeat("a", 2000) + " HTTP/1.1\r\n\r\n", 413, "Request Entity Too Large"},
-		{"GET /get/1/x HTTP/1.1\r\n" + strings.Repeat("X-Junk: 1\r\n", 200) + "\r\n", 413, "Request Entity Too Large"},
-		{"GET /get/1/x HTTP/1.1\r\n" + strings.Repeat("X-Junk: "+strings.Repeat("j", 1000)+"\r\n", 20) + "\r\n", 413, "Request Entity Too Large"},
-		{"GET /get/1/x HTTP/1.1\r\nX-Long: " + strings.Repeat("j", 1100) + "\r\n\r\n", 413, "Request Entity Too Large"},
+		{"GET /" + strings.Repeat("a", 2000) + " HTTP/1.1\r\n\r\n", 414, "URI Too Long"},
+		{"GET /get/1/x HTTP/1.1\r\n" + strings.Repeat("X-Junk: 1\r\n", 200) + "\r\n", 431, "Request Header Fields Too Large"},
+		{"GET /get/1/x HTTP/1.1\r\n" + strings.Repeat("X-Junk: "+strings.Repeat("j", 1000)+"\r\n", 20) + "\r\n", 431, "Request Header Fields Too Large"},
+		{"GET /get/1/x HTTP/1.1\r\nX-Long: " + strings.Repeat("j", 1100) + "\r\n\r\n", 431, "Request Header Fields Too Large"},
 	}
 	for _, c := range cases {
 		out := roundTrip(t, fx.ts.addr, c.raw)
