@@ -451,14 +451,16 @@ func ggepBomb(id string, size int) protocol.GGEP {
 }
 
 // bombQuery is a Query whose extension area holds as many GGEP blocks as
-// fit in the 1 KiB query limit, each with one deflated extension inflating
-// to just under 64 KiB (the per-block budget).
+// fit in the 256 bytes a servent routes (a larger query is dropped unread),
+// each with one deflated extension inflating to just under 64 KiB: two of
+// them, as in the attack that cost 68 times a plain query before the
+// per-message inflate budget.
 func bombQuery(search string) []byte {
 	q := protocol.NewQuery(search, protocol.QueryFlagMark|protocol.QueryFlagGGEPH)
 	for _, id := range []string{"Z1", "Z2", "Z3", "Z4", "Z5", "Z6", "Z7", "Z8", "Z9", "ZA", "ZB", "ZC"} {
 		q.Extensions = append(q.Extensions, protocol.GGEPItem(ggepBomb(id, protocol.MaxGGEPInflated-64)))
 		b, err := q.AppendTo(nil)
-		if err != nil || len(b) > 1000 {
+		if err != nil || len(b) > 256 {
 			q.Extensions = q.Extensions[:len(q.Extensions)-1]
 			break
 		}
