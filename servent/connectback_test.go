@@ -2,6 +2,7 @@ package servent
 
 import (
 	"context"
+	"gnutella/testnet/await"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -39,7 +40,7 @@ func TestConnectBackDialsAreBounded(t *testing.T) {
 	if n := len(s.connectBacks.slots); n != maxConnectBackDials {
 		t.Fatalf("%d connect-back dials in flight, want %d", n, maxConnectBackDials)
 	}
-	waitFor(t, func() bool { return tr.started.Load() == maxConnectBackDials })
+	await.Until(t, "every connect-back dial slot taken", func() bool { return tr.started.Load() == maxConnectBackDials })
 	if n := tr.started.Load(); n != maxConnectBackDials {
 		t.Fatalf("%d dials started, want %d", n, maxConnectBackDials)
 	}

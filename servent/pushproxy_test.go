@@ -2,6 +2,7 @@ package servent
 
 import (
 	"bufio"
+	"gnutella/testnet/await"
 	"net"
 	"net/netip"
 	"testing"
@@ -41,7 +42,7 @@ func TestPushProxyEntryLeavesWithTheLeaf(t *testing.T) {
 		t.Fatalf("push proxy for our leaf answered %d, want 202", code)
 	}
 	leaf.conn.Close()
-	waitFor(t, func() bool { return up.LinkCount() == 0 })
+	await.Until(t, "the ultrapeer to drop its links", func() bool { return up.LinkCount() == 0 })
 	if n := up.proxies.forLeaves.Len(); n != 0 {
 		t.Fatalf("proxy table still holds %d leaves after the link closed", n)
 	}
@@ -63,10 +64,10 @@ func TestAskedPushProxiesArePruned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return l.Supports(protocol.PushProxyRequestID) })
+	await.Until(t, "LIME/21 support announced", func() bool { return l.Supports(protocol.PushProxyRequestID) })
 	leaf.askPushProxies()
 	leaf.askPushProxies()
-	waitFor(t, func() bool { return up.proxies.forLeaves.Len() == 1 })
+	await.Until(t, "the proxy entry of the leaf", func() bool { return up.proxies.forLeaves.Len() == 1 })
 	leaf.proxies.mu.Lock()
 	asked := len(leaf.proxies.asked)
 	leaf.proxies.mu.Unlock()
@@ -75,7 +76,7 @@ func TestAskedPushProxiesArePruned(t *testing.T) {
 	}
 	l.Bye(protocol.ByeShutdown, "test")
 	<-l.Done()
-	waitFor(t, func() bool { return leaf.LinkCount() == 0 })
+	await.Until(t, "the leaf to drop its links", func() bool { return leaf.LinkCount() == 0 })
 	leaf.askPushProxies()
 	leaf.proxies.mu.Lock()
 	asked = len(leaf.proxies.asked)

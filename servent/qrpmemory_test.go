@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"gnutella/testnet/await"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -244,9 +245,9 @@ func qrpAttackRun(t *testing.T, n int, limit int64, report func(s *Servent)) {
 	for _, p := range attackers {
 		p.conn.Close()
 	}
-	waitFor(t, func() bool { u, _ := s.QRPMemory(); return u == honestBytes })
+	await.Until(t, "only the honest leaf's table held", func() bool { u, _ := s.QRPMemory(); return u == honestBytes })
 	honest.conn.Close()
-	waitFor(t, func() bool { u, _ := s.QRPMemory(); return u == 0 })
+	await.Until(t, "QRP memory back to 0", func() bool { u, _ := s.QRPMemory(); return u == 0 })
 	s.qrp.mu.RLock()
 	defer s.qrp.mu.RUnlock()
 	if len(s.qrp.recv) != 0 || s.qrp.index.Len() != 0 {
@@ -290,7 +291,7 @@ func TestQRPAttackSoak(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, func() bool { u, _ := b.s.QRPMemory(); return u == 0 })
+	await.Until(t, "QRP memory back to 0", func() bool { u, _ := b.s.QRPMemory(); return u == 0 })
 	t.Logf("after 300 attackers sending 2 MB each were cut: %s", memoryNow(t))
 }
 

@@ -82,17 +82,6 @@ func TestHandshakeBothWaysWithAndWithoutDeflate(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestQueryFloodsAndHitComesBack(t *testing.T) {
 	var answered atomic.Int32
 	cc := testConfig()
