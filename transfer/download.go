@@ -80,6 +80,27 @@ type Status struct {
 	Error   string        `json:"error,omitempty"`   // the last error, or why it failed
 	RetryAt time.Time     `json:"retry_at,omitzero"` // when waiting: the next attempt
 	Path    string        `json:"path,omitempty"`    // when done: the finished file
+	// SourceStates is every source of the download: where it stands and
+	// why, for lists and the control API.
+	SourceStates []SourceStatus `json:"source_states,omitempty"`
+}
+
+// SourceState is where one source of a download stands.
+type SourceState string
+
+const (
+	SourceReady   SourceState = "ready"   // may be tried now
+	SourceActive  SourceState = "active"  // the download is using it
+	SourceWaiting SourceState = "waiting" // busy, too slow or failed lately; RetryAt says until when
+	SourceDropped SourceState = "dropped" // not tried again (Error says why) unless a new Add names it
+)
+
+// SourceStatus is one source in a Status.
+type SourceStatus struct {
+	Addr    string      `json:"addr"` // Source.String(): ip:port, or push:<servent id>
+	State   SourceState `json:"state"`
+	Error   string      `json:"error,omitempty"` // its last error
+	RetryAt time.Time   `json:"retry_at,omitzero"`
 }
 
 // Errors a download can end with (Download.Wait).
@@ -87,6 +108,11 @@ var (
 	ErrClosed       = errors.New("transfer: downloader closed")
 	ErrHashMismatch = errors.New("transfer: SHA-1 of the finished file does not match")
 	ErrNoSources    = errors.New("transfer: no usable source left")
+	// ErrBadRange is what a source that answers outside the rules of a
+	// range request fails with (errors.Is on its error): a Content-Range
+	// that is not the range asked for (or a sub-range starting where asked),
+	// that ends past the announced size, or a Content-Length that disagrees.
+	ErrBadRange = errors.New("transfer: source answered outside the range asked for")
 )
 
 // Downloader fetches files into Dir, several at once, from the sources of
@@ -348,10 +374,21 @@ func (x *Download) statusLocked() Status {
 	if x.state != StateWaiting {
 		s.RetryAt = time.Time{}
 	}
+	now := time.Now()
 	for _, src := range x.sources {
+		ss := SourceStatus{Addr: src.String(), State: SourceReady, Error: src.lastErr}
+		switch {
+		case src.dropped:
+			ss.State = SourceDropped
+		case x.running && src == x.lastSrc && (x.state == StateConnecting || x.state == StateDownloading):
+			ss.State = SourceActive
+		case src.nextTry.After(now):
+			ss.State, ss.RetryAt = SourceWaiting, src.nextTry
+		}
 		if !src.dropped {
 			s.Sources++
 		}
+		s.SourceStates = append(s.SourceStates, ss)
 	}
 	return s
 }
@@ -590,8 +627,12 @@ type (
 		after time.Duration
 		msg   string
 	}
-	// permanentError: this source will not give us the file.
-	permanentError struct{ msg string }
+	// permanentError: this source will not give us the file. err, when
+	// set, is the typed reason (ErrBadRange).
+	permanentError struct {
+		msg string
+		err error
+	}
 	// mismatchError: the overlapping bytes differ from the partial file.
 	mismatchError struct{ at int64 }
 	// localError: our side failed (the partial file cannot be opened or
@@ -603,6 +644,12 @@ func (e *localError) Error() string { return e.msg }
 
 func (e *busyError) Error() string      { return e.msg }
 func (e *permanentError) Error() string { return e.msg }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// badRange is the permanentError of a source that broke the range rules.
+func badRange(format string, args ...any) error {
+	return &permanentError{msg: ErrBadRange.Error() + ": " + fmt.Sprintf(format, args...), err: ErrBadRange}
+}
 func (e *mismatchError) Error() string {
 	return fmt.Sprintf("resuming data mismatch at byte %d", e.at)
 }
@@ -677,7 +724,7 @@ func (d *Downloader) setState(x *Download, st State, src *source) {
 func (d *Downloader) connect(ctx context.Context, src *source) (net.Conn, *bufio.Reader, error) {
 	if err := d.AddrPolicy.CheckHostile(src.Addr); err != nil {
 		// Neither dialled nor pushed (docs/protocol.md §8.6).
-		return nil, nil, &permanentError{err.Error()}
+		return nil, nil, &permanentError{msg: err.Error()}
 	}
 	var direct error
 	if !d.needsPush(src.Source) {
@@ -694,7 +741,7 @@ func (d *Downloader) connect(ctx context.Context, src *source) (net.Conn, *bufio
 		d.Logger.Debug().Str("source", src.Addr.String()).Err(err).Msg("direct connect failed, trying a push")
 	}
 	if d.Push == nil {
-		return nil, nil, &permanentError{"firewalled source and no way to send a Push"}
+		return nil, nil, &permanentError{msg: "firewalled source and no way to send a Push"}
 	}
 	pctx, cancel := context.WithTimeout(ctx, d.PushTimeout)
 	defer cancel()
@@ -785,7 +832,7 @@ func (d *Downloader) fetch(ctx context.Context, x *Download, src *source) error 
 	if err != nil {
 		var pe *protoError
 		if errors.As(err, &pe) || protocol.IsHandshakeLimit(err) {
-			return &permanentError{"bad response: " + err.Error()}
+			return &permanentError{msg: "bad response: " + err.Error()}
 		}
 		return fmt.Errorf("reading the response: %w", err)
 	}
@@ -804,7 +851,7 @@ func (d *Downloader) fetch(ctx context.Context, x *Download, src *source) error 
 	case code >= 500:
 		return fmt.Errorf("%d %s", code, reason)
 	default:
-		return &permanentError{fmt.Sprintf("%d %s", code, reason)}
+		return &permanentError{msg: fmt.Sprintf("%d %s", code, reason)}
 	}
 
 	// Which bytes are coming: read Content-Range on every 206 (gtk-gnutella
@@ -813,10 +860,18 @@ func (d *Downloader) fetch(ctx context.Context, x *Download, src *source) error 
 	if code == 206 {
 		a, b, total, ok := parseContentRange(h.Get("Content-Range"))
 		if !ok {
-			return &permanentError{"206 without a valid Content-Range"}
+			return &permanentError{msg: "206 without a valid Content-Range"}
 		}
 		if total >= 0 && total != x.size {
-			return &permanentError{fmt.Sprintf("the source's file has %d bytes, not %d", total, x.size)}
+			return &permanentError{msg: fmt.Sprintf("the source's file has %d bytes, not %d", total, x.size)}
+		}
+		// Never past the announced size, whatever the source says (a
+		// "0-999999999999/*" with an endless body must not grow the file).
+		if b >= x.size {
+			return badRange("Content-Range %d-%d ends past the file's %d bytes", a, b, x.size)
+		}
+		if a < start {
+			return badRange("Content-Range %d-%d starts before the %d asked for", a, b, start)
 		}
 		rs, re = a, b
 	} else {
@@ -826,15 +881,15 @@ func (d *Downloader) fetch(ctx context.Context, x *Download, src *source) error 
 		n, err := parseDigits(strings.TrimSpace(cl))
 		if err != nil || n != re-rs+1 {
 			if code == 200 {
-				return &permanentError{fmt.Sprintf("the source's file has %s bytes, not %d", cl, x.size)}
+				return &permanentError{msg: fmt.Sprintf("the source's file has %s bytes, not %d", cl, x.size), err: ErrBadRange}
 			}
-			return &permanentError{"Content-Length disagrees with Content-Range"}
+			return badRange("Content-Length %s disagrees with Content-Range %d-%d", cl, rs, re)
 		}
 	} else if code == 200 && x.size > 0 {
-		return &permanentError{"200 without Content-Length"}
+		return badRange("200 without Content-Length")
 	}
 	if te := h.Get("Transfer-Encoding"); te != "" && !strings.EqualFold(te, "identity") {
-		return &permanentError{"Transfer-Encoding " + te + " is not spoken here"}
+		return &permanentError{msg: "Transfer-Encoding " + te + " is not spoken here"}
 	}
 	if urn := firstURN(h); !urn.IsZero() {
 		d.mu.Lock()
@@ -844,12 +899,13 @@ func (d *Downloader) fetch(ctx context.Context, x *Download, src *source) error 
 		}
 		d.mu.Unlock()
 		if !known.IsZero() && urn != known {
-			return &permanentError{"the source serves " + urn.String()}
+			return &permanentError{msg: "the source serves " + urn.String()}
 		}
 	}
-	if rs > have || re < have {
-		// A range we cannot append: the source has other parts of the file.
-		return &busyError{sourceBackoffMax, fmt.Sprintf("the source offers bytes %d-%d, we need %d on", rs, re, have)}
+	if rs > start || re < have {
+		// A range that does not start where we asked (within the file): the
+		// source has other parts of it. No byte of it is read.
+		return &busyError{sourceBackoffMax, fmt.Sprintf("the source offers bytes %d-%d, we asked from %d", rs, re, start)}
 	}
 
 	d.setState(x, StateDownloading, src)
@@ -939,7 +995,13 @@ func (d *Downloader) finish(x *Download) bool {
 		d.failNow(x, fmt.Errorf("cannot open the partial file: %w", err))
 		return true
 	}
-	got, err := hashFile(f, x.size)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		d.failNow(x, fmt.Errorf("verifying: %w", err))
+		return true
+	}
+	got, err := hashFile(f)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -948,13 +1010,16 @@ func (d *Downloader) finish(x *Download) bool {
 		d.failNow(x, fmt.Errorf("verifying: %w", err))
 		return true
 	}
-	if !want.IsZero() && got != want {
+	if fi.Size() != x.size || (!want.IsZero() && got != want) {
 		// Never keep a complete-looking file with a bad hash.
 		_ = os.Remove(x.partial)
 		x.have.Store(0)
 		d.mu.Lock()
 		x.badHashes++
 		x.lastErr = fmt.Sprintf("%v: got %s", ErrHashMismatch, got)
+		if fi.Size() != x.size {
+			x.lastErr = fmt.Sprintf("%v: the partial file has %d bytes, not %d", ErrHashMismatch, fi.Size(), x.size)
+		}
 		if x.lastSrc != nil {
 			x.lastSrc.dropped = true // it sent the last bytes; suspect it
 			x.lastSrc.lastErr = x.lastErr
@@ -1006,16 +1071,12 @@ func (d *Downloader) failNow(x *Download, err error) {
 	_ = d.save()
 }
 
-// hashFile returns the SHA-1 of the first size bytes of f, failing if f is
-// shorter.
-func hashFile(f *os.File, size int64) (protocol.SHA1, error) {
+// hashFile returns the SHA-1 of the whole of f (finish checks its size
+// apart: a hash of the first bytes only would pass a longer file).
+func hashFile(f *os.File) (protocol.SHA1, error) {
 	h := sha1.New()
-	n, err := io.Copy(h, io.NewSectionReader(f, 0, size))
-	if err != nil {
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62)); err != nil {
 		return protocol.SHA1{}, err
-	}
-	if n != size {
-		return protocol.SHA1{}, fmt.Errorf("partial file has %d bytes, want %d", n, size)
 	}
 	var s protocol.SHA1
 	copy(s[:], h.Sum(nil))
