@@ -292,7 +292,7 @@ func (d *Downloader) Close() error {
 // Add queues a request. A request for a file already in the queue (same
 // SHA1, or same name and size when the SHA1 is unknown) adds its sources to
 // that download and returns it; a failed download with new sources is
-// queued again.
+// queued again, and so is a done download whose file is no longer there.
 func (d *Downloader) Add(r Request) (*Download, error) {
 	if r.Size < 0 {
 		return nil, errors.New("transfer: negative size")
@@ -313,10 +313,22 @@ func (d *Downloader) Add(r Request) (*Download, error) {
 		if added > 0 {
 			x.retryAt = time.Time{}
 		}
-		if added > 0 && x.state == StateFailed {
+		gone := x.state == StateDone && !regularFile(x.path)
+		if (added > 0 && x.state == StateFailed) || gone {
+			// Failed with new sources, or done but the file was deleted
+			// (or moved) since: download it again.
 			x.state, x.err = StateQueued, nil
 			x.badHashes = 0
+			x.path = ""
 			x.done = make(chan struct{})
+			if gone {
+				for _, s := range x.sources {
+					s.dropped, s.failures, s.mismatches, s.nextTry = false, 0, 0, time.Time{}
+				}
+				if d.started {
+					x.have.Store(fileSize(x.partial))
+				}
+			}
 		}
 	} else {
 		x = d.newDownload(key, r, StateQueued)
@@ -462,6 +474,12 @@ func downloadKey(r Request) string {
 	}
 	sum := sha1.Sum([]byte(strconv.FormatInt(r.Size, 10) + "\x00" + r.Name))
 	return "n" + hex.EncodeToString(sum[:16])
+}
+
+// regularFile reports whether path names a regular file (not a symlink).
+func regularFile(path string) bool {
+	fi, err := os.Lstat(path)
+	return path != "" && err == nil && fi.Mode().IsRegular()
 }
 
 func fileSize(path string) int64 {
