@@ -153,7 +153,17 @@ type Downloader struct {
 	ConnectTimeout time.Duration
 	PushTimeout    time.Duration
 	StallTimeout   time.Duration
-	Logger         zerolog.Logger
+	// RequestTimeout bounds one request, head and body, however steadily a
+	// source drips (DefaultRequestTimeout); a request it cuts after some
+	// bytes is resumed at once, so a large file takes several.
+	RequestTimeout time.Duration
+	// MinRate (bytes/s) and RateWindow: while another download waits for
+	// a slot, a source that sent less than MinRate on average over
+	// RateWindow is left (it waits sourceBackoffMax) and frees the slot
+	// (DefaultMinRate, DefaultRateWindow). A lone slow source is kept.
+	MinRate    int64
+	RateWindow time.Duration
+	Logger     zerolog.Logger
 
 	mu      sync.Mutex
 	list    []*Download
@@ -218,6 +228,15 @@ func (d *Downloader) defaults() {
 	}
 	if d.StallTimeout <= 0 {
 		d.StallTimeout = DefaultStallTimeout
+	}
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = DefaultRequestTimeout
+	}
+	if d.MinRate <= 0 {
+		d.MinRate = DefaultMinRate
+	}
+	if d.RateWindow <= 0 {
+		d.RateWindow = DefaultRateWindow
 	}
 	if d.UserAgent == "" {
 		d.UserAgent = DefaultUserAgent
@@ -653,12 +672,16 @@ type (
 	}
 	// mismatchError: the overlapping bytes differ from the partial file.
 	mismatchError struct{ at int64 }
+	// slowError: the source is too slow while other downloads wait; it
+	// waits sourceBackoffMax.
+	slowError struct{ msg string }
 	// localError: our side failed (the partial file cannot be opened or
 	// written); no source is to blame and the download fails.
 	localError struct{ msg string }
 )
 
 func (e *localError) Error() string { return e.msg }
+func (e *slowError) Error() string  { return e.msg }
 
 func (e *busyError) Error() string      { return e.msg }
 func (e *permanentError) Error() string { return e.msg }
@@ -698,7 +721,10 @@ func (d *Downloader) judge(x *Download, src *source, progressed bool, err error)
 	x.lastErr = src.lastErr
 	var busy *busyError
 	var perm *permanentError
+	var slow *slowError
 	switch {
+	case errors.As(err, &slow):
+		src.nextTry = now.Add(sourceBackoffMax)
 	case errors.As(err, &busy):
 		src.nextTry = now.Add(busy.after)
 	case errors.As(err, &perm):
@@ -840,12 +866,13 @@ func (d *Downloader) fetch(ctx context.Context, x *Download, src *source) error 
 		req = append(req, "X-Gnutella-Content-URN: "+sum.String()+"\r\n"...)
 	}
 	req = append(req, "Connection: close\r\n\r\n"...)
-	_ = conn.SetWriteDeadline(time.Now().Add(d.StallTimeout))
+	deadline := time.Now().Add(d.RequestTimeout)
+	_ = conn.SetWriteDeadline(earlier(time.Now().Add(d.StallTimeout), deadline))
 	if _, err := conn.Write(req); err != nil {
 		return fmt.Errorf("sending the request: %w", err)
 	}
 
-	_ = conn.SetReadDeadline(time.Now().Add(d.StallTimeout))
+	_ = conn.SetReadDeadline(earlier(time.Now().Add(d.StallTimeout), deadline))
 	code, _, reason, h, err := readResponseHead(br)
 	if err != nil {
 		var pe *protoError
@@ -927,17 +954,55 @@ func (d *Downloader) fetch(ctx context.Context, x *Download, src *source) error 
 	}
 
 	d.setState(x, StateDownloading, src)
-	return d.receive(conn, br, f, x, rs, re, have)
+	return d.receive(conn, br, f, x, rs, re, have, deadline)
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// othersWaiting reports whether every slot is taken and a download other
+// than x is waiting for one.
+func (d *Downloader) othersWaiting(x *Download) bool {
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.active < d.MaxActive {
+		return false
+	}
+	for _, y := range d.list {
+		if y != x && !y.running && !y.terminal() && !y.retryAt.After(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // receive copies the response body, bytes rs..re, into f: the bytes we
-// already have (before have) are compared, the rest appended.
-func (d *Downloader) receive(conn net.Conn, br *bufio.Reader, f *os.File, x *Download, rs, re, have int64) error {
+// already have (before have) are compared, the rest appended. It ends at
+// the request's deadline, and early when the source is slower than MinRate
+// over RateWindow while other downloads wait for a slot.
+func (d *Downloader) receive(conn net.Conn, br *bufio.Reader, f *os.File, x *Download, rs, re, have int64, deadline time.Time) error {
 	buf := make([]byte, 64<<10)
 	var cmp []byte
 	pos := rs
+	winStart, winPos := time.Now(), pos
 	for pos <= re {
-		_ = conn.SetReadDeadline(time.Now().Add(d.StallTimeout))
+		now := time.Now()
+		if el := now.Sub(winStart); el >= d.RateWindow {
+			rate := float64(pos-winPos) / el.Seconds()
+			if rate < float64(d.MinRate) && d.othersWaiting(x) {
+				return &slowError{fmt.Sprintf("too slow: %.0f bytes/s over %s, below %d, while other downloads wait", rate, el.Round(time.Millisecond), d.MinRate)}
+			}
+			winStart, winPos = now, pos
+		}
+		if !now.Before(deadline) {
+			return fmt.Errorf("request took longer than %s (RequestTimeout), at byte %d of %d-%d", d.RequestTimeout, pos, rs, re)
+		}
+		_ = conn.SetReadDeadline(earlier(now.Add(d.StallTimeout), deadline))
 		n, err := br.Read(buf[:min(int64(len(buf)), re-pos+1)])
 		chunk := buf[:n]
 		if pos < have && n > 0 {
@@ -969,6 +1034,9 @@ func (d *Downloader) receive(conn net.Conn, br *bufio.Reader, f *os.File, x *Dow
 			}
 			if err == io.EOF {
 				return fmt.Errorf("connection closed at byte %d of %d-%d", pos, rs, re)
+			}
+			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(deadline) {
+				return fmt.Errorf("request took longer than %s (RequestTimeout), at byte %d of %d-%d", d.RequestTimeout, pos, rs, re)
 			}
 			return err
 		}

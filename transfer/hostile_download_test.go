@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gnutella/protocol"
+	"gnutella/testnet/await"
 )
 
 // hostileSource is a source on 127.0.0.1 that answers every request with
@@ -224,5 +225,75 @@ func TestDownloadAgainAfterFileDeleted(t *testing.T) {
 	}
 	if n := len(fx.ts.requests()); n != 2 {
 		t.Fatalf("%d requests to the source, want 2", n)
+	}
+}
+
+// dripSource serves data honestly, with the range asked for, but one byte
+// at a time, every interval (a ticker paces it; nothing waits on it).
+func dripSource(t *testing.T, data []byte, every time.Duration) *hostileSource {
+	return startHostile(t, func(c net.Conn, head string) {
+		start := int64(0)
+		for _, line := range strings.Split(head, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "Range: bytes="); ok {
+				a, _, _ := strings.Cut(v, "-")
+				fmt.Sscan(a, &start)
+			}
+		}
+		n := int64(len(data))
+		fmt.Fprintf(c, "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes %d-%d/%d\r\nContent-Length: %d\r\n\r\n", start, n-1, n, n-start)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for i := start; i < n; i++ {
+			<-tick.C
+			if _, err := c.Write(data[i : i+1]); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// Sources that drip bytes do not hold the only slot while another download
+// waits: the slow one gives it up with its reason and the honest download
+// completes.
+func TestDownloadSlowSourceYieldsSlot(t *testing.T) {
+	fx := newUploadFixture(t, &Server{PerIP: -1})
+	slowData := content(5, 50_000)
+	slow := dripSource(t, slowData, 5*time.Millisecond)
+	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy, MaxActive: 1, MinRate: 10_000, RateWindow: 100 * time.Millisecond})
+	sx, err := d.Add(Request{Name: "slow.bin", Size: int64(len(slowData)), SHA1: sha1.Sum(slowData), Sources: []Source{{Addr: slow.addr, Index: 1, Name: "slow.bin"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, "the slow download has bytes", func() bool { return sx.Status().Have > 0 })
+	x, err := d.Add(reqOf(fx.a, Source{Addr: fx.ts.addr, Index: 1, Name: fx.a.Name}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitDone(t, x, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, x.Status().Path, fx.aData)
+	ss := sourceStatus(sx.Status(), slow.addr)
+	if ss.State != SourceWaiting || !strings.Contains(ss.Error, "too slow") || ss.RetryAt.IsZero() {
+		t.Fatalf("slow source %+v, want waiting, too slow", ss)
+	}
+}
+
+// A lone source that drips is kept (nothing waits for its slot), but no
+// request lasts longer than RequestTimeout: it is cut and resumed.
+func TestDownloadRequestTimeout(t *testing.T) {
+	data := content(6, 50_000)
+	slow := dripSource(t, data, 5*time.Millisecond)
+	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy, RequestTimeout: 200 * time.Millisecond, MinRate: 1 << 30, RateWindow: 50 * time.Millisecond})
+	x, err := d.Add(Request{Name: "slow.bin", Size: int64(len(data)), SHA1: sha1.Sum(data), Sources: []Source{{Addr: slow.addr, Index: 1, Name: "slow.bin"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, "a second request after the first is cut", func() bool { return slow.requests.Load() >= 2 })
+	await.Until(t, "the cut is the source's last error", func() bool {
+		return strings.Contains(sourceStatus(x.Status(), slow.addr).Error, "RequestTimeout")
+	})
+	if st := x.Status(); st.State == StateFailed || sourceStatus(st, slow.addr).State == SourceDropped {
+		t.Fatalf("a lone slow source was given up: %+v", st)
 	}
 }
