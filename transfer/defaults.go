@@ -44,6 +44,17 @@ const (
 	// DefaultStallTimeout is Downloader.StallTimeout: waiting for the
 	// response head or for the next body bytes.
 	DefaultStallTimeout = 60 * time.Second
+	// DefaultRequestTimeout is Downloader.RequestTimeout: the most one
+	// request may take, head and body, however steadily the bytes come;
+	// a request cut by it with bytes received is resumed at once.
+	DefaultRequestTimeout = 5 * time.Minute
+	// DefaultMinRate is Downloader.MinRate (bytes/s): while another
+	// download waits for a slot, a source slower than this over RateWindow
+	// gives up its slot and is not tried for sourceBackoffMax.
+	DefaultMinRate = 1024
+	// DefaultRateWindow is Downloader.RateWindow: the span MinRate is
+	// averaged over.
+	DefaultRateWindow = 30 * time.Second
 	// PushProxyTimeout bounds a whole push-proxy request (RequestPushProxy).
 	PushProxyTimeout = 30 * time.Second
 	// Overlap is how many bytes a resumed download asks for again and
