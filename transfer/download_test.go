@@ -40,15 +40,15 @@ func newDownloader(t *testing.T, d *Downloader) *Downloader {
 	return d
 }
 
-func waitDone(t *testing.T, x *Download, timeout time.Duration) error {
+// waitDone waits for x to end (as await waits: until shortly before the
+// test's own deadline) and returns its error.
+func waitDone(t *testing.T, x *Download) error {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	err := x.Wait(ctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("download not finished after %v: %+v", timeout, x.Status())
-	}
-	return err
+	go func() { done <- x.Wait(ctx) }()
+	return await.Recv(t, fmt.Sprintf("the download of %s to end", x.Status().Name), done)
 }
 
 // dirFiles lists the names in dir, sorted.
@@ -88,7 +88,7 @@ func TestDownloadDirect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitDone(t, x, 20*time.Second); err != nil {
+	if err := waitDone(t, x); err != nil {
 		t.Fatal(err)
 	}
 	st := x.Status()
@@ -122,7 +122,7 @@ func TestDownloadByIndexLearnsURN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitDone(t, x, 20*time.Second); err != nil {
+	if err := waitDone(t, x); err != nil {
 		t.Fatal(err)
 	}
 	checkFile(t, x.Status().Path, fx.aData)
@@ -159,7 +159,7 @@ func TestDownloadResumeAfterCut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitDone(t, x, 20*time.Second); err != nil {
+	if err := waitDone(t, x); err != nil {
 		t.Fatal(err)
 	}
 	checkFile(t, x.Status().Path, data)
@@ -190,7 +190,7 @@ func TestDownloadOverlapMismatchBacksOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitDone(t, x, 20*time.Second); err != nil {
+	if err := waitDone(t, x); err != nil {
 		t.Fatal(err)
 	}
 	checkFile(t, x.Status().Path, fx.aData)
@@ -213,7 +213,7 @@ func TestDownloadOverlapMismatchTwiceDropsSource(t *testing.T) {
 	}
 	d := newDownloader(t, &Downloader{Dir: dir, AddrPolicy: lanPolicy})
 	x, _ := d.Add(reqOf(fx.a, Source{Addr: fx.ts.addr, Index: 1}))
-	err := waitDone(t, x, 20*time.Second)
+	err := waitDone(t, x)
 	if !errors.Is(err, ErrNoSources) || !strings.Contains(err.Error(), "mismatch") {
 		t.Fatalf("err %v", err)
 	}
@@ -239,7 +239,7 @@ func TestDownloadBadHashLeavesNoFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitDone(t, x, 20*time.Second); !errors.Is(err, ErrHashMismatch) {
+	if err := waitDone(t, x); !errors.Is(err, ErrHashMismatch) {
 		t.Fatalf("err %v, want a hash mismatch", err)
 	}
 	if names := dirFiles(t, d.Dir); len(names) != 0 {
@@ -282,7 +282,7 @@ func TestDownloadBusyRetryAfter(t *testing.T) {
 		t.Fatalf("status while busy: %+v", st)
 	}
 	holder.Close()
-	if err := waitDone(t, x, 20*time.Second); err != nil {
+	if err := waitDone(t, x); err != nil {
 		t.Fatal(err)
 	}
 	checkFile(t, x.Status().Path, fx.bData)
@@ -312,7 +312,7 @@ func TestDownloadBusySourceSkipped(t *testing.T) {
 	fxOK := newUploadFixture(t, &Server{PerIP: -1})
 	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy})
 	x, _ := d.Add(reqOf(fxOK.a, Source{Addr: fxBusy.ts.addr, Index: 1}, Source{Addr: fxOK.ts.addr, Index: 1}))
-	if err := waitDone(t, x, 10*time.Second); err != nil {
+	if err := waitDone(t, x); err != nil {
 		t.Fatal(err)
 	}
 	checkFile(t, x.Status().Path, fxOK.aData)
@@ -398,7 +398,7 @@ func TestDownloadThroughPush(t *testing.T) {
 	x1, _ := d.Add(reqOf(fx.a, Source{Addr: netip.MustParseAddrPort("1.2.3.4:6346"), Index: 1, ServentID: sid, Push: true}))
 	x2, _ := d.Add(reqOf(fx.b, Source{Addr: netip.MustParseAddrPort("192.168.1.9:6346"), Index: 7, ServentID: sid}))
 	for _, x := range []*Download{x1, x2} {
-		if err := waitDone(t, x, 20*time.Second); err != nil {
+		if err := waitDone(t, x); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -413,7 +413,7 @@ func TestDownloadThroughPush(t *testing.T) {
 	f3 := makeShared(t, fx.sharedDir, 12, "third.bin", data)
 	fx.lib.add(f3)
 	x3, _ := d2.Add(reqOf(f3, Source{Addr: closedAddr, Index: 12, ServentID: sid}))
-	if err := waitDone(t, x3, 20*time.Second); err != nil {
+	if err := waitDone(t, x3); err != nil {
 		t.Fatal(err)
 	}
 	checkFile(t, x3.Status().Path, data)
@@ -424,7 +424,7 @@ func TestDownloadThroughPush(t *testing.T) {
 	// Without a Push function a push source is dropped.
 	d3 := newDownloader(t, &Downloader{})
 	x4, _ := d3.Add(reqOf(fx.a, Source{Addr: netip.MustParseAddrPort("1.2.3.4:6346"), Index: 1, ServentID: sid, Push: true}))
-	if err := waitDone(t, x4, 5*time.Second); !errors.Is(err, ErrNoSources) {
+	if err := waitDone(t, x4); !errors.Is(err, ErrNoSources) {
 		t.Fatalf("err %v", err)
 	}
 }
@@ -472,7 +472,7 @@ func TestDownloadQueueSurvivesRestart(t *testing.T) {
 	}
 	close(release2)
 	y, _ := d2.Add(reqOf(f, Source{Addr: ts.addr, Index: 2}))
-	if err := waitDone(t, y, 20*time.Second); err != nil {
+	if err := waitDone(t, y); err != nil {
 		t.Fatal(err)
 	}
 	checkFile(t, y.Status().Path, data)
@@ -511,7 +511,7 @@ func TestDownloadSeveralAtOnce(t *testing.T) {
 		xs = append(xs, x)
 	}
 	for i, x := range xs {
-		if err := waitDone(t, x, 20*time.Second); err != nil {
+		if err := waitDone(t, x); err != nil {
 			t.Fatal(err)
 		}
 		checkFile(t, x.Status().Path, datas[i])
@@ -536,7 +536,7 @@ func TestDownloadNamesStayInDir(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := waitDone(t, x, 10*time.Second); err != nil {
+		if err := waitDone(t, x); err != nil {
 			t.Fatal(err)
 		}
 		p := x.Status().Path
@@ -560,7 +560,7 @@ func TestDownloadNamesStayInDir(t *testing.T) {
 	var paths []string
 	for _, g := range []share.File{g1, g2} {
 		x, _ := d.Add(Request{Name: "same.txt", Size: g.Size, SHA1: g.SHA1, Sources: []Source{{Addr: fx.ts.addr, Index: g.Index}}})
-		if err := waitDone(t, x, 10*time.Second); err != nil {
+		if err := waitDone(t, x); err != nil {
 			t.Fatal(err)
 		}
 		paths = append(paths, filepath.Base(x.Status().Path))
@@ -669,7 +669,7 @@ func TestDownloadPlantedSymlinks(t *testing.T) {
 	}
 	d := newDownloader(t, &Downloader{Dir: dir, AddrPolicy: lanPolicy})
 	xa, _ := d.Add(reqOf(fx.a, Source{Addr: fx.ts.addr, Index: 1}))
-	err := waitDone(t, xa, 10*time.Second)
+	err := waitDone(t, xa)
 	if err == nil || !strings.Contains(err.Error(), "partial file") {
 		t.Fatalf("err %v", err)
 	}
@@ -677,7 +677,7 @@ func TestDownloadPlantedSymlinks(t *testing.T) {
 		t.Fatalf("the source was blamed for a local failure: %+v", st)
 	}
 	xb, _ := d.Add(reqOf(fx.b, Source{Addr: fx.ts.addr, Index: 7}))
-	if err := waitDone(t, xb, 10*time.Second); err != nil {
+	if err := waitDone(t, xb); err != nil {
 		t.Fatal(err)
 	}
 	if p := xb.Status().Path; p != filepath.Join(dir, "notes (1).txt") {
@@ -707,7 +707,7 @@ func TestDownloadHostileSourceDropped(t *testing.T) {
 	})
 	sid := protocol.NewGUID()
 	x, _ := d.Add(reqOf(fx.a, Source{Addr: fx.ts.addr, Index: 1, Name: fx.a.Name, ServentID: sid}))
-	if err := waitDone(t, x, 5*time.Second); !errors.Is(err, ErrNoSources) {
+	if err := waitDone(t, x); !errors.Is(err, ErrNoSources) {
 		t.Fatalf("err %v, want ErrNoSources", err)
 	}
 	if dials.Load() != 0 || sim.calls.Load() != 0 {

@@ -117,7 +117,7 @@ func TestDownloadHostileRangeAnswers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := waitDone(t, x, 20*time.Second); err != nil {
+			if err := waitDone(t, x); err != nil {
 				t.Fatal(err)
 			}
 			st := x.Status()
@@ -150,7 +150,7 @@ func TestDownloadEndlessBodyNeverGrowsPastSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = waitDone(t, x, 20*time.Second)
+	err = waitDone(t, x)
 	if !errors.Is(err, ErrNoSources) || !strings.Contains(err.Error(), ErrBadRange.Error()) {
 		t.Fatalf("err %v, want ErrNoSources after %v", err, ErrBadRange)
 	}
@@ -178,7 +178,7 @@ func TestDownloadFinishChecksWholeFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	newDownloader(t, d)
-	if err := waitDone(t, x, 20*time.Second); err != nil {
+	if err := waitDone(t, x); err != nil {
 		t.Fatal(err)
 	}
 	checkFile(t, x.Status().Path, fx.aData)
@@ -194,7 +194,7 @@ func TestDownloadAgainAfterFileDeleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitDone(t, x, 20*time.Second); err != nil {
+	if err := waitDone(t, x); err != nil {
 		t.Fatal(err)
 	}
 	path := x.Status().Path
@@ -205,7 +205,7 @@ func TestDownloadAgainAfterFileDeleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitDone(t, y, 20*time.Second); err != nil {
+	if err := waitDone(t, y); err != nil {
 		t.Fatal(err)
 	}
 	st := y.Status()
@@ -269,7 +269,7 @@ func TestDownloadSlowSourceYieldsSlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitDone(t, x, 20*time.Second); err != nil {
+	if err := waitDone(t, x); err != nil {
 		t.Fatal(err)
 	}
 	checkFile(t, x.Status().Path, fx.aData)

@@ -106,7 +106,7 @@ func TestGtkRecordedUploadDownloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitDone(t, x, 10*time.Second); err != nil {
+	if err := waitDone(t, x); err != nil {
 		t.Fatal(err)
 	}
 	checkFile(t, filepath.Join(d.Dir, "zebraquokka_interop_alpha.txt"), rec.body)
@@ -237,7 +237,7 @@ func TestDownloadReadsContentRange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitDone(t, x, 10*time.Second); err != nil {
+	if err := waitDone(t, x); err != nil {
 		t.Fatal(err)
 	}
 	checkFile(t, x.Status().Path, data)

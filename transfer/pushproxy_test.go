@@ -93,7 +93,7 @@ func TestDownloadThroughPushProxyAndCallbacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitDone(t, x, 10*time.Second); err != nil {
+	if err := waitDone(t, x); err != nil {
 		t.Fatal(err)
 	}
 	checkFile(t, x.Status().Path, fx.aData)
