@@ -92,3 +92,71 @@ func TestReorderArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestSearchSaysWhyItCannotLink(t *testing.T) {
+	dir := t.TempDir()
+	wantRun(t, 1, "could not link to any --peer, so nothing was searched:\n"+
+		"  127.0.0.1 is a loopback address: add --allow-private to join a local testnet\n",
+		"search", "--data-dir", dir, "--peer", "127.0.0.1:1", "koala")
+	wantRun(t, 1, "could not link to any --peer, so nothing was searched:\n"+
+		"  127.0.0.1:1: connection refused — is a servent listening there?\n",
+		"search", "--data-dir", dir, "--peer", "127.0.0.1:1", "--allow-private", "koala")
+}
+
+// startServe runs gnutella serve with args (on loopback, a fresh data
+// folder unless args give one) until the test ends, and returns its data
+// folder and what it printed on stderr up to "listening on".
+func startServe(t *testing.T, dir string, args ...string) (stderr string) {
+	t.Helper()
+	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--data-dir", dir}, args...)
+	cmd := exec.Command(bin, args...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		pr.Close()
+	})
+	var got strings.Builder
+	buf := make([]byte, 4096)
+	for !strings.Contains(got.String(), "control API on") {
+		n, err := pr.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("gnutella serve ended before its control API was up: %v\n%s", err, got.String())
+		}
+	}
+	go func() { // keep draining so the servent never blocks on stderr
+		for {
+			if _, err := pr.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return got.String()
+}
+
+func TestServeSaysWhichPeerItWillNotDial(t *testing.T) {
+	dir := t.TempDir()
+	out := startServe(t, dir, "--peer", "127.0.0.1:1")
+	want := "gnutella: not dialling --peer 127.0.0.1:1: 127.0.0.1 is a loopback address: add --allow-private to join a local testnet\n"
+	if !strings.Contains(out, want) {
+		t.Fatalf("serve's stderr:\n%s\nwant it to say %q", out, want)
+	}
+	// A search through a servent without links reaches nobody: it says so.
+	wantRun(t, 1, "has no links, so a search would reach nobody", "search", "--data-dir", dir, "koala")
+}
+
+func TestNoColourWhenStderrIsNotATerminal(t *testing.T) {
+	out := startServe(t, t.TempDir(), "--log-level", "info")
+	if !strings.Contains(out, "servent started") || strings.Contains(out, "\x1b[") {
+		t.Fatalf("serve's stderr into a pipe:\n%q\nwant its log, without colour codes", out)
+	}
+}

@@ -79,10 +79,15 @@ func searchClient(ctx context.Context, c *cli.Context) (cc *control.Client, done
 		cc := &control.Client{Info: info}
 		var st control.StatusJSON
 		if cc.Do(ctx, "GET", "/api/v1/status", nil, &st) == nil {
+			if st.Links+st.Leaves == 0 {
+				return nil, nil, cli.Exit("the servent running with --data-dir "+c.String("data-dir")+
+					" has no links, so a search would reach nobody: wait until it has joined (its log says why not), or give it a --peer", 1)
+			}
 			return cc, func() {}, nil
 		}
 	}
-	if len(c.StringSlice("peer")) == 0 {
+	peers := c.StringSlice("peer")
+	if len(peers) == 0 {
 		return nil, nil, cli.Exit("no servent is running with --data-dir "+c.String("data-dir")+
 			" and no --peer was given: start `gnutella serve` or pass --peer HOST:PORT", 2)
 	}
@@ -93,8 +98,7 @@ func searchClient(ctx context.Context, c *cli.Context) (cc *control.Client, done
 	ncfg := servent.DefaultNodeConfig()
 	cfg := &ncfg.Config
 	cfg.ListenAddr = "0.0.0.0:0"
-	cfg.Peers = c.StringSlice("peer")
-	cfg.WantLinks = len(cfg.Peers)
+	cfg.WantLinks = len(peers)
 	cfg.AllowLoopback = c.Bool("allow-private")
 	cfg.AllowPrivate = c.Bool("allow-private")
 	cfg.Logger = log
@@ -106,11 +110,14 @@ func searchClient(ctx context.Context, c *cli.Context) (cc *control.Client, done
 		return nil, nil, cli.Exit(startHint(err), 1)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	err = n.WaitLinks(wctx, 1)
+	linked, problems := linkPeers(wctx, n, peers)
 	cancel()
-	if err != nil {
+	if linked == 0 {
 		_ = n.Stop()
-		return nil, nil, cli.Exit("could not link to any --peer within 15 s: check the addresses and that they run", 1)
+		return nil, nil, cli.Exit("could not link to any --peer, so nothing was searched:\n"+indent(problems), 1)
+	}
+	for _, p := range problems {
+		fmt.Fprintln(os.Stderr, "gnutella: not linked:", p)
 	}
 	ctl, err := control.Start(n, control.DefaultAddr)
 	if err != nil {

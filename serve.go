@@ -79,6 +79,7 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(startHint(err), 1)
 			}
+			warnRefusedPeers(s, cfg.Peers)
 			if err := s.Start(); err != nil {
 				return cli.Exit(startHint(err), 1)
 			}

@@ -184,7 +184,7 @@ func (s *Servent) Start() error {
 		}
 	}
 	for _, p := range s.cfg.Peers {
-		ap, err := resolvePeer(p)
+		ap, err := s.CheckPeer(p)
 		if err != nil {
 			s.log.Warn().Str("peer", p).Err(err).Msg("ignoring --peer")
 			continue
@@ -358,6 +358,22 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// CheckPeer resolves a --peer value (see Config.Peers) and returns its
+// address, or why Start will not dial it: it does not resolve, or the host
+// cache's address policy refuses it (a *firewall.AddrError, matching
+// firewall.ErrAddrRefused: loopback or private without AllowLoopback or
+// AllowPrivate, or hostile).
+func (s *Servent) CheckPeer(p string) (netip.AddrPort, error) {
+	ap, err := resolvePeer(p)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if err := s.hosts.Refusal(ap); err != nil {
+		return ap, err
+	}
+	return ap, nil
 }
 
 // resolvePeer turns a --peer value into an address: "host:port", or a bare

@@ -130,6 +130,14 @@ func (c *Cache) Valid(a netip.AddrPort) bool {
 	return c.Check(Canon(a)) == nil
 }
 
+// Refusal returns nil if Add would admit a under the cache's policy, else
+// why not (a *firewall.AddrError).
+func (c *Cache) Refusal(a netip.AddrPort) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Check(Canon(a))
+}
+
 // Add records that a is a Gnutella host (an ultrapeer if ultra), learned from
 // src at now. A known address is refreshed. It returns false if the address is
 // refused by the policy (port 0, unspecified, multicast, broadcast, reserved,
