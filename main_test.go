@@ -160,3 +160,15 @@ func TestNoColourWhenStderrIsNotATerminal(t *testing.T) {
 		t.Fatalf("serve's stderr into a pipe:\n%q\nwant its log, without colour codes", out)
 	}
 }
+
+func TestTwoServentsCannotShareADataFolder(t *testing.T) {
+	dir := t.TempDir()
+	startServe(t, dir)
+	b, err := os.ReadFile(filepath.Join(dir, "lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strings.TrimSpace(string(b))
+	wantRun(t, 1, "data folder "+dir+" is in use by another servent (pid "+pid+"): choose another with --data-dir\n",
+		"serve", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--data-dir", dir)
+}
