@@ -137,4 +137,3 @@ func searchClient(ctx context.Context, c *cli.Context) (cc *control.Client, done
 		_ = n.Stop()
 	}, nil
 }
-
