@@ -172,3 +172,15 @@ func TestTwoServentsCannotShareADataFolder(t *testing.T) {
 	wantRun(t, 1, "data folder "+dir+" is in use by another servent (pid "+pid+"): choose another with --data-dir\n",
 		"serve", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--data-dir", dir)
 }
+
+func TestTestnetSizes(t *testing.T) {
+	wantRun(t, 2, "testnet: 2 firewalled leaves of 3: at most 1, as two leaves must be open (the seeker and the direct download's source): change --ultrapeers, --leaves or --firewalled\n",
+		"testnet", "--once", "--leaves", "3", "--firewalled", "2")
+	wantRun(t, 2, "testnet: -1 firewalled leaves: cannot be negative", "testnet", "--once", "--firewalled", "-1")
+	wantRun(t, 2, "testnet: 1 ultrapeers: the demo needs at least 2", "testnet", "--once", "--ultrapeers", "1")
+	// No firewalled leaf: no push step, and a search word the few leaves share.
+	out := wantRun(t, 0, "", "testnet", "--once", "--ultrapeers", "3", "--leaves", "2", "--firewalled", "0")
+	if !strings.HasSuffix(out, "Every step worked.\n") || strings.Contains(out, "push download") {
+		t.Fatalf("testnet --once --ultrapeers 3 --leaves 2 --firewalled 0 printed:\n%s", out)
+	}
+}
