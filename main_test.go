@@ -95,8 +95,9 @@ func TestReorderArgs(t *testing.T) {
 
 func TestSearchSaysWhyItCannotLink(t *testing.T) {
 	dir := t.TempDir()
+	// A loopback --peer is dialled without --allow-private too.
 	wantRun(t, 1, "could not link to any --peer, so nothing was searched:\n"+
-		"  127.0.0.1 is a loopback address: add --allow-private to join a local testnet\n",
+		"  127.0.0.1:1: connection refused — is a servent listening there?\n",
 		"search", "--data-dir", dir, "--peer", "127.0.0.1:1", "koala")
 	wantRun(t, 1, "could not link to any --peer, so nothing was searched:\n"+
 		"  127.0.0.1:1: connection refused — is a servent listening there?\n",
@@ -146,7 +147,8 @@ func startServe(t *testing.T, dir string, args ...string) (stderr string) {
 func TestServeSaysWhichPeerItWillNotDial(t *testing.T) {
 	dir := t.TempDir()
 	out := startServe(t, dir, "--peer", "127.0.0.1:1")
-	want := "gnutella: not dialling --peer 127.0.0.1:1: 127.0.0.1 is a loopback address: add --allow-private to join a local testnet\n"
+	want := "gnutella: dialling --peer 127.0.0.1:1 as given, but 127.0.0.1 is a loopback address: " +
+		"without --allow-private the hosts it names on such addresses are not; add it to join a local testnet\n"
 	if !strings.Contains(out, want) {
 		t.Fatalf("serve's stderr:\n%s\nwant it to say %q", out, want)
 	}

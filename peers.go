@@ -12,6 +12,7 @@ import (
 
 	"gnutella/firewall"
 	"gnutella/servent"
+	"gnutella/servent/hostcache"
 )
 
 // peerHint says why --peer p cannot be used and what to do about it.
@@ -36,14 +37,14 @@ func peerHint(p string, err error) string {
 }
 
 // linkPeers checks and dials every peer from the started servent n at
-// once and returns how many links came up and, for each peer that did not
+// once (a loopback or private one too, as serve does) and returns how many links came up and, for each peer that did not
 // link, why and what to do (peerHint).
 func linkPeers(ctx context.Context, n *servent.Node, peers []string) (linked int, problems []string) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, p := range peers {
 		ap, err := n.CheckPeer(p)
-		if err != nil {
+		if err != nil && !hostcache.Waivable(err) {
 			problems = append(problems, peerHint(p, err))
 			continue
 		}
@@ -65,10 +66,17 @@ func linkPeers(ctx context.Context, n *servent.Node, peers []string) (linked int
 }
 
 // warnRefusedPeers prints on stderr each --peer that n's address policy
-// will not dial, with the flag that allows it.
+// refuses: a hostile one is not dialled; a loopback or private one is, but
+// the hosts on such addresses that it names are not, unless --allow-private.
 func warnRefusedPeers(n *servent.Node, peers []string) {
 	for _, p := range peers {
-		if _, err := n.CheckPeer(p); err != nil {
+		_, err := n.CheckPeer(p)
+		switch {
+		case err == nil:
+		case hostcache.Waivable(err):
+			fmt.Fprintf(os.Stderr, "gnutella: dialling --peer %s as given, but %s\n", p,
+				strings.Replace(peerHint(p, err), "add --allow-private", "without --allow-private the hosts it names on such addresses are not; add it", 1))
+		default:
 			fmt.Fprintf(os.Stderr, "gnutella: not dialling --peer %s: %s\n", p, peerHint(p, err))
 		}
 	}
