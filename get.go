@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,10 +25,10 @@ func getCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "get",
 		Usage:     "download a file through the running servent, with a progress bar",
-		ArgsUsage: "urn:sha1:<base32> | magnet:?xt=urn:sha1:<base32> | SEARCH-ID HIT",
+		ArgsUsage: "urn:sha1:<base32> | magnet:?xt=urn:sha1:<base32> | SEARCH-ID N",
 		Description: "Asks the servent running with --data-dir (started with --downloads DIR) to download:\n" +
 			"a URN or magnet link is searched for first and fetched from every source found; a search\n" +
-			"ID and a hit number (from gnutella search, or the control API) fetch that hit. Downloads\n" +
+			"ID and a row number N (as gnutella search prints them) fetch row N's file from its sources. Downloads\n" +
 			"are verified by SHA-1 and resume after an interruption.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent"},
@@ -45,9 +46,13 @@ func getCommand() *cli.Command {
 			var req control.DownloadRequest
 			switch {
 			case c.NArg() == 2:
-				req.SearchID = c.Args().Get(0)
-				if _, err := fmt.Sscan(c.Args().Get(1), &req.Hit); err != nil {
-					return cli.Exit("HIT must be a number (the row of the search result, from 0)", 2)
+				var n int
+				if _, err := fmt.Sscan(c.Args().Get(1), &n); err != nil || n < 1 {
+					return cli.Exit("N must be a row number of the search's results (1, 2, ...), as gnutella search prints them", 2)
+				}
+				var err error
+				if req, err = rowRequest(ctx, cc, c.Args().Get(0), n); err != nil {
+					return err
 				}
 			case c.NArg() == 1:
 				urn := c.Args().First()
@@ -71,7 +76,7 @@ func getCommand() *cli.Command {
 				}
 				req.SearchID, req.URN = id, urn
 			default:
-				return cli.Exit("give a urn:sha1, a magnet link, or a search ID and a hit number", 2)
+				return cli.Exit("give a urn:sha1, a magnet link, or a search ID and a row number (gnutella get SEARCH-ID N)", 2)
 			}
 			var st transfer.Status
 			if err := cc.Do(ctx, "POST", "/api/v1/downloads", req, &st); err != nil {
@@ -110,4 +115,28 @@ func getCommand() *cli.Command {
 			}
 		},
 	}
+}
+
+// rowRequest is the download of row n (from 1) of search id's results, as
+// gnutella search numbers them (groupHits): by the row's URN, with the
+// search's hits for it as sources, or the row's first hit when it has none.
+func rowRequest(ctx context.Context, cc *control.Client, id string, n int) (control.DownloadRequest, error) {
+	var sj control.SearchJSON
+	if err := cc.Do(ctx, "GET", "/api/v1/searches/"+url.PathEscape(id), nil, &sj); err != nil {
+		var e *control.Error
+		if errors.As(err, &e) && e.Status == http.StatusNotFound {
+			return control.DownloadRequest{}, cli.Exit("the servent has no search "+id+
+				": search again (it keeps the last 100 searches, until it restarts)", 1)
+		}
+		return control.DownloadRequest{}, cli.Exit(err.Error(), 1)
+	}
+	rows := groupHits(sj.Hits)
+	if n > len(rows) {
+		return control.DownloadRequest{}, cli.Exit(fmt.Sprintf("search %s has %d rows, no row %d", id, len(rows), n), 2)
+	}
+	r := rows[n-1]
+	if r.URN != "" {
+		return control.DownloadRequest{SearchID: id, URN: r.URN}, nil
+	}
+	return control.DownloadRequest{SearchID: id, Hit: r.FirstHit}, nil
 }

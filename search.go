@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -25,8 +24,9 @@ func searchCommand() *cli.Command {
 		ArgsUsage: `"WORDS"`,
 		Description: "Uses the servent running with --data-dir (through its control API) when there is one;\n" +
 			"otherwise starts a short-lived servent that joins through --peer, with its own control API,\n" +
-			"and searches through it the same way. Results print as a table\n" +
-			"(name, size, urn, host, speed, push needed) until --timeout or --max-results.",
+			"and searches through it the same way. At --timeout or --max-results it prints the files\n" +
+			"found, one numbered row per file (its name, size, number of sources and URN), and the\n" +
+			"search ID: gnutella get SEARCH-ID N downloads row N. --json prints the same for machines.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "strategy", Value: d.Strategy, Usage: "flood, ring (expanding ring), walk (random walkers with checking) or gossip"},
 			&cli.IntFlag{Name: "ttl", Value: d.TTL, Usage: "TTL of flood and gossip, largest ring of ring"},
@@ -38,6 +38,7 @@ func searchCommand() *cli.Command {
 			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent to use"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "`HOST:PORT` to join through when no servent is running (repeatable)"},
 			&cli.BoolFlag{Name: "allow-private", Usage: "accept loopback and private addresses (a local testnet)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the search ID and the rows as JSON (for machines)"},
 		},
 		Action: func(c *cli.Context) error {
 			req := control.SearchRequest{
@@ -59,12 +60,19 @@ func searchCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(err.Error(), 1)
 			}
-			printer := newHitPrinter(os.Stdout)
-			err = cc.StreamResults(ctx, id, printer.print)
-			printer.done()
+			if !c.Bool("json") {
+				fmt.Fprintf(os.Stderr, "gnutella: searching (search ID %s) for %s...\n", id, c.Duration("timeout"))
+			}
+			var hits []routing.Hit
+			err = cc.StreamResults(ctx, id, func(h routing.Hit) { hits = append(hits, h) })
 			if err != nil && ctx.Err() == nil {
 				return cli.Exit(err.Error(), 1)
 			}
+			rows := groupHits(hits)
+			if c.Bool("json") {
+				return printRowsJSON(os.Stdout, id, rows)
+			}
+			printRows(os.Stdout, id, rows)
 			return nil
 		},
 	}
@@ -79,10 +87,15 @@ func searchClient(ctx context.Context, c *cli.Context) (cc *control.Client, done
 		cc := &control.Client{Info: info}
 		var st control.StatusJSON
 		if cc.Do(ctx, "GET", "/api/v1/status", nil, &st) == nil {
+			if st.Links+st.Leaves == 0 {
+				return nil, nil, cli.Exit("the servent running with --data-dir "+c.String("data-dir")+
+					" has no links, so a search would reach nobody: wait until it has joined (its log says why not), or give it a --peer", 1)
+			}
 			return cc, func() {}, nil
 		}
 	}
-	if len(c.StringSlice("peer")) == 0 {
+	peers := c.StringSlice("peer")
+	if len(peers) == 0 {
 		return nil, nil, cli.Exit("no servent is running with --data-dir "+c.String("data-dir")+
 			" and no --peer was given: start `gnutella serve` or pass --peer HOST:PORT", 2)
 	}
@@ -93,8 +106,7 @@ func searchClient(ctx context.Context, c *cli.Context) (cc *control.Client, done
 	ncfg := servent.DefaultNodeConfig()
 	cfg := &ncfg.Config
 	cfg.ListenAddr = "0.0.0.0:0"
-	cfg.Peers = c.StringSlice("peer")
-	cfg.WantLinks = len(cfg.Peers)
+	cfg.WantLinks = len(peers)
 	cfg.AllowLoopback = c.Bool("allow-private")
 	cfg.AllowPrivate = c.Bool("allow-private")
 	cfg.Logger = log
@@ -106,11 +118,14 @@ func searchClient(ctx context.Context, c *cli.Context) (cc *control.Client, done
 		return nil, nil, cli.Exit(startHint(err), 1)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	err = n.WaitLinks(wctx, 1)
+	linked, problems := linkPeers(wctx, n, peers)
 	cancel()
-	if err != nil {
+	if linked == 0 {
 		_ = n.Stop()
-		return nil, nil, cli.Exit("could not link to any --peer within 15 s: check the addresses and that they run", 1)
+		return nil, nil, cli.Exit("could not link to any --peer, so nothing was searched:\n"+indent(problems), 1)
+	}
+	for _, p := range problems {
+		fmt.Fprintln(os.Stderr, "gnutella: not linked:", p)
 	}
 	ctl, err := control.Start(n, control.DefaultAddr)
 	if err != nil {
@@ -121,37 +136,4 @@ func searchClient(ctx context.Context, c *cli.Context) (cc *control.Client, done
 		_ = ctl.Close()
 		_ = n.Stop()
 	}, nil
-}
-
-// hitPrinter prints search results as table rows as they arrive.
-type hitPrinter struct {
-	w io.Writer
-	n int
-}
-
-func newHitPrinter(w io.Writer) *hitPrinter { return &hitPrinter{w: w} }
-
-func (p *hitPrinter) print(h routing.Hit) {
-	if p.n == 0 {
-		fmt.Fprintf(p.w, "%-40s %10s  %-41s %-21s %6s  %s\n", "NAME", "SIZE", "URN", "HOST", "KBPS", "PUSH")
-	}
-	p.n++
-	push := "no"
-	if h.Push {
-		push = "yes"
-	}
-	urn := ""
-	if !h.URN.IsZero() {
-		urn = h.URN.String()
-	}
-	fmt.Fprintf(p.w, "%-40s %10d  %-41s %-21s %6d  %s\n", clip(h.Name, 40), h.Size, urn, h.Host, h.Speed, push)
-}
-
-func (p *hitPrinter) done() { fmt.Fprintf(p.w, "%d results\n", p.n) }
-
-func clip(s string, n int) string {
-	if len([]rune(s)) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
 }

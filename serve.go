@@ -75,10 +75,23 @@ func serveCommand() *cli.Command {
 			cfg.AllowPrivate = c.Bool("allow-private")
 			cfg.Logger = log
 			ncfg.Config = cfg
+			unlock, pid, err := lockDataDir(cfg.DataDir)
+			switch {
+			case errors.Is(err, errDataDirInUse):
+				who := "another servent"
+				if pid > 0 {
+					who += fmt.Sprintf(" (pid %d)", pid)
+				}
+				return cli.Exit(fmt.Sprintf("data folder %s is in use by %s: choose another with --data-dir", cfg.DataDir, who), 1)
+			case err != nil:
+				return cli.Exit(err.Error()+" (choose another folder with --data-dir)", 1)
+			}
+			defer unlock()
 			s, err := servent.NewNode(ncfg)
 			if err != nil {
 				return cli.Exit(startHint(err), 1)
 			}
+			warnRefusedPeers(s, cfg.Peers)
 			if err := s.Start(); err != nil {
 				return cli.Exit(startHint(err), 1)
 			}

@@ -31,13 +31,13 @@ func testnetCommand() *cli.Command {
 		},
 		Subcommands: []*cli.Command{experimentCommand()},
 		Action: func(c *cli.Context) error {
-			if c.Int("ultrapeers") < 2 || c.Int("leaves") < 2 {
-				return cli.Exit("a testnet needs at least 2 ultrapeers and 2 leaves", 2)
+			cfg := testnet.DemoConfig{Ultrapeers: c.Int("ultrapeers"), Leaves: c.Int("leaves"),
+				Firewalled: c.Int("firewalled"), Dir: c.String("dir"), Seed: c.Uint64("seed")}
+			if err := cfg.Check(); err != nil {
+				return cli.Exit("testnet: "+err.Error()+": change --ultrapeers, --leaves or --firewalled", 2)
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			cfg := testnet.DemoConfig{Ultrapeers: c.Int("ultrapeers"), Leaves: c.Int("leaves"),
-				Firewalled: c.Int("firewalled"), Dir: c.String("dir"), Seed: c.Uint64("seed")}
 			demo, err := testnet.RunDemo(ctx, cfg, os.Stdout)
 			if err != nil {
 				return cli.Exit("testnet: "+err.Error(), 1)

@@ -56,7 +56,9 @@ type Config struct {
 	// DataDir holds the servent ID, the host cache and later the share and
 	// download state. Empty means nothing is persisted.
 	DataDir string
-	// Peers are dialled at start and kept in the host cache.
+	// Peers are dialled at start and kept in the host cache, loopback and
+	// private ones too whatever AllowLoopback and AllowPrivate say (they
+	// are not advertised then); hostile ones are not.
 	Peers []string
 	// GWebCaches are GWebCache URLs asked for hosts when the host cache runs dry.
 	GWebCaches []string

@@ -185,11 +185,12 @@ func (s *Servent) Start() error {
 	}
 	for _, p := range s.cfg.Peers {
 		ap, err := resolvePeer(p)
+		if err == nil {
+			err = s.hosts.AddPeer(ap, true, s.now())
+		}
 		if err != nil {
 			s.log.Warn().Str("peer", p).Err(err).Msg("ignoring --peer")
-			continue
 		}
-		s.hosts.Add(ap, true, hostcache.SourcePeerFlag, s.now())
 	}
 	s.log.Info().Str("listen", ln.Addr().String()).Str("servent_id", s.id.String()).Msg("servent started")
 	s.wg.Add(2)
@@ -358,6 +359,23 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// CheckPeer resolves a --peer value (see Config.Peers) and returns its
+// address, and nil or why the host cache's address policy refuses it (a
+// *firewall.AddrError, matching firewall.ErrAddrRefused: loopback or
+// private without AllowLoopback or AllowPrivate, or hostile). Start dials
+// a --peer refused only for being loopback or private all the same
+// (hostcache.Waivable), but does not pass it on to other servents.
+func (s *Servent) CheckPeer(p string) (netip.AddrPort, error) {
+	ap, err := resolvePeer(p)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if err := s.hosts.Refusal(ap); err != nil {
+		return ap, err
+	}
+	return ap, nil
 }
 
 // resolvePeer turns a --peer value into an address: "host:port", or a bare

@@ -37,6 +37,24 @@ type DemoConfig struct {
 	Seed       uint64
 }
 
+// Check reports a size the demo cannot run with: it needs at least 2
+// ultrapeers and 2 leaves, and two open leaves (the seeker and the holder
+// of the direct download), so at most Leaves-2 firewalled ones.
+func (c DemoConfig) Check() error {
+	switch {
+	case c.Ultrapeers < 2:
+		return fmt.Errorf("%d ultrapeers: the demo needs at least 2", c.Ultrapeers)
+	case c.Leaves < 2:
+		return fmt.Errorf("%d leaves: the demo needs at least 2", c.Leaves)
+	case c.Firewalled < 0:
+		return fmt.Errorf("%d firewalled leaves: cannot be negative", c.Firewalled)
+	case c.Firewalled > c.Leaves-2:
+		return fmt.Errorf("%d firewalled leaves of %d: at most %d, as two leaves must be open (the seeker and the direct download's source)",
+			c.Firewalled, c.Leaves, c.Leaves-2)
+	}
+	return nil
+}
+
 // DefaultDemoConfig is what `go run . testnet` runs.
 func DefaultDemoConfig() DemoConfig {
 	return DemoConfig{Ultrapeers: 5, Leaves: 40, Firewalled: 4, Seed: 1}
@@ -94,6 +112,9 @@ var demoVocabulary = []string{"zebra", "quokka", "emu", "wallaby", "platypus", "
 // RunDemo starts the network and runs every step, writing progress to out.
 // The returned Demo keeps running until Close.
 func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
 	d := &Demo{dir: cfg.Dir, msgs: &msgCount{n: map[protocol.GUID]int{}}}
 	if d.dir == "" {
 		dir, err := os.MkdirTemp("", "gnutella-testnet-")
@@ -118,12 +139,12 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 	ups, n := cfg.Ultrapeers, cfg.Ultrapeers+cfg.Leaves
 	seeker := ups // the first leaf: open, downloads, control API
 	firewalled := map[int]bool{}
-	for i := 0; i < cfg.Firewalled && i < cfg.Leaves-1; i++ {
+	for i := 0; i < cfg.Firewalled; i++ {
 		firewalled[n-1-i] = true
 	}
 	// Content: every leaf shares three files, small but real; the open leaf
-	// just after the seeker and the last firewalled leaf each hold a file
-	// found nowhere else.
+	// just after the seeker and the last firewalled leaf (if any) each hold
+	// a file found nowhere else.
 	direct, pushed := seeker+1, n-1
 	shares := make([]string, n)
 	for i := ups; i < n; i++ {
@@ -149,7 +170,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 		d.Close()
 		return nil, err
 	}
-	if cfg.Leaves > 1 {
+	if cfg.Firewalled > 0 {
 		if err := writeDemoFile(filepath.Join(shares[pushed], "firewalled push demo.bin"), "pushed", 300_000); err != nil {
 			d.Close()
 			return nil, err
@@ -207,13 +228,17 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 			return d, nil
 		}
 	}
-	d.step(out, "libraries hashed", true, fmt.Sprintf("%d leaves share %d files", cfg.Leaves, 3*(cfg.Leaves-1)+2))
+	files := 3*(cfg.Leaves-1) + 1 // three a leaf but the seeker's, and the direct download
+	if cfg.Firewalled > 0 {
+		files++ // the push download
+	}
+	d.step(out, "libraries hashed", true, fmt.Sprintf("%d leaves share %d files", cfg.Leaves, files))
 	tables := waitLeafTables(ctx, netw, 30*time.Second)
 	d.step(out, "QRP tables at the ultrapeers", tables == nil, errText(tables))
 
 	// A search with each strategy, from an ultrapeer.
 	from := netw.Nodes[0]
-	common := demoVocabulary[0] // present on many leaves
+	common := demoVocabulary[direct*3%len(demoVocabulary)] // on the open leaf next to the seeker, and others
 	for _, st := range []routing.Strategy{
 		routing.Flood{TTL: 3},
 		routing.Ring{Start: 1, Step: 1, Max: 3, Wait: 300 * time.Millisecond},
@@ -232,7 +257,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 
 	// Downloads from the seeker leaf: one direct, one by Push.
 	d.download(ctx, out, "direct download", "direct download demo", netw.Servents[direct].ID(), false)
-	if cfg.Leaves > 1 {
+	if cfg.Firewalled > 0 {
 		d.download(ctx, out, "push download from a firewalled leaf", "firewalled push demo", netw.Servents[pushed].ID(), true)
 	}
 	return d, nil

@@ -88,6 +88,9 @@ type hostEntry struct {
 	failures int       // consecutive failed dials
 	retryAt  time.Time // not picked before this (back-off)
 	good     bool      // we completed a handshake with it at least once
+	// waived: added by AddPeer although the policy refuses its class
+	// (loopback or private); dialled, but never advertised.
+	waived bool
 }
 
 // Cache holds the addresses a servent knows and can dial. It is bounded:
@@ -128,6 +131,47 @@ func (c *Cache) Valid(a netip.AddrPort) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.Check(Canon(a)) == nil
+}
+
+// Refusal returns nil if Add would admit a under the cache's policy, else
+// why not (a *firewall.AddrError).
+func (c *Cache) Refusal(a netip.AddrPort) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Check(Canon(a))
+}
+
+// AddPeer adds a as an address the user asked to dial (a --peer): like
+// Add with SourcePeerFlag, but a loopback or private address is admitted
+// even when the policy refuses its class. Such an address is dialled but
+// never advertised (Sample). Hostile, invalid and port-0 addresses are
+// still refused: AddPeer returns why (a *firewall.AddrError).
+func (c *Cache) AddPeer(a netip.AddrPort, ultra bool, now time.Time) error {
+	a = Canon(a)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.Check(a)
+	if err != nil && !Waivable(err) {
+		return err
+	}
+	e := c.addLocked(a, ultra, SourcePeerFlag, now)
+	e.waived = err != nil
+	return nil
+}
+
+// Waivable reports whether err, an error of the address policy, refuses
+// an address only for its class (loopback, private, link-local or
+// reserved), which a --peer given by the user overrides (AddPeer).
+func Waivable(err error) bool {
+	var ae *firewall.AddrError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.Class {
+	case firewall.AddrLoopback, firewall.AddrPrivate, firewall.AddrLinkLocal, firewall.AddrBogon:
+		return true
+	}
+	return false
 }
 
 // Add records that a is a Gnutella host (an ultrapeer if ultra), learned from
@@ -319,7 +363,7 @@ func (c *Cache) Sample(n int, ultraOnly bool, skip func(netip.AddrPort) bool) []
 		return nil
 	}
 	addrs := c.ranked(func(e *hostEntry) bool {
-		return e.failures == 0 && (!ultraOnly || e.ultra) && c.CheckHostile(e.addr) == nil
+		return e.failures == 0 && (!ultraOnly || e.ultra) && !e.waived && c.CheckHostile(e.addr) == nil
 	})
 	out := make([]netip.AddrPort, 0, min(n, len(addrs)))
 	for _, a := range addrs {
