@@ -56,9 +56,9 @@
 // drains the link's send queue and runs the link's clock (alive pings,
 // idle and flow-control timeouts).
 //
-// Ownership. The reader owns Link.lastPing and Link.abuse (Link.qrpRecv is
-// unused: a link's QRP receiver lives in qrpState.recv, under its own mutex,
-// so that the link's close can free it);
+// Ownership. The reader owns Link.lastPing and Link.abuse (a link's QRP
+// receiver lives in qrpState.recv, under its own mutex, so that the link's
+// close can free it);
 // the connector owns Link.qrpSent, the QRP aggregate (qrpState's unlocked
 // fields) and leafHopsFlow; a dynamic query's strategy goroutine owns its
 // status-request clock. Fields set before a link starts (ID, Kind, Caps,

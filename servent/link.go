@@ -101,7 +101,6 @@ type Link struct {
 	// Owned by the reader goroutine.
 	lastPing time.Time
 	abuse    routing.LinkAbuse
-	qrpRecv  *ultrapeer.Receiver
 
 	qrt     atomic.Pointer[ultrapeer.Table] // the peer's QRP table, once complete
 	leafID  int                             // its id in the servent's LeafIndex (-1: none); under qrp.mu

@@ -39,13 +39,13 @@ type attack func(ctx context.Context, addr netip.AddrPort, rng *rand.Rand) (atta
 
 // attackStats counts the attempts of one attack.
 type attackStats struct {
-	name             string
-	tries, errs      atomic.Int64
-	closed           atomic.Int64 // the servent closed the connection
-	heldNanos        atomic.Int64 // total time held open
-	mu               sync.Mutex
-	notes            map[string]int
-	inFlight, maxRun atomic.Int64
+	name        string
+	tries, errs atomic.Int64
+	closed      atomic.Int64 // the servent closed the connection
+	heldNanos   atomic.Int64 // total time held open
+	mu          sync.Mutex
+	notes       map[string]int
+	inFlight    atomic.Int64
 }
 
 func (s *attackStats) record(r attackResult, err error) {
