@@ -123,3 +123,50 @@ func FuzzServe(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseAvailableRanges(f *testing.F) {
+	for _, s := range []string{"bytes 0-1023,4096-8191", "bytes=0-99, 200-99999", "bytes 5-1", "bytes", "bytes 0-0"} {
+		f.Add(s, int64(10000))
+	}
+	f.Fuzz(func(t *testing.T, v string, size int64) {
+		if size <= 0 {
+			return
+		}
+		r, err := ParseAvailableRanges(v, size)
+		if err != nil {
+			return
+		}
+		if len(r) > maxAvailableSpans {
+			t.Fatalf("%q: %d spans", v, len(r))
+		}
+		for i, s := range r {
+			if s.Start < 0 || s.End > size || s.Start >= s.End || (i > 0 && r[i-1].End >= s.Start) {
+				t.Fatalf("%q (size %d): bad set %v", v, size, r)
+			}
+		}
+		back, err := ParseAvailableRanges(r.FormatAvailable(), size)
+		if len(r) > 0 && (err != nil || !equalRanges(back, r)) {
+			t.Fatalf("%q: round trip %v -> %v (%v)", v, r, back, err)
+		}
+	})
+}
+
+func FuzzParseQueued(f *testing.F) {
+	for _, s := range []string{"position=1503; length=1840; ETA=4200; lifetime=3600; ID=6a074979f3201edbf323b6425fef4a53",
+		"ID=ab; position=1", "position=1", "id=a;position=99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		q, err := ParseQueued(v)
+		if err != nil {
+			return
+		}
+		if q.ID == "" || len(q.ID) > maxQueueID || strings.ContainsAny(q.ID, "; ,\r\n") {
+			t.Fatalf("%q: id %q", v, q.ID)
+		}
+		back, err := ParseQueued(q.Format())
+		if err != nil || back != q {
+			t.Fatalf("%q: round trip %+v -> %+v (%v)", v, q, back, err)
+		}
+	})
+}
