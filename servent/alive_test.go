@@ -38,22 +38,7 @@ func silentPeer(t *testing.T, mem *memnet.Network, s *Servent) <-chan protocol.B
 		t.Fatal(err)
 	}
 	bye := make(chan protocol.ByeCode, 1)
-	go func() {
-		defer conn.Close()
-		r := protocol.NewReader(br, protocol.DefaultLimits())
-		for {
-			h, payload, err := r.ReadRaw()
-			if err != nil {
-				close(bye)
-				return
-			}
-			if h.Type == protocol.TypeBye {
-				b, _ := protocol.DecodeBye(payload)
-				bye <- b.Code
-				return
-			}
-		}
-	}()
+	go readUntilBye(conn, br, bye)
 	return bye
 }
 
