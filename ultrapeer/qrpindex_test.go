@@ -1,6 +1,7 @@
 package ultrapeer
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -11,10 +12,19 @@ import (
 // The index gives the same leaves as testing every table: exactly for
 // tables of the index's size or smaller, and as the scaled table for larger
 // ones.
+//
+// At 2^12 slots each slot has a bucket of its own; at 2^16, 16 slots share
+// one, as in the servent.
 func TestLeafIndex(t *testing.T) {
+	for _, bits := range []uint8{12, 16} {
+		t.Run(fmt.Sprintf("bits=%d", bits), func(t *testing.T) { testLeafIndex(t, bits) })
+	}
+}
+
+func testLeafIndex(t *testing.T, ibits uint8) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	c := newCorpus(4)
-	x := NewLeafIndex(12)
+	x := NewLeafIndex(ibits)
 	tables := map[int]*Table{}
 	var queries []*QRPQuery
 	for i := 0; i < 40; i++ {
@@ -23,10 +33,13 @@ func TestLeafIndex(t *testing.T) {
 	}
 	var urns []protocol.SHA1
 	add := func() {
-		bits := []uint8{8, 10, 12, 14, 16}[rng.IntN(5)]
+		bits := []uint8{8, 10, 12, 14, 16, 18}[rng.IntN(6)]
 		names, u := c.library(5 + rng.IntN(60))
 		urns = append(urns, u[0])
 		tb := BuildTable(bits, names, u)
+		if rng.IntN(2) == 0 {
+			tb.Compact() // as Receiver's tables are
+		}
 		id := x.Add(tb)
 		if tables[id] != nil {
 			t.Fatalf("id %d given twice", id)
@@ -49,10 +62,10 @@ func TestLeafIndex(t *testing.T) {
 		for _, q := range qs {
 			var want []int
 			for id, tb := range tables {
-				if tb.Scale(12).MatchesQuery(q) {
+				if tb.Scale(ibits).MatchesQuery(q) {
 					want = append(want, id)
 				}
-				if tb.Bits() <= 12 && tb.MatchesQuery(q) != tb.Scale(12).MatchesQuery(q) {
+				if tb.Bits() <= ibits && tb.MatchesQuery(q) != tb.Scale(ibits).MatchesQuery(q) {
 					t.Fatalf("smaller table matches differently once scaled")
 				}
 			}
@@ -62,7 +75,7 @@ func TestLeafIndex(t *testing.T) {
 			}
 		}
 	}
-	if got := NewLeafIndex(12).Match(queries[0], nil); got != nil {
+	if got := NewLeafIndex(ibits).Match(queries[0], nil); got != nil {
 		t.Fatalf("empty index matches %v", got)
 	}
 	for step := 0; step < 300; step++ {
@@ -88,8 +101,8 @@ func TestLeafIndex(t *testing.T) {
 		}
 	}
 	check(300)
-	if x.words < 2 {
-		t.Fatalf("%d leaves at the end: the index never grew past 64", len(tables))
+	if len(x.used) <= 64 {
+		t.Fatalf("%d leaves at the end: the index never held more than 64", len(tables))
 	}
 	mustPanic(t, "Remove unknown", func() { x.Remove(100000) })
 	mustPanic(t, "Set removed", func() {
