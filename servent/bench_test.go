@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"runtime"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"gnutella/protocol"
+	"gnutella/ultrapeer"
 )
 
 // benchLinks builds a servent (not started) with n idle links whose queues
@@ -28,23 +30,77 @@ func benchLinks(b *testing.B, n int) (*Servent, []*Link) {
 	s.state.Store(1)
 	links := make([]*Link, n)
 	for i := range links {
-		a, z := net.Pipe()
-		b.Cleanup(func() { a.Close(); z.Close() })
-		l := s.newLink(a, bufio.NewReader(a), false, LinkUltrapeer, Capabilities{Version: "0.6", DynamicQuerying: true, GGEP: true})
-		l.PeerID = protocol.NewGUID()
-		l.hopsFlow.Store(255)
-		if err := s.addLink(l); err != nil {
-			b.Fatal(err)
-		}
-		links[i] = l
+		links[i] = benchLink(b, s, LinkUltrapeer)
 	}
 	return s, links
+}
+
+// benchLink adds an idle link of kind to s, over a net.Pipe nobody reads.
+func benchLink(b *testing.B, s *Servent, kind LinkKind) *Link {
+	a, z := net.Pipe()
+	b.Cleanup(func() { a.Close(); z.Close() })
+	l := s.newLink(a, bufio.NewReader(a), false, kind, Capabilities{Version: "0.6", DynamicQuerying: true, GGEP: true})
+	l.PeerID = protocol.NewGUID()
+	l.hopsFlow.Store(255)
+	if err := s.addLink(l); err != nil {
+		b.Fatal(err)
+	}
+	return l
 }
 
 // BenchmarkRouteQuery32: one Query from one link through duplicate check,
 // route table and fan-out to the 32 other links.
 func BenchmarkRouteQuery32(b *testing.B) {
 	s, links := benchLinks(b, 33)
+	benchRouteQuery(b, s, links)
+}
+
+// BenchmarkRouteQueryLeaves: the same with 300 leaves (the default
+// MaxLeaves) besides, each with the QRP table of 50 random words, one in
+// ten of them also holding the query's words: the query goes through the
+// leaf index too, to 30 leaves.
+func BenchmarkRouteQueryLeaves(b *testing.B) {
+	s, links := benchLinks(b, 33)
+	rng := rand.New(rand.NewPCG(300, 33))
+	for i := range 300 {
+		l := benchLink(b, s, LinkLeaf)
+		var also []string
+		if i%10 == 0 {
+			also = []string{"zebra", "quokka", "interop"}
+		}
+		rv := s.qrp.receiver(l)
+		for _, m := range leafTable(rng, also...).Messages(qrpInfinity, qrpChunk) {
+			if err := s.qrp.apply(l, rv, m, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		links = append(links, l)
+	}
+	benchRouteQuery(b, s, links)
+	if ld, _ := s.QRPStats(); ld == 0 {
+		b.Fatal("no query went to a leaf")
+	}
+}
+
+// leafTable is the QRP table of a leaf sharing 50 random five-letter words
+// and the words also: about 150 slots of 2^16 (three prefixes a word).
+func leafTable(rng *rand.Rand, also ...string) *ultrapeer.Table {
+	tb := ultrapeer.NewTable(qrpBits)
+	words := make([]string, 50)
+	for i := range words {
+		w := make([]byte, 5)
+		for j := range w {
+			w[j] = byte('a' + rng.IntN(26))
+		}
+		words[i] = string(w)
+	}
+	tb.AddName(append(words, also...))
+	return tb
+}
+
+// benchRouteQuery has links[0] send s a query for "zebra quokka interop"
+// per op, and empties the links' queues every 32 queries.
+func benchRouteQuery(b *testing.B, s *Servent, links []*Link) {
 	payload, _ := protocol.NewQuery("zebra quokka interop", protocol.QueryFlagMark).AppendTo(nil)
 	ids := make([]protocol.GUID, 1<<16)
 	for i := range ids {

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"gnutella/testnet/await"
-	"gnutella/ultrapeer"
 )
 
 // BenchmarkIdleLinkMemory measures the servent's memory per idle
@@ -73,20 +72,9 @@ func BenchmarkLeafLinkMemory(b *testing.B) {
 	}
 }
 
-// leafTableMessages is the RESET and PATCH of the table of a leaf sharing
-// 50 random five-letter words, as descriptors: about 150 slots of 2^16.
+// leafTableMessages is the RESET and PATCH of a leafTable, as descriptors.
 func leafTableMessages(rng *rand.Rand) [][]byte {
-	tb := ultrapeer.NewTable(qrpBits)
-	words := make([]string, 50)
-	for i := range words {
-		w := make([]byte, 5)
-		for j := range w {
-			w[j] = byte('a' + rng.IntN(26))
-		}
-		words[i] = string(w)
-	}
-	tb.AddName(words)
-	return descriptors(tb.Messages(qrpInfinity, qrpChunk))
+	return descriptors(leafTable(rng).Messages(qrpInfinity, qrpChunk))
 }
 
 // linkMemory starts an ultrapeer, links n peers to it by dialBench (peer(i)
