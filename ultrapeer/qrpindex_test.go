@@ -114,3 +114,64 @@ func testLeafIndex(t *testing.T, ibits uint8) {
 }
 
 func prefix3(w string) string { return w[:min(3, len(w))] }
+
+// A slot most leaves have becomes a bitset of leaves, and a list again when
+// most of them left; the index matches the same leaves throughout.
+func TestLeafIndexHotRows(t *testing.T) {
+	c := newCorpus(6)
+	x := NewLeafIndex(16)
+	tables := map[int]*Table{}
+	common := NewQRPQuery([]string{"commonword"}, nil)
+	slot := hashCode("commonword") >> x.shift
+	check := func(when string, hot bool) {
+		t.Helper()
+		if x.slotIsHot(slot) != hot {
+			t.Fatalf("%s: the common slot hot %v, want %v", when, x.slotIsHot(slot), hot)
+		}
+		qs := []*QRPQuery{common, NewQRPQuery([]string{"commonword", c.vocab[0]}, nil), NewQRPQuery([]string{c.vocab[0]}, nil)}
+		for id := range tables {
+			qs = append(qs, NewQRPQuery([]string{"commonword", c.vocab[id%len(c.vocab)]}, nil))
+		}
+		for _, q := range qs {
+			var want []int
+			for id, tb := range tables {
+				if tb.MatchesQuery(q) {
+					want = append(want, id)
+				}
+			}
+			slices.Sort(want)
+			if got := x.Match(q, nil); !slices.Equal(got, want) {
+				t.Fatalf("%s: Match = %v, want %v", when, got, want)
+			}
+		}
+	}
+	for i := range 300 {
+		tb := NewTable(16)
+		tb.AddName([]string{c.vocab[i%len(c.vocab)], c.word()})
+		if i%3 != 0 {
+			tb.AddKeyword("commonword") // in 200 of the 300
+		}
+		tb.Compact()
+		tables[x.Add(tb)] = tb
+	}
+	check("300 leaves", true)
+	for id := range tables {
+		if id >= 20 {
+			x.Remove(id)
+			delete(tables, id)
+		}
+	}
+	check("20 leaves", false) // 13 have the slot, under a quarter of hotMin
+	for id := range tables {
+		x.Remove(id)
+		delete(tables, id)
+	}
+	if x.Len() != 0 || len(x.hot) != 0 {
+		t.Fatalf("empty index: %d leaves, %d hot rows", x.Len(), len(x.hot))
+	}
+	for i, b := range x.bucket {
+		if b != nil {
+			t.Fatalf("empty index: bucket %d holds %d entries (capacity %d)", i, len(b), cap(b))
+		}
+	}
+}
