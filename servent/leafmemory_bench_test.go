@@ -39,9 +39,12 @@ func BenchmarkIdleLinkMemory(b *testing.B) {
 // RESET and PATCH of a 2^16-slot table with about 150 slots present (a
 // leaf sharing 50 words: 50 five-letter words, three prefixes each), a
 // Ping, and goes idle. It reports, per link, the growth of the Go heap and
-// goroutine stacks (HeapInuse + StackInuse, after two GCs) and of the
-// process's resident memory (VmRSS, after debug.FreeOSMemory), and the
-// process's RSS at the end. The leaves' own sockets are in the same process
+// goroutine stacks (heap-B/link: HeapInuse + StackInuse, after two GCs), of
+// the stacks alone (stack-B/link), and of the process's resident memory
+// (rss-B/link: VmRSS, after debug.FreeOSMemory), and the process's RSS at
+// the end (rss-MiB). The RSS can be less than the heap: a fresh allocation's
+// pages are only resident once written, and an idle link's inflater has
+// written a few hundred bytes of its 32 KiB window. The leaves' own sockets are in the same process
 // and counted too (a net.TCPConn, a few hundred bytes); their unread bytes
 // stay in the kernel.
 //
@@ -97,7 +100,7 @@ func linkMemory(b *testing.B, n int, peer func(i int) benchPeer) {
 	if err := s.Start(); err != nil {
 		b.Fatal(err)
 	}
-	heap0, rss0 := memNow(b)
+	heap0, stack0, rss0 := memNow(b)
 	conns := make([]net.Conn, 0, n)
 	msgs := -1 // descriptors each peer sent, the same for all
 	for i := range n {
@@ -126,8 +129,9 @@ func linkMemory(b *testing.B, n int, peer func(i int) benchPeer) {
 		}
 		return true
 	})
-	heap1, rss1 := memNow(b)
+	heap1, stack1, rss1 := memNow(b)
 	b.ReportMetric(float64(heap1-heap0)/float64(n), "heap-B/link")
+	b.ReportMetric(float64(stack1-stack0)/float64(n), "stack-B/link")
 	b.ReportMetric(float64(rss1-rss0)/float64(n), "rss-B/link")
 	b.ReportMetric(float64(rss1)/(1<<20), "rss-MiB")
 	if l := s.Links()[0]; l.Kind == LinkLeaf {
@@ -147,12 +151,12 @@ func linkMemory(b *testing.B, n int, peer func(i int) benchPeer) {
 // resident memory, once everything unreachable, pooled buffers included
 // (sync.Pool survives one GC, not two), is collected and given back to the
 // system.
-func memNow(b *testing.B) (heap, rss int64) {
+func memNow(b *testing.B) (heap, stack, rss int64) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return int64(m.HeapInuse + m.StackInuse), int64(vmRSS(b)) << 10
+	return int64(m.HeapInuse + m.StackInuse), int64(m.StackInuse), int64(vmRSS(b)) << 10
 }
 
 // raiseFileLimit raises the soft limit on open files to the hard one and
