@@ -14,19 +14,20 @@ import (
 // tables outgrow the CPU cache: 100 to 200 µs per query for 5,000 leaves of
 // 2^16 slots (BenchmarkMatch5000Leaves/tables). The index is inverted: for
 // each slot of a 2^bits table, the sorted list of the leaves whose table has
-// it. A query reads one list per word and intersects them, walking the
-// shortest and galloping through the others: one to a few microseconds for
-// 5,000 leaves (BenchmarkMatch5000Leaves/index).
+// it, or, for a slot that many leaves have (hotRow), a bitset of leaves. A
+// query reads one row per word and intersects them, walking the shortest
+// list, testing the bitsets and galloping through the other lists: one to a
+// few microseconds for 5,000 leaves (BenchmarkMatch5000Leaves/index).
 //
-// Memory follows what the tables hold, 4 bytes per present slot and leaf,
-// not their size: a leaf sharing 50 words (about 150 slots of 65,536) costs
-// about 600 bytes, where a bit per slot and leaf costs 8 KiB. The lists of
-// 16 consecutive slots (at 2^16; 2^(bits-12) in general) share one sorted
+// Memory follows what the tables hold, not their size: 4 bytes per present
+// slot and leaf, and never more than a bit per leaf for a slot. A leaf
+// sharing 50 words (about 150 slots of 65,536) costs about 600 bytes, where
+// a bit per slot and leaf (the index's former layout) costs 8 KiB. The lists
+// of 16 consecutive slots (at 2^16; 2^(bits-12) in general) share one sorted
 // array of entries, the slot's low bits over the leaf id, so that the fixed
 // cost is one slice header per 16 slots (96 KiB at 2^16) rather than per
-// slot. The
-// index keeps no copy of the tables: it keeps the *Table each leaf was
-// added with, to take its entries out again, so a table must not change
+// slot. The index keeps no copy of the tables: it keeps the *Table each leaf
+// was added with, to take its entries out again, so a table must not change
 // while it is in the index (Receiver's tables never do).
 //
 // Leaves' tables of other sizes are scaled to the index's (Table.Scale): a
