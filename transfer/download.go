@@ -548,9 +548,6 @@ func (d *Downloader) Remove(id string) error {
 		default:
 			return ErrStillActive
 		}
-		if x.running {
-			return ErrStillActive // its goroutines are still winding down
-		}
 		if x.state != StateDone {
 			x.removePartial()
 		}

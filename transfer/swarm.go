@@ -716,7 +716,9 @@ func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, c
 func (d *Downloader) receive(conn net.Conn, br *bufio.Reader, f *os.File, x *Download, src *source, c *claim, rs, re int64, deadline time.Time) (early bool, err error) {
 	buf := make([]byte, 64<<10)
 	pos := rs
-	winStart, winPos := time.Now(), pos
+	began := time.Now()
+	winStart, winPos := began, pos
+	stallAt := began.Add(d.StallTimeout)
 	for pos <= re {
 		now := time.Now()
 		if el := now.Sub(winStart); el >= d.RateWindow {
@@ -741,12 +743,24 @@ func (d *Downloader) receive(conn net.Conn, br *bufio.Reader, f *os.File, x *Dow
 		end := c.end
 		had := pos >= c.start && c.check == nil && x.have.Contains(pos, end)
 		x.mu.Unlock()
-		if pos >= end || had {
+		if had {
+			// Another source sent these bytes first (endgame duplicate).
+			if el := now.Sub(began); el >= d.RateWindow {
+				if rate := float64(pos-rs) / el.Seconds(); rate < float64(d.MinRate) {
+					return false, &slowError{fmt.Sprintf("too slow: %.0f B/s for %s (below %d); another source sent its bytes first", rate, el.Round(time.Millisecond), d.MinRate)}
+				}
+			}
 			return pos <= re, nil
 		}
-		_ = conn.SetReadDeadline(earlier(now.Add(d.StallTimeout), deadline))
+		if pos >= end {
+			return pos <= re, nil
+		}
+		// Wake at the end of the rate window too, so that the rate is
+		// judged even while a source sends nothing.
+		_ = conn.SetReadDeadline(earlier(earlier(stallAt, deadline), winStart.Add(d.RateWindow)))
 		n, err := br.Read(buf[:min(int64(len(buf)), min(re+1, end)-pos)])
 		if n > 0 {
+			stallAt = time.Now().Add(d.StallTimeout)
 			if aerr := x.absorb(f, src, c, pos, buf[:n]); aerr != nil {
 				return false, aerr
 			}
@@ -762,6 +776,9 @@ func (d *Downloader) receive(conn net.Conn, br *bufio.Reader, f *os.File, x *Dow
 				return false, fmt.Errorf("connection closed at byte %d of %d-%d", pos, rs, re)
 			}
 			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+				if now := time.Now(); now.Before(deadline) && now.Before(stallAt) {
+					continue // the rate window's end
+				}
 				if !time.Now().Before(deadline) {
 					return false, fmt.Errorf("request took longer than %s (RequestTimeout), at byte %d of %d-%d", d.RequestTimeout, pos, rs, re)
 				}
