@@ -335,7 +335,7 @@ func (d *Downloader) work(ctx context.Context, x *Download, src *source, f *os.F
 			stopClose = context.AfterFunc(ctx, func() { _ = cc.Close() })
 			fresh = true
 		}
-		keep, err := d.fetchChunk(ctx, x, src, conn, br, f, c)
+		keep, err := d.fetchChunk(ctx, x, src, conn, br, f, c, !fresh)
 		x.release(c)
 		if err != nil {
 			var stale *staleError
@@ -536,7 +536,7 @@ func (x *Download) changedLocked() {
 // fetchChunk asks src for c (and the Overlap bytes before it when they are
 // ours from an earlier run or from src) and takes in the answer. keep
 // reports that the connection may carry the next request.
-func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, conn net.Conn, br *bufio.Reader, f *os.File, c *claim) (keep bool, err error) {
+func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, conn net.Conn, br *bufio.Reader, f *os.File, c *claim, reused bool) (keep bool, err error) {
 	x.mu.Lock()
 	askStart, askEnd := c.start, c.end
 	if c.check == nil && !c.dup && c.start >= Overlap && x.have.Contains(c.start-Overlap, c.start) &&
@@ -588,6 +588,10 @@ func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, c
 		var pe *protoError
 		var ne net.Error
 		switch {
+		case (errors.As(err, &pe) || protocol.IsHandshakeLimit(err)) && reused:
+			// What follows an answer on a kept-alive connection is not an
+			// answer: the source sent more than it announced.
+			return false, &permanentError{msg: "sent more bytes than its last answer announced (garbage where this answer should begin)", err: ErrBadRange}
 		case errors.As(err, &pe) || protocol.IsHandshakeLimit(err):
 			return false, &permanentError{msg: "bad response: " + err.Error()}
 		case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
@@ -976,6 +980,12 @@ func (d *Downloader) syncLiars(x *Download) {
 		if !s.banned {
 			s.banned, s.dropped, s.reason = true, true, why
 			newly = append(newly, s.Source)
+		}
+	}
+	for _, s := range x.sources {
+		if !s.banned && s.reason == disagreeReason {
+			// It disagreed with the liar: it was right.
+			s.reason, s.lastErr, s.nextTry = "", "", time.Time{}
 		}
 	}
 	d.mu.Unlock()
