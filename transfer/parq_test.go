@@ -345,3 +345,36 @@ func TestParqQueueRules(t *testing.T) {
 		})
 	})
 }
+
+// A connection that got a slot keeps it for its next requests of the same
+// file (a downloader fetching chunk after chunk), while others wait in the
+// queue; when it closes, the head of the queue gets the slot. A request
+// for another file competes again.
+func TestParqSlotKeptBetweenChunks(t *testing.T) {
+	f := makeShared(t, t.TempDir(), 7, "notes.txt", content(2, 3000))
+	g := makeShared(t, t.TempDir(), 8, "other.txt", content(3, 3000))
+	synctest.Test(t, func(t *testing.T) {
+		srv := &Server{Library: newFakeLibrary(f, g), Slots: 1, PerIP: -1, IdleTimeout: time.Hour}
+		defer srv.Close()
+		a, b := newPipeClient(srv), newPipeClient(srv)
+		defer a.conn.Close()
+		defer b.conn.Close()
+		if r := a.get(t, getPath(f), "Range: bytes=0-999\r\n"); r.code != 206 {
+			t.Fatalf("A's first chunk: %s", r.status)
+		}
+		qb := queuedOf(t, b.get(t, getPath(f), "X-Queue: 1.1\r\n"))
+		for _, rng := range []string{"1000-1999", "2000-2999"} {
+			if r := a.get(t, getPath(f), "Range: bytes="+rng+"\r\n"); r.code != 206 {
+				t.Fatalf("A's chunk %s while B waits: %s", rng, r.status)
+			}
+		}
+		// Another file: A's slot goes back to the queue, whose head is B.
+		if r := a.get(t, getPath(g), "X-Queue: 1.1\r\n"); r.status != "HTTP/1.1 503 Queued" {
+			t.Fatalf("A asking for another file while B waits: %s", r.status)
+		}
+		time.Sleep(30 * time.Second)
+		if r := b.get(t, getPath(f), "X-Queued: "+qb.FormatRequest()+"\r\nX-Queue: 1.1\r\n"); r.code != 200 {
+			t.Fatalf("B at the head once the slot was free: %s", r.status)
+		}
+	})
+}
