@@ -31,6 +31,9 @@ type NodeConfig struct {
 	DownloadDir string
 	// UploadSlots is the number of uploads at once.
 	UploadSlots int
+	// UploadRate caps the bytes per second of all uploads together (0:
+	// unlimited).
+	UploadRate int64
 	// AcceptLocalProof lets connections from loopback and private addresses
 	// prove we are reachable, and PushPolicy lets us call back to such
 	// addresses: both are for a local testnet, off on the internet.
@@ -88,8 +91,8 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.Firewall = firewall.NewDetector(firewall.DetectorConfig{
 		AssumeFirewalledAfter: cfg.AssumeFirewalledAfter, AcceptLocalProof: cfg.AcceptLocalProof, Logger: cfg.Logger,
 	}, time.Now())
-	n.Uploads = &transfer.Server{Library: n.library(), Slots: cfg.UploadSlots, UserAgent: userAgent(),
-		Logger: cfg.Logger}
+	n.Uploads = &transfer.Server{Library: n.library(), Slots: cfg.UploadSlots, Bandwidth: cfg.UploadRate,
+		UserAgent: userAgent(), Logger: cfg.Logger}
 	c := cfg.Config
 	// Node is every seam of the servent; the configured Library and Pushes
 	// (a testnet's) are used through it (library.go, push.go).

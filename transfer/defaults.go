@@ -18,6 +18,26 @@ const (
 	// DefaultUploadRetryAfter is Server.RetryAfter: what a 503 asks the
 	// client to wait.
 	DefaultUploadRetryAfter = 60 * time.Second
+	// DefaultQueueSize is Server.QueueSize: places in the PARQ queue.
+	DefaultQueueSize = 64
+	// DefaultQueuePerIP is Server.QueuePerIP: places one address may hold
+	// (one per file it wants).
+	DefaultQueuePerIP = 4
+	// DefaultQueueRetry is Server.QueueRetry: the Retry-After of the first
+	// place (gtk-gnutella's PARQ_TIMER_BY_POS); later places add half of
+	// it each, up to maxQueueRetry.
+	DefaultQueueRetry = 30 * time.Second
+	// maxQueueRetry caps a queued Retry-After (gtk-gnutella's
+	// PARQ_MAX_UL_RETRY_DELAY).
+	maxQueueRetry = 20 * time.Minute
+	// queueMaxEarly is how many requests in a row may come too early
+	// (before Retry-After less the slack) before the place is lost; a
+	// request in time forgives one.
+	queueMaxEarly = 3
+	// rateChunk is what an upload under Server.Bandwidth pays for at a
+	// time, and the limiter's burst: small enough that uploads take turns
+	// often, big enough that sendfile still does the work.
+	rateChunk = 16 << 10
 	// DefaultIdleTimeout is Server.IdleTimeout: waiting for the next
 	// request on a kept-alive connection, reading a request, a write stall,
 	// and the GIV write of a callback.
