@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"time"
@@ -64,6 +64,13 @@ type Node struct {
 	Uploads   *transfer.Server     // always there: answers 404 with an empty library
 	Downloads *transfer.Downloader // nil without a download folder
 	Firewall  *firewall.Detector
+	// Mesh is the download mesh (dmesh.go): the alternate locations learnt
+	// from our searches' hits and from transfers, by URN.
+	Mesh *transfer.Mesh
+	// Partials is what we share of the files we are downloading (pfsp.go):
+	// such a file is answered in QueryHits and its URN is in our QRP table
+	// while Partials has it. nil: nothing partial is shared.
+	Partials transfer.Partials
 
 	guard         *firewall.PushGuard
 	pushCallbacks chan struct{} // one per Push callback in flight (push.go)
@@ -109,6 +116,10 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.guard = firewall.NewPushGuard(pp)
 	n.pushCallbacks = make(chan struct{}, maxPushCallbacks)
 	n.Uploads.PushProxy = s.servePushProxy // pushproxy.go
+	addrPolicy := firewall.AddrPolicy{AllowLoopback: cfg.AllowLoopback, AllowPrivate: cfg.AllowPrivate, Hostiles: s.Hostiles()}
+	n.Mesh = transfer.NewMesh(transfer.MeshConfig{AddrPolicy: &addrPolicy, Logger: cfg.Logger,
+		IsSelf: func(a netip.AddrPort) bool { return a == s.Addr() }})
+	s.searches.tap = n.meshHit // dmesh.go
 	if cfg.DownloadDir != "" {
 		stateFile := ""
 		if cfg.DataDir != "" {
@@ -116,7 +127,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		}
 		n.Downloads = &transfer.Downloader{
 			Dir: cfg.DownloadDir, StateFile: stateFile, UserAgent: userAgent(), Logger: cfg.Logger,
-			AddrPolicy: firewall.AddrPolicy{AllowLoopback: cfg.AllowLoopback, AllowPrivate: cfg.AllowPrivate, Hostiles: s.Hostiles()},
+			AddrPolicy: addrPolicy,
 			Dial:       s.transport,
 			Push: func(ctx context.Context, src transfer.Source) (net.Conn, *bufio.Reader, error) {
 				return n.callbacks.Push(ctx, src, n.sendPush)
