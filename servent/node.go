@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gnutella/firewall"
+	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/share"
 	"gnutella/transfer"
@@ -76,9 +77,10 @@ type Node struct {
 	pushCallbacks chan struct{} // one per Push callback in flight (push.go)
 	callbacks     transfer.Callbacks
 
-	mu      sync.Mutex
-	table   *ultrapeer.Table // our library's QRP table
-	tableOf uint64           // the library version it was built from
+	mu            sync.Mutex
+	table         *ultrapeer.Table // our library's QRP table
+	tableOf       uint64           // the library version it was built from
+	tablePartials []protocol.SHA1  // and the partial files' URNs, sorted
 }
 
 // NewNode builds a node; nothing runs until Start.
@@ -98,7 +100,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.Firewall = firewall.NewDetector(firewall.DetectorConfig{
 		AssumeFirewalledAfter: cfg.AssumeFirewalledAfter, AcceptLocalProof: cfg.AcceptLocalProof, Logger: cfg.Logger,
 	}, time.Now())
-	n.Uploads = &transfer.Server{Library: n.library(), Slots: cfg.UploadSlots, Bandwidth: cfg.UploadRate,
+	n.Uploads = &transfer.Server{Library: n.library(), Partials: n, Slots: cfg.UploadSlots, Bandwidth: cfg.UploadRate,
 		UserAgent: userAgent(), Logger: cfg.Logger}
 	c := cfg.Config
 	// Node is every seam of the servent; the configured Library and Pushes
