@@ -60,6 +60,9 @@ const (
 	// DefaultChunkSize is Downloader.ChunkSize: the most one request asks
 	// for (gtk-gnutella's dl_minchunksize, 512 KiB).
 	DefaultChunkSize = 512 << 10
+	// meshPoll is how often a waiting download looks for new sources in
+	// the Downloader's Mesh.
+	meshPoll = 30 * time.Second
 	// DefaultRetryAfter is Downloader.RetryAfter: the wait after a 503
 	// without Retry-After (gtk-gnutella's).
 	DefaultRetryAfter = 60 * time.Second
