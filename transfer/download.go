@@ -952,6 +952,9 @@ func (d *Downloader) judge(x *Download, src *source, progressed bool, err error)
 	}
 	src.lastErr = err.Error()
 	x.lastErr = src.lastErr
+	if src.banned {
+		return // found lying: its reason says so, whatever it did since
+	}
 	var busy *busyError
 	var queued *queuedError
 	var perm *permanentError
