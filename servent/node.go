@@ -122,6 +122,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.Mesh = transfer.NewMesh(transfer.MeshConfig{AddrPolicy: &addrPolicy, Logger: cfg.Logger,
 		IsSelf: func(a netip.AddrPort) bool { return a == s.Addr() }})
 	s.searches.tap = n.meshHit // dmesh.go
+	n.Uploads.Mesh = n.Mesh
 	if cfg.DownloadDir != "" {
 		stateFile := ""
 		if cfg.DataDir != "" {

@@ -599,8 +599,27 @@ func (m *Mesh) Sources(sha1 protocol.SHA1) []Source {
 // firewalled ones. Each header is one line of at most meshLineMax bytes and
 // is left out when empty.
 func (m *Mesh) AppendHeaders(b []byte, sha1 protocol.SHA1, to netip.AddrPort, falt bool) []byte {
+	kv := m.headers(sha1, to, falt)
+	for i := 0; i+1 < len(kv); i += 2 {
+		b = append(b, kv[i]...)
+		b = append(b, ": "...)
+		b = append(b, kv[i+1]...)
+		b = append(b, "\r\n"...)
+	}
+	return b
+}
+
+// AppendRequestHeaders appends the mesh headers of a download request about
+// sha1 to the source at to: X-Alt and X-Nalt as AppendHeaders writes them.
+// X-Falt is not sent: we do not know yet whether the source wants it.
+func (m *Mesh) AppendRequestHeaders(b []byte, sha1 protocol.SHA1, to netip.AddrPort) []byte {
+	return m.AppendHeaders(b, sha1, to, false)
+}
+
+// headers returns the headers AppendHeaders writes as name, value pairs.
+func (m *Mesh) headers(sha1 protocol.SHA1, to netip.AddrPort, falt bool) []string {
 	if m == nil || sha1.IsZero() {
-		return b
+		return nil
 	}
 	now := m.now()
 	toAddr := to.Addr().Unmap()
@@ -636,37 +655,32 @@ func (m *Mesh) AppendHeaders(b []byte, sha1 protocol.SHA1, to netip.AddrPort, fa
 		}
 	}
 	m.mu.Unlock()
-	b = appendMeshHeader(b, "X-Alt", alt)
-	b = appendMeshHeader(b, "X-Nalt", nalt)
-	return appendMeshHeader(b, "X-Falt", fw)
-}
-
-// AppendRequestHeaders appends the mesh headers of a download request about
-// sha1 to the source at to: X-Alt and X-Nalt as AppendHeaders writes them.
-// X-Falt is not sent: we do not know yet whether the source wants it.
-func (m *Mesh) AppendRequestHeaders(b []byte, sha1 protocol.SHA1, to netip.AddrPort) []byte {
-	return m.AppendHeaders(b, sha1, to, false)
-}
-
-// appendMeshHeader writes "name: item, item\r\n" with as many items as fit
-// in meshLineMax, nothing if there is none.
-func appendMeshHeader(b []byte, name string, items []string) []byte {
-	if len(items) == 0 {
-		return b
+	var kv []string
+	for _, h := range []struct {
+		name  string
+		items []string
+	}{{"X-Alt", alt}, {"X-Nalt", nalt}, {"X-Falt", fw}} {
+		if len(h.items) > 0 {
+			kv = append(kv, h.name, meshValue(len(h.name)+2, h.items))
+		}
 	}
-	n := len(name) + 2
-	b = append(b, name...)
-	b = append(b, ": "...)
+	return kv
+}
+
+// meshValue joins items with ", ", as many as fit in a line of meshLineMax
+// bytes that already holds n.
+func meshValue(n int, items []string) string {
+	var b strings.Builder
 	for i, it := range items {
 		if i > 0 {
 			if n+2+len(it) > meshLineMax {
 				break
 			}
-			b = append(b, ", "...)
+			b.WriteString(", ")
 			n += 2
 		}
-		b = append(b, it...)
+		b.WriteString(it)
 		n += len(it)
 	}
-	return append(b, "\r\n"...)
+	return b.String()
 }

@@ -3,6 +3,7 @@ package transfer
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -325,16 +326,66 @@ func TestMeshAppendHeaders(t *testing.T) {
 	}
 }
 
-func TestAppendMeshHeaderBounded(t *testing.T) {
+func TestMeshValueBounded(t *testing.T) {
 	var items []string
 	for range 50 {
 		items = append(items, strings.Repeat("x", 100))
 	}
-	line := strings.TrimSuffix(string(appendMeshHeader(nil, "X-Falt", items)), "\r\n")
-	if len(line) > meshLineMax || len(line) < meshLineMax-110 || strings.Contains(line, "\r") {
+	line := "X-Falt: " + meshValue(len("X-Falt: "), items)
+	if len(line) > meshLineMax || len(line) < meshLineMax-110 {
 		t.Errorf("line of %d bytes, want at most %d and as many items as fit", len(line), meshLineMax)
 	}
-	if got := appendMeshHeader([]byte("a"), "X-Alt", nil); string(got) != "a" {
-		t.Errorf("empty header written: %q", got)
+}
+
+// Over TCP: an upload answer (200/206, 416, 503) carries X-Alt of the other
+// sources we know, X-Falt only for a client that named fwalt, and our
+// X-Features; the X-Alt of the request is learnt.
+func TestUploadAnswersCarryTheMesh(t *testing.T) {
+	mesh := NewMesh(MeshConfig{})
+	srv := &Server{Mesh: mesh}
+	fx := newUploadFixture(t, srv)
+	urn := fx.a.SHA1
+	mesh.Add(urn, Source{Addr: ap("127.0.0.5:6346")})
+	mesh.Add(urn, Source{Push: true, ServentID: protocol.GUID{0xcd}, PushProxies: []netip.AddrPort{ap("127.0.0.8:9")}})
+	mesh.Bad(urn, Source{Addr: ap("127.0.0.4:1")})
+
+	c, err := net.Dial("tcp", fx.ts.addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nRange: bytes=0-99\r\nX-Alt: 127.0.0.6:7000, 0.0.0.0:1\r\nX-Features: fwalt/0.1\r\n\r\n", n2r(urn))
+	r := readResponse(t, br, false)
+	if r.code != 206 {
+		t.Fatalf("status %q", r.status)
+	}
+	alts, _ := ParseAlt(r.h.Get("X-Alt"))
+	if !slices.Contains(alts, ap("127.0.0.5:6346")) {
+		t.Errorf("X-Alt %q lacks the other source", r.h.Get("X-Alt"))
+	}
+	if r.h.Get("X-Nalt") != "127.0.0.4:1" || r.h.Get("X-Falt") != "CD000000000000000000000000000000;127.0.0.8:9" ||
+		!strings.Contains(r.h.Get("X-Features"), FaltFeature) {
+		t.Errorf("X-Nalt %q, X-Falt %q, X-Features %q", r.h.Get("X-Nalt"), r.h.Get("X-Falt"), r.h.Get("X-Features"))
+	}
+	if s := addrsOf(mesh.Sources(urn)); !slices.Contains(s, "127.0.0.6:7000") || slices.Contains(s, "0.0.0.0:1") {
+		t.Errorf("mesh sources %v: the request's X-Alt was not learnt as it should", s)
+	}
+
+	// No fwalt, no X-Falt; an unsatisfiable range is answered with the
+	// mesh too.
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nRange: bytes=999999-\r\n\r\n", n2r(urn))
+	r = readResponse(t, br, false)
+	if r.code != 416 || !strings.Contains(r.h.Get("X-Alt"), "127.0.0.5:6346") || r.h.Has("X-Falt") {
+		t.Errorf("416 answer %q: X-Alt %q, X-Falt %q", r.status, r.h.Get("X-Alt"), r.h.Get("X-Falt"))
+	}
+
+	// A busy server's 503 tells where else to get the file.
+	busy := &Server{Mesh: mesh, Slots: -1, QueueSize: -1}
+	bfx := newUploadFixture(t, busy) // the same files, so the same URN
+	raw := roundTrip(t, bfx.ts.addr, "GET "+n2r(urn)+" HTTP/1.1\r\n\r\n")
+	if !strings.HasPrefix(string(raw), "HTTP/1.1 503") || !strings.Contains(string(raw), "127.0.0.5:6346") {
+		t.Errorf("503 answer without the mesh: %q", raw)
 	}
 }
