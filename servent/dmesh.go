@@ -15,7 +15,8 @@ import (
 // locations are used only by downloads the user started.
 
 // meshHit gives the mesh the sources of a QueryHit for one of our searches:
-// one per result that carries a urn:sha1. It runs on a link's reader and
+// for each result that carries a urn:sha1, the responder and the record's
+// GGEP "ALT" locations. It runs on a link's reader and
 // takes only the mesh's lock.
 func (n *Node) meshHit(hit *protocol.QueryHit) {
 	if n.Mesh == nil {
@@ -34,5 +35,6 @@ func (n *Node) meshHit(hit *protocol.QueryHit) {
 		}
 		n.Mesh.Add(u[0], transfer.Source{Addr: hit.AddrPort(), Index: r.Index, Name: string(r.Name),
 			ServentID: hit.ServentID, Push: valid.Push && flags.Push, PushProxies: proxies})
+		n.Mesh.AddAlt(u[0], r.AltLocs())
 	}
 }

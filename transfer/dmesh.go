@@ -502,6 +502,24 @@ func (m *Mesh) Add(sha1 protocol.SHA1, src Source) {
 	m.mu.Unlock()
 }
 
+// AddAlt takes second-hand direct locations of sha1, such as the GGEP
+// "ALT" of a QueryHit record: believed like an X-Alt, at most maxAltItems.
+func (m *Mesh) AddAlt(sha1 protocol.SHA1, addrs []netip.AddrPort) {
+	if m == nil || sha1.IsZero() || len(addrs) == 0 {
+		return
+	}
+	addrs = addrs[:min(len(addrs), maxAltItems)]
+	now := m.now()
+	m.mu.Lock()
+	f := m.file(sha1, true)
+	for _, a := range addrs {
+		if k, l, ok := m.direct(a); ok {
+			m.put(f, k, l, now, false)
+		}
+	}
+	m.mu.Unlock()
+}
+
 // Good records that src delivered verified bytes of sha1: it is kept, sent
 // first, and no peer's X-NAlt removes it.
 func (m *Mesh) Good(sha1 protocol.SHA1, src Source) {

@@ -389,3 +389,21 @@ func TestUploadAnswersCarryTheMesh(t *testing.T) {
 		t.Errorf("503 answer without the mesh: %q", raw)
 	}
 }
+
+func TestMeshAddAlt(t *testing.T) {
+	m, _ := newTestMesh(MeshConfig{})
+	m.Bad(meshSHA1, Source{Addr: ap("127.0.0.3:1")})
+	m.AddAlt(meshSHA1, []netip.AddrPort{ap("127.0.0.1:1"), ap("0.0.0.0:1"), ap("127.0.0.2:0"), ap("127.0.0.3:1")})
+	if s := addrsOf(m.Sources(meshSHA1)); !slices.Equal(s, []string{"127.0.0.1:1"}) {
+		t.Errorf("sources %v", s)
+	}
+	var many []netip.AddrPort
+	for i := range 3 * maxAltItems {
+		many = append(many, netip.AddrPortFrom(netip.MustParseAddr("127.0.1.1"), uint16(i+1)))
+	}
+	m2, _ := newTestMesh(MeshConfig{MaxPerFile: 1000})
+	m2.AddAlt(meshSHA1, many)
+	if n := len(m2.Sources(meshSHA1)); n != maxAltItems {
+		t.Errorf("%d locations taken from one list, want %d", n, maxAltItems)
+	}
+}
