@@ -262,6 +262,10 @@ type meshEntry struct {
 	loc  AltLoc
 	seen time.Time
 	good bool // delivered verified bytes to us
+	// index and name are the hit's, when a hit named the location: Sources
+	// gives them back so that a downloader sees the same Source as the hit.
+	index uint32
+	name  string
 }
 
 type meshBad struct {
@@ -378,10 +382,11 @@ func (m *Mesh) badNow(f *meshFile, k meshKey, now time.Time, firstHand bool) boo
 	return true
 }
 
-// put adds or refreshes a location. m.mu is held.
-func (m *Mesh) put(f *meshFile, k meshKey, l AltLoc, now time.Time, firstHand bool) bool {
+// put adds or refreshes a location and returns its entry, or nil if it is
+// refused. m.mu is held.
+func (m *Mesh) put(f *meshFile, k meshKey, l AltLoc, now time.Time, firstHand bool) *meshEntry {
 	if m.badNow(f, k, now, firstHand) {
-		return false
+		return nil
 	}
 	if e, ok := f.locs[k]; ok {
 		e.seen = now
@@ -391,7 +396,7 @@ func (m *Mesh) put(f *meshFile, k meshKey, l AltLoc, now time.Time, firstHand bo
 		if l.Addr.IsValid() {
 			e.loc.Addr = l.Addr
 		}
-		return true
+		return e
 	}
 	if len(f.locs) >= m.cfg.MaxPerFile {
 		// Make room by the stalest location, sparing the good ones if any
@@ -405,8 +410,9 @@ func (m *Mesh) put(f *meshFile, k meshKey, l AltLoc, now time.Time, firstHand bo
 		}
 		delete(f.locs, victim)
 	}
-	f.locs[k] = &meshEntry{loc: l, seen: now}
-	return true
+	e := &meshEntry{loc: l, seen: now}
+	f.locs[k] = e
+	return e
 }
 
 // markBad remembers k as bad. m.mu is held.
@@ -471,12 +477,12 @@ func (m *Mesh) Learn(sha1 protocol.SHA1, h *protocol.Headers, from netip.AddrPor
 		m.markBad(f, k, now, false)
 	}
 	for _, a := range alts {
-		if k, l, ok := m.direct(a); ok && m.put(f, k, l, now, false) {
+		if k, l, ok := m.direct(a); ok && m.put(f, k, l, now, false) != nil {
 			added++
 		}
 	}
 	for _, fl := range falts {
-		if k, l, ok := m.firewalled(fl); ok && m.put(f, k, l, now, false) {
+		if k, l, ok := m.firewalled(fl); ok && m.put(f, k, l, now, false) != nil {
 			added++
 		}
 	}
@@ -498,7 +504,9 @@ func (m *Mesh) Add(sha1 protocol.SHA1, src Source) {
 	}
 	now := m.now()
 	m.mu.Lock()
-	m.put(m.file(sha1, true), k, l, now, true)
+	if e := m.put(m.file(sha1, true), k, l, now, true); e != nil && (src.Index != 0 || src.Name != "") {
+		e.index, e.name = src.Index, src.Name
+	}
 	m.mu.Unlock()
 }
 
@@ -533,9 +541,8 @@ func (m *Mesh) Good(sha1 protocol.SHA1, src Source) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	f := m.file(sha1, true)
-	if m.put(f, k, l, now, true) {
-		f.locs[k].good = true
+	if e := m.put(m.file(sha1, true), k, l, now, true); e != nil {
+		e.good = true
 	}
 }
 
@@ -602,9 +609,9 @@ func (m *Mesh) Sources(sha1 protocol.SHA1) []Source {
 	for _, e := range m.live(f, now) {
 		if e.loc.Firewalled() {
 			out = append(out, Source{Addr: e.loc.Addr, ServentID: e.loc.GUID, Push: true,
-				PushProxies: slices.Clone(e.loc.Proxies)})
+				PushProxies: slices.Clone(e.loc.Proxies), Index: e.index, Name: e.name})
 		} else {
-			out = append(out, Source{Addr: e.loc.Addr})
+			out = append(out, Source{Addr: e.loc.Addr, Index: e.index, Name: e.name})
 		}
 	}
 	return out

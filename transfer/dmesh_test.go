@@ -151,6 +151,12 @@ func TestMeshLearnAndSources(t *testing.T) {
 			t.Errorf("proxies %v: the hostile ones must be dropped", s.PushProxies)
 		}
 	}
+	m.Add(meshSHA1, Source{Addr: ap("127.0.0.1:6001"), Index: 4, Name: "a.bin"})
+	for _, s := range m.Sources(meshSHA1) {
+		if s.Addr == ap("127.0.0.1:6001") && (s.Index != 4 || s.Name != "a.bin") {
+			t.Errorf("source %+v: the hit's index and name are lost", s)
+		}
+	}
 	if m.Sources(protocol.SHA1{9}) != nil {
 		t.Error("sources of an unknown file")
 	}
