@@ -229,7 +229,12 @@ type MeshConfig struct {
 	// IsSelf, when set, tells our own addresses, which are never taken as
 	// locations.
 	IsSelf func(netip.AddrPort) bool
-	Logger zerolog.Logger
+	// Advertise, when set, gives our own location for a file, sent first
+	// in the X-Alt of our download requests (AppendRequestHeaders) so that
+	// the source tells other downloaders about us: a node gives its address
+	// while it shares what it has of the file and is reachable.
+	Advertise func(sha1 protocol.SHA1) (netip.AddrPort, bool)
+	Logger    zerolog.Logger
 }
 
 // Mesh is the download mesh: per file (by SHA-1) the alternate locations
@@ -624,7 +629,11 @@ func (m *Mesh) Sources(sha1 protocol.SHA1) []Source {
 // firewalled ones. Each header is one line of at most meshLineMax bytes and
 // is left out when empty.
 func (m *Mesh) AppendHeaders(b []byte, sha1 protocol.SHA1, to netip.AddrPort, falt bool) []byte {
-	kv := m.headers(sha1, to, falt)
+	return appendPairs(b, m.headers(sha1, to, falt, netip.AddrPort{}))
+}
+
+// appendPairs writes "name: value\r\n" for name, value pairs.
+func appendPairs(b []byte, kv []string) []byte {
 	for i := 0; i+1 < len(kv); i += 2 {
 		b = append(b, kv[i]...)
 		b = append(b, ": "...)
@@ -635,20 +644,47 @@ func (m *Mesh) AppendHeaders(b []byte, sha1 protocol.SHA1, to netip.AddrPort, fa
 }
 
 // AppendRequestHeaders appends the mesh headers of a download request about
-// sha1 to the source at to: X-Alt and X-Nalt as AppendHeaders writes them.
-// X-Falt is not sent: we do not know yet whether the source wants it.
+// sha1 to the source at to: X-Alt and X-Nalt as AppendHeaders writes them,
+// with our own location first in X-Alt when MeshConfig.Advertise gives one
+// (we share what we have of the file: the source will tell others). X-Falt
+// is not sent: we do not know yet whether the source wants it.
 func (m *Mesh) AppendRequestHeaders(b []byte, sha1 protocol.SHA1, to netip.AddrPort) []byte {
-	return m.AppendHeaders(b, sha1, to, false)
+	if m == nil || sha1.IsZero() {
+		return b
+	}
+	var self netip.AddrPort
+	if m.cfg.Advertise != nil {
+		if a, ok := m.cfg.Advertise(sha1); ok && a.IsValid() && a.Port() != 0 && !a.Addr().IsUnspecified() {
+			self = a
+		}
+	}
+	return appendPairs(b, m.headers(sha1, to, false, self))
 }
 
-// headers returns the headers AppendHeaders writes as name, value pairs.
-func (m *Mesh) headers(sha1 protocol.SHA1, to netip.AddrPort, falt bool) []string {
+// sameHost reports whether a location is the peer at to, which is not told
+// about itself. A peer's connection comes from some port of its address, not
+// its listening port, so the address decides; but on loopback (a test
+// network on one machine) every servent has the same address, and only the
+// exact address and port do.
+func sameHost(loc, to netip.AddrPort) bool {
+	a, b := loc.Addr().Unmap(), to.Addr().Unmap()
+	if a.IsLoopback() {
+		return a == b && loc.Port() == to.Port()
+	}
+	return a == b
+}
+
+// headers returns the headers AppendHeaders writes as name, value pairs,
+// with self (if valid) first in X-Alt.
+func (m *Mesh) headers(sha1 protocol.SHA1, to netip.AddrPort, falt bool, self netip.AddrPort) []string {
 	if m == nil || sha1.IsZero() {
 		return nil
 	}
 	now := m.now()
-	toAddr := to.Addr().Unmap()
 	var alt, nalt, fw []string
+	if self.IsValid() {
+		alt = append(alt, netip.AddrPortFrom(self.Addr().Unmap(), self.Port()).String())
+	}
 	m.mu.Lock()
 	if f := m.file(sha1, false); f != nil {
 		for _, e := range m.live(f, now) {
@@ -657,7 +693,7 @@ func (m *Mesh) headers(sha1 protocol.SHA1, to netip.AddrPort, falt bool) []strin
 				if falt && len(fw) < maxSendFalt {
 					fw = append(fw, faltItem(e.loc))
 				}
-			case len(alt) < maxSendAlt && e.loc.Addr.Addr() != toAddr:
+			case len(alt) < maxSendAlt && !sameHost(e.loc.Addr, to):
 				alt = append(alt, e.loc.Addr.String())
 			}
 		}
