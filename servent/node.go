@@ -132,6 +132,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 			Dir: cfg.DownloadDir, StateFile: stateFile, UserAgent: userAgent(), Logger: cfg.Logger,
 			AddrPolicy: addrPolicy,
 			Dial:       s.transport,
+			Mesh:       n.Mesh, SharePartials: true,
 			Push: func(ctx context.Context, src transfer.Source) (net.Conn, *bufio.Reader, error) {
 				return n.callbacks.Push(ctx, src, n.sendPush)
 			},
