@@ -277,12 +277,14 @@ func (d *Downloader) startWorkers(ctx context.Context, x *Download, f *os.File, 
 	if x.sha1.IsZero() {
 		limit = 1
 	}
-	d.meshSourcesLocked(x)
 	busy := 0
 	for _, s := range x.sources {
 		if s.active {
 			busy++
 		}
+	}
+	if busy < limit {
+		d.meshSourcesLocked(x) // it wants more sources
 	}
 	started := 0
 	for _, s := range x.sources {
