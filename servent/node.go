@@ -137,6 +137,8 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 				return n.callbacks.Push(ctx, src, n.sendPush)
 			},
 		}
+		// What we have of the files we download is shared (pfsp.go).
+		n.Partials = n.Downloads
 	}
 	return n, nil
 }

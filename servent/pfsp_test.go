@@ -203,3 +203,102 @@ func TestPartialFileFoundAndServed(t *testing.T) {
 		t.Errorf("body of %d bytes is not bytes 1000-1999 of the file", len(body))
 	}
 }
+
+// Partial file sharing end to end: two leechers download a file from a
+// slow seed. Each names itself in the X-Alt of its requests; the seed passes
+// each on to the other in its answers, so they learn each other through the
+// mesh and fetch from each other. When the two hold every byte between them
+// the seed leaves, and both still finish with the right SHA-1.
+func TestLeechersFinishFromEachOther(t *testing.T) {
+	const size = 3 << 20
+	shareDir := t.TempDir()
+	content := sharedFile(t, shareDir, "okapi swarm.bin", size)
+	urn := protocol.SHA1(sha1.Sum(content))
+	cs := testNodeConfig(t)
+	cs.ShareDirs = []string{shareDir}
+	cs.UploadRate = 512 << 10 // slow enough that the seed leaves before either leecher is done
+	seed, err := NewNode(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed.Uploads.PerIP = -1 // every servent here comes from 127.0.0.1
+	if err := seed.Start(); err != nil {
+		t.Fatal(err)
+	}
+	seedStopped := false
+	t.Cleanup(func() {
+		if !seedStopped {
+			_ = seed.Stop()
+		}
+	})
+	hashNow(t, seed)
+	var leechers []*Node
+	for range 2 {
+		c := testNodeConfig(t)
+		c.DownloadDir = t.TempDir()
+		n, err := NewNode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Uploads.PerIP = -1
+		n.Downloads.ChunkSize = 128 << 10
+		if err := n.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Stop() })
+		// The seed dials the leecher: an inbound connection proves the
+		// leecher reachable, and only a reachable one names itself.
+		if _, err := seed.Connect(ctxT(t), n.Addr()); err != nil {
+			t.Fatal(err)
+		}
+		await.Until(t, "the leecher to be reachable", func() bool { return !n.Firewall.Firewalled() })
+		leechers = append(leechers, n)
+	}
+	var downloads []*transfer.Download
+	for _, l := range leechers {
+		if err := l.WaitLinks(ctxT(t), 1); err != nil {
+			t.Fatal(err)
+		}
+		s := l.Search(context.Background(), protocol.NewQuery("", protocol.QueryFlagMark|protocol.QueryFlagGGEPH, urn),
+			routing.Flood{TTL: 2}, 1, 10*time.Second)
+		if len(s.Hits()) != 1 {
+			t.Fatalf("%d hits", len(s.Hits()))
+		}
+		d, err := l.Download(s.Hits()[0], s.Hits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		downloads = append(downloads, d)
+	}
+	// Between them the leechers hold the whole file: the seed goes.
+	await.Until(t, "the leechers to hold every byte between them", func() bool {
+		var union transfer.Ranges
+		for _, l := range leechers {
+			if pf, ok := l.PartialFile(urn); ok {
+				for _, sp := range pf.Have {
+					union = union.Add(sp.Start, sp.End)
+				}
+			}
+		}
+		return union.Covered() == size
+	})
+	for i, d := range downloads {
+		if d.Status().State == transfer.StateDone {
+			t.Logf("leecher %d finished before the seed left: the test proves less", i)
+		}
+	}
+	_ = seed.Stop()
+	seedStopped = true
+	for i, d := range downloads {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		err := d.Wait(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("leecher %d: %v (%+v); its mesh: %+v", i, err, d.Status(), leechers[i].Mesh.Sources(urn))
+		}
+		got, err := os.ReadFile(d.Status().Path)
+		if err != nil || sha1.Sum(got) != [20]byte(urn) {
+			t.Fatalf("leecher %d: the file is wrong (%v)", i, err)
+		}
+	}
+}
