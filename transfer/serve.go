@@ -412,28 +412,25 @@ func appendHeader(b []byte, name, value string) []byte {
 	return append(b, '\r', '\n')
 }
 
-// reply answers with an error status and a short text body and keeps the
-// connection open if the request allows it (a 503 Queued, a 416 of a
-// partial file); it reports whether the connection stays open.
+// reply answers with an error status and keeps the connection open if
+// the request allows it (a 503 Queued, a 416 of a partial file); it
+// reports whether the connection stays open. A kept-alive error answer
+// has no body (Content-Length: 0), as gtk-gnutella's: its downloader,
+// queued, sends its next request without reading one.
 func (s *Server) reply(conn net.Conn, r *request, code int, reason string, head bool, extra ...string) bool {
 	if !r.keepAlive {
 		s.refuse(conn, r, code, reason, head, extra...)
 		return false
 	}
-	body := reason + "\n"
 	b := s.statusLine(make([]byte, 0, 512), code, reason)
 	for i := 0; i+1 < len(extra); i += 2 {
 		b = appendHeader(b, extra[i], extra[i+1])
 	}
-	b = appendHeader(b, "Content-Type", "text/plain; charset=utf-8")
-	b = appendHeader(b, "Content-Length", strconv.Itoa(len(body)))
+	b = appendHeader(b, "Content-Length", "0")
 	if r.minor == 0 {
 		b = appendHeader(b, "Connection", "Keep-Alive")
 	}
 	b = append(b, '\r', '\n')
-	if !head {
-		b = append(b, body...)
-	}
 	_ = conn.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
 	_, err := conn.Write(b)
 	_ = conn.SetWriteDeadline(time.Time{})

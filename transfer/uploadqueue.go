@@ -242,8 +242,9 @@ func (s *Server) answerQueued(conn net.Conn, r *request, qd Queued, wait time.Du
 	s.queued.Add(1)
 	r.cs.wait = max(qd.Lifetime, wait)
 	s.Logger.Debug().Str("remote", r.remote.String()).Str("id", qd.ID).Int("position", qd.Position).Int("length", qd.Length).Msg("upload queued")
+	// X-Queue says which PARQ we speak: without it gtk-gnutella assumes 1.0.
 	return s.reply(conn, r, 503, "Queued", false,
-		append([]string{"Retry-After", seconds(wait), "X-Queued", qd.Format()}, extra...)...)
+		append([]string{"Retry-After", seconds(wait), "X-Queue", QueueVersion, "X-Queued", qd.Format()}, extra...)...)
 }
 
 // seconds is d in whole seconds, rounded up, at least 1: a Retry-After.
