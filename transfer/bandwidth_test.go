@@ -55,6 +55,45 @@ func TestUploadBandwidthLimit(t *testing.T) {
 			}
 		})
 	})
+	t.Run("slow", func(t *testing.T) {
+		// 1,000 bytes/s: it pays for 512 bytes at a time (not 16 KiB, which
+		// would take 16 s), and the first 512 come at once.
+		small := makeShared(t, t.TempDir(), 4, "small.bin", data[:5000])
+		synctest.Test(t, func(t *testing.T) {
+			srv := &Server{Library: newFakeLibrary(small), Bandwidth: 1000}
+			defer srv.Close()
+			client, server := net.Pipe()
+			defer client.Close()
+			go srv.Serve(server)
+			start := time.Now()
+			fmt.Fprintf(client, "GET %s HTTP/1.1\r\nConnection: close\r\n\r\n", getPath(small))
+			br := bufio.NewReader(client)
+			r := readResponse(t, br, true)
+			var gaps []time.Duration
+			last := time.Now()
+			buf := make([]byte, 5000)
+			got := 0
+			for got < len(buf) {
+				n, err := br.Read(buf[got:])
+				if err != nil {
+					t.Fatalf("after %d bytes: %v", got, err)
+				}
+				got += n
+				gaps = append(gaps, time.Since(last))
+				last = time.Now()
+			}
+			took := time.Since(start)
+			if r.code != 200 || !bytes.Equal(buf, data[:5000]) || took < 4400*time.Millisecond || took > 5*time.Second {
+				t.Errorf("%d, %d bytes in %v of virtual time, want about 4.5 s", r.code, got, took)
+			}
+			for _, g := range gaps {
+				if g > 600*time.Millisecond {
+					t.Errorf("a gap of %v between reads (gaps %v): want a piece about every half second", g, gaps)
+					break
+				}
+			}
+		})
+	})
 	t.Run("two share", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			srv := &Server{Library: newFakeLibrary(f), Bandwidth: bw, PerIP: -1}

@@ -302,8 +302,8 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File, part *Partia
 // io.CopyN, whose *io.LimitedReader around the *os.File lets
 // (*net.TCPConn).ReadFrom use sendfile(2) (net/sendfile.go unwraps exactly
 // that); an io.SectionReader would not, and would copy through a 32 KiB
-// buffer in user space instead. Under a Bandwidth limit each rateChunk is
-// paid for before it is sent (still by sendfile): the limiter serves
+// buffer in user space instead. Under a Bandwidth limit each s.rateChunk
+// is paid for before it is sent (still by sendfile): the limiter serves
 // waiters in turn, so uploads share the bandwidth.
 func (s *Server) sendBody(conn net.Conn, fh *os.File, start, n int64, u *upload) error {
 	if _, err := fh.Seek(start, io.SeekStart); err != nil {
@@ -311,7 +311,7 @@ func (s *Server) sendBody(conn net.Conn, fh *os.File, start, n int64, u *upload)
 	}
 	chunk := int64(sendChunk)
 	if s.limiter != nil {
-		chunk = rateChunk
+		chunk = int64(s.rateChunk)
 	}
 	for n > 0 {
 		c := min(n, chunk)
