@@ -92,7 +92,7 @@ type Server struct {
 
 	initOnce  sync.Once
 	limiter   *rate.Limiter // nil when Bandwidth is 0
-	rateChunk int           // what an upload pays for at a time, the limiter's burst
+	rateChunk int           // what an upload pays for at a time
 	ctx       context.Context
 	cancel    context.CancelFunc // on Close: ends the limiter's waits
 	mu        sync.Mutex
@@ -152,7 +152,7 @@ func (s *Server) init() {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		if s.Bandwidth > 0 {
 			s.rateChunk = int(min(rateChunk, max(minRateChunk, s.Bandwidth/4)))
-			s.limiter = rate.NewLimiter(rate.Limit(s.Bandwidth), s.rateChunk)
+			s.limiter = rate.NewLimiter(rate.Limit(s.Bandwidth), rateBurstChunks*s.rateChunk)
 		}
 	})
 }
