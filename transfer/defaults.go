@@ -100,3 +100,39 @@ const (
 	// that cannot give the range we need is tried again.
 	sourceBackoffMax = 10 * time.Minute
 )
+
+// The download mesh (dmesh.go, docs/protocol.md "The download mesh").
+const (
+	// DefaultMeshPerFile is MeshConfig.MaxPerFile: alternate locations
+	// kept for one file (gtk-gnutella keeps up to 256).
+	DefaultMeshPerFile = 50
+	// DefaultMeshFiles is MeshConfig.MaxFiles: files the mesh remembers
+	// locations for; the least recently used is forgotten first.
+	DefaultMeshFiles = 1000
+	// DefaultMeshExpiry is MeshConfig.Expiry: a location nobody mentioned
+	// again for this long is forgotten.
+	DefaultMeshExpiry = time.Hour
+	// meshBadLifetime is how long a location we found bad ourselves
+	// (Mesh.Bad) is refused and sent as X-NAlt (gtk-gnutella's
+	// BAN_LIFETIME).
+	meshBadLifetime = 2 * time.Hour
+	// meshNAltVeto is how long a location a peer called bad (X-NAlt) is
+	// not taken back from another peer's X-Alt (gtk-gnutella's
+	// DMESH_BAN_VETO); the source's own QueryHit lifts it.
+	meshNAltVeto = 5 * time.Minute
+	// maxAltItems is how many items of one X-Alt, X-NAlt or X-Falt value
+	// are read; the rest is ignored.
+	maxAltItems = 100
+	// maxFaltTokens is how many ";" parts of one X-Falt item are read, and
+	// maxFaltProxies how many push proxies of one firewalled location are
+	// kept (gtk-gnutella's FW_MAX_PROXIES).
+	maxFaltTokens  = 16
+	maxFaltProxies = 4
+	// maxSendAlt, maxSendNAlt and maxSendFalt bound the locations one
+	// request or answer carries; meshLineMax bounds the length of one such
+	// header line, under protocol.MaxHandshakeLine.
+	maxSendAlt  = 10
+	maxSendNAlt = 10
+	maxSendFalt = 5
+	meshLineMax = 900
+)
