@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"sync"
@@ -92,6 +93,33 @@ func TestUploadBandwidthLimit(t *testing.T) {
 					t.Errorf("a gap of %v between reads (gaps %v): want a piece about every half second", g, gaps)
 					break
 				}
+			}
+		})
+	})
+	t.Run("close ends a wait", func(t *testing.T) {
+		// Close while an upload waits for the limiter: the wait ends and
+		// Serve returns (the bubble would deadlock otherwise).
+		synctest.Test(t, func(t *testing.T) {
+			srv := &Server{Library: newFakeLibrary(f), Bandwidth: 1000}
+			client, server := net.Pipe()
+			defer client.Close()
+			served := make(chan struct{})
+			go func() {
+				defer close(served)
+				srv.Serve(server)
+			}()
+			fmt.Fprintf(client, "GET %s HTTP/1.1\r\n\r\n", getPath(f))
+			go func() { _, _ = io.Copy(io.Discard, client) }()
+			time.Sleep(10 * time.Second)
+			synctest.Wait()
+			if st := srv.Stats(); st.BytesSent < 10_000 || st.BytesSent > 13_000 {
+				t.Errorf("after 10 s at 1,000 bytes/s: %d bytes sent", st.BytesSent)
+			}
+			start := time.Now()
+			_ = srv.Close()
+			<-served
+			if d := time.Since(start); d != 0 {
+				t.Errorf("Close took %v of virtual time: it waited for the limiter", d)
 			}
 		})
 	})
