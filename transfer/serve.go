@@ -196,7 +196,10 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File, part *Partia
 			s.refuse(conn, r, 404, "Not Found", head)
 			return false
 		}
-		extra = append(extra, "X-Available-Ranges", have.FormatAvailable())
+		// X-Available is the total we have (gtk-gnutella sends both; the
+		// ranges header may carry only the first spans).
+		extra = append(extra, "X-Available-Ranges", have.FormatAvailable(),
+			"X-Available", "bytes "+strconv.FormatInt(have.Covered(), 10))
 	}
 	fh, err := os.Open(f.Path)
 	if err != nil {
