@@ -77,6 +77,12 @@ func Start(n *servent.Node, addr string) (*Server, error) {
 	mux.HandleFunc("GET /api/v1/searches/{id}/results", c.streamResults)
 	mux.HandleFunc("GET /api/v1/downloads", c.downloads)
 	mux.HandleFunc("POST /api/v1/downloads", c.startDownload)
+	mux.HandleFunc("GET /api/v1/downloads/{id}", c.getDownload)
+	mux.HandleFunc("DELETE /api/v1/downloads/{id}", c.removeDownload)
+	mux.HandleFunc("POST /api/v1/downloads/{id}/pause", c.pauseDownload)
+	mux.HandleFunc("POST /api/v1/downloads/{id}/resume", c.resumeDownload)
+	mux.HandleFunc("POST /api/v1/downloads/{id}/cancel", c.cancelDownload)
+	mux.HandleFunc("PUT /api/v1/downloads/{id}/priority", c.setPriority)
 	c.srv = &http.Server{Handler: c.auth(mux), ReadHeaderTimeout: 10 * time.Second}
 	if c.dataDir != "" {
 		info, _ := json.Marshal(Info{Addr: ln.Addr().String(), Token: c.token, PID: os.Getpid()})
