@@ -116,7 +116,7 @@ func getCommand() *cli.Command {
 func follow(cc *control.Client, st transfer.Status, dir string, sig <-chan os.Signal) error {
 	ctx := context.Background()
 	tty := isTerminal(os.Stdin) && isTerminal(os.Stderr)
-	line := newStatusLine(tty, st.Size)
+	line := newStatusLine(tty, st)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -191,10 +191,11 @@ type statusLine struct {
 	last string
 }
 
-func newStatusLine(tty bool, size int64) *statusLine {
+func newStatusLine(tty bool, st transfer.Status) *statusLine {
 	l := &statusLine{}
 	if tty {
-		l.bar = progressbar.NewOptions64(size, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetWidth(24),
+		l.bar = progressbar.NewOptions64(st.Size, progressbar.OptionSetDescription(phase(st, true)),
+			progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetWidth(24),
 			progressbar.OptionSetPredictTime(false), progressbar.OptionSetRenderBlankState(true),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionShowDescriptionAtLineEnd())
 	}

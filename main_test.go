@@ -578,3 +578,29 @@ func interruptGet(t *testing.T, args []string, answer string, wantCode int) stri
 	}
 	return text
 }
+
+func TestPhase(t *testing.T) {
+	for _, c := range []struct {
+		st      transfer.Status
+		numbers bool
+		want    string
+	}{
+		{transfer.Status{State: transfer.StateDownloading, Size: 1000, Have: 450, ActiveSources: 3, Speed: 1258291}, true,
+			"downloading from 3 sources, 1.2 MB/s, 45%"},
+		{transfer.Status{State: transfer.StateDownloading, Size: 1000, Have: 450, ActiveSources: 1, Speed: 1258291}, false,
+			"downloading from 1 source"},
+		{transfer.Status{State: transfer.StateConnecting}, true, "looking for sources…"},
+		{transfer.Status{State: transfer.StateWaiting, Sources: 2, RetryAt: time.Now().Add(time.Hour)}, false, "looking for sources…"},
+		{transfer.Status{State: transfer.StateVerifying, Size: 10, Have: 10}, true, "verifying"},
+		{transfer.Status{State: transfer.StateQueued}, true, "queued"},
+		{transfer.Status{ID: "ab12cd34", State: transfer.StatePaused}, true, `paused; "gnutella downloads resume ab12cd34" goes on`},
+	} {
+		if got := phase(c.st, c.numbers); got != c.want {
+			t.Errorf("phase(%+v, %v) = %q, want %q", c.st, c.numbers, got, c.want)
+		}
+	}
+	st := transfer.Status{State: transfer.StateWaiting, Sources: 2, RetryAt: time.Now().Add(90 * time.Second)}
+	if got := phase(st, true); !strings.HasPrefix(got, "looking for sources… (2 known, busy; next try in 1m") {
+		t.Errorf("phase of a waiting download: %q", got)
+	}
+}
