@@ -38,7 +38,7 @@ func downloadsCommand() *cli.Command {
 					return fmt.Sprintf("paused %s (%s, %s of %s); \"gnutella downloads resume %s\" goes on with it",
 						st.ID, st.Name, percent(st), humanSize(uint64(st.Size)), st.ID)
 				}),
-			downloadAction("resume", "resume a paused download",
+			downloadAction("resume", "resume a paused download, or start a failed or cancelled one again",
 				func(ctx context.Context, cc *control.Client, id string) (transfer.Status, error) {
 					return cc.ResumeDownload(ctx, id)
 				},
