@@ -171,7 +171,8 @@ func listDownloads(c *cli.Context) error {
 	return nil
 }
 
-// printDownloads prints the downloads as a table, one row each.
+// printDownloads prints the downloads as a table, one row each, and why
+// each failed one failed.
 func printDownloads(w io.Writer, all []transfer.Status) {
 	if len(all) == 0 {
 		fmt.Fprintln(w, "No downloads. gnutella get urn:sha1:<base32> (or gnutella get SEARCH-ID N) starts one.")
@@ -185,6 +186,11 @@ func printDownloads(w io.Writer, all []transfer.Status) {
 		}
 		fmt.Fprintf(w, "%-8s  %-11s  %4s  %9s  %7s  %10s  %3d  %s\n", st.ID, st.State, percent(st), humanSize(uint64(st.Size)),
 			fmt.Sprintf("%d/%d", st.ActiveSources, st.Sources), speed, st.Priority, st.Name)
+	}
+	for _, st := range all {
+		if st.State == transfer.StateFailed && st.Error != "" {
+			fmt.Fprintf(w, "%s failed: %s (\"gnutella downloads resume %s\" tries again)\n", st.ID, st.Error, st.ID)
+		}
 	}
 }
 

@@ -604,3 +604,18 @@ func TestPhase(t *testing.T) {
 		t.Errorf("phase of a waiting download: %q", got)
 	}
 }
+
+func TestPrintDownloads(t *testing.T) {
+	var b strings.Builder
+	printDownloads(&b, []transfer.Status{
+		{ID: "ab12cd34", State: transfer.StateDownloading, Have: 450, Size: 1000, ActiveSources: 2, Sources: 3, Speed: 1258291, Priority: 1, Name: "koala.ogg"},
+		{ID: "0f0f0f0f", State: transfer.StateFailed, Have: 0, Size: 3 << 20, Sources: 0, Name: "wombat.ogg", Error: "transfer: no usable source left"},
+	})
+	want := "ID        STATE        DONE       SIZE  SOURCES       SPEED  PRI  NAME\n" +
+		"ab12cd34  downloading   45%     1000 B      2/3    1.2 MB/s    1  koala.ogg\n" +
+		"0f0f0f0f  failed         0%     3.0 MB      0/0           -    0  wombat.ogg\n" +
+		"0f0f0f0f failed: transfer: no usable source left (\"gnutella downloads resume 0f0f0f0f\" tries again)\n"
+	if b.String() != want {
+		t.Errorf("printDownloads printed\n%s\nwant\n%s", b.String(), want)
+	}
+}
