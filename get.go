@@ -127,7 +127,7 @@ func follow(cc *control.Client, st transfer.Status, dir string, sig <-chan os.Si
 			return nil
 		case transfer.StateFailed:
 			line.clear()
-			return cli.Exit(fmt.Sprintf("download %s failed: %s", st.ID, st.Error), 1)
+			return cli.Exit(fmt.Sprintf("download %s failed: %s (\"gnutella downloads resume %s\" tries again)", st.ID, st.Error, st.ID), 1)
 		case transfer.StateCancelled:
 			line.clear()
 			return cli.Exit(fmt.Sprintf("download %s was cancelled", st.ID), 1)
@@ -147,7 +147,9 @@ func follow(cc *control.Client, st transfer.Status, dir string, sig <-chan os.Si
 			}
 			return cli.Exit(fmt.Sprintf("cancelled download %s and deleted its partial file", st.ID), 1)
 		}
-		next, err := cc.Download(ctx, st.ID)
+		pollCtx, cancel := context.WithTimeout(ctx, 10*time.Second) // a servent that hangs is as good as gone
+		next, err := cc.Download(pollCtx, st.ID)
+		cancel()
 		if err != nil {
 			line.clear()
 			var e *control.Error
