@@ -206,8 +206,8 @@ func newStatusLine(tty bool, st transfer.Status) *statusLine {
 
 func (l *statusLine) show(st transfer.Status) {
 	if l.bar != nil {
-		l.bar.Describe(phase(st, true))
 		_ = l.bar.Set64(min(st.Have, st.Size))
+		l.bar.Describe(phase(st, true))
 		return
 	}
 	if p := phase(st, false); p != l.last {
@@ -223,8 +223,9 @@ func (l *statusLine) clear() {
 }
 
 // phase says in words where download st stands: "looking for sources…",
-// "downloading from 3 sources, 1.2 MB/s, 45%", "verifying". Without
-// numbers it leaves out the speed and progress, which change all the time.
+// "downloading from 3 sources, 1.2 MB/s", "verifying" (the progress bar
+// shows the percentage). Without numbers it leaves out the speed and the
+// time of the next try, which change all the time.
 func phase(st transfer.Status, numbers bool) string {
 	switch st.State {
 	case transfer.StateVerifying:
@@ -247,10 +248,10 @@ func phase(st transfer.Status, numbers bool) string {
 	if st.ActiveSources != 1 {
 		sources = fmt.Sprintf("%d sources", st.ActiveSources)
 	}
-	if !numbers {
+	if !numbers || st.Speed <= 0 {
 		return "downloading from " + sources
 	}
-	return fmt.Sprintf("downloading from %s, %s/s, %s", sources, humanSize(uint64(max(st.Speed, 0))), percent(st))
+	return fmt.Sprintf("downloading from %s, %s/s", sources, humanSize(uint64(st.Speed)))
 }
 
 // rowRequest is the download of row n (from 1) of search id's results, as

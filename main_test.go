@@ -586,7 +586,9 @@ func TestPhase(t *testing.T) {
 		want    string
 	}{
 		{transfer.Status{State: transfer.StateDownloading, Size: 1000, Have: 450, ActiveSources: 3, Speed: 1258291}, true,
-			"downloading from 3 sources, 1.2 MB/s, 45%"},
+			"downloading from 3 sources, 1.2 MB/s"},
+		{transfer.Status{State: transfer.StateDownloading, Size: 1000, Have: 0, ActiveSources: 2}, true,
+			"downloading from 2 sources"},
 		{transfer.Status{State: transfer.StateDownloading, Size: 1000, Have: 450, ActiveSources: 1, Speed: 1258291}, false,
 			"downloading from 1 source"},
 		{transfer.Status{State: transfer.StateConnecting}, true, "looking for sources…"},
