@@ -548,9 +548,6 @@ func (d *Downloader) Remove(id string) error {
 		default:
 			return ErrStillActive
 		}
-		if x.running {
-			return ErrStillActive // its goroutines are still winding down
-		}
 		if x.state != StateDone {
 			x.removePartial()
 		}
@@ -955,7 +952,7 @@ func (d *Downloader) judge(x *Download, src *source, progressed bool, err error)
 		if mm.writer != nil {
 			// Two sources disagree; the check after the hash decides.
 			src.nextTry = now.Add(time.Second)
-			src.reason = "its bytes disagree with another source's; checking"
+			src.reason = disagreeReason
 			return
 		}
 		src.mismatches++
@@ -979,6 +976,10 @@ func (d *Downloader) judge(x *Download, src *source, progressed bool, err error)
 	}
 	d.Logger.Debug().Str("file", x.name).Str("source", src.String()).Err(err).Msg("download attempt ended")
 }
+
+// disagreeReason is the reason of a source whose bytes differ from another
+// source's, until the liar is known.
+const disagreeReason = "its bytes disagree with another source's; checking which is right"
 
 // retryBackoff is the wait after n consecutive failures: 2 s, 8 s, 32 s,
 // 2 min, 8 min, at most sourceBackoffMax.

@@ -335,7 +335,7 @@ func (d *Downloader) work(ctx context.Context, x *Download, src *source, f *os.F
 			stopClose = context.AfterFunc(ctx, func() { _ = cc.Close() })
 			fresh = true
 		}
-		keep, err := d.fetchChunk(ctx, x, src, conn, br, f, c)
+		keep, err := d.fetchChunk(ctx, x, src, conn, br, f, c, !fresh)
 		x.release(c)
 		if err != nil {
 			var stale *staleError
@@ -536,7 +536,7 @@ func (x *Download) changedLocked() {
 // fetchChunk asks src for c (and the Overlap bytes before it when they are
 // ours from an earlier run or from src) and takes in the answer. keep
 // reports that the connection may carry the next request.
-func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, conn net.Conn, br *bufio.Reader, f *os.File, c *claim) (keep bool, err error) {
+func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, conn net.Conn, br *bufio.Reader, f *os.File, c *claim, reused bool) (keep bool, err error) {
 	x.mu.Lock()
 	askStart, askEnd := c.start, c.end
 	if c.check == nil && !c.dup && c.start >= Overlap && x.have.Contains(c.start-Overlap, c.start) &&
@@ -588,6 +588,10 @@ func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, c
 		var pe *protoError
 		var ne net.Error
 		switch {
+		case (errors.As(err, &pe) || protocol.IsHandshakeLimit(err)) && reused:
+			// What follows an answer on a kept-alive connection is not an
+			// answer: the source sent more than it announced.
+			return false, &permanentError{msg: "sent more bytes than its last answer announced (garbage where this answer should begin)", err: ErrBadRange}
 		case errors.As(err, &pe) || protocol.IsHandshakeLimit(err):
 			return false, &permanentError{msg: "bad response: " + err.Error()}
 		case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
@@ -716,7 +720,9 @@ func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, c
 func (d *Downloader) receive(conn net.Conn, br *bufio.Reader, f *os.File, x *Download, src *source, c *claim, rs, re int64, deadline time.Time) (early bool, err error) {
 	buf := make([]byte, 64<<10)
 	pos := rs
-	winStart, winPos := time.Now(), pos
+	began := time.Now()
+	winStart, winPos := began, pos
+	stallAt := began.Add(d.StallTimeout)
 	for pos <= re {
 		now := time.Now()
 		if el := now.Sub(winStart); el >= d.RateWindow {
@@ -741,12 +747,24 @@ func (d *Downloader) receive(conn net.Conn, br *bufio.Reader, f *os.File, x *Dow
 		end := c.end
 		had := pos >= c.start && c.check == nil && x.have.Contains(pos, end)
 		x.mu.Unlock()
-		if pos >= end || had {
+		if had {
+			// Another source sent these bytes first (endgame duplicate).
+			if el := now.Sub(began); el >= d.RateWindow {
+				if rate := float64(pos-rs) / el.Seconds(); rate < float64(d.MinRate) {
+					return false, &slowError{fmt.Sprintf("too slow: %.0f B/s for %s (below %d); another source sent its bytes first", rate, el.Round(time.Millisecond), d.MinRate)}
+				}
+			}
 			return pos <= re, nil
 		}
-		_ = conn.SetReadDeadline(earlier(now.Add(d.StallTimeout), deadline))
+		if pos >= end {
+			return pos <= re, nil
+		}
+		// Wake at the end of the rate window too, so that the rate is
+		// judged even while a source sends nothing.
+		_ = conn.SetReadDeadline(earlier(earlier(stallAt, deadline), winStart.Add(d.RateWindow)))
 		n, err := br.Read(buf[:min(int64(len(buf)), min(re+1, end)-pos)])
 		if n > 0 {
+			stallAt = time.Now().Add(d.StallTimeout)
 			if aerr := x.absorb(f, src, c, pos, buf[:n]); aerr != nil {
 				return false, aerr
 			}
@@ -762,6 +780,9 @@ func (d *Downloader) receive(conn net.Conn, br *bufio.Reader, f *os.File, x *Dow
 				return false, fmt.Errorf("connection closed at byte %d of %d-%d", pos, rs, re)
 			}
 			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+				if now := time.Now(); now.Before(deadline) && now.Before(stallAt) {
+					continue // the rate window's end
+				}
 				if !time.Now().Before(deadline) {
 					return false, fmt.Errorf("request took longer than %s (RequestTimeout), at byte %d of %d-%d", d.RequestTimeout, pos, rs, re)
 				}
@@ -959,6 +980,12 @@ func (d *Downloader) syncLiars(x *Download) {
 		if !s.banned {
 			s.banned, s.dropped, s.reason = true, true, why
 			newly = append(newly, s.Source)
+		}
+	}
+	for _, s := range x.sources {
+		if !s.banned && s.reason == disagreeReason {
+			// It disagreed with the liar: it was right.
+			s.reason, s.lastErr, s.nextTry = "", "", time.Time{}
 		}
 	}
 	d.mu.Unlock()
