@@ -3,9 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -37,7 +40,8 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "allow-private", Usage: "accept loopback and private addresses in the host cache, prove reachability and call back pushes there (for a local testnet)"},
 			&cli.StringSliceFlag{Name: "share", Usage: "`DIR` to share, recursively (repeatable)"},
 			&cli.StringFlag{Name: "downloads", Usage: "`DIR` where downloads go (none: this servent does not download)"},
-			&cli.IntFlag{Name: "upload-slots", Value: nd.UploadSlots, Usage: "uploads at once; more get 503 with Retry-After"},
+			&cli.IntFlag{Name: "upload-slots", Value: nd.UploadSlots, Usage: "uploads at once; more wait in the PARQ queue or get 503 with Retry-After"},
+			&cli.StringFlag{Name: "upload-rate", Value: "0", Usage: "`BYTES` per second for all uploads together, with K, M or G (1024s): 100K, 2M (0: unlimited)"},
 			&cli.StringFlag{Name: "control", Value: control.DefaultAddr, Usage: "loopback `ADDR`ess of the control API (\"\" to turn it off); its token goes to DIR/control.json"},
 			&cli.StringFlag{Name: "mode", Value: d.Mode.String(), Usage: "leaf, ultrapeer or auto (leaf until eligible to be an ultrapeer)"},
 		},
@@ -50,6 +54,9 @@ func serveCommand() *cli.Command {
 			ncfg.ShareDirs = c.StringSlice("share")
 			ncfg.DownloadDir = c.String("downloads")
 			ncfg.UploadSlots = c.Int("upload-slots")
+			if ncfg.UploadRate, err = parseRate(c.String("upload-rate")); err != nil {
+				return cli.Exit("--upload-rate: "+err.Error(), 2)
+			}
 			ncfg.AcceptLocalProof = c.Bool("allow-private")
 			ncfg.PushPolicy.AllowLoopback = c.Bool("allow-private")
 			ncfg.PushPolicy.AllowPrivate = c.Bool("allow-private")
@@ -130,4 +137,40 @@ func startHint(err error) string {
 		return err.Error() + " (choose another folder with --data-dir)"
 	}
 	return err.Error()
+}
+
+// parseRate reads a rate in bytes per second as people write it: plain
+// bytes ("65536"), or a number with K, M or G (units of 1024, as sizes are
+// printed), optionally followed by "B" and "/s": "100K", "1.5M", "2MB/s".
+// "0" means unlimited.
+func parseRate(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	s = strings.TrimSuffix(strings.TrimSuffix(s, "/s"), "/S")
+	s = strings.TrimRight(s, "bB")
+	mult := 1.0
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		}
+		if mult != 1 {
+			s = strings.TrimSpace(s[:n-1])
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || s == "" || strings.ContainsAny(s, "eExXpP_+-") || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("%q is not a rate: write bytes per second, such as 65536, 100K, 2M or 1G (0: unlimited)", v)
+	}
+	b := f * mult
+	if b >= math.MaxInt64/2 {
+		return 0, fmt.Errorf("%q is too large", v)
+	}
+	if b > 0 && b < 1 {
+		return 0, fmt.Errorf("%q is less than a byte per second (0 means unlimited)", v)
+	}
+	return int64(b), nil
 }

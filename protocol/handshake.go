@@ -618,6 +618,10 @@ func ParseTryList(v string) []netip.AddrPort {
 	return out
 }
 
+// ParseTryEntry reads one entry of ParseTryList's grammar, blanks around it
+// ignored. The items of the download mesh's X-Alt have the same form.
+func ParseTryEntry(e string) (netip.AddrPort, bool) { return hsParseTryEntry(hsTrim(e)) }
+
 func hsParseTryEntry(e string) (netip.AddrPort, bool) {
 	var addr netip.Addr
 	var rest string

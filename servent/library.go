@@ -1,6 +1,8 @@
 package servent
 
 import (
+	"slices"
+
 	"gnutella/protocol"
 	"gnutella/share"
 	"gnutella/transfer"
@@ -43,24 +45,34 @@ func (l StaticLibrary) QRPTable() *ultrapeer.Table { return l.Table }
 // ShareStats is zero: the results are not files on disk.
 func (StaticLibrary) ShareStats() (files, kb uint32) { return 0, 0 }
 
-// QRPTable is Node's: the library's table, rebuilt when the library
-// changed (names split as the library splits them, every prefix of 3 bytes
-// or more, and the URNs). A node that shares nothing uses the configured
+// QRPTable is Node's: the library's table, rebuilt when the library or the
+// set of shared partial files changed (names split as the library splits
+// them, every prefix of 3 bytes or more, the URNs, and the URNs of the
+// partial files). A node that shares nothing uses the configured
 // Library's (a testnet answering from memory).
 func (n *Node) QRPTable() *ultrapeer.Table {
+	partials := n.partialURNs() // pfsp.go
 	if n.Library == nil {
 		if user := n.cfg.Library; user != nil {
 			return user.QRPTable()
 		}
-		return nil
+		if len(partials) == 0 {
+			return nil
+		}
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	v := n.Library.Version()
-	if n.table != nil && n.tableOf == v {
+	var v uint64
+	if n.Library != nil {
+		v = n.Library.Version()
+	}
+	if n.table != nil && n.tableOf == v && slices.Equal(n.tablePartials, partials) {
 		return n.table
 	}
-	files := n.Library.Files()
+	var files []share.File
+	if n.Library != nil {
+		files = n.Library.Files()
+	}
 	names := make([][]string, len(files))
 	var urns []protocol.SHA1
 	for i, f := range files {
@@ -69,7 +81,8 @@ func (n *Node) QRPTable() *ultrapeer.Table {
 			urns = append(urns, f.SHA1)
 		}
 	}
-	n.table, n.tableOf = ultrapeer.BuildTable(qrpBits, names, urns), v
+	urns = append(urns, partials...)
+	n.table, n.tableOf, n.tablePartials = ultrapeer.BuildTable(qrpBits, names, urns), v, partials
 	return n.table
 }
 
@@ -88,9 +101,14 @@ func (emptyLibrary) ByIndex(uint32) (share.File, bool)       { return share.File
 func (emptyLibrary) BySHA1(protocol.SHA1) (share.File, bool) { return share.File{}, false }
 
 // Answer is Node's: the library's matches as QueryHit records, with the URN
-// in the form the query asked for. A node that shares nothing answers with
-// the configured Library (a testnet answering from memory).
+// in the form the query asked for, then the partial files that match
+// (pfsp.go). A node that shares nothing answers with the configured Library
+// (a testnet answering from memory).
 func (n *Node) Answer(q *protocol.Query, h protocol.Header) []protocol.Result {
+	return n.answerPartials(q, n.answerLibrary(q, h)) // pfsp.go
+}
+
+func (n *Node) answerLibrary(q *protocol.Query, h protocol.Header) []protocol.Result {
 	if n.Library == nil {
 		if user := n.cfg.Library; user != nil {
 			return user.Answer(q, h)
@@ -104,22 +122,28 @@ func (n *Node) Answer(q *protocol.Query, h protocol.Header) []protocol.Result {
 	ggepH := q.Flags.Has(protocol.QueryFlagMark) && q.Flags.Has(protocol.QueryFlagGGEPH)
 	out := make([]protocol.Result, 0, len(files))
 	for _, f := range files {
-		r := protocol.Result{Index: f.Index, Name: []byte(f.Name)}
-		var extra protocol.GGEP
-		if f.Size >= protocol.LargeFileSize {
-			r.Size = protocol.LargeFileSize
-			extra = protocol.GGEP{{ID: "LF", Data: protocol.AppendVarint(nil, uint64(f.Size))}}
-		} else {
-			r.Size = uint32(f.Size)
-		}
-		if !f.SHA1.IsZero() {
-			r.Extensions = protocol.ResultExtensions(f.SHA1, ggepH, extra)
-		} else if extra != nil {
-			r.Extensions = protocol.ExtensionArea{protocol.GGEPItem(extra)}
-		}
-		out = append(out, r)
+		out = append(out, fileResult(f.Index, f.Name, f.Size, f.SHA1, ggepH, nil))
 	}
 	return out
+}
+
+// fileResult is the QueryHit record of a file: its size (in GGEP "LF"
+// when it does not fit in 32 bits), its URN in the form the query asked
+// for (ggepH), and the extensions of extra.
+func fileResult(index uint32, name string, size int64, sha1 protocol.SHA1, ggepH bool, extra protocol.GGEP) protocol.Result {
+	r := protocol.Result{Index: index, Name: []byte(name)}
+	if size >= protocol.LargeFileSize {
+		r.Size = protocol.LargeFileSize
+		extra = append(protocol.GGEP{{ID: "LF", Data: protocol.AppendVarint(nil, uint64(size))}}, extra...)
+	} else {
+		r.Size = uint32(size)
+	}
+	if !sha1.IsZero() {
+		r.Extensions = protocol.ResultExtensions(sha1, ggepH, extra)
+	} else if extra != nil {
+		r.Extensions = protocol.ExtensionArea{protocol.GGEPItem(extra)}
+	}
+	return r
 }
 
 // ShareStats is Node's: the files and KiB the library shares.

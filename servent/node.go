@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"gnutella/firewall"
+	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/share"
 	"gnutella/transfer"
@@ -31,6 +32,9 @@ type NodeConfig struct {
 	DownloadDir string
 	// UploadSlots is the number of uploads at once.
 	UploadSlots int
+	// UploadRate caps the bytes per second of all uploads together (0:
+	// unlimited).
+	UploadRate int64
 	// AcceptLocalProof lets connections from loopback and private addresses
 	// prove we are reachable, and PushPolicy lets us call back to such
 	// addresses: both are for a local testnet, off on the internet.
@@ -61,14 +65,22 @@ type Node struct {
 	Uploads   *transfer.Server     // always there: answers 404 with an empty library
 	Downloads *transfer.Downloader // nil without a download folder
 	Firewall  *firewall.Detector
+	// Mesh is the download mesh (dmesh.go): the alternate locations learnt
+	// from our searches' hits and from transfers, by URN.
+	Mesh *transfer.Mesh
+	// Partials is what we share of the files we are downloading (pfsp.go):
+	// such a file is answered in QueryHits and its URN is in our QRP table
+	// while Partials has it. nil: nothing partial is shared.
+	Partials transfer.Partials
 
 	guard         *firewall.PushGuard
 	pushCallbacks chan struct{} // one per Push callback in flight (push.go)
 	callbacks     transfer.Callbacks
 
-	mu      sync.Mutex
-	table   *ultrapeer.Table // our library's QRP table
-	tableOf uint64           // the library version it was built from
+	mu            sync.Mutex
+	table         *ultrapeer.Table // our library's QRP table
+	tableOf       uint64           // the library version it was built from
+	tablePartials []protocol.SHA1  // and the partial files' URNs, sorted
 }
 
 // NewNode builds a node; nothing runs until Start.
@@ -88,8 +100,8 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.Firewall = firewall.NewDetector(firewall.DetectorConfig{
 		AssumeFirewalledAfter: cfg.AssumeFirewalledAfter, AcceptLocalProof: cfg.AcceptLocalProof, Logger: cfg.Logger,
 	}, time.Now())
-	n.Uploads = &transfer.Server{Library: n.library(), Slots: cfg.UploadSlots, UserAgent: userAgent(),
-		Logger: cfg.Logger}
+	n.Uploads = &transfer.Server{Library: n.library(), Partials: n, Slots: cfg.UploadSlots, Bandwidth: cfg.UploadRate,
+		UserAgent: userAgent(), Logger: cfg.Logger}
 	c := cfg.Config
 	// Node is every seam of the servent; the configured Library and Pushes
 	// (a testnet's) are used through it (library.go, push.go).
@@ -106,6 +118,10 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.guard = firewall.NewPushGuard(pp)
 	n.pushCallbacks = make(chan struct{}, maxPushCallbacks)
 	n.Uploads.PushProxy = s.servePushProxy // pushproxy.go
+	addrPolicy := firewall.AddrPolicy{AllowLoopback: cfg.AllowLoopback, AllowPrivate: cfg.AllowPrivate, Hostiles: s.Hostiles()}
+	n.Mesh = transfer.NewMesh(transfer.MeshConfig{AddrPolicy: &addrPolicy, Logger: cfg.Logger,
+		IsSelf: func(a netip.AddrPort) bool { return a == s.Addr() }})
+	s.searches.tap = n.meshHit // dmesh.go
 	if cfg.DownloadDir != "" {
 		stateFile := ""
 		if cfg.DataDir != "" {
@@ -113,8 +129,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		}
 		n.Downloads = &transfer.Downloader{
 			Dir: cfg.DownloadDir, StateFile: stateFile, UserAgent: userAgent(), Logger: cfg.Logger,
-			AddrPolicy: firewall.AddrPolicy{AllowLoopback: cfg.AllowLoopback, AllowPrivate: cfg.AllowPrivate, Hostiles: s.Hostiles()},
+			AddrPolicy: addrPolicy,
 			Dial:       s.transport,
+			Mesh:       n.Mesh, SharePartials: true,
 			Push: func(ctx context.Context, src transfer.Source) (net.Conn, *bufio.Reader, error) {
 				return n.callbacks.Push(ctx, src, n.sendPush)
 			},

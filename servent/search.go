@@ -23,6 +23,10 @@ type searchTable struct {
 	mu       sync.Mutex
 	watchers map[protocol.GUID]HitWatcher
 	searches map[protocol.GUID]*routing.Search // for walker checks
+	// tap, when set, sees every hit for a query of ours, watched or not
+	// (a Node's download mesh, dmesh.go). Set before Start; it must not
+	// block.
+	tap func(hit *protocol.QueryHit)
 }
 
 // WatchHits calls fn for every hit that comes back for query id, until the
@@ -47,6 +51,9 @@ func (t *searchTable) deliver(h protocol.Header, hit *protocol.QueryHit, l *Link
 	t.mu.Lock()
 	fn := t.watchers[h.ID]
 	t.mu.Unlock()
+	if t.tap != nil {
+		t.tap(hit)
+	}
 	if fn != nil {
 		fn(h, hit, l.s.now())
 	}

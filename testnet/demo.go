@@ -35,6 +35,7 @@ type DemoConfig struct {
 	Firewalled int    // leaves behind a (simulated) firewall: 4
 	Dir        string // where shares, downloads and data go ("" = a temporary folder, removed at the end)
 	Seed       uint64
+	UploadRate int64 // bytes per second each servent uploads at most (0: unlimited)
 }
 
 // Check reports a size the demo cannot run with: it needs at least 2
@@ -186,6 +187,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 		Seed: cfg.Seed, LinkTimeout: 60 * time.Second, Progress: out,
 		Configure: func(i int, c *servent.NodeConfig) {
 			c.Trace = func(_ *servent.Link, h protocol.Header, dup bool) { d.msgs.add(h) }
+			c.UploadRate = cfg.UploadRate
 			c.GWebCaches = []string{d.GWebCache}
 			if shares[i] != "" {
 				c.ShareDirs = []string{shares[i]}

@@ -18,6 +18,26 @@ const (
 	// DefaultUploadRetryAfter is Server.RetryAfter: what a 503 asks the
 	// client to wait.
 	DefaultUploadRetryAfter = 60 * time.Second
+	// DefaultQueueSize is Server.QueueSize: places in the PARQ queue.
+	DefaultQueueSize = 64
+	// DefaultQueuePerIP is Server.QueuePerIP: places one address may hold
+	// (one per file it wants).
+	DefaultQueuePerIP = 4
+	// DefaultQueueRetry is Server.QueueRetry: the Retry-After of the first
+	// place (gtk-gnutella's PARQ_TIMER_BY_POS); later places add half of
+	// it each, up to maxQueueRetry.
+	DefaultQueueRetry = 30 * time.Second
+	// maxQueueRetry caps a queued Retry-After (gtk-gnutella's
+	// PARQ_MAX_UL_RETRY_DELAY).
+	maxQueueRetry = 20 * time.Minute
+	// queueMaxEarly is how many requests in a row may come too early
+	// (before Retry-After less the slack) before the place is lost; a
+	// request in time forgives one.
+	queueMaxEarly = 3
+	// rateChunk is what an upload under Server.Bandwidth pays for at a
+	// time, and the limiter's burst: small enough that uploads take turns
+	// often, big enough that sendfile still does the work.
+	rateChunk = 16 << 10
 	// DefaultIdleTimeout is Server.IdleTimeout: waiting for the next
 	// request on a kept-alive connection, reading a request, a write stall,
 	// and the GIV write of a callback.
@@ -40,6 +60,9 @@ const (
 	// DefaultChunkSize is Downloader.ChunkSize: the most one request asks
 	// for (gtk-gnutella's dl_minchunksize, 512 KiB).
 	DefaultChunkSize = 512 << 10
+	// meshPoll is how often a waiting download looks for new sources in
+	// the Downloader's Mesh.
+	meshPoll = 30 * time.Second
 	// DefaultRetryAfter is Downloader.RetryAfter: the wait after a 503
 	// without Retry-After (gtk-gnutella's).
 	DefaultRetryAfter = 60 * time.Second
@@ -75,4 +98,40 @@ const (
 	// sourceBackoffMax caps retryBackoff, and is the wait before a source
 	// that cannot give the range we need is tried again.
 	sourceBackoffMax = 10 * time.Minute
+)
+
+// The download mesh (dmesh.go, docs/protocol.md "The download mesh").
+const (
+	// DefaultMeshPerFile is MeshConfig.MaxPerFile: alternate locations
+	// kept for one file (gtk-gnutella keeps up to 256).
+	DefaultMeshPerFile = 50
+	// DefaultMeshFiles is MeshConfig.MaxFiles: files the mesh remembers
+	// locations for; the least recently used is forgotten first.
+	DefaultMeshFiles = 1000
+	// DefaultMeshExpiry is MeshConfig.Expiry: a location nobody mentioned
+	// again for this long is forgotten.
+	DefaultMeshExpiry = time.Hour
+	// meshBadLifetime is how long a location we found bad ourselves
+	// (Mesh.Bad) is refused and sent as X-NAlt (gtk-gnutella's
+	// BAN_LIFETIME).
+	meshBadLifetime = 2 * time.Hour
+	// meshNAltVeto is how long a location a peer called bad (X-NAlt) is
+	// not taken back from another peer's X-Alt (gtk-gnutella's
+	// DMESH_BAN_VETO); the source's own QueryHit lifts it.
+	meshNAltVeto = 5 * time.Minute
+	// maxAltItems is how many items of one X-Alt, X-NAlt or X-Falt value
+	// are read; the rest is ignored.
+	maxAltItems = 100
+	// maxFaltTokens is how many ";" parts of one X-Falt item are read, and
+	// maxFaltProxies how many push proxies of one firewalled location are
+	// kept (gtk-gnutella's FW_MAX_PROXIES).
+	maxFaltTokens  = 16
+	maxFaltProxies = 4
+	// maxSendAlt, maxSendNAlt and maxSendFalt bound the locations one
+	// request or answer carries; meshLineMax bounds the length of one such
+	// header line, under protocol.MaxHandshakeLine.
+	maxSendAlt  = 10
+	maxSendNAlt = 10
+	maxSendFalt = 5
+	meshLineMax = 900
 )

@@ -168,6 +168,12 @@ type Downloader struct {
 	MaxSources int
 	// ChunkSize is the most one request asks for (DefaultChunkSize).
 	ChunkSize int64
+	// Mesh is the download mesh (dmesh.go): the downloader takes more
+	// sources from it (Sources) when a download has fewer than
+	// MaxSources at work and while it waits, tells it what each answer
+	// says (Learn) and which sources proved good or lied (Good, Bad), and
+	// sends its X-Alt/X-NAlt in requests. nil: none of that.
+	Mesh *Mesh
 	// SharePartials makes PartialFile answer, so that a Server with
 	// Partials set serves the parts of files being downloaded.
 	SharePartials bool
@@ -698,7 +704,7 @@ func (x *Download) addSources(srcs []Source) int {
 outer:
 	for _, s := range srcs {
 		for _, old := range x.sources {
-			if sameSource(old.Source, s) {
+			if sameSource(old.Source, s, !x.sha1.IsZero()) {
 				if old.dropped && !old.banned {
 					old.dropped, old.failures, old.mismatches, old.reason = false, 0, 0, ""
 					n++
@@ -712,11 +718,15 @@ outer:
 	return n
 }
 
-func sameSource(a, b Source) bool {
+// sameSource reports whether a and b are one source of a file. By URN
+// (byURN) the index does not matter: /uri-res names the file, and the mesh
+// knows no index.
+func sameSource(a, b Source, byURN bool) bool {
+	sameIndex := byURN || a.Index == b.Index
 	if b.Push || !b.Addr.IsValid() {
-		return a.ServentID == b.ServentID && a.Index == b.Index
+		return a.ServentID == b.ServentID && sameIndex
 	}
-	return a.Addr == b.Addr && a.Index == b.Index
+	return a.Addr == b.Addr && sameIndex
 }
 
 // newDownload makes the Download of r under key, in the given state, with
@@ -810,9 +820,15 @@ func (d *Downloader) schedule(ctx context.Context) {
 			if x.running || x.terminal() || x.state == StatePaused {
 				continue
 			}
+			if x.retryAt.After(now) && d.meshSourcesLocked(x) > 0 {
+				x.retryAt = time.Time{} // the mesh named a new source: try it now
+			}
 			if x.retryAt.After(now) {
 				if next.IsZero() || x.retryAt.Before(next) {
 					next = x.retryAt
+				}
+				if d.Mesh != nil && !x.sha1.IsZero() && (next.IsZero() || now.Add(meshPoll).Before(next)) {
+					next = now.Add(meshPoll) // look at the mesh again while it waits
 				}
 				continue
 			}

@@ -260,7 +260,7 @@ func TestDownloadBadHashLeavesNoFile(t *testing.T) {
 // A busy server answers 503 Retry-After 1: the downloader waits at least
 // that long, then succeeds.
 func TestDownloadBusyRetryAfter(t *testing.T) {
-	srv := &Server{Slots: 1, PerIP: -1, RetryAfter: time.Second}
+	srv := &Server{Slots: 1, PerIP: -1, RetryAfter: time.Second, QueueSize: -1}
 	fx := newUploadFixture(t, srv)
 	big := filepath.Join(fx.sharedDir, "big.bin")
 	f, _ := os.Create(big)
@@ -310,7 +310,7 @@ func TestDownloadBusyRetryAfter(t *testing.T) {
 
 // While one source is busy, another is used at once.
 func TestDownloadBusySourceSkipped(t *testing.T) {
-	busy := &Server{Slots: -1, RetryAfter: time.Hour}
+	busy := &Server{Slots: -1, RetryAfter: time.Hour, QueueSize: -1}
 	fxBusy := newUploadFixture(t, busy)
 	fxOK := newUploadFixture(t, &Server{PerIP: -1})
 	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy})

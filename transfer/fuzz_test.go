@@ -5,11 +5,15 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"gnutella/protocol"
 )
 
 // Every parser of bytes from the network has a fuzz target. These check the
@@ -167,6 +171,96 @@ func FuzzParseQueued(f *testing.F) {
 		back, err := ParseQueued(q.Format())
 		if err != nil || back != q {
 			t.Fatalf("%q: round trip %+v -> %+v (%v)", v, q, back, err)
+		}
+	})
+}
+
+func FuzzParseAlt(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:6347, 127.0.0.2", "tls=8,127.0.0.1:1;[::1]:7", "::ffff:127.0.0.1",
+		"127.0.0.1:0", "127.0.0.1:99999", "a,b,,c", "[::1", "127.0.0.1:1 2026-01-01T00:00Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		addrs, _ := ParseAlt(v)
+		if len(addrs) > maxAltItems {
+			t.Fatalf("%q: %d items", v, len(addrs))
+		}
+		for _, a := range addrs {
+			if !a.IsValid() || a.Port() == 0 || a.Addr().Is4In6() || a.Addr().Zone() != "" {
+				t.Fatalf("%q: item %v", v, a)
+			}
+		}
+		back, err := ParseAlt(FormatAlt(addrs))
+		if err != nil || !slices.Equal(back, addrs) {
+			t.Fatalf("%q: round trip %v -> %v (%v)", v, addrs, back, err)
+		}
+	})
+}
+
+func FuzzParseFalt(f *testing.F) {
+	for _, s := range []string{"9DBC52EEEBCA2C8A79036D626B959900;fwt/1;26252:127.0.0.5;pptls=E;127.0.0.6:1085;127.0.0.7:804",
+		"AEAAAAAAAAAAAAAAAAAAAAAAAA;[::1]:5", "9dbc52eeebca2c8a79036d626b959900, x;1.2.3.4:5", ";;;,,,", "9DBC52EEEBCA2C8A79036D626B959900;0:1.2.3.4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		locs, _ := ParseFalt(v)
+		if len(locs) > maxAltItems {
+			t.Fatalf("%q: %d items", v, len(locs))
+		}
+		for _, l := range locs {
+			if l.GUID.IsZero() || len(l.Proxies) > maxFaltProxies {
+				t.Fatalf("%q: location %+v", v, l)
+			}
+			for _, p := range l.Proxies {
+				if !p.IsValid() || p.Port() == 0 {
+					t.Fatalf("%q: proxy %v", v, p)
+				}
+			}
+		}
+		back, err := ParseFalt(FormatFalt(locs))
+		if err != nil || len(back) != len(locs) {
+			t.Fatalf("%q: round trip %+v -> %+v (%v)", v, locs, back, err)
+		}
+		for i := range locs {
+			if back[i].GUID != locs[i].GUID || !slices.Equal(back[i].Proxies, locs[i].Proxies) {
+				t.Fatalf("%q: round trip %+v -> %+v", v, locs[i], back[i])
+			}
+		}
+	})
+}
+
+// FuzzMeshLearn feeds a mesh hostile X-Alt, X-NAlt and X-Falt values and
+// checks that it only ever hands out admissible, bounded locations and
+// writes header lines within the limit.
+func FuzzMeshLearn(f *testing.F) {
+	f.Add("127.0.0.1:1, 0.0.0.0:5", "127.0.0.1:1", "9DBC52EEEBCA2C8A79036D626B959900;127.0.0.1:2;224.0.0.1:3")
+	f.Add("tls=1,[::1]:6346", "", "")
+	f.Fuzz(func(t *testing.T, alt, nalt, falt string) {
+		m := NewMesh(MeshConfig{MaxPerFile: 8})
+		sha := protocol.SHA1{1}
+		var h protocol.Headers
+		h.Add("X-Alt", alt)
+		h.Add("X-NAlt", nalt)
+		h.Add("X-Falt", falt)
+		m.Learn(sha, &h, netip.AddrPort{})
+		srcs := m.Sources(sha)
+		if len(srcs) > 8 {
+			t.Fatalf("%d sources over the bound", len(srcs))
+		}
+		for _, s := range srcs {
+			if !s.Push && !m.admit(s.Addr) {
+				t.Fatalf("inadmissible source %v", s.Addr)
+			}
+			for _, p := range s.PushProxies {
+				if !m.admit(p) {
+					t.Fatalf("inadmissible proxy %v", p)
+				}
+			}
+		}
+		for _, line := range strings.Split(string(m.AppendHeaders(nil, sha, netip.AddrPort{}, true)), "\r\n") {
+			if len(line) > meshLineMax {
+				t.Fatalf("header line of %d bytes", len(line))
+			}
 		}
 	})
 }

@@ -12,15 +12,6 @@ import (
 // Download.have says which bytes are there; it is kept in the queue file
 // (persist.go) so that a restart resumes every hole, not only the end.
 
-// PartialFile is a file being downloaded, as a Server may serve it: Have
-// is the bytes written to Path so far (docs/protocol.md §6.3, partial file
-// sharing).
-type PartialFile struct {
-	Path, Name string
-	Size       int64
-	Have       Ranges
-}
-
 // PartialFile returns the partial file of the download of sha1 when
 // SharePartials is set and some bytes of it are there. Bytes that wait for
 // a check after a bad hash are left out. The file may vanish (renamed when

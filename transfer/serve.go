@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -144,80 +145,115 @@ func (s *Server) answer(conn net.Conn, r *request) bool {
 	if rt.kind == routePushProxy {
 		return s.pushProxy(conn, r)
 	}
-	if s.Library == nil {
-		s.refuse(conn, r, 404, "Not Found", head)
-		return false
-	}
 	var f share.File
 	var ok bool
-	switch rt.kind {
-	case routeGet:
-		f, ok = s.Library.ByIndex(rt.index)
-		if ok && f.Name != rt.name {
-			s.refuse(conn, r, 404, "File index/name mismatch", head)
-			return false
+	if s.Library != nil {
+		switch rt.kind {
+		case routeGet:
+			f, ok = s.Library.ByIndex(rt.index)
+			if ok && f.Name != rt.name {
+				s.refuse(conn, r, 404, "File index/name mismatch", head)
+				return false
+			}
+		case routeN2R:
+			f, ok = s.Library.BySHA1(rt.sha1)
 		}
-	case routeN2R:
-		f, ok = s.Library.BySHA1(rt.sha1)
 	}
-	if !ok {
-		s.refuse(conn, r, 404, "Not Found", head)
-		return false
+	if ok {
+		return s.serveFile(conn, r, f, nil)
 	}
-	return s.serveFile(conn, r, f)
+	// A file we are still downloading answers by URN only: its index
+	// means nothing to anyone.
+	if rt.kind == routeN2R && s.Partials != nil {
+		if pf, ok := s.Partials.PartialFile(rt.sha1); ok && pf.Size > 0 {
+			return s.serveFile(conn, r, share.File{Path: pf.Path, Name: pf.Name, Size: pf.Size, SHA1: rt.sha1}, &pf)
+		}
+	}
+	s.refuse(conn, r, 404, "Not Found", head)
+	return false
 }
 
-// serveFile answers with f's bytes, or the range asked for.
-func (s *Server) serveFile(conn net.Conn, r *request, f share.File) bool {
+// serveFile answers with f's bytes, or the range asked for. part is set
+// for a partial file (f then comes from it): only the bytes of part.Have
+// are served, and every answer says which with X-Available-Ranges.
+func (s *Server) serveFile(conn net.Conn, r *request, f share.File, part *PartialFile) bool {
 	head := r.method == "HEAD"
-	var urn []string
+	var extra []string // headers every answer carries, error or not
 	if !f.SHA1.IsZero() {
-		urn = []string{"X-Gnutella-Content-URN", f.SHA1.String()}
+		extra = append(extra, "X-Gnutella-Content-URN", f.SHA1.String())
+	}
+	var have Ranges
+	if part != nil {
+		have = part.Have.Intersect(Ranges{{0, f.Size}})
+		if len(have) == 0 {
+			s.refuse(conn, r, 404, "Not Found", head)
+			return false
+		}
+		extra = append(extra, "X-Available-Ranges", have.FormatAvailable())
 	}
 	fh, err := os.Open(f.Path)
 	if err != nil {
-		s.Logger.Warn().Err(err).Str("file", f.Path).Msg("shared file cannot be opened")
+		if part == nil {
+			s.Logger.Warn().Err(err).Str("file", f.Path).Msg("shared file cannot be opened")
+		}
+		// A partial file is renamed when it completes: gone is normal.
 		s.refuse(conn, r, 404, "Not Found", head)
 		return false
 	}
 	defer fh.Close()
 	fi, err := fh.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() != f.Size ||
-		!f.ModTime.IsZero() && fi.ModTime().Sub(f.ModTime).Abs() > time.Second {
+	switch {
+	case err != nil || !fi.Mode().IsRegular():
+		s.refuse(conn, r, 404, "Not Found", head)
+		return false
+	case part == nil && (fi.Size() != f.Size ||
+		!f.ModTime.IsZero() && fi.ModTime().Sub(f.ModTime).Abs() > time.Second):
 		// Serving other bytes under the same URN would poison downloads.
 		s.Logger.Warn().Str("file", f.Path).Msg("shared file changed on disk since it was indexed")
 		s.refuse(conn, r, 404, "File Has Changed", head)
 		return false
 	}
-	size := fi.Size()
+	size := f.Size
 	start, end := int64(0), size-1
 	if v := r.h.Get("Range"); v != "" {
 		a, b, st := parseRange(v, size)
 		switch st {
 		case rangeMalformed:
-			s.refuse(conn, r, 400, "Malformed Range request", head, urn...)
+			s.refuse(conn, r, 400, "Malformed Range request", head, extra...)
 			return false
 		case rangeUnsatisfiable:
 			s.refuse(conn, r, 416, "Requested Range Not Satisfiable", head,
-				append([]string{"Content-Range", "bytes */" + strconv.FormatInt(size, 10)}, urn...)...)
+				append([]string{"Content-Range", "bytes */" + strconv.FormatInt(size, 10)}, extra...)...)
 			return false
 		}
 		start, end = a, b
 	}
+	if part != nil {
+		// The asked range must start in a span we have; it is cut at that
+		// span's end, and the client asks again for the rest.
+		i := slices.IndexFunc(have, func(sp Span) bool { return sp.Start <= start && start < sp.End })
+		if i < 0 {
+			// Kept open: the client asks at once for a range we have.
+			return s.reply(conn, r, 416, "Requested Range Not Available", head,
+				append([]string{"Content-Range", "bytes */" + strconv.FormatInt(size, 10)}, extra...)...)
+		}
+		end = min(end, have[i].End-1)
+	}
 	length := end - start + 1
 	u := &upload{remote: r.remote, name: f.Name, size: size, start: start, length: length, started: time.Now()}
-	if len(urn) > 0 {
-		u.urn = urn[1]
+	if !f.SHA1.IsZero() {
+		u.urn = f.SHA1.String()
 	}
 	if !head {
-		if !s.acquire(u) {
-			s.refused.Add(1)
-			secs := int64((s.retryAfter() + time.Second - 1) / time.Second)
-			s.refuse(conn, r, 503, "Busy", false,
-				append([]string{"Retry-After", strconv.FormatInt(secs, 10)}, urn...)...)
-			return false
+		key := u.urn
+		if key == "" {
+			key = f.Path
 		}
-		defer s.release(u)
+		if ok, open := s.admit(conn, r, key, extra); !ok {
+			return open
+		}
+		s.addUpload(u)
+		defer s.removeUpload(u)
 	}
 	code, reason := 200, "OK"
 	if size > 0 && (start != 0 || end != size-1) {
@@ -231,9 +267,11 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File) bool {
 			strconv.FormatInt(end, 10)+"/"+strconv.FormatInt(size, 10))
 	}
 	b = appendHeader(b, "Accept-Ranges", "bytes")
-	b = appendHeader(b, "Last-Modified", fi.ModTime().UTC().Format(http.TimeFormat))
-	if len(urn) > 0 {
-		b = appendHeader(b, urn[0], urn[1])
+	if part == nil {
+		b = appendHeader(b, "Last-Modified", fi.ModTime().UTC().Format(http.TimeFormat))
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		b = appendHeader(b, extra[i], extra[i+1])
 	}
 	b = appendHeader(b, "Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(f.Name))
 	switch {
@@ -251,7 +289,7 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File) bool {
 		_ = conn.SetWriteDeadline(time.Time{})
 		return r.keepAlive
 	}
-	s.Logger.Debug().Str("remote", r.remote.String()).Str("file", f.Name).Int64("start", start).Int64("length", length).Msg("upload started")
+	s.Logger.Debug().Str("remote", r.remote.String()).Str("file", f.Name).Int64("start", start).Int64("length", length).Bool("partial", part != nil).Msg("upload started")
 	if err := s.sendBody(conn, fh, start, length, u); err != nil {
 		s.Logger.Debug().Str("remote", r.remote.String()).Str("file", f.Name).Err(err).Int64("sent", u.sent.Load()).Msg("upload cut short")
 		return false
@@ -264,14 +302,26 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File) bool {
 // io.CopyN, whose *io.LimitedReader around the *os.File lets
 // (*net.TCPConn).ReadFrom use sendfile(2) (net/sendfile.go unwraps exactly
 // that); an io.SectionReader would not, and would copy through a 32 KiB
-// buffer in user space instead.
+// buffer in user space instead. Under a Bandwidth limit each rateChunk is
+// paid for before it is sent (still by sendfile): the limiter serves
+// waiters in turn, so uploads share the bandwidth.
 func (s *Server) sendBody(conn net.Conn, fh *os.File, start, n int64, u *upload) error {
 	if _, err := fh.Seek(start, io.SeekStart); err != nil {
 		return err
 	}
+	chunk := int64(sendChunk)
+	if s.limiter != nil {
+		chunk = rateChunk
+	}
 	for n > 0 {
+		c := min(n, chunk)
+		if s.limiter != nil {
+			if err := s.limiter.WaitN(s.ctx, int(c)); err != nil {
+				return err
+			}
+		}
 		_ = conn.SetWriteDeadline(time.Now().Add(s.idle()))
-		w, err := io.CopyN(conn, fh, min(n, sendChunk))
+		w, err := io.CopyN(conn, fh, c)
 		n -= w
 		u.sent.Add(w)
 		s.bytesSent.Add(w)
@@ -360,6 +410,34 @@ func appendHeader(b []byte, name, value string) []byte {
 		}
 	}
 	return append(b, '\r', '\n')
+}
+
+// reply answers with an error status and a short text body and keeps the
+// connection open if the request allows it (a 503 Queued, a 416 of a
+// partial file); it reports whether the connection stays open.
+func (s *Server) reply(conn net.Conn, r *request, code int, reason string, head bool, extra ...string) bool {
+	if !r.keepAlive {
+		s.refuse(conn, r, code, reason, head, extra...)
+		return false
+	}
+	body := reason + "\n"
+	b := s.statusLine(make([]byte, 0, 512), code, reason)
+	for i := 0; i+1 < len(extra); i += 2 {
+		b = appendHeader(b, extra[i], extra[i+1])
+	}
+	b = appendHeader(b, "Content-Type", "text/plain; charset=utf-8")
+	b = appendHeader(b, "Content-Length", strconv.Itoa(len(body)))
+	if r.minor == 0 {
+		b = appendHeader(b, "Connection", "Keep-Alive")
+	}
+	b = append(b, '\r', '\n')
+	if !head {
+		b = append(b, body...)
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
+	_, err := conn.Write(b)
+	_ = conn.SetWriteDeadline(time.Time{})
+	return err == nil
 }
 
 // refuse answers with an error status and a short text body, then closes

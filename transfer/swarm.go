@@ -144,6 +144,7 @@ func (d *Downloader) run(ctx context.Context, x *Download) {
 				return
 			}
 			if ok {
+				d.provenGood(x)
 				f.Close()
 				d.place(x)
 				return
@@ -242,6 +243,7 @@ func (d *Downloader) startWorkers(ctx context.Context, x *Download, f *os.File, 
 	if x.sha1.IsZero() {
 		limit = 1
 	}
+	d.meshSourcesLocked(x)
 	busy := 0
 	for _, s := range x.sources {
 		if s.active {
@@ -575,6 +577,7 @@ func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, c
 	if queued != nil {
 		req = append(req, "X-Queued: "+queued.FormatRequest()+"\r\n"...)
 	}
+	req = d.Mesh.AppendRequestHeaders(req, sum, src.Addr)
 	req = append(req, "\r\n"...)
 	deadline := time.Now().Add(d.RequestTimeout)
 	_ = conn.SetWriteDeadline(earlier(time.Now().Add(d.StallTimeout), deadline))
@@ -600,6 +603,9 @@ func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, c
 			return false, fmt.Errorf("no answer within %s (StallTimeout or RequestTimeout)", d.StallTimeout)
 		}
 		return false, fmt.Errorf("reading the response: %w", err)
+	}
+	if known := x.sha1OrZero(); !known.IsZero() {
+		d.Mesh.Learn(known, &h, src.Addr)
 	}
 	var avail Ranges
 	if v := h.Get("X-Available-Ranges"); v != "" {
@@ -975,6 +981,7 @@ func (d *Downloader) syncLiars(x *Download) {
 		return
 	}
 	d.mu.Lock()
+	sum := x.sha1
 	var newly []Source
 	for s, why := range liars {
 		if !s.banned {
@@ -990,6 +997,39 @@ func (d *Downloader) syncLiars(x *Download) {
 	}
 	d.mu.Unlock()
 	for _, s := range newly {
+		d.Mesh.Bad(sum, s)
 		d.Logger.Warn().Str("file", x.name).Str("source", s.String()).Msg("source sent wrong bytes; banned for this file")
 	}
+}
+
+// provenGood tells the mesh about the sources that wrote bytes of a file
+// whose hash was right.
+func (d *Downloader) provenGood(x *Download) {
+	x.mu.Lock()
+	var good []Source
+	for _, s := range x.writers {
+		if len(s.wrote) > 0 && s.liar == "" {
+			good = append(good, s.Source)
+		}
+	}
+	x.mu.Unlock()
+	sum := x.sha1OrZero()
+	for _, s := range good {
+		d.Mesh.Good(sum, s)
+	}
+}
+
+func (x *Download) sha1OrZero() protocol.SHA1 {
+	x.d.mu.Lock()
+	defer x.d.mu.Unlock()
+	return x.sha1
+}
+
+// meshSources adds the mesh's sources of x (a download by SHA-1) and
+// returns how many were new. d.mu held.
+func (d *Downloader) meshSourcesLocked(x *Download) int {
+	if d.Mesh == nil || x.sha1.IsZero() {
+		return 0
+	}
+	return x.addSources(d.Mesh.Sources(x.sha1))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,7 +179,9 @@ func TestSwarmHostileSources(t *testing.T) {
 	for _, fs := range all {
 		fs.after = watch
 	}
-	d := newDownloader(t, &Downloader{Dir: dir, AddrPolicy: lanPolicy, ChunkSize: 64 << 10, RateWindow: 200 * time.Millisecond})
+	mesh := NewMesh(MeshConfig{AddrPolicy: &lanPolicy})
+	mesh.Add(sum, liar.source())
+	d := newDownloader(t, &Downloader{Dir: dir, AddrPolicy: lanPolicy, ChunkSize: 64 << 10, RateWindow: 200 * time.Millisecond, Mesh: mesh})
 	x, err := d.Add(swarmRequest(data, all...))
 	if err != nil {
 		t.Fatal(err)
@@ -210,6 +213,11 @@ func TestSwarmHostileSources(t *testing.T) {
 		ss := sourceStatus(st, c.fs.addr)
 		if ss.State != c.state || ss.Reason == "" || !strings.Contains(ss.Reason, c.has) {
 			t.Errorf("source %+v: want %s with a reason containing %q", ss, c.state, c.has)
+		}
+	}
+	for _, s := range mesh.Sources(sum) {
+		if s.Addr == liar.addr {
+			t.Error("the liar is still a source in the mesh")
 		}
 	}
 	for _, fs := range []*fakeSource{h1, h2} {
@@ -420,5 +428,50 @@ func TestSwarmPartialSharing(t *testing.T) {
 	}
 	if _, err := ds[0].Get("nope"); !errors.Is(err, ErrUnknownDownload) {
 		t.Fatal(err)
+	}
+}
+
+// The mesh: a source's X-Alt names another source, which the download then
+// uses; our requests carry the mesh's X-Alt; a liar found out is reported
+// to the mesh (Bad) and not named again.
+func TestSwarmMesh(t *testing.T) {
+	const size = 512 << 10
+	data := content(107, size)
+	sum := protocol.SHA1(sha1.Sum(data))
+	other := startFake(t, data)
+	first := startFake(t, data)
+	n := 0
+	var mu sync.Mutex
+	first.answer = func(c net.Conn, r fakeReq) bool {
+		mu.Lock()
+		n++
+		k := n
+		mu.Unlock()
+		if k == 1 {
+			// One chunk, and the other source's address; then busy for an hour.
+			head := fmt.Sprintf("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes %d-%d/%d\r\nContent-Length: %d\r\nX-Alt: %s\r\nConnection: close\r\n\r\n",
+				r.start, r.end, size, r.end-r.start+1, other.addr)
+			c.Write(append([]byte(head), data[r.start:r.end+1]...))
+			return false
+		}
+		fmt.Fprintf(c, "HTTP/1.1 503 Busy\r\nRetry-After: 3600\r\nContent-Length: 0\r\n\r\n")
+		return false
+	}
+	mesh := NewMesh(MeshConfig{AddrPolicy: &lanPolicy})
+	mesh.Add(sum, Source{Addr: netip.MustParseAddrPort("127.0.0.9:6346")}) // a hit's source, sent on as X-Alt
+	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy, ChunkSize: 64 << 10, Mesh: mesh, ConnectTimeout: 5 * time.Second})
+	x, err := d.Add(swarmRequest(data, first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitDone(t, x); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, x.Status().Path, data)
+	if len(other.requests()) == 0 {
+		t.Fatal("the source learnt from X-Alt was never asked")
+	}
+	if alt := first.requests()[0].h.Get("X-Alt"); !strings.Contains(alt, "127.0.0.9:6346") {
+		t.Fatalf("request X-Alt %q", alt)
 	}
 }

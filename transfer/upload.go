@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"gnutella/protocol"
 	"gnutella/share"
@@ -23,22 +25,58 @@ type Library interface {
 	BySHA1(protocol.SHA1) (share.File, bool)
 }
 
+// PartialFile is a file being downloaded that may be served before it is
+// complete (docs/protocol.md §6.1, partial file sharing): Path is read with
+// ReadAt-style access and may vanish (it is renamed when complete), Name is
+// what the file is called, Size its announced size, and Have the bytes
+// written and verified-safe to serve.
+type PartialFile struct {
+	Path, Name string
+	Size       int64
+	Have       Ranges
+}
+
+// Partials finds the partial file of a SHA-1, if we are downloading it and
+// are willing to share it. The Downloader implements it.
+type Partials interface {
+	PartialFile(sha1 protocol.SHA1) (PartialFile, bool)
+}
+
 // Server answers the HTTP requests that arrive on the servent's one port
 // (docs/protocol.md §6.1): GET and HEAD for /get/<index>/<name> and
 // /uri-res/N2R?urn:sha1:<base32>, and GET /gnutella/push-proxy. Set the
 // fields before the first ServeConn; they are not changed afterwards.
 type Server struct {
 	Library Library
+	// Partials serves the ranges we have of files being downloaded, by
+	// URN only (nil: no partial sharing). A complete shared file of the
+	// same URN is served instead.
+	Partials Partials
 	// Slots is how many uploads run at once (DefaultUploadSlots; negative
-	// means none). When all are taken a request gets
-	// 503 with Retry-After.
+	// means none). A connection that got a slot keeps it for its later
+	// requests of the same file. When all are taken a request gets 503
+	// with Retry-After, or a place in the PARQ queue (QueueSize).
 	Slots int
 	// PerIP is how many of the slots one client IP may hold
 	// (DefaultUploadsPerIP; negative means no limit).
 	PerIP int
-	// RetryAfter is what a 503 asks the client to wait
-	// (DefaultUploadRetryAfter).
+	// RetryAfter is what a 503 without a queue place asks the client to
+	// wait (DefaultUploadRetryAfter).
 	RetryAfter time.Duration
+	// Bandwidth caps the bytes per second of all uploads together (0:
+	// unlimited, and sendfile(2) sends at full speed).
+	Bandwidth int64
+	// QueueSize is how many downloaders may wait in the PARQ queue for a
+	// slot (DefaultQueueSize; negative: no queue, a plain 503).
+	QueueSize int
+	// QueuePerIP is how many of the queue's places one client address may
+	// hold (DefaultQueuePerIP; negative: no limit), loopback included.
+	QueuePerIP int
+	// QueueRetry is the Retry-After of the first place in the queue; each
+	// later place adds half of it (DefaultQueueRetry). The grace a place
+	// gets after it and the slack allowed before it scale with it
+	// (uploadqueue.go).
+	QueueRetry time.Duration
 	// UserAgent is sent as Server ("gnutella/<version>"; default
 	// DefaultUserAgent).
 	UserAgent string
@@ -53,9 +91,13 @@ type Server struct {
 	PushProxy func(serventID protocol.GUID, xnode netip.AddrPort) int
 
 	initOnce sync.Once
+	limiter  *rate.Limiter // nil when Bandwidth is 0
+	ctx      context.Context
+	cancel   context.CancelFunc // on Close: ends the limiter's waits
 	mu       sync.Mutex
 	active   int
 	perIP    map[netip.Addr]int
+	queue    uploadQueue
 	uploads  map[*upload]struct{}
 	conns    map[net.Conn]struct{}
 	closed   bool
@@ -64,6 +106,7 @@ type Server struct {
 	requests  atomic.Int64
 	completed atomic.Int64
 	refused   atomic.Int64
+	queued    atomic.Int64
 	bytesSent atomic.Int64
 }
 
@@ -83,7 +126,8 @@ type UploadStatus struct {
 type ServerStats struct {
 	Requests  int64 `json:"requests"`   // requests read
 	Completed int64 `json:"completed"`  // bodies sent in full
-	Refused   int64 `json:"refused"`    // 503s for lack of a slot
+	Refused   int64 `json:"refused"`    // 503s for lack of a slot, without a queue place
+	Queued    int64 `json:"queued"`     // 503 Queued answers (PARQ)
 	BytesSent int64 `json:"bytes_sent"` // file bytes sent
 }
 
@@ -103,6 +147,11 @@ func (s *Server) init() {
 		s.perIP = make(map[netip.Addr]int)
 		s.uploads = make(map[*upload]struct{})
 		s.conns = make(map[net.Conn]struct{})
+		s.queue.init()
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		if s.Bandwidth > 0 {
+			s.limiter = rate.NewLimiter(rate.Limit(s.Bandwidth), rateChunk)
+		}
 	})
 }
 
@@ -166,6 +215,7 @@ func (s *Server) Stats() ServerStats {
 		Requests:  s.requests.Load(),
 		Completed: s.completed.Load(),
 		Refused:   s.refused.Load(),
+		Queued:    s.queued.Load(),
 		BytesSent: s.bytesSent.Load(),
 	}
 }
@@ -177,6 +227,7 @@ func (s *Server) Close() error {
 	s.init()
 	s.mu.Lock()
 	s.closed = true
+	s.cancel()
 	for c := range s.conns {
 		_ = c.Close()
 	}
@@ -204,36 +255,65 @@ func (s *Server) untrack(c net.Conn) {
 	s.wg.Done()
 }
 
-// acquire takes an upload slot for ip, or reports that none is free.
-func (s *Server) acquire(u *upload) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.active >= s.slots() {
-		return false
-	}
-	perIP := s.PerIP
-	if perIP == 0 {
-		perIP = DefaultUploadsPerIP
-	}
-	ip := u.remote.Addr()
-	if perIP > 0 && s.perIP[ip] >= perIP {
-		return false
-	}
-	s.active++
-	s.perIP[ip]++
-	s.uploads[u] = struct{}{}
-	return true
+// connState is what one connection carries from request to request: the
+// upload slot it holds (a downloader fetching chunks of a file keeps its
+// slot between them, as with gtk-gnutella) and how long to wait for its
+// next request.
+type connState struct {
+	slot    bool
+	slotIP  netip.Addr
+	slotKey string        // the file the slot was given for
+	wait    time.Duration // the next request's deadline, if longer than IdleTimeout
 }
 
-func (s *Server) release(u *upload) {
+// takeSlotLocked gives cs a slot for key. s.mu is held.
+func (s *Server) takeSlotLocked(cs *connState, ip netip.Addr, key string) {
+	s.active++
+	s.perIP[ip]++
+	cs.slot, cs.slotIP, cs.slotKey = true, ip, key
+}
+
+// releaseSlotLocked frees the slot cs holds, if any. s.mu is held.
+func (s *Server) releaseSlotLocked(cs *connState) {
+	if !cs.slot {
+		return
+	}
+	s.active--
+	if s.perIP[cs.slotIP]--; s.perIP[cs.slotIP] <= 0 {
+		delete(s.perIP, cs.slotIP)
+	}
+	cs.slot, cs.slotKey = false, ""
+}
+
+func (s *Server) releaseSlot(cs *connState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.active--
-	ip := u.remote.Addr()
-	if s.perIP[ip]--; s.perIP[ip] <= 0 {
-		delete(s.perIP, ip)
+	s.releaseSlotLocked(cs)
+}
+
+func (s *Server) perIPLimit() int {
+	if s.PerIP == 0 {
+		return DefaultUploadsPerIP
 	}
+	return s.PerIP
+}
+
+// ipFullLocked reports whether ip holds all the slots one address may.
+func (s *Server) ipFullLocked(ip netip.Addr) bool {
+	n := s.perIPLimit()
+	return n > 0 && s.perIP[ip] >= n
+}
+
+func (s *Server) addUpload(u *upload) {
+	s.mu.Lock()
+	s.uploads[u] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *Server) removeUpload(u *upload) {
+	s.mu.Lock()
 	delete(s.uploads, u)
+	s.mu.Unlock()
 }
 
 // Serve reads the first request line itself and then acts as ServeConn
@@ -278,15 +358,19 @@ func (s *Server) ServeConn(conn net.Conn, br *bufio.Reader, requestLine string) 
 		br = bufio.NewReaderSize(conn, 2048)
 	}
 	remote := addrPortOf(conn.RemoteAddr())
+	cs := &connState{}
+	defer s.releaseSlot(cs)
 	line := requestLine
 	for {
-		if !s.serveOne(conn, br, line, remote) {
+		if !s.serveOne(conn, br, line, remote, cs) {
 			return
 		}
 		// The next request on a kept-alive connection: one deadline for
-		// the wait and the whole head. A few empty lines before it are
-		// tolerated (RFC 9112 §2.2).
-		_ = conn.SetReadDeadline(time.Now().Add(s.idle()))
+		// the wait and the whole head (longer after a 503 Queued, whose
+		// Retry-After may exceed IdleTimeout). A few empty lines before
+		// it are tolerated (RFC 9112 §2.2).
+		_ = conn.SetReadDeadline(time.Now().Add(max(s.idle(), cs.wait)))
+		cs.wait = 0
 		var err error
 		for blank := 0; ; blank++ {
 			line, err = protocol.ReadLine(br)
@@ -314,12 +398,13 @@ type request struct {
 	h         protocol.Headers
 	keepAlive bool
 	remote    netip.AddrPort
+	cs        *connState
 }
 
 // serveOne reads the headers of one request, answers it, and reports
 // whether the connection stays open for another. The read deadline set
 // before its request line was read still runs (ServeConn).
-func (s *Server) serveOne(conn net.Conn, br *bufio.Reader, line string, remote netip.AddrPort) bool {
+func (s *Server) serveOne(conn net.Conn, br *bufio.Reader, line string, remote netip.AddrPort, cs *connState) bool {
 	s.requests.Add(1)
 	if len(line) > protocol.MaxHandshakeLine {
 		s.refuse(conn, nil, 414, "URI Too Long", false)
@@ -340,7 +425,7 @@ func (s *Server) serveOne(conn net.Conn, br *bufio.Reader, line string, remote n
 		}
 		return false // stream ended or timed out: nobody to answer
 	}
-	r := &request{method: method, target: target, minor: minor, h: h, remote: remote}
+	r := &request{method: method, target: target, minor: minor, h: h, remote: remote, cs: cs}
 	_ = conn.SetReadDeadline(time.Time{})
 	ct := connection(h.Get("Connection"))
 	r.keepAlive = minor >= 1 && !ct.close || minor == 0 && ct.keepAlive
