@@ -36,7 +36,8 @@ func getCommand() *cli.Command {
 			"verifying) until the file is saved (exit 0) or the download fails (exit 1). Ctrl-C asks\n" +
 			"whether to cancel the download (y: cancelled, exit 1); any other answer, or Ctrl-C when\n" +
 			"there is no terminal to ask on, leaves it running in the servent (exit 0): gnutella\n" +
-			"downloads follows it. --detach prints the download's ID and returns once it is queued.",
+			"downloads follows it. --detach prints the download's ID and returns once it is queued.\n" +
+			"A file already in the download list that is paused, failed or cancelled goes on.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent"},
 			&cli.DurationFlag{Name: "search-timeout", Value: time.Duration(d.TimeoutMS) * time.Millisecond, Usage: "how long to look for sources of a URN"},
@@ -91,6 +92,18 @@ func getCommand() *cli.Command {
 			st, err := cc.StartDownload(ctx, req)
 			if err != nil {
 				return apiExit(err, "get", "", c.String("data-dir"))
+			}
+			// The file is already in the list, stopped: asking for it again
+			// means wanting it, so it goes on (a cancelled one from nothing).
+			switch st.State {
+			case transfer.StatePaused, transfer.StateCancelled, transfer.StateFailed:
+				was := st.State
+				again, err := cc.ResumeDownload(ctx, st.ID)
+				if err != nil {
+					return apiExit(err, "resume", st.ID, c.String("data-dir"))
+				}
+				fmt.Fprintf(os.Stderr, "download %s was %s; it goes on\n", st.ID, was)
+				st = again
 			}
 			if c.Bool("detach") {
 				fmt.Println(st.ID)

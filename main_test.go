@@ -541,6 +541,13 @@ func TestDownloadsCLI(t *testing.T) {
 	if st := downloadsJSON(t, dir)["koala-busy.bin"]; st.ID != id || st.State != transfer.StateCancelled {
 		t.Fatalf("after Ctrl-C, y: %+v", st)
 	}
+	// get of a cancelled download starts it again.
+	if out := wantRun(t, 0, "download "+id+" was cancelled; it goes on\n", "get", "--detach", "--data-dir", dir, search, busyRow); out != id+"\n" {
+		t.Fatalf("get --detach of a cancelled download printed %q", out)
+	}
+	if st := downloadsJSON(t, dir)["koala-busy.bin"]; st.ID != id || st.State == transfer.StateCancelled {
+		t.Fatalf("after get of a cancelled download: %+v", st)
+	}
 }
 
 // interruptGet runs gnutella get args on a terminal, interrupts it once it
