@@ -238,3 +238,16 @@ func TestDownloadsWithoutAFolder(t *testing.T) {
 	_, err = cc.StartDownload(ctx, DownloadRequest{SearchID: "x"})
 	wantAPIError(t, "start", err, http.StatusServiceUnavailable, want)
 }
+
+// The mux's own answers are JSON too: a path the API does not have, and a
+// method a path does not take.
+func TestUnknownEndpointsAnswerJSON(t *testing.T) {
+	c := testNodeConfig()
+	c.DataDir = t.TempDir()
+	cc := &Client{Info: startServer(t, startNode(t, c)).Info()}
+	ctx := ctxT(t)
+	err := cc.Do(ctx, "POST", "/api/v1/downloads/ab12cd34/pauze", nil, nil)
+	wantAPIError(t, "unknown path", err, http.StatusNotFound, "no /api/v1/downloads/ab12cd34/pauze in this API: docs/control-api.md lists what there is")
+	err = cc.Do(ctx, "PATCH", "/api/v1/downloads/ab12cd34", nil, nil)
+	wantAPIError(t, "unknown method", err, http.StatusMethodNotAllowed, "PATCH /api/v1/downloads/ab12cd34 is not in this API; it takes DELETE, GET, HEAD")
+}
