@@ -356,6 +356,9 @@ func searchRows(t *testing.T, dir, words string, want int) (string, map[string]r
 			}
 			return sj.ID, rows
 		}
+		if d, ok := t.Deadline(); ok && time.Until(d) < 10*time.Second {
+			t.Fatalf("search %q found %d rows, want %d: %s", words, len(sj.Rows), want, out)
+		}
 	}
 }
 
