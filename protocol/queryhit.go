@@ -359,11 +359,29 @@ func (h *QueryHit) PushProxies() []netip.AddrPort {
 	if !ok {
 		return nil
 	}
+	return ipPorts(d)
+}
+
+// ipPorts reads N × 6 bytes of IPv4 (network order) and port
+// (little-endian), the form of "PUSH" and "ALT". An incomplete last entry is
+// ignored.
+func ipPorts(d []byte) []netip.AddrPort {
 	out := make([]netip.AddrPort, 0, len(d)/6)
 	for ; len(d) >= 6; d = d[6:] {
 		out = append(out, netip.AddrPortFrom(netip.AddrFrom4([4]byte(d[:4])), binary.LittleEndian.Uint16(d[4:6])))
 	}
 	return out
+}
+
+// AltLocs returns the alternate locations of the record's GGEP "ALT"
+// extension (§1.9): N × 6 bytes as in "PUSH". They are not checked: the
+// caller judges the addresses.
+func (r *Result) AltLocs() []netip.AddrPort {
+	d, ok := r.Extensions.GGEP().Get("ALT")
+	if !ok {
+		return nil
+	}
+	return ipPorts(d)
 }
 
 // AppendPushProxy appends one "PUSH" entry (6 bytes) for ap to b; ap must be

@@ -436,3 +436,27 @@ func TestQueryHitURNsCollectsEveryRecordOnce(t *testing.T) {
 		t.Errorf("URNs %v, want [%v %v]", u, a, b)
 	}
 }
+
+// GGEP "ALT" of a record comes back as its alternate locations, through an
+// encode and decode; an incomplete last entry is ignored.
+func TestResultAltLocs(t *testing.T) {
+	alt := AppendPushProxy(AppendPushProxy(nil, netip.MustParseAddrPort("127.0.0.7:6346")), netip.MustParseAddrPort("127.0.0.8:1"))
+	alt = append(alt, 1, 2, 3)
+	r := Result{Index: 1, Size: 5, Name: []byte("a.bin"), Extensions: ResultExtensions(testSHA1(1), true, GGEP{{ID: "ALT", Data: alt}})}
+	hit := NewQueryHit([4]byte{127, 0, 0, 1}, 6346, 1, []Result{r}, HitTrailer{Vendor: VendorLIME}, GUID{1})
+	b, err := hit.AppendTo(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := DecodeQueryHit(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := back.Results[0].AltLocs()
+	if len(got) != 2 || got[0] != netip.MustParseAddrPort("127.0.0.7:6346") || got[1] != netip.MustParseAddrPort("127.0.0.8:1") {
+		t.Errorf("alt-locs %v", got)
+	}
+	if (&Result{}).AltLocs() != nil {
+		t.Error("alt-locs of a record without ALT")
+	}
+}

@@ -15,7 +15,8 @@ import (
 // locations are used only by downloads the user started.
 
 // meshHit gives the mesh the sources of a QueryHit for one of our searches:
-// one per result that carries a urn:sha1. It runs on a link's reader and
+// for each result that carries a urn:sha1, the responder and the record's
+// GGEP "ALT" locations. It runs on a link's reader and
 // takes only the mesh's lock.
 func (n *Node) meshHit(hit *protocol.QueryHit) {
 	if n.Mesh == nil {
@@ -34,5 +35,22 @@ func (n *Node) meshHit(hit *protocol.QueryHit) {
 		}
 		n.Mesh.Add(u[0], transfer.Source{Addr: hit.AddrPort(), Index: r.Index, Name: string(r.Name),
 			ServentID: hit.ServentID, Push: valid.Push && flags.Push, PushProxies: proxies})
+		n.Mesh.AddAlt(u[0], r.AltLocs())
 	}
+}
+
+// advertise is the mesh's MeshConfig.Advertise: our address goes first in
+// the X-Alt of our download requests for a file while we share what we have
+// of it (pfsp.go) and can be reached, so that the source tells the file's
+// other downloaders about us (partial file sharing). A firewalled node does
+// not advertise itself (gtk-gnutella sends X-Falt for itself then; we do
+// not yet).
+func (n *Node) advertise(sha1 protocol.SHA1) (netip.AddrPort, bool) {
+	if n.Servent == nil || n.firewalled() {
+		return netip.AddrPort{}, false
+	}
+	if _, ok := n.sharedPartial(sha1); !ok {
+		return netip.AddrPort{}, false
+	}
+	return n.Addr(), true
 }

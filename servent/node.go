@@ -120,8 +120,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.Uploads.PushProxy = s.servePushProxy // pushproxy.go
 	addrPolicy := firewall.AddrPolicy{AllowLoopback: cfg.AllowLoopback, AllowPrivate: cfg.AllowPrivate, Hostiles: s.Hostiles()}
 	n.Mesh = transfer.NewMesh(transfer.MeshConfig{AddrPolicy: &addrPolicy, Logger: cfg.Logger,
-		IsSelf: func(a netip.AddrPort) bool { return a == s.Addr() }})
+		IsSelf: func(a netip.AddrPort) bool { return a == s.Addr() }, Advertise: n.advertise})
 	s.searches.tap = n.meshHit // dmesh.go
+	n.Uploads.Mesh = n.Mesh
 	if cfg.DownloadDir != "" {
 		stateFile := ""
 		if cfg.DataDir != "" {

@@ -19,6 +19,7 @@ import (
 
 	"gnutella/protocol"
 	"gnutella/routing"
+	"gnutella/testnet/await"
 	"gnutella/transfer"
 )
 
@@ -166,6 +167,16 @@ func TestPartialFileFoundAndServed(t *testing.T) {
 	}
 	if srcs := other.Mesh.Sources(l.urn); len(srcs) != 1 || srcs[0].Addr != l.Addr() {
 		t.Errorf("mesh sources %+v", srcs)
+	}
+	// Reachable and sharing the file, the leecher names itself first in the
+	// X-Alt of its requests for it, so that sources tell other leechers.
+	await.Until(t, "the leecher to be reachable", func() bool { return !l.Firewall.Firewalled() })
+	want := "X-Alt: " + l.Addr().String() + "\r\n"
+	if got := string(l.Mesh.AppendRequestHeaders(nil, l.urn, other.Addr())); got != want {
+		t.Errorf("request headers %q, want %q", got, want)
+	}
+	if got := string(l.Mesh.AppendRequestHeaders(nil, protocol.SHA1{9}, other.Addr())); got != "" {
+		t.Errorf("request headers %q for a file the leecher does not share", got)
 	}
 
 	conn, err := net.Dial("tcp", l.Addr().String())

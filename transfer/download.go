@@ -443,7 +443,8 @@ func (d *Downloader) Add(r Request) (*Download, error) {
 }
 
 // requeueLocked queues a failed, cancelled or done download again; fresh
-// forgets what its sources did (the file is fetched anew). d.mu held.
+// forgets what its sources did (their failures and drops, not a ban for
+// wrong bytes). d.mu held.
 func (x *Download) requeueLocked(fresh bool) {
 	x.state, x.err = StateQueued, nil
 	x.badHashes = 0
@@ -456,8 +457,13 @@ func (x *Download) requeueLocked(fresh bool) {
 			s.dropped, s.mismatches, s.reason = false, 0, ""
 		}
 	}
-	if fresh && x.d.started {
-		x.setHave(haveFromFile(x.partial, x.size))
+	if x.d.started {
+		// What is known of the partial file stays (it may have holes), as
+		// far as the file is still there.
+		x.mu.Lock()
+		x.have = x.have.Intersect(haveFromFile(x.partial, x.size))
+		x.haveN.Store(x.have.Covered())
+		x.mu.Unlock()
 	}
 }
 
@@ -946,6 +952,9 @@ func (d *Downloader) judge(x *Download, src *source, progressed bool, err error)
 	}
 	src.lastErr = err.Error()
 	x.lastErr = src.lastErr
+	if src.banned {
+		return // found lying: its reason says so, whatever it did since
+	}
 	var busy *busyError
 	var queued *queuedError
 	var perm *permanentError

@@ -75,6 +75,12 @@ func (d *Downloader) save() error {
 	defer d.saveMu.Unlock()
 	q := queueFile{Version: queueVersion}
 	d.mu.Lock()
+	if !d.started {
+		// Before Start the saved queue is not read yet: writing now would
+		// lose it.
+		d.mu.Unlock()
+		return nil
+	}
 	for _, x := range d.list {
 		e := queueEntry{ID: x.id, Priority: x.priority, Name: x.name, Size: x.size, Key: x.key, State: x.state, Path: x.path}
 		if x.state != StateDone && x.state != StateCancelled {

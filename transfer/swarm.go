@@ -50,6 +50,7 @@ type claim struct {
 	dup        bool       // asks for bytes another claim also asks for
 	duped      bool       // a dup claim copies this one
 	check      *checkSpan // compares a check span, writes nothing
+	compared   int64      // bytes of the check span found equal
 }
 
 // checkSpan is written bytes to compare with another source after a bad
@@ -115,12 +116,18 @@ func (d *Downloader) run(ctx context.Context, x *Download) {
 	}
 	x.mu.Unlock()
 
-	wctx, wcancel := context.WithCancel(ctx)
-	defer wcancel()
+	// The workers' context: renewed when the workers of a complete file
+	// were stopped and more work comes (a bad hash).
+	var w struct {
+		ctx    context.Context
+		cancel context.CancelFunc
+	}
+	w.ctx, w.cancel = context.WithCancel(ctx)
+	defer func() { w.cancel() }()
 	results := make(chan workerResult, len(x.sourcesSnapshot())+d.MaxSources+1)
 	running := 0
 	drain := func() {
-		wcancel()
+		w.cancel()
 		for ; running > 0; running-- {
 			r := <-results
 			d.judge(x, r.src, r.progressed, r.err)
@@ -137,6 +144,15 @@ func (d *Downloader) run(ctx context.Context, x *Download) {
 		x.mu.Lock()
 		complete := x.completeLocked()
 		x.mu.Unlock()
+		if complete && running > 0 {
+			// Every byte is here: the workers left are idle, or wait for
+			// an answer we no longer need. They are stopped, not blamed.
+			w.cancel()
+			for ; running > 0; running-- {
+				d.stopped(x, <-results)
+			}
+			w.ctx, w.cancel = context.WithCancel(ctx)
+		}
 		if complete && running == 0 {
 			ok, got, err := d.verify(x, f)
 			if err != nil {
@@ -155,7 +171,7 @@ func (d *Downloader) run(ctx context.Context, x *Download) {
 			continue
 		}
 		if !complete {
-			running += d.startWorkers(wctx, x, f, results)
+			running += d.startWorkers(w.ctx, x, f, results)
 		}
 		if running == 0 {
 			wait, usable := d.nextSourceTry(x)
@@ -208,6 +224,24 @@ func (d *Downloader) run(ctx context.Context, x *Download) {
 		case <-x.kickCh():
 		case <-ctx.Done():
 		}
+	}
+}
+
+// stopped ends the worker of r, stopped because the file was complete.
+func (d *Downloader) stopped(x *Download, r workerResult) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r.src.active = false
+	if r.err == nil {
+		return // it was idle
+	}
+	// It was stopped in a request (or connecting).
+	switch rate := r.src.rate.rate(time.Now()); {
+	case r.src.got.Load() == 0:
+		r.src.reason = "had sent nothing when the file was complete"
+	case rate < float64(d.MinRate):
+		r.src.reason = fmt.Sprintf("too slow: %.0f B/s (below %d) while the others completed the file", rate, d.MinRate)
+		r.src.nextTry = time.Now().Add(sourceBackoffMax)
 	}
 }
 
@@ -710,8 +744,12 @@ func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, c
 		x.checked(c)
 	}
 	keep = !early && minor >= 1 && !connection(h.Get("Connection")).close
-	if keep && br.Buffered() > 0 {
-		return false, &permanentError{msg: fmt.Sprintf("sent more bytes than the %d-%d it announced", rs, re), err: ErrBadRange}
+	if !early {
+		// Nothing may follow an answer before our next request: look,
+		// without waiting, whether the source sent more than it announced.
+		if br.Buffered() > 0 || pending(conn) {
+			return false, &permanentError{msg: fmt.Sprintf("sent more bytes than the %d-%d it announced", rs, re), err: ErrBadRange}
+		}
 	}
 	return keep, nil
 }
@@ -912,7 +950,9 @@ func (x *Download) checked(c *claim) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	cs := c.check
-	if c.pos < cs.End {
+	if c.compared < cs.Len() || !slices.Contains(x.checks, cs) {
+		// Not compared whole (its bytes went meanwhile, a liar's), or the
+		// checks were ended: no agreement to record.
 		return
 	}
 	x.checks = slices.DeleteFunc(x.checks, func(o *checkSpan) bool { return o == cs })

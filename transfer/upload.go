@@ -52,6 +52,10 @@ type Server struct {
 	// URN only (nil: no partial sharing). A complete shared file of the
 	// same URN is served instead.
 	Partials Partials
+	// Mesh is the download mesh (dmesh.go): the X-Alt, X-NAlt and X-Falt
+	// of requests feed it, and our answers carry what it knows of the file
+	// (nil: no mesh headers).
+	Mesh *Mesh
 	// Slots is how many uploads run at once (DefaultUploadSlots; negative
 	// means none). A connection that got a slot keeps it for its later
 	// requests of the same file. When all are taken a request gets 503
