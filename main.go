@@ -37,6 +37,7 @@ func newApp() *cli.App {
 			serveCommand(),
 			searchCommand(),
 			getCommand(),
+			downloadsCommand(),
 			cacheCommand(),
 			testnetCommand(),
 			decodeCommand(),

@@ -3,18 +3,25 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"gnutella/protocol"
+	"gnutella/servent/control"
 	"gnutella/testnet/await"
+	"gnutella/transfer"
 )
 
 // bin is the gnutella binary TestMain builds once for the CLI tests.
@@ -115,6 +122,20 @@ func TestSearchSaysWhyItCannotLink(t *testing.T) {
 // folder and what it printed on stderr up to "listening on".
 func startServe(t *testing.T, dir string, args ...string) (stderr string) {
 	t.Helper()
+	return startServent(t, dir, args...).out
+}
+
+// A serveProc is a gnutella serve process of a test.
+type serveProc struct {
+	out  string // its stderr until its control API was up
+	addr string // where it listens
+	stop func() // interrupts it and waits for it to end
+}
+
+// startServent runs gnutella serve with args on data folder dir, until
+// stop or the end of the test, and returns once its control API is up.
+func startServent(t *testing.T, dir string, args ...string) *serveProc {
+	t.Helper()
 	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--data-dir", dir}, args...)
 	cmd := exec.Command(bin, args...)
 	pr, pw, err := os.Pipe()
@@ -126,11 +147,15 @@ func startServe(t *testing.T, dir string, args ...string) (stderr string) {
 		t.Fatal(err)
 	}
 	pw.Close()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		pr.Close()
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			_ = cmd.Wait()
+			pr.Close()
+		})
+	}
+	t.Cleanup(stop)
 	var got strings.Builder
 	buf := make([]byte, 4096)
 	for !strings.Contains(got.String(), "control API on") {
@@ -147,7 +172,11 @@ func startServe(t *testing.T, dir string, args ...string) (stderr string) {
 			}
 		}
 	}()
-	return got.String()
+	s := &serveProc{out: got.String(), stop: stop}
+	if _, rest, ok := strings.Cut(s.out, " listening on "); ok {
+		s.addr, _, _ = strings.Cut(rest, " ")
+	}
+	return s
 }
 
 // --max-leaves 1: the first leaf is taken, the second refused with 503.
@@ -232,5 +261,419 @@ func TestTestnetSizes(t *testing.T) {
 	out := wantRun(t, 0, "", "testnet", "--once", "--ultrapeers", "3", "--leaves", "2", "--firewalled", "0")
 	if !strings.HasSuffix(out, "Every step worked.\n") || strings.Contains(out, "push download") {
 		t.Fatalf("testnet --once --ultrapeers 3 --leaves 2 --firewalled 0 printed:\n%s", out)
+	}
+}
+
+// transcript collects what a process writes to r, for a test that waits for
+// a message.
+type transcript struct {
+	mu   sync.Mutex
+	text strings.Builder
+	more chan struct{} // closed at the next write or at the end
+	end  bool
+}
+
+func newTranscript(r io.Reader) *transcript {
+	tr := &transcript{more: make(chan struct{})}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := r.Read(buf)
+			tr.mu.Lock()
+			tr.text.Write(buf[:n])
+			if err != nil {
+				tr.end = true
+			}
+			close(tr.more)
+			tr.more = make(chan struct{})
+			tr.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return tr
+}
+
+func (tr *transcript) String() string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.text.String()
+}
+
+// waitFor waits until the process has written s.
+func (tr *transcript) waitFor(t *testing.T, s string) {
+	t.Helper()
+	for {
+		tr.mu.Lock()
+		got, end, more := tr.text.String(), tr.end, tr.more
+		tr.mu.Unlock()
+		switch {
+		case strings.Contains(got, s):
+			return
+		case end:
+			t.Fatalf("the output ended without %q:\n%s", s, got)
+		}
+		<-more
+	}
+}
+
+// waitEnd waits until the process's output has ended, and returns it all.
+func (tr *transcript) waitEnd() string {
+	for {
+		tr.mu.Lock()
+		got, end, more := tr.text.String(), tr.end, tr.more
+		tr.mu.Unlock()
+		if end {
+			return got
+		}
+		<-more
+	}
+}
+
+// until polls cond until it holds; what says what is awaited. There is no
+// event to wait for in another process, so it looks again every 20 ms.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		if d, ok := t.Deadline(); ok && time.Until(d) < 10*time.Second {
+			t.Fatalf("still waiting for %s at the test's deadline", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func apiClient(t *testing.T, dir string) *control.Client {
+	t.Helper()
+	info, err := control.ReadInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &control.Client{Info: info}
+}
+
+func apiStatus(t *testing.T, dir string) control.StatusJSON {
+	t.Helper()
+	var st control.StatusJSON
+	if err := apiClient(t, dir).Do(context.Background(), "GET", "/api/v1/status", nil, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// seedServent starts a servent sharing one file, name, of size random
+// bytes, with args, and waits until the file is hashed. It returns the data
+// folder and the servent.
+func seedServent(t *testing.T, name string, size int, args ...string) (string, *serveProc) {
+	t.Helper()
+	share, dir := t.TempDir(), t.TempDir()
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*7 + len(name))
+	}
+	if err := os.WriteFile(filepath.Join(share, name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args = append([]string{"--share", share, "--allow-private", "--mode", "ultrapeer"}, args...)
+	s := startServent(t, dir, args...)
+	until(t, name+" hashed", func() bool {
+		l := apiStatus(t, dir).Library
+		return l != nil && l.HashedFiles == 1
+	})
+	return dir, s
+}
+
+// searchRows runs gnutella search --json for words through the servent of
+// dir until it finds want rows, and returns the search ID and the rows by
+// name.
+func searchRows(t *testing.T, dir, words string, want int) (string, map[string]row) {
+	t.Helper()
+	for {
+		out := wantRun(t, 0, "", "search", "--data-dir", dir, "--json", "--timeout", "3s",
+			"--max-results", strconv.Itoa(want), words)
+		var sj searchJSON
+		if err := json.Unmarshal([]byte(out), &sj); err != nil {
+			t.Fatalf("search --json printed %q: %v", out, err)
+		}
+		if len(sj.Rows) == want {
+			rows := map[string]row{}
+			for _, r := range sj.Rows {
+				rows[r.Name] = r
+			}
+			return sj.ID, rows
+		}
+		if d, ok := t.Deadline(); ok && time.Until(d) < 10*time.Second {
+			t.Fatalf("search %q found %d rows, want %d: %s", words, len(sj.Rows), want, out)
+		}
+	}
+}
+
+// downloadsJSON is gnutella downloads --json of the servent of dir.
+func downloadsJSON(t *testing.T, dir string) map[string]transfer.Status {
+	t.Helper()
+	var all []transfer.Status
+	out := wantRun(t, 0, "", "downloads", "--json", "--data-dir", dir)
+	if err := json.Unmarshal([]byte(out), &all); err != nil {
+		t.Fatalf("downloads --json printed %q: %v", out, err)
+	}
+	byName := map[string]transfer.Status{}
+	for _, st := range all {
+		byName[st.Name] = st
+	}
+	return byName
+}
+
+// The downloads CLI and get against real servents: one seed serves
+// koala-open.bin, another has koala-busy.bin but no upload slot (a download
+// of it waits for ever), and a servent with a download folder is linked to
+// both.
+func TestDownloadsCLI(t *testing.T) {
+	openDir, openSeed := seedServent(t, "koala-open.bin", 200_000)
+	_, busySeed := seedServent(t, "koala-busy.bin", 50_000, "--upload-slots", "-1")
+	dir, dl := t.TempDir(), t.TempDir()
+	args := []string{"--downloads", dl, "--allow-private", "--mode", "leaf", "--peer", openSeed.addr, "--peer", busySeed.addr}
+	b := startServent(t, dir, args...)
+	until(t, "the downloader's 2 links", func() bool { return apiStatus(t, dir).Links == 2 })
+	search, rows := searchRows(t, dir, "koala", 2)
+	openRow, busyRow := strconv.Itoa(rows["koala-open.bin"].N), strconv.Itoa(rows["koala-busy.bin"].N)
+
+	// get follows a download to its end.
+	saved := filepath.Join(dl, "koala-open.bin")
+	_, errOut, code := run(t, "get", "--data-dir", dir, search, openRow)
+	if code != 0 || !strings.HasSuffix(errOut, "verified and saved: "+saved+"\n") {
+		t.Fatalf("get %s %s: exit %d, stderr:\n%s", search, openRow, code, errOut)
+	}
+	if got, err := os.ReadFile(saved); err != nil || len(got) != 200_000 {
+		t.Fatalf("the downloaded file: %d bytes, %v", len(got), err)
+	}
+	// get of a file already downloaded says so at once.
+	urn := rows["koala-open.bin"].URN
+	wantRun(t, 0, "looking for sources of "+urn+"…\nverified and saved: "+saved+"\n", "get", urn, "--data-dir", dir)
+
+	// --detach prints the ID and returns.
+	out := wantRun(t, 0, "", "get", "--data-dir", dir, "--detach", search, busyRow)
+	id := strings.TrimSpace(out)
+	_, errOut, _ = run(t, "get", "--data-dir", dir, "--detach", search, busyRow)
+	if want := "gnutella: download " + id + " queued (koala-busy.bin, 48.8 KB); \"gnutella downloads\" shows its progress\n"; errOut != want || len(id) == 0 {
+		t.Fatalf("get --detach: stdout %q, stderr %q; want the ID and %q", out, errOut, want)
+	}
+
+	// The list: a table and JSON.
+	out = wantRun(t, 0, "", "downloads", "--data-dir", dir)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "ID STATE DONE SIZE SOURCES SPEED PRI NAME" {
+		t.Fatalf("downloads printed:\n%s", out)
+	}
+	if f := strings.Fields(lines[2]); len(f) != 9 || f[0] != id || f[2] != "0%" || f[3]+" "+f[4] != "48.8 KB" ||
+		f[5] != "0/1" || f[6] != "-" || f[7] != "0" || f[8] != "koala-busy.bin" {
+		t.Fatalf("the busy download's row: %q", lines[2])
+	}
+	if f := strings.Fields(lines[1]); f[1] != "done" || f[2] != "100%" || f[len(f)-1] != "koala-open.bin" {
+		t.Fatalf("the finished download's row: %q", lines[1])
+	}
+	all := downloadsJSON(t, dir)
+	if all["koala-busy.bin"].ID != id || all["koala-open.bin"].State != transfer.StateDone {
+		t.Fatalf("downloads --json: %+v", all)
+	}
+	doneID := all["koala-open.bin"].ID
+
+	// Mistakes say what to do.
+	wantRun(t, 1, `no download "ab12cd34"; "gnutella downloads" lists them`+"\n", "downloads", "pause", "ab12cd34", "--data-dir", dir)
+	wantRun(t, 1, `no download "ab12cd34"; "gnutella downloads" lists them`+"\n", "downloads", "--data-dir", dir, "remove", "ab12cd34")
+	wantRun(t, 2, `downloads pause needs one download ID; "gnutella downloads" lists them`+"\n", "downloads", "pause", "--data-dir", dir)
+	wantRun(t, 2, `downloads priority needs a download ID and a number (gnutella downloads priority ID N); "gnutella downloads" lists the IDs`+"\n",
+		"downloads", "priority", id, "--data-dir", dir)
+	wantRun(t, 2, `priority "high" is not a whole number: higher runs first, 0 is the default`+"\n",
+		"downloads", "priority", id, "high", "--data-dir", dir)
+	wantRun(t, 2, `unknown downloads command "frob": use list, pause, resume, cancel, remove or priority (gnutella downloads --help)`+"\n",
+		"downloads", "frob", "--data-dir", dir)
+	empty := t.TempDir()
+	wantRun(t, 2, "no servent running with --data-dir "+empty+": start `gnutella serve --downloads DIR` first\n", "downloads", "--data-dir", empty)
+	wantRun(t, 1, "the servent running with --data-dir "+openDir+" has no download folder: restart it with `gnutella serve --downloads DIR`\n",
+		"downloads", "cancel", id, "--data-dir", openDir)
+	if out := wantRun(t, 0, "", "downloads", "--data-dir", openDir); !strings.HasPrefix(out, "No downloads.") {
+		t.Fatalf("downloads of a servent without downloads: %q", out)
+	}
+	wantRun(t, 1, `download "`+doneID+`" is done, so it cannot be paused`+"\n", "downloads", "pause", doneID, "--data-dir", dir)
+
+	// Pause, priority; a paused download cannot be removed.
+	if out := wantRun(t, 0, "", "downloads", "pause", id, "--data-dir", dir); out != "paused "+id+" (koala-busy.bin, 0% of 48.8 KB); \"gnutella downloads resume "+id+"\" goes on with it\n" {
+		t.Fatalf("downloads pause printed %q", out)
+	}
+	wantRun(t, 1, `download "`+id+`" is paused: cancel it before removing it ("gnutella downloads cancel `+id+`" does that)`+"\n",
+		"downloads", "remove", id, "--data-dir", dir)
+	if out := wantRun(t, 0, "", "downloads", "priority", id, "3", "--data-dir", dir); out != id+" (koala-busy.bin) now has priority 3; higher runs first\n" {
+		t.Fatalf("downloads priority printed %q", out)
+	}
+
+	// Across a restart: still paused, resumable over the API and the CLI.
+	b.stop()
+	b = startServent(t, dir, args...)
+	if st := downloadsJSON(t, dir)["koala-busy.bin"]; st.ID != id || st.State != transfer.StatePaused || st.Priority != 3 {
+		t.Fatalf("after a restart: %+v", st)
+	}
+	cc := apiClient(t, dir)
+	ctx := context.Background()
+	if st, err := cc.ResumeDownload(ctx, id); err != nil || st.State == transfer.StatePaused {
+		t.Fatalf("resume over the API: %+v, %v", st, err)
+	}
+	if st, err := cc.PauseDownload(ctx, id); err != nil || st.State != transfer.StatePaused {
+		t.Fatalf("pause over the API: %+v, %v", st, err)
+	}
+	b.stop()
+	startServent(t, dir, args...)
+	if st, err := apiClient(t, dir).Download(ctx, id); err != nil || st.State != transfer.StatePaused {
+		t.Fatalf("after a second restart, over the API: %+v, %v", st, err)
+	}
+	if out := wantRun(t, 0, "", "downloads", "resume", id, "--data-dir", dir); out != "resumed "+id+" (koala-busy.bin); \"gnutella downloads\" shows its progress\n" {
+		t.Fatalf("downloads resume printed %q", out)
+	}
+	if st := downloadsJSON(t, dir)["koala-busy.bin"]; st.State == transfer.StatePaused {
+		t.Fatalf("after resume: %+v", st)
+	}
+
+	// Cancel, then remove; removing a finished download keeps its file.
+	if out := wantRun(t, 0, "", "downloads", "cancel", id, "--data-dir", dir); out != "cancelled "+id+" (koala-busy.bin) and deleted its partial file; \"gnutella downloads remove "+id+"\" takes it off the list\n" {
+		t.Fatalf("downloads cancel printed %q", out)
+	}
+	if partials, _ := filepath.Glob(filepath.Join(dl, ".gnutella-partial-*")); len(partials) != 0 {
+		t.Errorf("partial files after cancel: %v", partials)
+	}
+	if out := wantRun(t, 0, "", "downloads", "remove", id, "--data-dir", dir); out != "removed "+id+" (koala-busy.bin) from the list\n" {
+		t.Fatalf("downloads remove printed %q", out)
+	}
+	if out := wantRun(t, 0, "", "downloads", "remove", doneID, "--data-dir", dir); out != "removed "+doneID+" (koala-open.bin) from the list; the file stays: "+saved+"\n" {
+		t.Fatalf("downloads remove of a finished one printed %q", out)
+	}
+	if out := wantRun(t, 0, "", "downloads", "--data-dir", dir); out != "No downloads. gnutella get urn:sha1:<base32> (or gnutella get SEARCH-ID N) starts one.\n" {
+		t.Fatalf("downloads after removing both printed %q", out)
+	}
+
+	// Ctrl-C on get: on a terminal it asks; "no" and no terminal leave the
+	// download running, "y" cancels it.
+	until(t, "the downloader's 2 links after the restart", func() bool { return apiStatus(t, dir).Links == 2 })
+	search, rows = searchRows(t, dir, "koala", 2)
+	busyRow = strconv.Itoa(rows["koala-busy.bin"].N)
+	getArgs := []string{"get", "--data-dir", dir, search, busyRow}
+	text := interruptGet(t, getArgs, "\n", 0)
+	id = downloadsJSON(t, dir)["koala-busy.bin"].ID
+	wantLeft := "stopped watching; download " + id + " goes on in the servent: \"gnutella downloads\" shows it, \"gnutella downloads cancel " + id + "\" stops it\n"
+	if !strings.Contains(text, strings.TrimSuffix(wantLeft, "\n")) {
+		t.Fatalf("Ctrl-C, no: the terminal shows:\n%s", text)
+	}
+
+	cmd := exec.Command(bin, getArgs...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	tr := newTranscript(pr)
+	tr.waitFor(t, "looking for sources…\n")
+	_ = cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil || !strings.HasSuffix(tr.waitEnd(), wantLeft) {
+		t.Fatalf("Ctrl-C on get without a terminal: %v, stderr:\n%s", err, tr.String())
+	}
+	pr.Close()
+	if st := downloadsJSON(t, dir)["koala-busy.bin"]; st.ID != id || st.State == transfer.StateCancelled {
+		t.Fatalf("after Ctrl-C without a terminal: %+v", st)
+	}
+
+	text = interruptGet(t, getArgs, "y\n", 1)
+	if !strings.Contains(text, "cancelled download "+id+" and deleted its partial file") {
+		t.Fatalf("Ctrl-C, y: the terminal shows:\n%s", text)
+	}
+	if st := downloadsJSON(t, dir)["koala-busy.bin"]; st.ID != id || st.State != transfer.StateCancelled {
+		t.Fatalf("after Ctrl-C, y: %+v", st)
+	}
+	// get of a cancelled download starts it again.
+	if out := wantRun(t, 0, "download "+id+" was cancelled; it goes on\n", "get", "--detach", "--data-dir", dir, search, busyRow); out != id+"\n" {
+		t.Fatalf("get --detach of a cancelled download printed %q", out)
+	}
+	if st := downloadsJSON(t, dir)["koala-busy.bin"]; st.ID != id || st.State == transfer.StateCancelled {
+		t.Fatalf("after get of a cancelled download: %+v", st)
+	}
+}
+
+// interruptGet runs gnutella get args on a terminal, interrupts it once it
+// is looking for sources, answers the question with answer, checks the
+// exit code and returns what the terminal showed.
+func interruptGet(t *testing.T, args []string, answer string, wantCode int) string {
+	t.Helper()
+	pty, tty, err := openPTY()
+	if err != nil {
+		t.Skipf("no terminal to test Ctrl-C on: %v", err)
+	}
+	defer pty.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdin, cmd.Stderr = tty, tty
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	tr := newTranscript(pty)
+	tr.waitFor(t, "looking for sources…")
+	_ = cmd.Process.Signal(os.Interrupt)
+	tr.waitFor(t, "cancel the download? [y/N] ")
+	if _, err := pty.WriteString(answer); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	text := tr.waitEnd()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	}
+	if code != wantCode {
+		t.Fatalf("get on a terminal, Ctrl-C, %q: exit %d, want %d; the terminal shows:\n%s", answer, code, wantCode, text)
+	}
+	return text
+}
+
+func TestPhase(t *testing.T) {
+	for _, c := range []struct {
+		st      transfer.Status
+		numbers bool
+		want    string
+	}{
+		{transfer.Status{State: transfer.StateDownloading, Size: 1000, Have: 450, ActiveSources: 3, Speed: 1258291}, true,
+			"downloading from 3 sources, 1.2 MB/s"},
+		{transfer.Status{State: transfer.StateDownloading, Size: 1000, Have: 0, ActiveSources: 2}, true,
+			"downloading from 2 sources"},
+		{transfer.Status{State: transfer.StateDownloading, Size: 1000, Have: 450, ActiveSources: 1, Speed: 1258291}, false,
+			"downloading from 1 source"},
+		{transfer.Status{State: transfer.StateConnecting}, true, "looking for sources…"},
+		{transfer.Status{State: transfer.StateWaiting, Sources: 2, RetryAt: time.Now().Add(time.Hour)}, false, "looking for sources…"},
+		{transfer.Status{State: transfer.StateVerifying, Size: 10, Have: 10}, true, "verifying"},
+		{transfer.Status{State: transfer.StateQueued}, true, "queued"},
+		{transfer.Status{ID: "ab12cd34", State: transfer.StatePaused}, true, `paused; "gnutella downloads resume ab12cd34" goes on`},
+	} {
+		if got := phase(c.st, c.numbers); got != c.want {
+			t.Errorf("phase(%+v, %v) = %q, want %q", c.st, c.numbers, got, c.want)
+		}
+	}
+	st := transfer.Status{State: transfer.StateWaiting, Sources: 2, RetryAt: time.Now().Add(90 * time.Second)}
+	if got := phase(st, true); !strings.HasPrefix(got, "looking for sources… (2 known, busy; next try in 1m") {
+		t.Errorf("phase of a waiting download: %q", got)
+	}
+}
+
+func TestPrintDownloads(t *testing.T) {
+	var b strings.Builder
+	printDownloads(&b, []transfer.Status{
+		{ID: "ab12cd34", State: transfer.StateDownloading, Have: 450, Size: 1000, ActiveSources: 2, Sources: 3, Speed: 1258291, Priority: 1, Name: "koala.ogg"},
+		{ID: "0f0f0f0f", State: transfer.StateFailed, Have: 0, Size: 3 << 20, Sources: 0, Name: "wombat.ogg", Error: "transfer: no usable source left"},
+	})
+	want := "ID        STATE        DONE       SIZE  SOURCES       SPEED  PRI  NAME\n" +
+		"ab12cd34  downloading   45%     1000 B      2/3    1.2 MB/s    1  koala.ogg\n" +
+		"0f0f0f0f  failed         0%     3.0 MB      0/0           -    0  wombat.ogg\n" +
+		"0f0f0f0f failed: transfer: no usable source left (\"gnutella downloads resume 0f0f0f0f\" tries again)\n"
+	if b.String() != want {
+		t.Errorf("printDownloads printed\n%s\nwant\n%s", b.String(), want)
 	}
 }

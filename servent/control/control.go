@@ -77,7 +77,13 @@ func Start(n *servent.Node, addr string) (*Server, error) {
 	mux.HandleFunc("GET /api/v1/searches/{id}/results", c.streamResults)
 	mux.HandleFunc("GET /api/v1/downloads", c.downloads)
 	mux.HandleFunc("POST /api/v1/downloads", c.startDownload)
-	c.srv = &http.Server{Handler: c.auth(mux), ReadHeaderTimeout: 10 * time.Second}
+	mux.HandleFunc("GET /api/v1/downloads/{id}", c.getDownload)
+	mux.HandleFunc("DELETE /api/v1/downloads/{id}", c.removeDownload)
+	mux.HandleFunc("POST /api/v1/downloads/{id}/pause", c.pauseDownload)
+	mux.HandleFunc("POST /api/v1/downloads/{id}/resume", c.resumeDownload)
+	mux.HandleFunc("POST /api/v1/downloads/{id}/cancel", c.cancelDownload)
+	mux.HandleFunc("PUT /api/v1/downloads/{id}/priority", c.setPriority)
+	c.srv = &http.Server{Handler: c.auth(jsonErrors(mux)), ReadHeaderTimeout: 10 * time.Second}
 	if c.dataDir != "" {
 		info, _ := json.Marshal(Info{Addr: ln.Addr().String(), Token: c.token, PID: os.Getpid()})
 		if err := os.WriteFile(filepath.Join(c.dataDir, "control.json"), info, 0o600); err != nil {
@@ -119,6 +125,41 @@ func (c *Server) auth(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// jsonErrors makes the mux's own answers, 404 for a path the API does not
+// have and 405 for a method a path does not take, JSON like every other
+// error of the API.
+func jsonErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &recorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		switch rec.code {
+		case http.StatusNotFound:
+			writeJSON(w, rec.code, apiError{fmt.Sprintf("no %s in this API: docs/control-api.md lists what there is", r.URL.Path)})
+		case http.StatusMethodNotAllowed:
+			allow := rec.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			writeJSON(w, rec.code, apiError{fmt.Sprintf("%s %s is not in this API; it takes %s", r.Method, r.URL.Path, allow)})
+		default: // a redirect to the clean path, say
+			mux.ServeHTTP(w, r)
+		}
+	})
+}
+
+// recorder keeps the status and headers of the mux's own answers.
+type recorder struct {
+	header http.Header
+	code   int
+}
+
+func (rc *recorder) Header() http.Header         { return rc.header }
+func (rc *recorder) Write(b []byte) (int, error) { return len(b), nil }
+func (rc *recorder) WriteHeader(code int)        { rc.code = code }
 
 type apiError struct {
 	Error string `json:"error"`

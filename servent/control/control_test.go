@@ -108,7 +108,7 @@ func TestControlAPISearchStreamsResultsAndNeedsToken(t *testing.T) {
 	// a servent without a download folder cannot download
 	err = cc.Do(ctx, "POST", "/api/v1/downloads", DownloadRequest{SearchID: id}, nil)
 	var apiErr *Error
-	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotImplemented {
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable {
 		t.Errorf("download without a folder: %v", err)
 	}
 	// bad requests

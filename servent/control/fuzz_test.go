@@ -82,6 +82,30 @@ func FuzzDownloadRequest(f *testing.F) {
 	})
 }
 
+// FuzzPriorityRequest feeds any body to parsePriority: no panic, and an
+// accepted priority is what the client sends for it.
+func FuzzPriorityRequest(f *testing.F) {
+	f.Add([]byte(`{"priority": 5}`))
+	f.Add([]byte(`{"priority": -3}`))
+	f.Add([]byte(`{"priority": "high"}`))
+	f.Add([]byte(`{"priority": 1e400}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p, err := parsePriority(body)
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(PriorityRequest{Priority: &p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back, err := parsePriority(again); err != nil || back != p {
+			t.Fatalf("priority %d of %q sent as %s reads back as %d, %v", p, body, again, back, err)
+		}
+	})
+}
+
 // A NUL in the words cannot travel in a Query (it ends the search text):
 // BuildQuery refused nothing, and StartSearch then ran a search that sent no
 // query at all and simply found nothing (found by FuzzSearchRequest).
