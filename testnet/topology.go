@@ -125,3 +125,17 @@ func (t TwoTier) Edges(n int, rng *rand.Rand) []Edge {
 func (t TwoTier) String() string {
 	return fmt.Sprintf("two-tier(%d ultrapeers d=%g, leaves x%d)", t.Ultrapeers, t.UltrapeerDegree, t.LeafUltrapeers)
 }
+
+// Star links every servent to servent 0 (i dials 0).
+type Star struct{}
+
+// Edges implements Topology.
+func (Star) Edges(n int, _ *rand.Rand) []Edge {
+	var e []Edge
+	for i := 1; i < n; i++ {
+		e = append(e, Edge{i, 0})
+	}
+	return e
+}
+
+func (Star) String() string { return "star" }

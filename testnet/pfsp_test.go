@@ -1,0 +1,104 @@
+package testnet
+
+import (
+	"crypto/sha1"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gnutella/protocol"
+	"gnutella/routing"
+	"gnutella/servent"
+	"gnutella/testnet/await"
+	"gnutella/transfer"
+)
+
+// TestPartialSharingSeedLeaves is issue 12's partial-sharing
+// demonstration: three leechers download one file from a seed whose
+// uploads are capped, and share what they have of it while they download
+// (partial files answer queries, the mesh tells each about the others).
+// The seed leaves as soon as the three together hold every byte; each has
+// then only part of the file, and all three must complete from each other
+// with the right SHA-1.
+func TestPartialSharingSeedLeaves(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 3 × 8 MiB; -short skips it")
+	}
+	const size, seedRate = 8 << 20, 2 << 20
+	dir := t.TempDir()
+	want := writeRandomFile(t, filepath.Join(dir, "leech wombat film.bin"), size)
+	ctx := t.Context()
+	dls := make([]string, 4)
+	netw, err := Start(ctx, Options{N: 4, Topology: Star{}, Configure: func(i int, c *servent.NodeConfig) {
+		if i == 0 {
+			c.ShareDirs = []string{dir}
+			c.UploadRate = seedRate
+			return
+		}
+		dls[i] = t.TempDir()
+		c.DownloadDir = dls[i]
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer netw.Stop()
+	seed := netw.Nodes[0]
+	await.Until(t, "the seed hashing the file", func() bool { return seed.Library.Progress().HashedFiles == 1 })
+
+	downloads := make([]*transfer.Download, 4)
+	for i := 1; i <= 3; i++ {
+		var hits []routing.Hit
+		await.Until(t, fmt.Sprintf("leecher %d finding the seed", i), func() bool {
+			q := protocol.NewQuery("leech wombat", protocol.QueryFlagMark|protocol.QueryFlagGGEPH)
+			hits = netw.Nodes[i].Search(ctx, q, routing.Flood{TTL: 2}, 1, 5*time.Second).Hits()
+			return len(hits) > 0
+		})
+		d, err := netw.Nodes[i].Download(hits[0], hits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		downloads[i] = d
+	}
+
+	// The seed leaves once every byte is held by some leecher.
+	var at [4]int64
+	await.Until(t, "the leechers to hold every byte between them", func() bool {
+		var union transfer.Ranges
+		for i := 1; i <= 3; i++ {
+			if pf, ok := netw.Nodes[i].Downloads.PartialFile(want); ok {
+				for _, s := range pf.Have {
+					union = union.Add(s.Start, s.End)
+				}
+				at[i] = pf.Have.Covered()
+			}
+		}
+		return union.Contains(0, size)
+	})
+	if err := seed.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the seed left with the leechers at %.0f %%, %.0f %% and %.0f %% of %d bytes",
+		100*float64(at[1])/size, 100*float64(at[2])/size, 100*float64(at[3])/size, size)
+	for i := 1; i <= 3; i++ {
+		if at[i] == size {
+			t.Logf("leecher %d had the whole file before the seed left", i)
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		d := downloads[i]
+		done := make(chan error, 1)
+		go func() { done <- d.Wait(ctx) }()
+		if err := await.Recv(t, fmt.Sprintf("leecher %d to complete", i), done); err != nil {
+			t.Fatalf("leecher %d: %v (%+v)", i, err, d.Status())
+		}
+		data, err := os.ReadFile(d.Status().Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := protocol.SHA1(sha1.Sum(data)); got != want {
+			t.Fatalf("leecher %d got SHA-1 %s, want %s", i, got, want)
+		}
+	}
+}

@@ -1,0 +1,168 @@
+package transfer
+
+import (
+	"bufio"
+	"crypto/sha1"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gnutella/protocol"
+	"gnutella/testnet/await"
+)
+
+// A live gtk-gnutella beside the tests (../shared/interop/README.md): the
+// tests below run when GTKG_BIN names its binary and the interop scripts
+// are found (GTKG_INTEROP, default ../../shared/interop), and skip saying
+// why otherwise.
+
+// gtkPeer is a running gtk-gnutella on 127.0.0.1.
+type gtkPeer struct {
+	addr netip.AddrPort
+	cfg  string // its config folder: gtkg.log is its log
+}
+
+// startGtk starts gtk-gnutella sharing dir, with extra config_gnet
+// properties ("name = value" lines), and stops it when the test ends.
+func startGtk(t *testing.T, share, props string) *gtkPeer {
+	t.Helper()
+	if os.Getenv("GTKG_BIN") == "" {
+		t.Skip("GTKG_BIN is not set: build gtk-gnutella as ../shared/interop/README.md says to run this test")
+	}
+	dir := os.Getenv("GTKG_INTEROP")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "interop")
+	}
+	script, err := filepath.Abs(filepath.Join(dir, "run-peer.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(script); err != nil {
+		t.Skipf("the interop scripts are not there (%v): set GTKG_INTEROP to ../shared/interop", err)
+	}
+	port := freePort(t)
+	// gtk-gnutella runs as nobody (it refuses root): it must reach its
+	// config folder and the shared one.
+	base := t.TempDir()
+	for _, d := range []string{base, filepath.Dir(base), share, filepath.Dir(share)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(base, "gtkg")
+	cmd := exec.Command(script, strconv.Itoa(port), cfg, "ultra", share)
+	cmd.Env = append(os.Environ(), "GTKG_EXTRA_PROPS="+props)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("run-peer.sh: %v\n%s%s", err, out, stderr.String())
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("run-peer.sh printed %q, not a PID", out)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		await.Until(t, "gtk-gnutella to exit", func() bool { return syscall.Kill(pid, 0) != nil })
+		if t.Failed() {
+			if log, err := os.ReadFile(filepath.Join(cfg, "gtkg.log")); err == nil {
+				t.Logf("gtk-gnutella's log:\n%s", log)
+			}
+		}
+	})
+	return &gtkPeer{addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)), cfg: cfg}
+}
+
+// freePort is a TCP (and, likely, UDP) port free on 127.0.0.1 now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestGtkQueuesOurDownload: gtk-gnutella with one upload slot, taken by
+// another client of ours that does not read, queues our download with PARQ
+// (503 and X-Queued); the download shows its place, comes back when
+// gtk-gnutella says, and is served with the right SHA-1 once the slot is
+// free.
+func TestGtkQueuesOurDownload(t *testing.T) {
+	share := t.TempDir()
+	data := content(31, 16<<20) // more than loopback's socket buffers hold
+	if err := os.WriteFile(filepath.Join(share, "parq interop file.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := protocol.SHA1(sha1.Sum(data))
+	g := startGtk(t, share, "max_uploads = 1\nmax_uploads_ip = 1")
+
+	// Wait for gtk-gnutella to have hashed the file (503 "Library being
+	// rebuilt" before), asking at a pace it accepts: it queues and then
+	// drops a client that comes back too often.
+	probe := func() int {
+		c, err := net.Dial("tcp", g.addr.String())
+		if err != nil {
+			return 0
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /uri-res/N2R?%s HTTP/1.1\r\nHost: %s\r\nRange: bytes=0-0\r\nConnection: close\r\n\r\n", sum, g.addr)
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		code, _ := strconv.Atoi(strings.TrimPrefix(strings.Fields(line + " x x")[1], ""))
+		return code
+	}
+	for tries, code := 1, probe(); code != 206; tries, code = tries+1, probe() {
+		if tries == 60 {
+			t.Fatalf("gtk-gnutella still answers %d to a request for the file after %d tries", code, tries)
+		}
+		time.Sleep(time.Second) // gtk-gnutella's pace, not a synchronisation
+	}
+	// The holder takes the only slot and keeps it by not reading.
+	holder, err := net.Dial("tcp", g.addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(holder, "GET /uri-res/N2R?%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gnutella/test\r\n\r\n", sum, g.addr)
+	defer func() {
+		if holder != nil {
+			holder.Close()
+		}
+	}()
+
+	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy})
+	x, err := d.Add(Request{Name: "parq interop file.bin", Size: int64(len(data)), SHA1: sum,
+		Sources: []Source{{Addr: g.addr, Name: "parq interop file.bin"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var place SourceStatus
+	await.Until(t, "gtk-gnutella to queue the download", func() bool {
+		for _, s := range x.Status().SourceStates {
+			if s.State == SourceQueued {
+				place = s
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("queued by gtk-gnutella: %+v", place)
+	if place.Queue == "" || place.RetryAt.IsZero() {
+		t.Errorf("a queued source with no place or retry time: %+v", place)
+	}
+	holder.Close()
+	holder = nil
+	if err := waitDone(t, x); err != nil {
+		t.Fatalf("download after the queue: %v (%+v)", err, x.Status())
+	}
+	checkFile(t, x.Status().Path, data)
+}
