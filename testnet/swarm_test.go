@@ -1,7 +1,6 @@
 package testnet
 
 import (
-	"context"
 	"crypto/sha1"
 	"fmt"
 	"io"
