@@ -736,6 +736,7 @@ func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, c
 	}
 	d.mu.Lock()
 	src.queued = nil
+	src.reason = "" // it serves us: what made it wait is over
 	d.mu.Unlock()
 	d.setState(x, StateDownloading, src)
 	early, err := d.receive(conn, br, f, x, src, c, rs, re, deadline)
