@@ -453,6 +453,16 @@ func TestSwarmPartialSharing(t *testing.T) {
 		}
 		checkFile(t, x.Status().Path, data)
 	}
+	// Done: the finished file is answered whole, while it is in place.
+	if pf, ok := ds[0].PartialFile(sum); !ok || !pf.Have.Contains(0, size) || pf.Path != xs[0].Status().Path {
+		t.Fatalf("PartialFile of a done download: %+v %v", pf, ok)
+	}
+	if err := os.Remove(xs[0].Status().Path); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ds[0].PartialFile(sum); ok {
+		t.Fatal("PartialFile answers for a finished file that is gone")
+	}
 	if _, err := ds[0].Get("nope"); !errors.Is(err, ErrUnknownDownload) {
 		t.Fatal(err)
 	}
