@@ -952,6 +952,9 @@ func (d *Downloader) judge(x *Download, src *source, progressed bool, err error)
 	}
 	src.lastErr = err.Error()
 	x.lastErr = src.lastErr
+	if src.banned {
+		return // found lying: its reason says so, whatever it did since
+	}
 	var busy *busyError
 	var queued *queuedError
 	var perm *permanentError
@@ -1126,8 +1129,11 @@ func (d *Downloader) verify(x *Download, f *os.File) (ok bool, got protocol.SHA1
 // place moves the verified partial file into Dir under its name.
 func (d *Downloader) place(x *Download) {
 	d.mu.Lock()
-	name, want := x.name, x.sha1
+	name, want, cancelled := x.name, x.sha1, x.state == StateCancelled
 	d.mu.Unlock()
+	if cancelled {
+		return // cancelled while verifying: the partial file goes (run)
+	}
 	final, err := placeFinal(d.Dir, x.partial, name)
 	if err != nil {
 		d.failNow(x, fmt.Errorf("moving the finished file into place: %w", err))

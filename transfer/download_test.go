@@ -319,7 +319,9 @@ func TestDownloadBusySourceSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFile(t, x.Status().Path, fxOK.aData)
-	if busy.Stats().Refused != 1 {
+	// Asked at most once (the other source may have finished first): its
+	// Retry-After of an hour is obeyed.
+	if busy.Stats().Refused > 1 {
 		t.Fatalf("busy server refused %d", busy.Stats().Refused)
 	}
 }

@@ -110,22 +110,23 @@ func TestDownloadHostileRangeAnswers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			// The honest source answers once the hostile one was asked.
-			asked := make(chan struct{})
+			// The honest source answers once the hostile one was judged.
+			judged := make(chan struct{})
 			var once sync.Once
-			hs := startHostile(t, func(c net.Conn, head string) {
-				once.Do(func() { close(asked) })
-				tc.answer(c, head)
-			})
+			hs := startHostile(t, tc.answer)
 			data := content(1, 100_000)
 			honest := startFake(t, data)
-			honest.before = func(fakeReq) { <-asked }
-			t.Cleanup(func() { once.Do(func() { close(asked) }) })
+			honest.before = func(fakeReq) { <-judged }
+			t.Cleanup(func() { once.Do(func() { close(judged) }) })
 			d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy})
 			x, err := d.Add(Request{Name: "a.bin", Size: int64(len(data)), SHA1: sha1.Sum(data), Sources: []Source{{Addr: hs.addr, Index: 1}, honest.source()}})
 			if err != nil {
 				t.Fatal(err)
 			}
+			await.Until(t, "the hostile source to be dropped", func() bool {
+				return sourceStatus(x.Status(), hs.addr).State == SourceDropped
+			})
+			once.Do(func() { close(judged) })
 			if err := waitDone(t, x); err != nil {
 				t.Fatal(err)
 			}

@@ -97,6 +97,9 @@ func (x *Download) absorb(f *os.File, src *source, c *claim, pos int64, data []b
 				}
 				return &mismatchError{at: at, writer: w}
 			}
+			if cs := c.check; cs != nil {
+				c.compared += max(0, min(runEnd, cs.End)-max(p, cs.Start))
+			}
 		} else if c.check == nil {
 			ws, we := max(p, c.start), min(runEnd, c.end)
 			if ws < we {

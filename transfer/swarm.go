@@ -50,6 +50,7 @@ type claim struct {
 	dup        bool       // asks for bytes another claim also asks for
 	duped      bool       // a dup claim copies this one
 	check      *checkSpan // compares a check span, writes nothing
+	compared   int64      // bytes of the check span found equal
 }
 
 // checkSpan is written bytes to compare with another source after a bad
@@ -276,12 +277,14 @@ func (d *Downloader) startWorkers(ctx context.Context, x *Download, f *os.File, 
 	if x.sha1.IsZero() {
 		limit = 1
 	}
-	d.meshSourcesLocked(x)
 	busy := 0
 	for _, s := range x.sources {
 		if s.active {
 			busy++
 		}
+	}
+	if busy < limit {
+		d.meshSourcesLocked(x) // it wants more sources
 	}
 	started := 0
 	for _, s := range x.sources {
@@ -743,8 +746,12 @@ func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, c
 		x.checked(c)
 	}
 	keep = !early && minor >= 1 && !connection(h.Get("Connection")).close
-	if keep && br.Buffered() > 0 {
-		return false, &permanentError{msg: fmt.Sprintf("sent more bytes than the %d-%d it announced", rs, re), err: ErrBadRange}
+	if !early {
+		// Nothing may follow an answer before our next request: look,
+		// without waiting, whether the source sent more than it announced.
+		if br.Buffered() > 0 || pending(conn) {
+			return false, &permanentError{msg: fmt.Sprintf("sent more bytes than the %d-%d it announced", rs, re), err: ErrBadRange}
+		}
 	}
 	return keep, nil
 }
@@ -945,7 +952,9 @@ func (x *Download) checked(c *claim) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	cs := c.check
-	if c.pos < cs.End {
+	if c.compared < cs.Len() || !slices.Contains(x.checks, cs) {
+		// Not compared whole (its bytes went meanwhile, a liar's), or the
+		// checks were ended: no agreement to record.
 		return
 	}
 	x.checks = slices.DeleteFunc(x.checks, func(o *checkSpan) bool { return o == cs })

@@ -42,9 +42,6 @@ func TestSwarmDrawsFromSeveralSources(t *testing.T) {
 			mu.Lock()
 			inflight++
 			most = max(most, inflight)
-			if inflight >= 3 {
-				once.Do(func() { close(reached) })
-			}
 			mu.Unlock()
 			<-reached
 		}
@@ -61,10 +58,27 @@ func TestSwarmDrawsFromSeveralSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The sources hold every request until three are in flight and the
+	// status shows three sources at work.
+	await.Until(t, "three requests in flight at once", func() bool {
+		mu.Lock()
+		n := inflight
+		mu.Unlock()
+		return n >= 3 && x.Status().ActiveSources >= 3
+	})
+	once.Do(func() { close(reached) })
 	if err := waitDone(t, x); err != nil {
 		t.Fatal(err)
 	}
-	checkFile(t, x.Status().Path, data)
+	st := x.Status()
+	checkFile(t, st.Path, data)
+	var got int64
+	for _, ss := range st.SourceStates {
+		got += ss.Have
+	}
+	if got < int64(len(data)) {
+		t.Fatalf("the sources' Have add up to %d, less than the file", got)
+	}
 	used := 0
 	for _, fs := range srcs {
 		reqs := fs.requests()
@@ -474,4 +488,48 @@ func TestSwarmMesh(t *testing.T) {
 	if alt := first.requests()[0].h.Get("X-Alt"); !strings.Contains(alt, "127.0.0.9:6346") {
 		t.Fatalf("request X-Alt %q", alt)
 	}
+}
+
+// A swarm takes a firewalled source (by Push) and a direct one at once.
+func TestSwarmPushAndDirect(t *testing.T) {
+	srv := &Server{PerIP: -1}
+	fx := newUploadFixture(t, srv)
+	data := content(108, 1<<20)
+	f := makeShared(t, fx.sharedDir, 20, "both.bin", data)
+	fx.lib.add(f)
+	sim := newPushSim(t, srv)
+	gate := make(chan struct{})
+	var once sync.Once
+	direct := startFake(t, data)
+	direct.before = func(fakeReq) { <-gate }
+	t.Cleanup(func() { once.Do(func() { close(gate) }) })
+	sid := protocol.GUID{0x42, 1, 2, 3}
+	pushed := Source{Addr: netip.MustParseAddrPort("1.2.3.4:6346"), Index: 20, ServentID: sid, Push: true}
+	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy, Push: sim.push, ChunkSize: 64 << 10})
+	x, err := d.Add(Request{Name: f.Name, Size: f.Size, SHA1: f.SHA1, Sources: []Source{pushed, direct.source()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, "bytes through the Push while the direct source holds its answer", func() bool {
+		return pushHave(x.Status()) > 0
+	})
+	once.Do(func() { close(gate) })
+	if err := waitDone(t, x); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, x.Status().Path, data)
+	if len(direct.requests()) == 0 || sim.calls.Load() == 0 {
+		t.Fatalf("direct requests %d, pushes %d", len(direct.requests()), sim.calls.Load())
+	}
+}
+
+// pushHave is what the push sources of st delivered.
+func pushHave(st Status) int64 {
+	var n int64
+	for _, ss := range st.SourceStates {
+		if strings.HasPrefix(ss.Addr, "push:") {
+			n += ss.Have
+		}
+	}
+	return n
 }
