@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"gnutella/protocol"
+	"gnutella/testnet/await"
 )
 
 // bin is the gnutella binary TestMain builds once for the CLI tests.
@@ -142,6 +148,48 @@ func startServe(t *testing.T, dir string, args ...string) (stderr string) {
 		}
 	}()
 	return got.String()
+}
+
+// --max-leaves 1: the first leaf is taken, the second refused with 503.
+func TestServeMaxLeaves(t *testing.T) {
+	wantRun(t, 2, "--max-leaves must be 0 or more", "serve", "--data-dir", t.TempDir(), "--max-leaves", "-1")
+	out := startServe(t, t.TempDir(), "--mode", "ultrapeer", "--max-leaves", "1")
+	_, addr, ok := strings.Cut(out, " listening on ")
+	addr, _, _ = strings.Cut(addr, " ")
+	if !ok {
+		t.Fatalf("no listening address in %q", out)
+	}
+	leaf := func() int {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		var req protocol.HandshakeRequest
+		req.Version = "0.6"
+		req.Headers.Add("X-Ultrapeer", "False")
+		req.Headers.Add("GUID", protocol.NewGUID().String())
+		if _, err := conn.Write(req.AppendTo(nil)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := protocol.ReadHandshakeResponse(bufio.NewReader(conn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Code == 200 {
+			ok := protocol.HandshakeResponse{Version: "0.6", Code: 200, Reason: "OK"}
+			if _, err := conn.Write(ok.AppendTo(nil)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.Code
+	}
+	if code := leaf(); code != 200 {
+		t.Fatalf("first leaf: %d, want 200", code)
+	}
+	// the first leaf's link may not be counted yet when the second asks
+	await.Until(t, "the second leaf refused", func() bool { return leaf() == 503 })
 }
 
 func TestServeSaysWhichPeerItWillNotDial(t *testing.T) {

@@ -33,7 +33,8 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "gwebcache", Usage: "`URL` of a GWebCache to ask for hosts (repeatable)"},
 			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` for the servent ID and host cache"},
 			&cli.IntFlag{Name: "links", Value: d.WantLinks, Usage: "how many ultrapeer links to keep dialling for"},
-			&cli.IntFlag{Name: "max-links", Value: d.MaxLinks, Usage: "most ultrapeer links accepted; more get 503 with X-Try-Ultrapeers"},
+			&cli.IntFlag{Name: "max-links", Value: d.MaxLinks, Usage: "most ultrapeer links accepted; more get 503 with X-Try-Ultrapeers. Each takes 15 KB idle (more with its QRP table and traffic; 50 KB with deflate) and a file descriptor (BENCHMARKS.md)"},
+			&cli.IntFlag{Name: "max-leaves", Value: d.MaxLeaves, Usage: "most leaves accepted as an ultrapeer; more get 503 with X-Try-Ultrapeers. Each idle leaf takes about 20 KB, 40-60 KB with deflate, and a file descriptor (BENCHMARKS.md)"},
 			&cli.IntFlag{Name: "max-ttl", Value: int(d.MaxTTL), Usage: "clamp of hops+TTL when relaying (4 as gtk-gnutella, 7 for a 0.4-style network)"},
 			&cli.BoolFlag{Name: "no-deflate", Usage: "neither offer nor accept compressed links (gtk-gnutella ultrapeers refuse such leaves)"},
 			&cli.BoolFlag{Name: "no-pong-caching", Usage: "flood pings and route pongs back (0.4 behaviour) instead of answering from the pong cache"},
@@ -72,6 +73,10 @@ func serveCommand() *cli.Command {
 			cfg.DataDir = c.String("data-dir")
 			cfg.WantLinks = c.Int("links")
 			cfg.MaxLinks = c.Int("max-links")
+			if c.Int("max-leaves") < 0 {
+				return cli.Exit("--max-leaves must be 0 or more", 2)
+			}
+			cfg.MaxLeaves = c.Int("max-leaves")
 			if c.Int("max-ttl") < 1 || c.Int("max-ttl") > 15 {
 				return cli.Exit("--max-ttl must be between 1 and 15", 2)
 			}

@@ -5,15 +5,17 @@ import (
 	"compress/zlib"
 	"context"
 	"fmt"
-	"gnutella/testnet/await"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"gnutella/protocol"
+	"gnutella/ultrapeer"
 )
 
 // benchLinks builds a servent (not started) with n idle links whose queues
@@ -28,23 +30,77 @@ func benchLinks(b *testing.B, n int) (*Servent, []*Link) {
 	s.state.Store(1)
 	links := make([]*Link, n)
 	for i := range links {
-		a, z := net.Pipe()
-		b.Cleanup(func() { a.Close(); z.Close() })
-		l := s.newLink(a, bufio.NewReader(a), false, LinkUltrapeer, Capabilities{Version: "0.6", DynamicQuerying: true, GGEP: true})
-		l.PeerID = protocol.NewGUID()
-		l.hopsFlow.Store(255)
-		if err := s.addLink(l); err != nil {
-			b.Fatal(err)
-		}
-		links[i] = l
+		links[i] = benchLink(b, s, LinkUltrapeer)
 	}
 	return s, links
+}
+
+// benchLink adds an idle link of kind to s, over a net.Pipe nobody reads.
+func benchLink(b *testing.B, s *Servent, kind LinkKind) *Link {
+	a, z := net.Pipe()
+	b.Cleanup(func() { a.Close(); z.Close() })
+	l := s.newLink(a, bufio.NewReader(a), false, kind, Capabilities{Version: "0.6", DynamicQuerying: true, GGEP: true})
+	l.PeerID = protocol.NewGUID()
+	l.hopsFlow.Store(255)
+	if err := s.addLink(l); err != nil {
+		b.Fatal(err)
+	}
+	return l
 }
 
 // BenchmarkRouteQuery32: one Query from one link through duplicate check,
 // route table and fan-out to the 32 other links.
 func BenchmarkRouteQuery32(b *testing.B) {
 	s, links := benchLinks(b, 33)
+	benchRouteQuery(b, s, links)
+}
+
+// BenchmarkRouteQueryLeaves: the same with 300 leaves (the default
+// MaxLeaves) besides, each with the QRP table of 50 random words, one in
+// ten of them also holding the query's words: the query goes through the
+// leaf index too, to 30 leaves.
+func BenchmarkRouteQueryLeaves(b *testing.B) {
+	s, links := benchLinks(b, 33)
+	rng := rand.New(rand.NewPCG(300, 33))
+	for i := range 300 {
+		l := benchLink(b, s, LinkLeaf)
+		var also []string
+		if i%10 == 0 {
+			also = []string{"zebra", "quokka", "interop"}
+		}
+		rv := s.qrp.receiver(l)
+		for _, m := range leafTable(rng, also...).Messages(qrpInfinity, qrpChunk) {
+			if err := s.qrp.apply(l, rv, m, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		links = append(links, l)
+	}
+	benchRouteQuery(b, s, links)
+	if ld, _ := s.QRPStats(); ld == 0 {
+		b.Fatal("no query went to a leaf")
+	}
+}
+
+// leafTable is the QRP table of a leaf sharing 50 random five-letter words
+// and the words also: about 150 slots of 2^16 (three prefixes a word).
+func leafTable(rng *rand.Rand, also ...string) *ultrapeer.Table {
+	tb := ultrapeer.NewTable(qrpBits)
+	words := make([]string, 50)
+	for i := range words {
+		w := make([]byte, 5)
+		for j := range w {
+			w[j] = byte('a' + rng.IntN(26))
+		}
+		words[i] = string(w)
+	}
+	tb.AddName(append(words, also...))
+	return tb
+}
+
+// benchRouteQuery has links[0] send s a query for "zebra quokka interop"
+// per op, and empties the links' queues every 32 queries.
+func benchRouteQuery(b *testing.B, s *Servent, links []*Link) {
 	payload, _ := protocol.NewQuery("zebra quokka interop", protocol.QueryFlagMark).AppendTo(nil)
 	ids := make([]protocol.GUID, 1<<16)
 	for i := range ids {
@@ -75,19 +131,41 @@ func BenchmarkRouteQuery32(b *testing.B) {
 	}
 }
 
-// dialBenchPeer runs the client side of a 0.6 handshake by hand, with a GUID of
-// its own and no listen address, and leaves the link idle.
+// dialBenchPeer runs the client side of a 0.6 handshake by hand, as an
+// ultrapeer with a GUID of its own and no listen address, and leaves the link
+// idle.
 func dialBenchPeer(addr netip.AddrPort, deflate bool) (net.Conn, error) {
+	return dialBench(addr, benchPeer{deflate: deflate})
+}
+
+// benchPeer says how dialBench connects.
+type benchPeer struct {
+	deflate bool         // ask for deflate, and compress what we send
+	leaf    bool         // a leaf (leafHeaders) rather than an ultrapeer
+	msgs    [][]byte     // descriptors to send after the handshake (descriptors())
+	zw      *zlib.Writer // reused for the compressed stream when set: one is hundreds of KiB
+}
+
+// dialBench runs the client side of a 0.6 handshake by hand, sends p.msgs
+// and a Ping, and leaves the link idle without reading from it.
+func dialBench(addr netip.AddrPort, p benchPeer) (net.Conn, error) {
 	conn, err := net.Dial("tcp", addr.String())
 	if err != nil {
 		return nil, err
 	}
 	var req protocol.HandshakeRequest
 	req.Version = "0.6"
-	req.Headers.Add("User-Agent", "bench/1")
-	req.Headers.Add("X-Ultrapeer", "True")
-	req.Headers.Add("GUID", protocol.NewGUID().String())
-	if deflate {
+	if p.leaf {
+		for _, h := range leafHeaders(protocol.NewGUID()) {
+			name, value, _ := strings.Cut(h, ":")
+			req.Headers.Add(name, strings.TrimSpace(value))
+		}
+	} else {
+		req.Headers.Add("User-Agent", "bench/1")
+		req.Headers.Add("X-Ultrapeer", "True")
+		req.Headers.Add("GUID", protocol.NewGUID().String())
+	}
+	if p.deflate {
 		req.Headers.Add("Accept-Encoding", "deflate")
 	}
 	if _, err := conn.Write(req.AppendTo(nil)); err != nil {
@@ -101,7 +179,7 @@ func dialBenchPeer(addr netip.AddrPort, deflate bool) (net.Conn, error) {
 		return nil, fmt.Errorf("handshake: %v %v", resp, err)
 	}
 	final := protocol.HandshakeResponse{Version: "0.6", Code: 200, Reason: "OK"}
-	if deflate {
+	if p.deflate {
 		final.Headers.Add("Content-Encoding", "deflate")
 	}
 	if _, err := conn.Write(final.AppendTo(nil)); err != nil {
@@ -112,85 +190,28 @@ func dialBenchPeer(addr netip.AddrPort, deflate bool) (net.Conn, error) {
 	// servent's inflater (when there is one) is really allocated
 	ping := protocol.Message{Header: protocol.Header{ID: protocol.NewGUID(), TTL: 1}, Payload: &protocol.Ping{}}
 	raw, _ := ping.AppendTo(nil)
-	if deflate {
-		zw := zlib.NewWriter(conn)
-		zw.Write(raw)
+	var out []byte
+	for _, m := range p.msgs {
+		out = append(out, m...)
+	}
+	out = append(out, raw...)
+	if p.deflate {
+		zw := p.zw
+		if zw == nil {
+			zw = zlib.NewWriter(conn)
+		} else {
+			zw.Reset(conn)
+		}
+		zw.Write(out)
 		err = zw.Flush()
 	} else {
-		_, err = conn.Write(raw)
+		_, err = conn.Write(out)
 	}
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return conn, nil
-}
-
-// BenchmarkIdleLinkMemory measures the servent's memory per idle link
-// (heap plus goroutine stacks) over 1,000 loopback links, with and without
-// deflate. The raw peers' own sockets are counted too (a few hundred bytes
-// each); their reading is left to the kernel.
-func BenchmarkIdleLinkMemory(b *testing.B) {
-	for _, deflate := range []bool{false, true} {
-		b.Run(fmt.Sprintf("deflate=%v", deflate), func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				c := DefaultConfig()
-				c.ListenAddr = "127.0.0.1:0"
-				c.MaxLinks = 2000
-				c.Deflate = true
-				c.PongCaching = true
-				s, err := New(c)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := s.Start(); err != nil {
-					b.Fatal(err)
-				}
-				const n = 1000
-				before := memUse()
-				conns := make([]net.Conn, 0, n)
-				for j := 0; j < n; j++ {
-					conn, err := dialBenchPeer(s.Addr(), deflate)
-					if err != nil {
-						b.Fatal(err)
-					}
-					conns = append(conns, conn)
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				if err := s.WaitLinks(ctx, n); err != nil {
-					b.Fatal(err)
-				}
-				cancel()
-				// let every link send its greeting, read the peer's ping, and go idle
-				await.Until(b, "every link to greet and go idle", func() bool {
-					for _, l := range s.Links() {
-						if st := l.Stats(); st.TxMessages < 3 || st.RxMessages < 1 {
-							return false
-						}
-					}
-					return true
-				})
-				after := memUse()
-				b.ReportMetric(float64(after-before)/n, "bytes/link")
-				for _, c := range conns {
-					go io.Copy(io.Discard, c)
-				}
-				s.cfg.ByeGrace = 100 * time.Millisecond
-				_ = s.Stop()
-				for _, c := range conns {
-					c.Close()
-				}
-			}
-		})
-	}
-}
-
-func memUse() int64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapInuse + m.StackInuse)
 }
 
 // BenchmarkRoutedPerSecond: queries from one raw peer routed by the

@@ -18,6 +18,13 @@ import (
 // matches, and exchanges an aggregate table (its own library OR every leaf's)
 // with ultrapeers that announced X-Ultrapeer-Query-Routing, used for the last
 // hop only.
+//
+// A leaf's table is held once: the Receiver's last complete table, compacted
+// to its slot list when that is smaller (a leaf sharing 50 words: 600 bytes
+// instead of 8 KiB), is the link's PeerTable and what the LeafIndex keeps to
+// take the leaf out again; the index's own entries are 4 bytes per slot. The
+// patch bytes and the inflater of an update are given back (to their pools)
+// when its last PATCH has been applied.
 
 const (
 	qrpBits          = 16 // our tables: 64 Ki slots, the recommended size

@@ -89,9 +89,24 @@ func descriptors(msgs []protocol.Payload) [][]byte {
 
 // honestTable is a leaf's table with one file, as Library builds them.
 func honestTable(name string) [][]byte {
+	return descriptors(oneFileTable(name).Messages(qrpInfinity, qrpChunk))
+}
+
+func oneFileTable(name string) *ultrapeer.Table {
 	tb := ultrapeer.NewTable(qrpBits)
 	tb.AddName(share.Keywords(name))
-	return descriptors(tb.Messages(qrpInfinity, qrpChunk))
+	return tb
+}
+
+// honestTableBytes is what the ultrapeer holds of honestTable(name): its
+// present slots, 4 bytes each, not the 8 KiB of a whole 2^16 table.
+func honestTableBytes(t *testing.T, name string) int64 {
+	tb := oneFileTable(name)
+	tb.Compact()
+	if n := tb.Bytes(); n != int64(4*tb.Count()) || n >= 1<<qrpBits/8 {
+		t.Fatalf("the table of %q takes %d bytes for %d slots", name, n, tb.Count())
+	}
+	return tb.Bytes()
 }
 
 // qrpLeaf is a leaf over TCP sending the descriptors in msgs, then a ping
@@ -176,8 +191,8 @@ func qrpAttackRun(t *testing.T, n int, limit int64, report func(s *Servent)) {
 		t.Fatalf("the honest leaf got Bye %d", code)
 	}
 	honestBytes, limit := s.QRPMemory()
-	if honestBytes != 1<<qrpBits/8 {
-		t.Fatalf("the honest leaf's 2^%d table holds %d bytes", qrpBits, honestBytes)
+	if want := honestTableBytes(t, "honest leaf song.ogg"); honestBytes != want {
+		t.Fatalf("the honest leaf's 2^%d table holds %d bytes, want %d", qrpBits, honestBytes, want)
 	}
 	var (
 		wg                sync.WaitGroup
@@ -297,7 +312,7 @@ func TestQRPAttackSoak(t *testing.T) {
 
 // memoryNow is the resident memory as it is, then after two GCs (the
 // second by debug.FreeOSMemory), with the live heap.
-func memoryNow(t *testing.T) string {
+func memoryNow(t testing.TB) string {
 	rss := vmRSS(t)
 	runtime.GC()         // pooled buffers (sync.Pool) survive one GC...
 	debug.FreeOSMemory() // ...not two
@@ -307,7 +322,7 @@ func memoryNow(t *testing.T) string {
 }
 
 // vmRSS reads the process's resident memory from /proc/self/status.
-func vmRSS(t *testing.T) int {
+func vmRSS(t testing.TB) int {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		t.Skip(err)
@@ -399,8 +414,8 @@ func TestUnfinishedQRPUpdateTimesOut(t *testing.T) {
 		honestBye := memLeaf(t, mem, "127.1.9.1", s, honestTable("honest leaf song.ogg"))
 		synctest.Wait()
 		honestBytes, _ := s.QRPMemory()
-		if honestBytes != 1<<qrpBits/8 {
-			t.Fatalf("the honest leaf's table holds %d bytes", honestBytes)
+		if want := honestTableBytes(t, "honest leaf song.ogg"); honestBytes != want {
+			t.Fatalf("the honest leaf's table holds %d bytes, want %d", honestBytes, want)
 		}
 		start := time.Now()
 		bye := memLeaf(t, mem, "127.1.9.2", s, qrpAttack())

@@ -34,10 +34,21 @@ const (
 	// (before Retry-After less the slack) before the place is lost; a
 	// request in time forgives one.
 	queueMaxEarly = 3
-	// rateChunk is what an upload under Server.Bandwidth pays for at a
+	// queueKeepAlive: the first places of the queue keep their connection
+	// open between requests (gtk-gnutella's MIN_ALWAYS_QUEUE); the others
+	// are closed and come back on a new one.
+	queueKeepAlive = 5
+	// rateChunk is the most an upload under Server.Bandwidth pays for at a
 	// time, and the limiter's burst: small enough that uploads take turns
-	// often, big enough that sendfile still does the work.
-	rateChunk = 16 << 10
+	// often, big enough that sendfile still does the work. Below 64 KiB/s
+	// it is a quarter of a second's worth (at least minRateChunk), so a
+	// slow rate still sends something every quarter second.
+	rateChunk    = 16 << 10
+	minRateChunk = 512
+	// rateBurstChunks is the limiter's burst in chunks: an upload that
+	// wakes late from its wait finds the tokens of the delay still there
+	// (with a burst of one chunk a single upload got 76-78% of the rate).
+	rateBurstChunks = 4
 	// DefaultIdleTimeout is Server.IdleTimeout: waiting for the next
 	// request on a kept-alive connection, reading a request, a write stall,
 	// and the GIV write of a callback.
@@ -122,6 +133,9 @@ const (
 	// maxAltItems is how many items of one X-Alt, X-NAlt or X-Falt value
 	// are read; the rest is ignored.
 	maxAltItems = 100
+	// maxLearnNew is how many locations the mesh did not know one request
+	// or response head may add (Mesh.Learn).
+	maxLearnNew = 20
 	// maxFaltTokens is how many ";" parts of one X-Falt item are read, and
 	// maxFaltProxies how many push proxies of one firewalled location are
 	// kept (gtk-gnutella's FW_MAX_PROXIES).

@@ -3,6 +3,7 @@ package transfer
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha1"
 	"io"
 	"net"
 	"net/netip"
@@ -97,8 +98,20 @@ func FuzzServe(f *testing.F) {
 		f.Fatal(err)
 	}
 	lib := newFakeLibrary(makeShared(f, shared, 1, "song.ogg", []byte("the shared bytes")))
-	srv := &Server{Library: lib, UserAgent: "gnutella/fuzz", IdleTimeout: 30 * time.Millisecond}
+	// Both servers share a partial file; the second has no free slot:
+	// every GET meets the PARQ queue.
+	partData := []byte("0123456789abcdefghij")
+	partPath := filepath.Join(shared, "part.bin")
+	if err := os.WriteFile(partPath, partData, 0o644); err != nil {
+		f.Fatal(err)
+	}
+	partSHA1 := protocol.SHA1(sha1.Sum(partData))
+	parts := &fakePartials{files: map[protocol.SHA1]PartialFile{partSHA1: {Path: partPath, Name: "part.bin", Size: 40, Have: Ranges{}.Add(0, 5).Add(10, 20)}}}
+	srv := &Server{Library: lib, Partials: parts, UserAgent: "gnutella/fuzz", IdleTimeout: 30 * time.Millisecond}
+	busy := &Server{Library: lib, Partials: parts, UserAgent: "gnutella/fuzz", IdleTimeout: 30 * time.Millisecond, Slots: -1, QueueRetry: time.Second}
 	for _, s := range []string{
+		"GET /get/1/song.ogg HTTP/1.1\r\nX-Queue: 1.1\r\n\r\nGET /get/1/song.ogg HTTP/1.1\r\nX-Queued: position=1; ID=00112233445566778899aabbccddeeff\r\n\r\n",
+		"GET /uri-res/N2R?" + partSHA1.String() + " HTTP/1.1\r\nRange: bytes=3-12\r\n\r\nHEAD /uri-res/N2R?" + partSHA1.String() + " HTTP/1.1\r\nRange: bytes=7-\r\n\r\n",
 		"GET /get/1/song.ogg HTTP/1.1\r\nRange: bytes=0-3\r\n\r\n",
 		"GET /get/1/../secret.txt HTTP/1.1\r\n\r\n",
 		"GET /get/1/%2e%2e%2fsecret.txt HTTP/1.1\r\n\r\n",
@@ -108,22 +121,24 @@ func FuzzServe(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, req []byte) {
-		client, server := net.Pipe()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			srv.Serve(server)
-		}()
-		go func() {
-			_ = client.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = client.Write(req)
-		}()
-		_ = client.SetReadDeadline(time.Now().Add(2 * time.Second))
-		out, _ := io.ReadAll(client)
-		client.Close()
-		<-done
-		if bytes.Contains(out, secret[:11]) {
-			t.Fatalf("the secret file leaked for request %q", req)
+		for _, srv := range []*Server{srv, busy} {
+			client, server := net.Pipe()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				srv.Serve(server)
+			}()
+			go func() {
+				_ = client.SetWriteDeadline(time.Now().Add(time.Second))
+				_, _ = client.Write(req)
+			}()
+			_ = client.SetReadDeadline(time.Now().Add(2 * time.Second))
+			out, _ := io.ReadAll(client)
+			client.Close()
+			<-done
+			if bytes.Contains(out, secret[:11]) {
+				t.Fatalf("the secret file leaked for request %q", req)
+			}
 		}
 	})
 }

@@ -322,6 +322,24 @@ func TestParqQueueRules(t *testing.T) {
 			if r := c.get(t, path, ""); r.status != "HTTP/1.1 503 Busy" || r.h.Get("Retry-After") != "60" || r.h.Has("X-Queued") {
 				t.Fatalf("without X-Queue: %s Retry-After %q", r.status, r.h.Get("Retry-After"))
 			}
+			// Only the first queueKeepAlive places keep their connection.
+			srvK := newServer()
+			srvK.QueuePerIP = -1
+			defer srvK.Close()
+			defer holdSlot(t, srvK).Close()
+			lib = srvK.Library.(*fakeLibrary)
+			for i := range queueKeepAlive + 1 {
+				g := share.File{Index: uint32(200 + i), Path: f.Path, Name: fmt.Sprintf("k%d.txt", i), Size: f.Size,
+					ModTime: f.ModTime, SHA1: protocol.SHA1{byte(i + 1), 1}}
+				lib.add(g)
+				c := newPipeClient(srvK)
+				defer c.conn.Close()
+				r := c.get(t, getPath(g), parq)
+				q := queuedOf(t, r)
+				if closed := r.h.Get("Connection") == "close"; q.Position != i+1 || closed != (i >= queueKeepAlive) {
+					t.Fatalf("place %d: Connection %q", q.Position, r.h.Get("Connection"))
+				}
+			}
 			srv2 := newServer()
 			srv2.QueueSize, srv2.QueuePerIP = 1, -1
 			defer srv2.Close()

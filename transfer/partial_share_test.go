@@ -77,6 +77,7 @@ func TestPartialSharing(t *testing.T) {
 	check := func(what string, r response, code int, contentRange string, body []byte) {
 		t.Helper()
 		if r.code != code || r.h.Get("Content-Range") != contentRange || r.h.Get("X-Available-Ranges") != avail ||
+			r.h.Get("X-Available") != "bytes 4000" ||
 			r.h.Get("X-Gnutella-Content-URN") != h.String() || body != nil && !bytes.Equal(r.body, body) {
 			t.Fatalf("%s: %s Content-Range %q X-Available-Ranges %q, %d bytes", what, r.status,
 				r.h.Get("Content-Range"), r.h.Get("X-Available-Ranges"), len(r.body))

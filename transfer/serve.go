@@ -198,7 +198,10 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File, part *Partia
 			s.refuse(conn, r, 404, "Not Found", head)
 			return false
 		}
-		extra = append(extra, "X-Available-Ranges", have.FormatAvailable())
+		// X-Available is the total we have (gtk-gnutella sends both; the
+		// ranges header may carry only the first spans).
+		extra = append(extra, "X-Available-Ranges", have.FormatAvailable(),
+			"X-Available", "bytes "+strconv.FormatInt(have.Covered(), 10))
 	}
 	fh, err := os.Open(f.Path)
 	if err != nil {
@@ -311,8 +314,8 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File, part *Partia
 // io.CopyN, whose *io.LimitedReader around the *os.File lets
 // (*net.TCPConn).ReadFrom use sendfile(2) (net/sendfile.go unwraps exactly
 // that); an io.SectionReader would not, and would copy through a 32 KiB
-// buffer in user space instead. Under a Bandwidth limit each rateChunk is
-// paid for before it is sent (still by sendfile): the limiter serves
+// buffer in user space instead. Under a Bandwidth limit each s.rateChunk
+// is paid for before it is sent (still by sendfile): the limiter serves
 // waiters in turn, so uploads share the bandwidth.
 func (s *Server) sendBody(conn net.Conn, fh *os.File, start, n int64, u *upload) error {
 	if _, err := fh.Seek(start, io.SeekStart); err != nil {
@@ -320,7 +323,7 @@ func (s *Server) sendBody(conn net.Conn, fh *os.File, start, n int64, u *upload)
 	}
 	chunk := int64(sendChunk)
 	if s.limiter != nil {
-		chunk = rateChunk
+		chunk = int64(s.rateChunk)
 	}
 	for n > 0 {
 		c := min(n, chunk)
@@ -421,28 +424,25 @@ func appendHeader(b []byte, name, value string) []byte {
 	return append(b, '\r', '\n')
 }
 
-// reply answers with an error status and a short text body and keeps the
-// connection open if the request allows it (a 503 Queued, a 416 of a
-// partial file); it reports whether the connection stays open.
+// reply answers with an error status and keeps the connection open if
+// the request allows it (a 503 Queued, a 416 of a partial file); it
+// reports whether the connection stays open. A kept-alive error answer
+// has no body (Content-Length: 0), as gtk-gnutella's: its downloader,
+// queued, sends its next request without reading one.
 func (s *Server) reply(conn net.Conn, r *request, code int, reason string, head bool, extra ...string) bool {
 	if !r.keepAlive {
 		s.refuse(conn, r, code, reason, head, extra...)
 		return false
 	}
-	body := reason + "\n"
 	b := s.statusLine(make([]byte, 0, 512), code, reason)
 	for i := 0; i+1 < len(extra); i += 2 {
 		b = appendHeader(b, extra[i], extra[i+1])
 	}
-	b = appendHeader(b, "Content-Type", "text/plain; charset=utf-8")
-	b = appendHeader(b, "Content-Length", strconv.Itoa(len(body)))
+	b = appendHeader(b, "Content-Length", "0")
 	if r.minor == 0 {
 		b = appendHeader(b, "Connection", "Keep-Alive")
 	}
 	b = append(b, '\r', '\n')
-	if !head {
-		b = append(b, body...)
-	}
 	_ = conn.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
 	_, err := conn.Write(b)
 	_ = conn.SetWriteDeadline(time.Time{})

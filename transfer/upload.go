@@ -94,18 +94,19 @@ type Server struct {
 	// sent, 410 not connected). nil: such requests get 404.
 	PushProxy func(serventID protocol.GUID, xnode netip.AddrPort) int
 
-	initOnce sync.Once
-	limiter  *rate.Limiter // nil when Bandwidth is 0
-	ctx      context.Context
-	cancel   context.CancelFunc // on Close: ends the limiter's waits
-	mu       sync.Mutex
-	active   int
-	perIP    map[netip.Addr]int
-	queue    uploadQueue
-	uploads  map[*upload]struct{}
-	conns    map[net.Conn]struct{}
-	closed   bool
-	wg       sync.WaitGroup
+	initOnce  sync.Once
+	limiter   *rate.Limiter // nil when Bandwidth is 0
+	rateChunk int           // what an upload pays for at a time
+	ctx       context.Context
+	cancel    context.CancelFunc // on Close: ends the limiter's waits
+	mu        sync.Mutex
+	active    int
+	perIP     map[netip.Addr]int
+	queue     uploadQueue
+	uploads   map[*upload]struct{}
+	conns     map[net.Conn]struct{}
+	closed    bool
+	wg        sync.WaitGroup
 
 	requests  atomic.Int64
 	completed atomic.Int64
@@ -154,7 +155,8 @@ func (s *Server) init() {
 		s.queue.init()
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		if s.Bandwidth > 0 {
-			s.limiter = rate.NewLimiter(rate.Limit(s.Bandwidth), rateChunk)
+			s.rateChunk = int(min(rateChunk, max(minRateChunk, s.Bandwidth/4)))
+			s.limiter = rate.NewLimiter(rate.Limit(s.Bandwidth), rateBurstChunks*s.rateChunk)
 		}
 	})
 }

@@ -236,14 +236,21 @@ func (s *Server) admit(conn net.Conn, r *request, key string, extra []string) (g
 }
 
 // answerQueued sends 503 Queued with the place qd and Retry-After wait
-// (also for clients that do not read X-Queued), keeping the connection
-// open for the next request until the place's lifetime ends.
+// (also for clients that do not read X-Queued). For the first
+// queueKeepAlive places the connection stays open for the next request
+// until the place's lifetime ends (gtk-gnutella's "active queueing").
 func (s *Server) answerQueued(conn net.Conn, r *request, qd Queued, wait time.Duration, extra []string) bool {
 	s.queued.Add(1)
+	if qd.Position > queueKeepAlive {
+		// Far back: it comes back on a new connection rather than hold one
+		// (and a pending-connection place in the servent) all that time.
+		r.keepAlive = false
+	}
 	r.cs.wait = max(qd.Lifetime, wait)
 	s.Logger.Debug().Str("remote", r.remote.String()).Str("id", qd.ID).Int("position", qd.Position).Int("length", qd.Length).Msg("upload queued")
+	// X-Queue says which PARQ we speak: without it gtk-gnutella assumes 1.0.
 	return s.reply(conn, r, 503, "Queued", false,
-		append([]string{"Retry-After", seconds(wait), "X-Queued", qd.Format()}, extra...)...)
+		append([]string{"Retry-After", seconds(wait), "X-Queue", QueueVersion, "X-Queued", qd.Format()}, extra...)...)
 }
 
 // seconds is d in whole seconds, rounded up, at least 1: a Retry-After.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -101,64 +102,88 @@ func BenchmarkBuildTable100k(b *testing.B) {
 	}
 }
 
-var leaves struct {
-	once    sync.Once
+// leafSet is 5,000 leaf tables of 2^16 slots and the queries and URNs
+// BenchmarkMatch5000Leaves looks them up with.
+type leafSet struct {
 	tables  []*Table
 	queries [][]string
 	urns    [][]protocol.SHA1
 }
 
-// leafTables returns 5,000 leaf tables of 2^16 slots, each for a library of
-// 10 to 400 files, and 1,000 queries of 1 to 3 words drawn from the same
-// vocabulary: a quarter of the words by the same Zipf law as the names (so
-// common words like "mp3" or "live" appear in queries too), the others
-// uniformly (what people search for is mostly specific); a third of the
-// words are cut to a prefix.
+var (
+	bigLeaves   = sync.OnceValue(func() *leafSet { return newLeafSet(10, 400) })
+	smallLeaves = sync.OnceValue(func() *leafSet { return newLeafSet(2, 10) })
+)
+
+// leafTables returns bigLeaves' tables and queries.
 func leafTables() ([]*Table, [][]string) {
-	leaves.once.Do(func() {
-		c := newCorpus(2)
-		for i := 0; i < 5000; i++ {
-			names, urns := c.library(10 + c.rng.IntN(391))
-			leaves.tables = append(leaves.tables, BuildTable(16, names, urns))
-			if i < 1000 {
-				leaves.urns = append(leaves.urns, []protocol.SHA1{urns[0]})
+	l := bigLeaves()
+	return l.tables, l.queries
+}
+
+// newLeafSet returns 5,000 leaf tables of 2^16 slots, each for a library of
+// minFiles to maxFiles files, and 1,000 queries of 1 to 3 words drawn from
+// the same vocabulary: a quarter of the words by the same Zipf law as the
+// names (so common words like "mp3" or "live" appear in queries too), the
+// others uniformly (what people search for is mostly specific); a third of
+// the words are cut to a prefix.
+func newLeafSet(minFiles, maxFiles int) *leafSet {
+	leaves := &leafSet{}
+	c := newCorpus(2)
+	for i := 0; i < 5000; i++ {
+		names, urns := c.library(minFiles + c.rng.IntN(maxFiles-minFiles+1))
+		leaves.tables = append(leaves.tables, BuildTable(16, names, urns))
+		if i < 1000 {
+			leaves.urns = append(leaves.urns, []protocol.SHA1{urns[0]})
+		}
+	}
+	for i := 0; i < 1000; i++ {
+		q := make([]string, 1+c.rng.IntN(3))
+		for j := range q {
+			q[j] = c.vocab[c.rng.IntN(len(c.vocab))]
+			if c.rng.IntN(4) == 0 {
+				q[j] = c.word()
+			}
+			if c.rng.IntN(3) == 0 && len(q[j]) > 4 {
+				q[j] = q[j][:3+c.rng.IntN(len(q[j])-3)]
 			}
 		}
-		for i := 0; i < 1000; i++ {
-			q := make([]string, 1+c.rng.IntN(3))
-			for j := range q {
-				q[j] = c.vocab[c.rng.IntN(len(c.vocab))]
-				if c.rng.IntN(4) == 0 {
-					q[j] = c.word()
-				}
-				if c.rng.IntN(3) == 0 && len(q[j]) > 4 {
-					q[j] = q[j][:3+c.rng.IntN(len(q[j])-3)]
-				}
-			}
-			leaves.queries = append(leaves.queries, q)
-		}
-	})
-	return leaves.tables, leaves.queries
+		leaves.queries = append(leaves.queries, q)
+	}
+	return leaves
 }
 
 // BenchmarkMatch5000Leaves: one query against 5,000 leaf tables of 2^16
 // slots, the decision an ultrapeer takes for every query: which leaves get
 // it. The query is hashed once (NewQRPQuery, included in the time).
+// Libraries of 10 to 400 files (2.2 % of the slots present on average).
 //
 //   - tables: each table tested in turn, one shift and one bit test per word;
 //     bound by cache misses (5,000 × 8 KiB = 40 MiB of tables).
-//   - index: the same tables in a LeafIndex, one AND of a few 640-byte rows.
+//   - index: the same tables in a LeafIndex.
 //   - urn: a SHA-1 query, tables tested in turn and through the index.
-func BenchmarkMatch5000Leaves(b *testing.B) {
-	tables, queries := leafTables()
+func BenchmarkMatch5000Leaves(b *testing.B) { benchMatch(b, bigLeaves()) }
+
+// BenchmarkMatch5000SmallLeaves is BenchmarkMatch5000Leaves with libraries
+// of 2 to 10 files, most leaves' (a few hundred slots present).
+func BenchmarkMatch5000SmallLeaves(b *testing.B) { benchMatch(b, smallLeaves()) }
+
+func benchMatch(b *testing.B, leaves *leafSet) {
+	tables, queries := leaves.tables, leaves.queries
 	var fill float64
 	for _, t := range tables {
 		fill += t.Fill()
 	}
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
 	x := NewLeafIndex(16)
 	for _, t := range tables {
 		x.Add(t)
 	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	indexBytes := float64(m1.HeapAlloc-m0.HeapAlloc) / float64(len(tables))
 	b.Run("tables", func(b *testing.B) {
 		matched, i := 0, 0
 		for b.Loop() {
@@ -183,6 +208,7 @@ func BenchmarkMatch5000Leaves(b *testing.B) {
 			i++
 		}
 		b.ReportMetric(float64(matched)/float64(i), "leaves/query")
+		b.ReportMetric(indexBytes, "index-B/leaf")
 	})
 	b.Run("urn-tables", func(b *testing.B) {
 		matched, i := 0, 0

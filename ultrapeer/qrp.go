@@ -8,7 +8,8 @@
 // QRP in five files:
 //
 //   - qrphash.go: the bit-exact QRP hash (docs/protocol.md §4.2).
-//   - qrptable.go: Table, a presence bitmap of 2^bits slots; the keyword
+//   - qrptable.go: Table, a presence bitmap of 2^bits slots, or the list
+//     of its present slots when that is smaller (Compact); the keyword
 //     extraction for file names (AddName); routing a query through a table
 //     (Matches, QRPQuery); scaling and aggregation (Scale, Or, docs/protocol.md §4.3, §4.5).
 //   - qrppatch.go: a table as RESET + PATCH messages (Messages, PatchFrom,
@@ -16,9 +17,11 @@
 //     docs/protocol.md §4.4 and §8.8 and reports violations as ErrSequence (Bye 413).
 //   - qrpbudget.go: Budget, the memory all the Receivers of a servent may
 //     hold together (ErrBudget beyond it).
-//   - qrpindex.go: LeafIndex, all the leaves' tables transposed into one
-//     bitset of leaves per slot, so that deciding which of thousands of
-//     leaves get a query takes about a microsecond (docs/protocol.md §3.5).
+//   - qrpindex.go: LeafIndex, all the leaves' tables inverted into the
+//     list of leaves of each slot (a bitset of leaves for the slots most
+//     leaves have), so that deciding which of thousands of leaves get a
+//     query takes about a microsecond (docs/protocol.md §3.5), in memory
+//     that follows what the tables hold, not their size.
 //
 // Tables only record presence, as gtk-gnutella and LimeWire do for
 // leaf/ultrapeer links: the distance values of the original spec are kept

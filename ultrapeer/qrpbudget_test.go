@@ -166,3 +166,48 @@ func TestUnfinishedUncompressedSequenceHoldsOneTable(t *testing.T) {
 		t.Errorf("after Release: budget %d", b.InUse())
 	}
 }
+
+// A leaf's table with a few hundred slots present is kept, and charged, as
+// its slot list: 4 bytes a slot, not the 8 KiB of 2^16 bits. Once a
+// sequence completes, nothing of it is held but the table (the compressed
+// bytes of a multi-message zlib sequence and the dense copy it was applied
+// to are gone), and an update patches the sparse table as it would the
+// dense one.
+func TestSparseTableHeldAsSlots(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	b := NewBudget(1 << 20)
+	r := NewLimitedReceiver(ReceiverLimits{MaxBits: 21, Budget: b})
+	var prev *Table
+	for i := range 4 {
+		tb := randomTable(rng, 16, 150.0/65536)
+		var msgs []protocol.Payload
+		var err error
+		if prev == nil {
+			// 1-bit patches compress badly: several messages, buffered
+			msgs, err = tb.Encode(nil, EncodeOptions{Infinity: 2, EntryBits: 1, Chunk: 64, Compression: CompressAlways})
+		} else {
+			msgs, err = tb.Encode(prev, EncodeOptions{Infinity: 7, Chunk: 512})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev == nil && len(msgs) < 3 {
+			t.Fatalf("a %d-message sequence: want several", len(msgs)-1)
+		}
+		feed(t, r, msgs)
+		got := r.Table()
+		if !got.Equal(tb) || !tb.Equal(got) {
+			t.Fatalf("update %d: received table differs", i)
+		}
+		want := int64(4 * tb.Count())
+		if got.Bytes() != want || r.Held() != want || b.InUse() != want || r.z != nil || r.work != nil {
+			t.Fatalf("update %d: %d slots, table %d bytes, held %d, budget %d (compressed bytes %v, work %v), want %d",
+				i, tb.Count(), got.Bytes(), r.Held(), b.InUse(), r.z != nil, r.work != nil, want)
+		}
+		prev = tb
+	}
+	r.Release()
+	if b.InUse() != 0 {
+		t.Errorf("after Release: budget %d", b.InUse())
+	}
+}

@@ -173,10 +173,14 @@ func patchLen(size int, eb uint8) int { return (size*int(eb) + 7) / 8 }
 // table) to t, with entries of eb bits, first entry in the high bits, into
 // b: patchLen(t.Size(), eb) bytes, all zero.
 func (t *Table) patchBytes(b []byte, prev *Table, eb, infinity uint8) {
+	tw, pw := t.words(), []uint64(nil)
+	if prev != nil {
+		pw = prev.words()
+	}
 	if eb == 1 { // XOR bitmap: the changed slots, in the table's own order
-		for i, w := range t.w {
-			if prev != nil {
-				w ^= prev.w[i]
+		for i, w := range tw {
+			if pw != nil {
+				w ^= pw[i]
 			}
 			for k := 0; k < 8 && i*8+k < len(b); k++ {
 				b[i*8+k] = byte(w >> (56 - 8*k))
@@ -191,10 +195,10 @@ func (t *Table) patchBytes(b []byte, prev *Table, eb, infinity uint8) {
 	lim := 1<<(eb-1) - 1
 	neg := byte(-min(d, lim+1)) & (1<<eb - 1)
 	pos := byte(min(d, lim))
-	for i, w := range t.w {
+	for i, w := range tw {
 		old := uint64(0)
-		if prev != nil {
-			old = prev.w[i]
+		if pw != nil {
+			old = pw[i]
 		}
 		for c := w ^ old; c != 0; c &= c - 1 {
 			s := i*64 + 63 - bits.TrailingZeros64(c) // the lowest changed bit is the last slot
@@ -336,11 +340,13 @@ var inflaters = sync.Pool{New: func() any { return new(inflater) }}
 // error the connection should be closed, but the Receiver stays usable and
 // waits for a sequence starting at seq_no 1.
 //
-// Memory: the last complete table (2^bits / 8 bytes); during a sequence,
+// Memory: the last complete table, compacted (Table.Compact: 4 bytes per
+// present slot when that is less than the 2^bits/8 bytes of the dense
+// form); during a sequence,
 // the compressed bytes of a zlib sequence of more than one message until
 // its last message, refused beyond ReceiverLimits.MaxPatchBytes or twice
 // the uncompressed patch plus 1 KiB, whichever is less; the new table (a
-// copy of the last one, or an empty one after a RESET), allocated only
+// dense copy of the last one, or an empty one after a RESET), allocated only
 // when the patch is applied: at the first message of an uncompressed
 // sequence, at the last one of a zlib sequence. A RESET allocates nothing.
 // While it inflates, one zlib reader and a 4 KiB buffer, taken from a pool
@@ -506,7 +512,7 @@ func (r *Receiver) newWork() error {
 		return ErrBudget
 	}
 	if r.base != nil {
-		r.work = r.base.Clone()
+		r.work = r.base.denseClone()
 	} else {
 		r.work = NewTable(r.bits)
 	}
@@ -643,8 +649,9 @@ func (r *Receiver) patch(p *protocol.RouteTablePatch) (bool, error) {
 		return false, seqErr("%d-bit patch covers %d of the %d slots", r.entryBits, r.off*8/int(r.entryBits), r.work.Size())
 	}
 	r.work.clip()
-	r.budget.give(r.tableMem)
-	r.table, r.base, r.tableMem = r.work, r.work, r.workMem
+	r.work.Compact()
+	r.budget.give(r.tableMem + r.workMem - r.work.Bytes()) // the old table, and what Compact saved
+	r.table, r.base, r.tableMem = r.work, r.work, r.work.Bytes()
 	r.next, r.work, r.workMem = 0, nil, 0
 	return true, nil
 }

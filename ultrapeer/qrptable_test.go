@@ -2,6 +2,7 @@ package ultrapeer
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -376,4 +377,73 @@ func TestFillCost(t *testing.T) {
 		t.Logf("%6d files, 2^16 slots: ours %5d slots (%5.2f%%), gtk-gnutella's rule %5d (%5.2f%%), LimeWire's %5d (%5.2f%%)",
 			n, ours.Count(), 100*ours.Fill(), gtk.Count(), 100*gtk.Fill(), lime.Count(), 100*lime.Fill())
 	}
+}
+
+// A compacted table answers every question as its dense original does, and
+// turns dense again when slots are added to it. Compact keeps tables whose
+// slot list would not be smaller.
+func TestCompactTable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	c := newCorpus(5)
+	for _, bits := range []uint8{0, 3, 8, 12, 16, 18} {
+		for _, fill := range []float64{0, 0.001, 0.01, 0.05} {
+			dense := randomTable(rng, bits, fill)
+			sparse := dense.Clone()
+			sparse.Compact()
+			n := dense.Count()
+			if wantSparse := n*4 < denseWords(bits)*8; (sparse.w == nil) != wantSparse {
+				t.Fatalf("2^%d, %d slots: sparse %v, want %v", bits, n, sparse.w == nil, wantSparse)
+			}
+			if sparse.w == nil && (sparse.Bytes() != int64(4*n) || !slices.IsSorted(sparse.s)) {
+				t.Fatalf("2^%d, %d slots: %d bytes, sorted %v", bits, n, sparse.Bytes(), slices.IsSorted(sparse.s))
+			}
+			if sparse.Count() != n || !sparse.Equal(dense) || !dense.Equal(sparse) || !sparse.Clone().Equal(dense) {
+				t.Fatalf("2^%d, %d slots: compacted table differs", bits, n)
+			}
+			for s := uint32(0); s < uint32(dense.Size())+2; s++ {
+				if sparse.Has(s) != dense.Has(s) {
+					t.Fatalf("2^%d: Has(%d) differs", bits, s)
+				}
+			}
+			for range 50 {
+				q := NewQRPQuery([]string{c.word(), prefix3(c.word())}[:1+rng.IntN(2)], []protocol.SHA1{c.urn()})
+				if sparse.MatchesQuery(q) != dense.MatchesQuery(q) {
+					t.Fatalf("2^%d: a query matches differently", bits)
+				}
+			}
+			for _, to := range []uint8{bits, bits / 2, bits + 2} {
+				if !sparse.Scale(to).Equal(dense.Scale(to)) {
+					t.Fatalf("2^%d scaled to 2^%d differs", bits, to)
+				}
+			}
+			other := randomTable(rng, bits, 0.002)
+			if !slices.EqualFunc(sparse.Messages(7, 512), dense.Messages(7, 512), samePayload) ||
+				!slices.EqualFunc(other.PatchFrom(sparse, 7, 512), other.PatchFrom(dense, 7, 512), samePayload) {
+				t.Fatalf("2^%d: messages differ", bits)
+			}
+			a, b := other.Clone(), other.Clone()
+			a.Or(sparse)
+			b.Or(dense)
+			if !a.Equal(b) {
+				t.Fatalf("2^%d: Or of the compacted table differs", bits)
+			}
+			into := sparse.Clone()
+			into.Or(other)
+			if !into.Equal(b) || into.w == nil {
+				t.Fatalf("2^%d: Or into a compacted table differs, or left it sparse", bits)
+			}
+			slot := uint32(rng.IntN(dense.Size()))
+			sparse.Set(slot)
+			dense.Set(slot)
+			if !sparse.Equal(dense) || sparse.w == nil {
+				t.Fatalf("2^%d: Set on a compacted table", bits)
+			}
+		}
+	}
+}
+
+func samePayload(a, b protocol.Payload) bool {
+	x, _ := a.AppendTo(nil)
+	y, _ := b.AppendTo(nil)
+	return slices.Equal(x, y)
 }
