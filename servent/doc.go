@@ -21,7 +21,9 @@
 // connector.go are the machinery of links; admission.go decides, before
 // anything is read, whether an inbound connection may stay (caps on
 // pending connections, the descriptor budget, the handshake rate); node.go
-// wires a Node.
+// wires a Node; dmesh.go feeds its download mesh with our searches' hits and
+// pfsp.go answers queries for the files it is downloading (partial file
+// sharing).
 //
 // # Seams
 //

@@ -133,6 +133,9 @@ const (
 	// maxAltItems is how many items of one X-Alt, X-NAlt or X-Falt value
 	// are read; the rest is ignored.
 	maxAltItems = 100
+	// maxLearnNew is how many locations the mesh did not know one request
+	// or response head may add (Mesh.Learn).
+	maxLearnNew = 20
 	// maxFaltTokens is how many ";" parts of one X-Falt item are read, and
 	// maxFaltProxies how many push proxies of one firewalled location are
 	// kept (gtk-gnutella's FW_MAX_PROXIES).

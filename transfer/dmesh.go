@@ -481,14 +481,29 @@ func (m *Mesh) Learn(sha1 protocol.SHA1, h *protocol.Headers, from netip.AddrPor
 		}
 		m.markBad(f, k, now, false)
 	}
-	for _, a := range alts {
-		if k, l, ok := m.direct(a); ok && m.put(f, k, l, now, false) != nil {
+	// One head adds at most maxLearnNew locations the mesh did not know, so
+	// that a peer cannot replace a file's whole mesh with one request; the
+	// ones it names that we know are refreshed all the same.
+	fresh := 0
+	learn := func(k meshKey, l AltLoc) {
+		if _, known := f.locs[k]; !known {
+			if fresh == maxLearnNew {
+				return
+			}
+			fresh++
+		}
+		if m.put(f, k, l, now, false) != nil {
 			added++
 		}
 	}
+	for _, a := range alts {
+		if k, l, ok := m.direct(a); ok {
+			learn(k, l)
+		}
+	}
 	for _, fl := range falts {
-		if k, l, ok := m.firewalled(fl); ok && m.put(f, k, l, now, false) != nil {
-			added++
+		if k, l, ok := m.firewalled(fl); ok {
+			learn(k, l)
 		}
 	}
 	m.mu.Unlock()

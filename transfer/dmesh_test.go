@@ -451,3 +451,24 @@ func TestMeshAdvertise(t *testing.T) {
 		t.Errorf("request headers %q for an unknown file we do not share", r)
 	}
 }
+
+// One head adds at most maxLearnNew new locations, but refreshes every
+// known one it names.
+func TestMeshLearnNewBounded(t *testing.T) {
+	m, now := newTestMesh(MeshConfig{MaxPerFile: 1000, Expiry: time.Minute})
+	m.Add(meshSHA1, Source{Addr: ap("127.0.2.1:1")})
+	*now = now.Add(50 * time.Second)
+	var items []string
+	for i := range 3 * maxLearnNew {
+		items = append(items, fmt.Sprintf("127.0.1.%d:1", i+1))
+	}
+	items = append(items, "127.0.2.1:1") // known: refreshed although past the bound
+	m.Learn(meshSHA1, headers("X-Alt", strings.Join(items, ",")), netip.AddrPort{})
+	if n := len(m.Sources(meshSHA1)); n != maxLearnNew+1 {
+		t.Errorf("%d locations after one head, want %d new and the known one", n, maxLearnNew)
+	}
+	*now = now.Add(30 * time.Second)
+	if s := addrsOf(m.Sources(meshSHA1)); !slices.Contains(s, "127.0.2.1:1") {
+		t.Error("the known location named again was not refreshed")
+	}
+}

@@ -33,6 +33,10 @@
 //     survives a restart (persist.go, StateFile).
 //   - PARQ, both sides (parq.go): the Downloader sends X-Queue, keeps its
 //     place (X-Queued) and comes back at the Retry-After, never sooner.
+//   - The download mesh (dmesh.go): Mesh keeps, per SHA-1, the alternate
+//     locations learnt from hits and from X-Alt, X-NAlt and X-Falt, good
+//     and bad, bounded and expiring, and writes them into both sides'
+//     heads. It never dials: only a download the user started uses them.
 //   - The GIV callback, both sides (giv.go): Server.ServeCallback after a
 //     Push to us, Callbacks pairing incoming GIVs with waiting downloads.
 //   - RequestPushProxy (pushproxy.go): asking a push proxy for a Push.

@@ -703,15 +703,22 @@ func (x *Download) Wait(ctx context.Context) error {
 }
 
 // addSources merges srcs into x.sources and returns how many were new (or
-// dropped and now named again). A source banned for wrong bytes stays
-// banned. Called with d.mu held (or before x is shared).
+// dropped and now named again: a new hit or request is a new chance). A
+// source banned for wrong bytes stays banned. Called with d.mu held (or
+// before x is shared).
 func (x *Download) addSources(srcs []Source) int {
+	return x.mergeSources(srcs, true)
+}
+
+// mergeSources adds the sources of srcs not known yet; revive also takes
+// back the dropped ones it names (not the banned). d.mu held.
+func (x *Download) mergeSources(srcs []Source, revive bool) int {
 	n := 0
 outer:
 	for _, s := range srcs {
 		for _, old := range x.sources {
 			if sameSource(old.Source, s, !x.sha1.IsZero()) {
-				if old.dropped && !old.banned {
+				if revive && old.dropped && !old.banned {
 					old.dropped, old.failures, old.mismatches, old.reason = false, 0, 0, ""
 					n++
 				}

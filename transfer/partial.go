@@ -13,15 +13,27 @@ import (
 // (persist.go) so that a restart resumes every hole, not only the end.
 
 // PartialFile returns the partial file of the download of sha1 when
-// SharePartials is set and some bytes of it are there. Bytes that wait for
-// a check after a bad hash are left out. The file may vanish (renamed when
-// done, deleted when cancelled) while a caller reads it.
+// SharePartials is set and some bytes of it are there; for a finished
+// download, the finished file (all of it) while it is still in place.
+// Bytes that wait for a check after a bad hash are left out. The file may
+// vanish (renamed when done, deleted when cancelled) while a caller reads
+// it.
 func (d *Downloader) PartialFile(sha1 protocol.SHA1) (PartialFile, bool) {
 	if !d.SharePartials || sha1.IsZero() {
 		return PartialFile{}, false
 	}
 	d.mu.Lock()
 	x := d.byKey[sha1.Base32()]
+	if x != nil && x.sha1 == sha1 && x.state == StateDone {
+		// Finished: the whole file, while it is where we put it, so that
+		// the leechers we helped can finish from us too.
+		pf := PartialFile{Path: x.path, Name: x.name, Size: x.size, Have: Ranges{}.Add(0, x.size)}
+		d.mu.Unlock()
+		if !regularFile(pf.Path) || fileSize(pf.Path) != pf.Size || pf.Size == 0 {
+			return PartialFile{}, false
+		}
+		return pf, true
+	}
 	if x == nil || x.sha1 != sha1 || x.terminal() || x.partial == "" {
 		d.mu.Unlock()
 		return PartialFile{}, false

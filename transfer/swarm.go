@@ -736,6 +736,7 @@ func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, c
 	}
 	d.mu.Lock()
 	src.queued = nil
+	src.reason = "" // it serves us: what made it wait is over
 	d.mu.Unlock()
 	d.setState(x, StateDownloading, src)
 	early, err := d.receive(conn, br, f, x, src, c, rs, re, deadline)
@@ -1073,5 +1074,7 @@ func (d *Downloader) meshSourcesLocked(x *Download) int {
 	if d.Mesh == nil || x.sha1.IsZero() {
 		return 0
 	}
-	return x.addSources(d.Mesh.Sources(x.sha1))
+	// The mesh names its sources again and again: one we dropped stays
+	// dropped (a 404 is not asked every pass).
+	return x.mergeSources(d.Mesh.Sources(x.sha1), false)
 }

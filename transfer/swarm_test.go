@@ -193,6 +193,14 @@ func TestSwarmHostileSources(t *testing.T) {
 	for _, fs := range all {
 		fs.after = watch
 	}
+	// The honest sources answer once the overrun and the open-ended
+	// sources were found out (else the honest ones may finish first).
+	judged := make(chan struct{})
+	var once sync.Once
+	for _, fs := range []*fakeSource{h1, h2} {
+		fs.before = func(fakeReq) { <-judged }
+	}
+	t.Cleanup(func() { once.Do(func() { close(judged) }) })
 	mesh := NewMesh(MeshConfig{AddrPolicy: &lanPolicy})
 	mesh.Add(sum, liar.source())
 	d := newDownloader(t, &Downloader{Dir: dir, AddrPolicy: lanPolicy, ChunkSize: 64 << 10, RateWindow: 200 * time.Millisecond, Mesh: mesh})
@@ -200,6 +208,11 @@ func TestSwarmHostileSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	await.Until(t, "the overrun and the open-ended sources to be dropped", func() bool {
+		st := x.Status()
+		return sourceStatus(st, overrun.addr).State == SourceDropped && sourceStatus(st, open.addr).State == SourceDropped
+	})
+	once.Do(func() { close(judged) })
 	if err := waitDone(t, x); err != nil {
 		t.Fatal(err)
 	}
@@ -439,6 +452,16 @@ func TestSwarmPartialSharing(t *testing.T) {
 			t.Fatalf("downloader %d: %v", i, err)
 		}
 		checkFile(t, x.Status().Path, data)
+	}
+	// Done: the finished file is answered whole, while it is in place.
+	if pf, ok := ds[0].PartialFile(sum); !ok || !pf.Have.Contains(0, size) || pf.Path != xs[0].Status().Path {
+		t.Fatalf("PartialFile of a done download: %+v %v", pf, ok)
+	}
+	if err := os.Remove(xs[0].Status().Path); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ds[0].PartialFile(sum); ok {
+		t.Fatal("PartialFile answers for a finished file that is gone")
 	}
 	if _, err := ds[0].Get("nope"); !errors.Is(err, ErrUnknownDownload) {
 		t.Fatal(err)
