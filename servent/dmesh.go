@@ -38,3 +38,19 @@ func (n *Node) meshHit(hit *protocol.QueryHit) {
 		n.Mesh.AddAlt(u[0], r.AltLocs())
 	}
 }
+
+// advertise is the mesh's MeshConfig.Advertise: our address goes first in
+// the X-Alt of our download requests for a file while we share what we have
+// of it (pfsp.go) and can be reached, so that the source tells the file's
+// other downloaders about us (partial file sharing). A firewalled node does
+// not advertise itself (gtk-gnutella sends X-Falt for itself then; we do
+// not yet).
+func (n *Node) advertise(sha1 protocol.SHA1) (netip.AddrPort, bool) {
+	if n.Servent == nil || n.firewalled() {
+		return netip.AddrPort{}, false
+	}
+	if _, ok := n.sharedPartial(sha1); !ok {
+		return netip.AddrPort{}, false
+	}
+	return n.Addr(), true
+}

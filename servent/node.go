@@ -120,7 +120,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.Uploads.PushProxy = s.servePushProxy // pushproxy.go
 	addrPolicy := firewall.AddrPolicy{AllowLoopback: cfg.AllowLoopback, AllowPrivate: cfg.AllowPrivate, Hostiles: s.Hostiles()}
 	n.Mesh = transfer.NewMesh(transfer.MeshConfig{AddrPolicy: &addrPolicy, Logger: cfg.Logger,
-		IsSelf: func(a netip.AddrPort) bool { return a == s.Addr() }})
+		IsSelf: func(a netip.AddrPort) bool { return a == s.Addr() }, Advertise: n.advertise})
 	s.searches.tap = n.meshHit // dmesh.go
 	n.Uploads.Mesh = n.Mesh
 	if cfg.DownloadDir != "" {
@@ -132,10 +132,13 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 			Dir: cfg.DownloadDir, StateFile: stateFile, UserAgent: userAgent(), Logger: cfg.Logger,
 			AddrPolicy: addrPolicy,
 			Dial:       s.transport,
+			Mesh:       n.Mesh, SharePartials: true,
 			Push: func(ctx context.Context, src transfer.Source) (net.Conn, *bufio.Reader, error) {
 				return n.callbacks.Push(ctx, src, n.sendPush)
 			},
 		}
+		// What we have of the files we download is shared (pfsp.go).
+		n.Partials = n.Downloads
 	}
 	return n, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"gnutella/protocol"
 	"gnutella/routing"
+	"gnutella/testnet/await"
 	"gnutella/transfer"
 )
 
@@ -167,6 +168,16 @@ func TestPartialFileFoundAndServed(t *testing.T) {
 	if srcs := other.Mesh.Sources(l.urn); len(srcs) != 1 || srcs[0].Addr != l.Addr() {
 		t.Errorf("mesh sources %+v", srcs)
 	}
+	// Reachable and sharing the file, the leecher names itself first in the
+	// X-Alt of its requests for it, so that sources tell other leechers.
+	await.Until(t, "the leecher to be reachable", func() bool { return !l.Firewall.Firewalled() })
+	want := "X-Alt: " + l.Addr().String() + "\r\n"
+	if got := string(l.Mesh.AppendRequestHeaders(nil, l.urn, other.Addr())); got != want {
+		t.Errorf("request headers %q, want %q", got, want)
+	}
+	if got := string(l.Mesh.AppendRequestHeaders(nil, protocol.SHA1{9}, other.Addr())); got != "" {
+		t.Errorf("request headers %q for a file the leecher does not share", got)
+	}
 
 	conn, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
@@ -190,5 +201,104 @@ func TestPartialFileFoundAndServed(t *testing.T) {
 	body, _ := io.ReadAll(br)
 	if !bytes.Equal(body, l.content[1000:2000]) {
 		t.Errorf("body of %d bytes is not bytes 1000-1999 of the file", len(body))
+	}
+}
+
+// Partial file sharing end to end: two leechers download a file from a
+// slow seed. Each names itself in the X-Alt of its requests; the seed passes
+// each on to the other in its answers, so they learn each other through the
+// mesh and fetch from each other. When the two hold every byte between them
+// the seed leaves, and both still finish with the right SHA-1.
+func TestLeechersFinishFromEachOther(t *testing.T) {
+	const size = 3 << 20
+	shareDir := t.TempDir()
+	content := sharedFile(t, shareDir, "okapi swarm.bin", size)
+	urn := protocol.SHA1(sha1.Sum(content))
+	cs := testNodeConfig(t)
+	cs.ShareDirs = []string{shareDir}
+	cs.UploadRate = 512 << 10 // slow enough that the seed leaves before either leecher is done
+	seed, err := NewNode(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed.Uploads.PerIP = -1 // every servent here comes from 127.0.0.1
+	if err := seed.Start(); err != nil {
+		t.Fatal(err)
+	}
+	seedStopped := false
+	t.Cleanup(func() {
+		if !seedStopped {
+			_ = seed.Stop()
+		}
+	})
+	hashNow(t, seed)
+	var leechers []*Node
+	for range 2 {
+		c := testNodeConfig(t)
+		c.DownloadDir = t.TempDir()
+		n, err := NewNode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Uploads.PerIP = -1
+		n.Downloads.ChunkSize = 128 << 10
+		if err := n.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Stop() })
+		// The seed dials the leecher: an inbound connection proves the
+		// leecher reachable, and only a reachable one names itself.
+		if _, err := seed.Connect(ctxT(t), n.Addr()); err != nil {
+			t.Fatal(err)
+		}
+		await.Until(t, "the leecher to be reachable", func() bool { return !n.Firewall.Firewalled() })
+		leechers = append(leechers, n)
+	}
+	var downloads []*transfer.Download
+	for _, l := range leechers {
+		if err := l.WaitLinks(ctxT(t), 1); err != nil {
+			t.Fatal(err)
+		}
+		s := l.Search(context.Background(), protocol.NewQuery("", protocol.QueryFlagMark|protocol.QueryFlagGGEPH, urn),
+			routing.Flood{TTL: 2}, 1, 10*time.Second)
+		if len(s.Hits()) != 1 {
+			t.Fatalf("%d hits", len(s.Hits()))
+		}
+		d, err := l.Download(s.Hits()[0], s.Hits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		downloads = append(downloads, d)
+	}
+	// Between them the leechers hold the whole file: the seed goes.
+	await.Until(t, "the leechers to hold every byte between them", func() bool {
+		var union transfer.Ranges
+		for _, l := range leechers {
+			if pf, ok := l.PartialFile(urn); ok {
+				for _, sp := range pf.Have {
+					union = union.Add(sp.Start, sp.End)
+				}
+			}
+		}
+		return union.Covered() == size
+	})
+	for i, d := range downloads {
+		if d.Status().State == transfer.StateDone {
+			t.Logf("leecher %d finished before the seed left: the test proves less", i)
+		}
+	}
+	_ = seed.Stop()
+	seedStopped = true
+	for i, d := range downloads {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		err := d.Wait(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("leecher %d: %v (%+v); its mesh: %+v", i, err, d.Status(), leechers[i].Mesh.Sources(urn))
+		}
+		got, err := os.ReadFile(d.Status().Path)
+		if err != nil || sha1.Sum(got) != [20]byte(urn) {
+			t.Fatalf("leecher %d: the file is wrong (%v)", i, err)
+		}
 	}
 }

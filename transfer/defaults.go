@@ -64,6 +64,16 @@ const (
 
 	// DefaultMaxActive is Downloader.MaxActive: downloads at once.
 	DefaultMaxActive = 4
+	// DefaultMaxSources is Downloader.MaxSources: sources one download
+	// fetches from at once (gtk-gnutella allows up to 40 per file; 8 fill
+	// a link without holding many upload slots of the network).
+	DefaultMaxSources = 8
+	// DefaultChunkSize is Downloader.ChunkSize: the most one request asks
+	// for (gtk-gnutella's dl_minchunksize, 512 KiB).
+	DefaultChunkSize = 512 << 10
+	// meshPoll is how often a waiting download looks for new sources in
+	// the Downloader's Mesh.
+	meshPoll = 30 * time.Second
 	// DefaultRetryAfter is Downloader.RetryAfter: the wait after a 503
 	// without Retry-After (gtk-gnutella's).
 	DefaultRetryAfter = 60 * time.Second

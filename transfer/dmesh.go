@@ -229,7 +229,12 @@ type MeshConfig struct {
 	// IsSelf, when set, tells our own addresses, which are never taken as
 	// locations.
 	IsSelf func(netip.AddrPort) bool
-	Logger zerolog.Logger
+	// Advertise, when set, gives our own location for a file, sent first
+	// in the X-Alt of our download requests (AppendRequestHeaders) so that
+	// the source tells other downloaders about us: a node gives its address
+	// while it shares what it has of the file and is reachable.
+	Advertise func(sha1 protocol.SHA1) (netip.AddrPort, bool)
+	Logger    zerolog.Logger
 }
 
 // Mesh is the download mesh: per file (by SHA-1) the alternate locations
@@ -262,6 +267,10 @@ type meshEntry struct {
 	loc  AltLoc
 	seen time.Time
 	good bool // delivered verified bytes to us
+	// index and name are the hit's, when a hit named the location: Sources
+	// gives them back so that a downloader sees the same Source as the hit.
+	index uint32
+	name  string
 }
 
 type meshBad struct {
@@ -378,10 +387,11 @@ func (m *Mesh) badNow(f *meshFile, k meshKey, now time.Time, firstHand bool) boo
 	return true
 }
 
-// put adds or refreshes a location. m.mu is held.
-func (m *Mesh) put(f *meshFile, k meshKey, l AltLoc, now time.Time, firstHand bool) bool {
+// put adds or refreshes a location and returns its entry, or nil if it is
+// refused. m.mu is held.
+func (m *Mesh) put(f *meshFile, k meshKey, l AltLoc, now time.Time, firstHand bool) *meshEntry {
 	if m.badNow(f, k, now, firstHand) {
-		return false
+		return nil
 	}
 	if e, ok := f.locs[k]; ok {
 		e.seen = now
@@ -391,7 +401,7 @@ func (m *Mesh) put(f *meshFile, k meshKey, l AltLoc, now time.Time, firstHand bo
 		if l.Addr.IsValid() {
 			e.loc.Addr = l.Addr
 		}
-		return true
+		return e
 	}
 	if len(f.locs) >= m.cfg.MaxPerFile {
 		// Make room by the stalest location, sparing the good ones if any
@@ -405,8 +415,9 @@ func (m *Mesh) put(f *meshFile, k meshKey, l AltLoc, now time.Time, firstHand bo
 		}
 		delete(f.locs, victim)
 	}
-	f.locs[k] = &meshEntry{loc: l, seen: now}
-	return true
+	e := &meshEntry{loc: l, seen: now}
+	f.locs[k] = e
+	return e
 }
 
 // markBad remembers k as bad. m.mu is held.
@@ -471,12 +482,12 @@ func (m *Mesh) Learn(sha1 protocol.SHA1, h *protocol.Headers, from netip.AddrPor
 		m.markBad(f, k, now, false)
 	}
 	for _, a := range alts {
-		if k, l, ok := m.direct(a); ok && m.put(f, k, l, now, false) {
+		if k, l, ok := m.direct(a); ok && m.put(f, k, l, now, false) != nil {
 			added++
 		}
 	}
 	for _, fl := range falts {
-		if k, l, ok := m.firewalled(fl); ok && m.put(f, k, l, now, false) {
+		if k, l, ok := m.firewalled(fl); ok && m.put(f, k, l, now, false) != nil {
 			added++
 		}
 	}
@@ -498,7 +509,9 @@ func (m *Mesh) Add(sha1 protocol.SHA1, src Source) {
 	}
 	now := m.now()
 	m.mu.Lock()
-	m.put(m.file(sha1, true), k, l, now, true)
+	if e := m.put(m.file(sha1, true), k, l, now, true); e != nil && (src.Index != 0 || src.Name != "") {
+		e.index, e.name = src.Index, src.Name
+	}
 	m.mu.Unlock()
 }
 
@@ -533,9 +546,8 @@ func (m *Mesh) Good(sha1 protocol.SHA1, src Source) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	f := m.file(sha1, true)
-	if m.put(f, k, l, now, true) {
-		f.locs[k].good = true
+	if e := m.put(m.file(sha1, true), k, l, now, true); e != nil {
+		e.good = true
 	}
 }
 
@@ -602,9 +614,9 @@ func (m *Mesh) Sources(sha1 protocol.SHA1) []Source {
 	for _, e := range m.live(f, now) {
 		if e.loc.Firewalled() {
 			out = append(out, Source{Addr: e.loc.Addr, ServentID: e.loc.GUID, Push: true,
-				PushProxies: slices.Clone(e.loc.Proxies)})
+				PushProxies: slices.Clone(e.loc.Proxies), Index: e.index, Name: e.name})
 		} else {
-			out = append(out, Source{Addr: e.loc.Addr})
+			out = append(out, Source{Addr: e.loc.Addr, Index: e.index, Name: e.name})
 		}
 	}
 	return out
@@ -617,7 +629,11 @@ func (m *Mesh) Sources(sha1 protocol.SHA1) []Source {
 // firewalled ones. Each header is one line of at most meshLineMax bytes and
 // is left out when empty.
 func (m *Mesh) AppendHeaders(b []byte, sha1 protocol.SHA1, to netip.AddrPort, falt bool) []byte {
-	kv := m.headers(sha1, to, falt)
+	return appendPairs(b, m.headers(sha1, to, falt, netip.AddrPort{}))
+}
+
+// appendPairs writes "name: value\r\n" for name, value pairs.
+func appendPairs(b []byte, kv []string) []byte {
 	for i := 0; i+1 < len(kv); i += 2 {
 		b = append(b, kv[i]...)
 		b = append(b, ": "...)
@@ -628,20 +644,47 @@ func (m *Mesh) AppendHeaders(b []byte, sha1 protocol.SHA1, to netip.AddrPort, fa
 }
 
 // AppendRequestHeaders appends the mesh headers of a download request about
-// sha1 to the source at to: X-Alt and X-Nalt as AppendHeaders writes them.
-// X-Falt is not sent: we do not know yet whether the source wants it.
+// sha1 to the source at to: X-Alt and X-Nalt as AppendHeaders writes them,
+// with our own location first in X-Alt when MeshConfig.Advertise gives one
+// (we share what we have of the file: the source will tell others). X-Falt
+// is not sent: we do not know yet whether the source wants it.
 func (m *Mesh) AppendRequestHeaders(b []byte, sha1 protocol.SHA1, to netip.AddrPort) []byte {
-	return m.AppendHeaders(b, sha1, to, false)
+	if m == nil || sha1.IsZero() {
+		return b
+	}
+	var self netip.AddrPort
+	if m.cfg.Advertise != nil {
+		if a, ok := m.cfg.Advertise(sha1); ok && a.IsValid() && a.Port() != 0 && !a.Addr().IsUnspecified() {
+			self = a
+		}
+	}
+	return appendPairs(b, m.headers(sha1, to, false, self))
 }
 
-// headers returns the headers AppendHeaders writes as name, value pairs.
-func (m *Mesh) headers(sha1 protocol.SHA1, to netip.AddrPort, falt bool) []string {
+// sameHost reports whether a location is the peer at to, which is not told
+// about itself. A peer's connection comes from some port of its address, not
+// its listening port, so the address decides; but on loopback (a test
+// network on one machine) every servent has the same address, and only the
+// exact address and port do.
+func sameHost(loc, to netip.AddrPort) bool {
+	a, b := loc.Addr().Unmap(), to.Addr().Unmap()
+	if a.IsLoopback() {
+		return a == b && loc.Port() == to.Port()
+	}
+	return a == b
+}
+
+// headers returns the headers AppendHeaders writes as name, value pairs,
+// with self (if valid) first in X-Alt.
+func (m *Mesh) headers(sha1 protocol.SHA1, to netip.AddrPort, falt bool, self netip.AddrPort) []string {
 	if m == nil || sha1.IsZero() {
 		return nil
 	}
 	now := m.now()
-	toAddr := to.Addr().Unmap()
 	var alt, nalt, fw []string
+	if self.IsValid() {
+		alt = append(alt, netip.AddrPortFrom(self.Addr().Unmap(), self.Port()).String())
+	}
 	m.mu.Lock()
 	if f := m.file(sha1, false); f != nil {
 		for _, e := range m.live(f, now) {
@@ -650,7 +693,7 @@ func (m *Mesh) headers(sha1 protocol.SHA1, to netip.AddrPort, falt bool) []strin
 				if falt && len(fw) < maxSendFalt {
 					fw = append(fw, faltItem(e.loc))
 				}
-			case len(alt) < maxSendAlt && e.loc.Addr.Addr() != toAddr:
+			case len(alt) < maxSendAlt && !sameHost(e.loc.Addr, to):
 				alt = append(alt, e.loc.Addr.String())
 			}
 		}

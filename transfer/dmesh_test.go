@@ -151,6 +151,12 @@ func TestMeshLearnAndSources(t *testing.T) {
 			t.Errorf("proxies %v: the hostile ones must be dropped", s.PushProxies)
 		}
 	}
+	m.Add(meshSHA1, Source{Addr: ap("127.0.0.1:6001"), Index: 4, Name: "a.bin"})
+	for _, s := range m.Sources(meshSHA1) {
+		if s.Addr == ap("127.0.0.1:6001") && (s.Index != 4 || s.Name != "a.bin") {
+			t.Errorf("source %+v: the hit's index and name are lost", s)
+		}
+	}
 	if m.Sources(protocol.SHA1{9}) != nil {
 		t.Error("sources of an unknown file")
 	}
@@ -288,7 +294,8 @@ func TestMeshAppendHeaders(t *testing.T) {
 	}
 	m.Add(meshSHA1, Source{Addr: ap("127.0.0.30:9")})
 	m.Add(meshSHA1, Source{Push: true, ServentID: protocol.GUID{0xab}, PushProxies: []netip.AddrPort{ap("127.0.0.1:2")}})
-	to := ap("127.0.0.30:50000")
+	// On loopback only the exact address and port is the peer itself.
+	to := ap("127.0.0.30:1")
 	b := m.AppendHeaders([]byte("HTTP/1.1 200 OK\r\n"), meshSHA1, to, true)
 	br := bufio.NewReader(strings.NewReader(string(b) + "\r\n"))
 	br.ReadString('\n')
@@ -301,11 +308,12 @@ func TestMeshAppendHeaders(t *testing.T) {
 		t.Fatalf("X-Alt %q: %d items, want %d", h.Get("X-Alt"), len(alts), maxSendAlt)
 	}
 	for i, a := range alts {
-		if a.Addr() == to.Addr() {
-			t.Errorf("X-Alt names the peer itself: %v", a)
+		// Freshest first: 127.0.0.30:9, then 127.0.0.29 down to 127.0.0.21.
+		want := fmt.Sprintf("127.0.0.%d:1", 30-i)
+		if i == 0 {
+			want = "127.0.0.30:9"
 		}
-		// Freshest first: 127.0.0.29 down to 127.0.0.20.
-		if want := fmt.Sprintf("127.0.0.%d:1", 29-i); a.String() != want {
+		if a.String() != want {
 			t.Errorf("X-Alt item %d = %v, want %s", i, a, want)
 		}
 	}
@@ -362,8 +370,8 @@ func TestUploadAnswersCarryTheMesh(t *testing.T) {
 		t.Fatalf("status %q", r.status)
 	}
 	alts, _ := ParseAlt(r.h.Get("X-Alt"))
-	if !slices.Contains(alts, ap("127.0.0.5:6346")) {
-		t.Errorf("X-Alt %q lacks the other source", r.h.Get("X-Alt"))
+	if !slices.Contains(alts, ap("127.0.0.5:6346")) || slices.Contains(alts, ap("127.0.0.6:7000")) {
+		t.Errorf("X-Alt %q: want the other source, not the client's own X-Alt echoed", r.h.Get("X-Alt"))
 	}
 	if r.h.Get("X-Nalt") != "127.0.0.4:1" || r.h.Get("X-Falt") != "CD000000000000000000000000000000;127.0.0.8:9" ||
 		!strings.Contains(r.h.Get("X-Features"), FaltFeature) {
@@ -405,5 +413,41 @@ func TestMeshAddAlt(t *testing.T) {
 	m2.AddAlt(meshSHA1, many)
 	if n := len(m2.Sources(meshSHA1)); n != maxAltItems {
 		t.Errorf("%d locations taken from one list, want %d", n, maxAltItems)
+	}
+}
+
+func TestSameHost(t *testing.T) {
+	for _, c := range []struct {
+		loc, to string
+		same    bool
+	}{
+		{"10.0.0.1:6346", "10.0.0.1:51000", true}, // a peer's connection comes from another port
+		{"10.0.0.1:6346", "10.0.0.2:6346", false},
+		{"127.0.0.1:6346", "127.0.0.1:51000", false}, // loopback: one address, many servents
+		{"127.0.0.1:6346", "127.0.0.1:6346", true},
+		{"[::ffff:10.0.0.1]:1", "10.0.0.1:2", true},
+	} {
+		if got := sameHost(ap(c.loc), ap(c.to)); got != c.same {
+			t.Errorf("sameHost(%s, %s) = %v", c.loc, c.to, got)
+		}
+	}
+}
+
+func TestMeshAdvertise(t *testing.T) {
+	self := ap("127.0.0.9:6346")
+	m, _ := newTestMesh(MeshConfig{Advertise: func(h protocol.SHA1) (netip.AddrPort, bool) { return self, h == meshSHA1 }})
+	m.Add(meshSHA1, Source{Addr: ap("127.0.0.1:1")})
+	m.Add(protocol.SHA1{7}, Source{Addr: ap("127.0.0.1:1")})
+	if r := string(m.AppendRequestHeaders(nil, meshSHA1, ap("127.0.0.1:1"))); r != "X-Alt: 127.0.0.9:6346\r\n" {
+		t.Errorf("request headers %q: want ourselves only (the source is not told about itself)", r)
+	}
+	if r := string(m.AppendRequestHeaders(nil, protocol.SHA1{7}, ap("127.0.0.2:1"))); r != "X-Alt: 127.0.0.1:1\r\n" {
+		t.Errorf("request headers %q: we do not share that file", r)
+	}
+	if r := string(m.AppendHeaders(nil, meshSHA1, ap("127.0.0.2:1"), false)); strings.Contains(r, "127.0.0.9") {
+		t.Errorf("upload answer %q names ourselves", r)
+	}
+	if r := string(m.AppendRequestHeaders(nil, protocol.SHA1{8}, ap("127.0.0.2:1"))); r != "" {
+		t.Errorf("request headers %q for an unknown file we do not share", r)
 	}
 }

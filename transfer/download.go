@@ -3,6 +3,7 @@ package transfer
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
@@ -11,9 +12,9 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,14 +45,15 @@ func (s Source) String() string {
 }
 
 // Request asks for one file. SHA1 may be zero when the hit had no URN: the
-// file is then fetched by /get/<index>/<name> and checked by size only,
-// unless a source announces its URN (X-Gnutella-Content-URN), which is then
-// verified.
+// file is then fetched by /get/<index>/<name> from one source at a time and
+// checked by size only, unless a source announces its URN
+// (X-Gnutella-Content-URN), which is then verified.
 type Request struct {
-	Name    string
-	Size    int64
-	SHA1    protocol.SHA1
-	Sources []Source
+	Name     string
+	Size     int64
+	SHA1     protocol.SHA1
+	Sources  []Source
+	Priority int // higher runs first
 }
 
 // State is where a download stands.
@@ -65,21 +67,29 @@ const (
 	StateVerifying   State = "verifying"   // hashing the complete partial file
 	StateDone        State = "done"        // verified and renamed into Dir (Path)
 	StateFailed      State = "failed"      // given up (Error)
+	StatePaused      State = "paused"      // stopped by the user; the partial file stays
+	StateCancelled   State = "cancelled"   // stopped by the user; the partial file is deleted
 )
 
 // Status is a snapshot of a download for lists and the control API.
 type Status struct {
-	Name    string        `json:"name"`
-	Size    int64         `json:"size"`
-	SHA1    protocol.SHA1 `json:"-"`
-	URN     string        `json:"urn,omitempty"`
-	Have    int64         `json:"have"`
-	State   State         `json:"state"`
-	Source  string        `json:"source,omitempty"`  // the source being used, or last used
-	Sources int           `json:"sources"`           // usable sources left
-	Error   string        `json:"error,omitempty"`   // the last error, or why it failed
-	RetryAt time.Time     `json:"retry_at,omitzero"` // when waiting: the next attempt
-	Path    string        `json:"path,omitempty"`    // when done: the finished file
+	ID       string        `json:"id"`
+	Name     string        `json:"name"`
+	Size     int64         `json:"size"`
+	SHA1     protocol.SHA1 `json:"-"`
+	URN      string        `json:"urn,omitempty"`
+	Have     int64         `json:"have"`
+	State    State         `json:"state"`
+	Priority int           `json:"priority"`
+	Source   string        `json:"source,omitempty"`  // a source being used, or the last used
+	Sources  int           `json:"sources"`           // usable sources left
+	Error    string        `json:"error,omitempty"`   // the last error, or why it failed
+	RetryAt  time.Time     `json:"retry_at,omitzero"` // when waiting: the next attempt
+	Path     string        `json:"path,omitempty"`    // when done: the finished file
+	// ActiveSources is how many sources are being fetched from now;
+	// Speed is the recent download rate in bytes/s, all sources together.
+	ActiveSources int   `json:"active_sources"`
+	Speed         int64 `json:"speed"`
 	// SourceStates is every source of the download: where it stands and
 	// why, for lists and the control API.
 	SourceStates []SourceStatus `json:"source_states,omitempty"`
@@ -92,31 +102,48 @@ const (
 	SourceReady   SourceState = "ready"   // may be tried now
 	SourceActive  SourceState = "active"  // the download is using it
 	SourceWaiting SourceState = "waiting" // busy, too slow or failed lately; RetryAt says until when
-	SourceDropped SourceState = "dropped" // not tried again (Error says why) unless a new Add names it
+	SourceQueued  SourceState = "queued"  // it holds a PARQ place for us (Queue); RetryAt is when we ask again
+	SourceDropped SourceState = "dropped" // not tried again (Reason says why) unless a new Add names it
 )
 
 // SourceStatus is one source in a Status.
 type SourceStatus struct {
 	Addr    string      `json:"addr"` // Source.String(): ip:port, or push:<servent id>
 	State   SourceState `json:"state"`
-	Error   string      `json:"error,omitempty"` // its last error
+	Error   string      `json:"error,omitempty"`  // its last error, as it happened
+	Reason  string      `json:"reason,omitempty"` // why it waits or was dropped, in plain words
+	Queue   string      `json:"queue,omitempty"`  // its PARQ place: "3 of 7"
 	RetryAt time.Time   `json:"retry_at,omitzero"`
+	Have    int64       `json:"have"`  // bytes received from it
+	Speed   int64       `json:"speed"` // its recent rate, bytes/s
 }
 
-// Errors a download can end with (Download.Wait).
+// Errors a download can end with (Download.Wait), and the errors of the
+// control methods.
 var (
 	ErrClosed       = errors.New("transfer: downloader closed")
 	ErrHashMismatch = errors.New("transfer: SHA-1 of the finished file does not match")
 	ErrNoSources    = errors.New("transfer: no usable source left")
 	// ErrBadRange is what a source that answers outside the rules of a
 	// range request fails with (errors.Is on its error): a Content-Range
-	// that is not the range asked for (or a sub-range starting where asked),
-	// that ends past the announced size, or a Content-Length that disagrees.
+	// that does not hold the range asked for, that ends past the
+	// announced size, or a Content-Length that disagrees.
 	ErrBadRange = errors.New("transfer: source answered outside the range asked for")
+	// ErrUnknownDownload: no download has this ID.
+	ErrUnknownDownload = errors.New("transfer: no such download")
+	// ErrWrongState: the download is not in a state the call applies to
+	// (resume of a done download, pause of a failed one).
+	ErrWrongState = errors.New("transfer: the download is not in a state that allows this")
+	// ErrStillActive: Remove of a download that is not done, failed or
+	// cancelled.
+	ErrStillActive = errors.New("transfer: the download is still active: cancel it first")
+	// ErrCancelled is what Wait returns for a cancelled download.
+	ErrCancelled = errors.New("transfer: download cancelled")
 )
 
-// Downloader fetches files into Dir, several at once, from the sources of
-// their Requests. Set the fields, call Start, Add requests, and Close.
+// Downloader fetches files into Dir, several at once, each from several
+// sources at once (swarm.go). Set the fields, call Start, Add requests,
+// and Close.
 type Downloader struct {
 	// Dir is the download folder: finished files go here, partial files as
 	// ".gnutella-partial-<sha1>". Nothing is ever written outside it.
@@ -136,6 +163,20 @@ type Downloader struct {
 	StateFile string
 	// MaxActive is how many downloads run at once (DefaultMaxActive).
 	MaxActive int
+	// MaxSources is how many sources one download fetches from at once
+	// (DefaultMaxSources). A download without a SHA-1 uses one.
+	MaxSources int
+	// ChunkSize is the most one request asks for (DefaultChunkSize).
+	ChunkSize int64
+	// Mesh is the download mesh (dmesh.go): the downloader takes more
+	// sources from it (Sources) when a download has fewer than
+	// MaxSources at work and while it waits, tells it what each answer
+	// says (Learn) and which sources proved good or lied (Good, Bad), and
+	// sends its X-Alt/X-NAlt in requests. nil: none of that.
+	Mesh *Mesh
+	// SharePartials makes PartialFile answer, so that a Server with
+	// Partials set serves the parts of files being downloaded.
+	SharePartials bool
 	// AddrPolicy says which source addresses are dialled directly; the
 	// others are reached through a Push, since on the Internet a private
 	// address means the source is behind a NAT. The zero value is the
@@ -144,7 +185,7 @@ type Downloader struct {
 	AddrPolicy firewall.AddrPolicy
 	// RetryAfter is the wait after a 503 without Retry-After
 	// (DefaultRetryAfter). A Retry-After is always obeyed, never retried
-	// sooner.
+	// sooner, and one of 0 counts as 1 s.
 	RetryAfter time.Duration
 	// ConnectTimeout bounds a direct connect (DefaultConnectTimeout);
 	// PushTimeout bounds waiting for a GIV (DefaultPushTimeout);
@@ -154,13 +195,13 @@ type Downloader struct {
 	PushTimeout    time.Duration
 	StallTimeout   time.Duration
 	// RequestTimeout bounds one request, head and body, however steadily a
-	// source drips (DefaultRequestTimeout); a request it cuts after some
-	// bytes is resumed at once, so a large file takes several.
+	// source drips (DefaultRequestTimeout); what it left is asked again.
 	RequestTimeout time.Duration
-	// MinRate (bytes/s) and RateWindow: while another download waits for
-	// a slot, a source that sent less than MinRate on average over
-	// RateWindow is left (it waits sourceBackoffMax) and frees the slot
-	// (DefaultMinRate, DefaultRateWindow). A lone slow source is kept.
+	// MinRate (bytes/s) and RateWindow: a source that sent less than
+	// MinRate on average over RateWindow is left (it waits
+	// sourceBackoffMax) while another source of the file sits idle or
+	// another download waits for a slot (DefaultMinRate,
+	// DefaultRateWindow). A lone slow source is kept.
 	MinRate    int64
 	RateWindow time.Duration
 	Logger     zerolog.Logger
@@ -168,25 +209,30 @@ type Downloader struct {
 	mu      sync.Mutex
 	list    []*Download
 	byKey   map[string]*Download
+	byID    map[string]*Download
 	started bool
 	closed  bool
 	active  int
+	ctx     context.Context
 	cancel  context.CancelFunc
 	wake    chan struct{}
 	wg      sync.WaitGroup
 	saveMu  sync.Mutex
+	// lastSave is when saveSoon last saved (UnixNano).
+	lastSave atomic.Int64
 }
 
 // Download is one file in the queue.
 type Download struct {
 	d       *Downloader
 	key     string
+	id      string
 	partial string // absolute path of the partial file
 	size    int64
-	have    atomic.Int64
-	done    chan struct{}
+	haveN   atomic.Int64 // bytes in have, for Status without x.mu
 
 	// guarded by d.mu
+	done      chan struct{}
 	name      string
 	sha1      protocol.SHA1
 	sources   []*source
@@ -195,20 +241,46 @@ type Download struct {
 	lastErr   string
 	retryAt   time.Time
 	current   string
-	lastSrc   *source
 	path      string
 	running   bool
+	stop      context.CancelFunc // stops the running download
+	kick      chan struct{}      // new sources for the running download
 	badHashes int
+	priority  int
+
+	// guarded by mu (swarm.go, partial.go)
+	mu          sync.Mutex
+	have        Ranges       // bytes written to the partial file
+	claims      []*claim     // requests in flight
+	checks      []*checkSpan // after a bad hash: bytes to compare with another source
+	agrees      map[*source]bool
+	against     []srcPair // sources whose bytes disagreed
+	writers     []*source // sources that wrote bytes this run
+	agreedRound bool      // every check so far agreed (no liar among them)
+	changed     chan struct{}
+	idle        int // workers waiting for a chunk
 }
 
 // source is a Source with what we learnt about it.
 type source struct {
 	Source
+	// guarded by d.mu
 	nextTry    time.Time
 	failures   int // consecutive attempts without progress
-	mismatches int // overlap mismatches
+	mismatches int // overlap mismatches with bytes of no known source
 	dropped    bool
+	banned     bool // sent wrong bytes: never used again for this file
+	active     bool // a worker uses it
 	lastErr    string
+	reason     string
+	queued     *Queued // its PARQ place
+	// guarded by x.mu
+	avail Ranges // X-Available-Ranges: what a partial source has; nil: unknown (all)
+	wrote Ranges // bytes of the partial file it wrote this run
+	liar  string // why it is banned for wrong bytes, once found out
+	// counters
+	got  atomic.Int64
+	rate meter
 }
 
 const partialPrefix = ".gnutella-partial-"
@@ -216,6 +288,12 @@ const partialPrefix = ".gnutella-partial-"
 func (d *Downloader) defaults() {
 	if d.MaxActive <= 0 {
 		d.MaxActive = DefaultMaxActive
+	}
+	if d.MaxSources <= 0 {
+		d.MaxSources = DefaultMaxSources
+	}
+	if d.ChunkSize <= 0 {
+		d.ChunkSize = DefaultChunkSize
 	}
 	if d.RetryAfter <= 0 {
 		d.RetryAfter = DefaultRetryAfter
@@ -243,6 +321,7 @@ func (d *Downloader) defaults() {
 	}
 	if d.byKey == nil {
 		d.byKey = make(map[string]*Download)
+		d.byID = make(map[string]*Download)
 	}
 	if d.wake == nil {
 		d.wake = make(chan struct{}, 1)
@@ -274,7 +353,7 @@ func (d *Downloader) Start(ctx context.Context) error {
 	d.Dir = dir
 	for _, x := range d.list { // added before Start
 		x.partial = filepath.Join(dir, partialPrefix+x.key)
-		x.have.Store(fileSize(x.partial))
+		x.setHave(haveFromFile(x.partial, x.size))
 	}
 	d.mu.Unlock()
 	if err := d.load(); err != nil {
@@ -283,6 +362,7 @@ func (d *Downloader) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	d.mu.Lock()
 	d.started = true
+	d.ctx = ctx
 	d.cancel = cancel
 	d.wg.Add(1)
 	d.mu.Unlock()
@@ -331,32 +411,28 @@ func (d *Downloader) Add(r Request) (*Download, error) {
 		added := x.addSources(r.Sources)
 		if added > 0 {
 			x.retryAt = time.Time{}
+			if x.kick != nil {
+				select {
+				case x.kick <- struct{}{}:
+				default:
+				}
+			}
 		}
 		gone := x.state == StateDone && !regularFile(x.path)
 		if (added > 0 && x.state == StateFailed) || gone {
 			// Failed with new sources, or done but the file was deleted
 			// (or moved) since: download it again.
-			x.state, x.err = StateQueued, nil
-			x.badHashes = 0
-			x.path = ""
-			x.done = make(chan struct{})
-			if gone {
-				for _, s := range x.sources {
-					s.dropped, s.failures, s.mismatches, s.nextTry = false, 0, 0, time.Time{}
-				}
-				if d.started {
-					x.have.Store(fileSize(x.partial))
-				}
-			}
+			x.requeueLocked(gone)
 		}
 	} else {
 		x = d.newDownload(key, r, StateQueued)
 		if d.started {
 			x.partial = filepath.Join(d.Dir, partialPrefix+key)
-			x.have.Store(fileSize(x.partial))
+			x.setHave(haveFromFile(x.partial, x.size))
 		}
 		d.list = append(d.list, x)
 		d.byKey[key] = x
+		d.byID[x.id] = x
 	}
 	d.mu.Unlock()
 	d.poke()
@@ -364,6 +440,31 @@ func (d *Downloader) Add(r Request) (*Download, error) {
 		d.Logger.Warn().Err(err).Msg("cannot save the download queue")
 	}
 	return x, nil
+}
+
+// requeueLocked queues a failed, cancelled or done download again; fresh
+// forgets what its sources did (their failures and drops, not a ban for
+// wrong bytes). d.mu held.
+func (x *Download) requeueLocked(fresh bool) {
+	x.state, x.err = StateQueued, nil
+	x.badHashes = 0
+	x.path = ""
+	x.retryAt = time.Time{}
+	x.done = make(chan struct{})
+	for _, s := range x.sources {
+		s.failures, s.nextTry = 0, time.Time{}
+		if fresh && !s.banned {
+			s.dropped, s.mismatches, s.reason = false, 0, ""
+		}
+	}
+	if x.d.started {
+		// What is known of the partial file stays (it may have holes), as
+		// far as the file is still there.
+		x.mu.Lock()
+		x.have = x.have.Intersect(haveFromFile(x.partial, x.size))
+		x.haveN.Store(x.have.Covered())
+		x.mu.Unlock()
+	}
 }
 
 // List returns the status of every download, in the order they were added.
@@ -377,6 +478,141 @@ func (d *Downloader) List() []Status {
 	return out
 }
 
+// Get returns the status of the download with this ID.
+func (d *Downloader) Get(id string) (Status, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	x := d.byID[id]
+	if x == nil {
+		return Status{}, ErrUnknownDownload
+	}
+	return x.statusLocked(), nil
+}
+
+// Pause stops a download and keeps its partial file; it stays paused
+// (across restarts too) until Resume. Pausing a paused download does
+// nothing; a done, failed or cancelled one gives ErrWrongState.
+func (d *Downloader) Pause(id string) error {
+	return d.control(id, func(x *Download) error {
+		switch {
+		case x.state == StatePaused:
+			return nil
+		case x.terminal():
+			return ErrWrongState
+		}
+		x.state = StatePaused
+		x.retryAt = time.Time{}
+		if x.stop != nil {
+			x.stop()
+		}
+		return nil
+	})
+}
+
+// Resume queues a paused download again; a failed or cancelled one is
+// started again too (a cancelled one from nothing). A done or running
+// download gives ErrWrongState.
+func (d *Downloader) Resume(id string) error {
+	return d.control(id, func(x *Download) error {
+		switch x.state {
+		case StatePaused:
+			x.state = StateQueued
+			return nil
+		case StateFailed, StateCancelled:
+			x.requeueLocked(true)
+			return nil
+		}
+		return ErrWrongState
+	})
+}
+
+// Cancel stops a download and deletes its partial file; it stays in the
+// list, cancelled, until Remove. Wait returns ErrCancelled. A done or
+// cancelled download gives ErrWrongState.
+func (d *Downloader) Cancel(id string) error {
+	return d.control(id, func(x *Download) error {
+		if x.state == StateDone || x.state == StateCancelled {
+			return ErrWrongState
+		}
+		wasOpen := x.state != StateFailed
+		x.state = StateCancelled
+		x.err = ErrCancelled
+		x.retryAt = time.Time{}
+		if wasOpen {
+			close(x.done)
+		}
+		if x.stop != nil {
+			x.stop() // run deletes the file once its workers are gone
+		} else if !x.running {
+			x.removePartial()
+		}
+		return nil
+	})
+}
+
+// Remove forgets a done, failed or cancelled download (a finished file
+// stays; the partial file of a failed one is deleted). Others give
+// ErrStillActive.
+func (d *Downloader) Remove(id string) error {
+	return d.control(id, func(x *Download) error {
+		switch x.state {
+		case StateDone, StateFailed, StateCancelled:
+		default:
+			return ErrStillActive
+		}
+		if x.state != StateDone {
+			x.removePartial()
+		}
+		d.list = slices.DeleteFunc(d.list, func(y *Download) bool { return y == x })
+		delete(d.byKey, x.key)
+		delete(d.byID, x.id)
+		return nil
+	})
+}
+
+// SetPriority sets a download's priority: of the queued downloads, those
+// with a higher priority get the free slots first.
+func (d *Downloader) SetPriority(id string, p int) error {
+	return d.control(id, func(x *Download) error {
+		x.priority = p
+		return nil
+	})
+}
+
+// control runs f on the download id under d.mu, then saves the queue and
+// wakes the scheduler.
+func (d *Downloader) control(id string, f func(x *Download) error) error {
+	d.mu.Lock()
+	d.defaults()
+	x := d.byID[id]
+	if x == nil {
+		d.mu.Unlock()
+		return ErrUnknownDownload
+	}
+	err := f(x)
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	d.poke()
+	if err := d.save(); err != nil {
+		d.Logger.Warn().Err(err).Msg("cannot save the download queue")
+	}
+	return nil
+}
+
+// removePartial deletes the partial file and forgets what it held.
+func (x *Download) removePartial() {
+	if x.partial != "" {
+		_ = os.Remove(x.partial)
+	}
+	x.setHave(nil)
+}
+
+// ID is the download's short, stable name (8 hex digits) for the control
+// API.
+func (x *Download) ID() string { return x.id }
+
 // Status returns a snapshot of the download.
 func (x *Download) Status() Status {
 	x.d.mu.Lock()
@@ -386,15 +622,17 @@ func (x *Download) Status() Status {
 
 func (x *Download) statusLocked() Status {
 	s := Status{
-		Name:    x.name,
-		Size:    x.size,
-		SHA1:    x.sha1,
-		Have:    x.have.Load(),
-		State:   x.state,
-		Source:  x.current,
-		RetryAt: x.retryAt,
-		Path:    x.path,
-		Error:   x.lastErr,
+		ID:       x.id,
+		Name:     x.name,
+		Size:     x.size,
+		SHA1:     x.sha1,
+		Have:     x.haveN.Load(),
+		State:    x.state,
+		Priority: x.priority,
+		Source:   x.current,
+		RetryAt:  x.retryAt,
+		Path:     x.path,
+		Error:    x.lastErr,
 	}
 	if !x.sha1.IsZero() {
 		s.URN = x.sha1.String()
@@ -407,14 +645,33 @@ func (x *Download) statusLocked() Status {
 	}
 	now := time.Now()
 	for _, src := range x.sources {
-		ss := SourceStatus{Addr: src.String(), State: SourceReady, Error: src.lastErr}
+		ss := SourceStatus{Addr: src.String(), State: SourceReady, Error: src.lastErr, Reason: src.reason, Have: src.got.Load()}
 		switch {
 		case src.dropped:
 			ss.State = SourceDropped
-		case x.running && src == x.lastSrc && (x.state == StateConnecting || x.state == StateDownloading):
+		case src.active:
 			ss.State = SourceActive
+			ss.Speed = int64(src.rate.rate(now))
+			s.ActiveSources++
+			s.Speed += ss.Speed
+		case src.queued != nil && src.nextTry.After(now):
+			ss.State, ss.RetryAt = SourceQueued, src.nextTry
 		case src.nextTry.After(now):
 			ss.State, ss.RetryAt = SourceWaiting, src.nextTry
+		}
+		if src.queued != nil && !src.dropped {
+			ss.Queue = strconv.Itoa(src.queued.Position)
+			if src.queued.Length > 0 {
+				ss.Queue += " of " + strconv.Itoa(src.queued.Length)
+			}
+		}
+		if ss.State == SourceDropped || ss.State == SourceWaiting {
+			if ss.Reason == "" {
+				ss.Reason = src.lastErr
+			}
+			if ss.Reason == "" {
+				ss.Reason = "no reason recorded"
+			}
 		}
 		if !src.dropped {
 			s.Sources++
@@ -424,15 +681,16 @@ func (x *Download) statusLocked() Status {
 	return s
 }
 
-// Done is closed when the download is finished or has failed.
+// Done is closed when the download is finished, has failed or was
+// cancelled.
 func (x *Download) Done() <-chan struct{} {
 	x.d.mu.Lock()
 	defer x.d.mu.Unlock()
 	return x.done
 }
 
-// Wait returns nil when the download is done, its error when it failed, or
-// ctx's error.
+// Wait returns nil when the download is done, its error when it failed,
+// ErrCancelled when it was cancelled, or ctx's error.
 func (x *Download) Wait(ctx context.Context) error {
 	select {
 	case <-x.Done():
@@ -444,20 +702,17 @@ func (x *Download) Wait(ctx context.Context) error {
 	return x.err
 }
 
-// addSources merges srcs into x.sources and returns how many were new.
-// Called with d.mu held (or before x is shared).
+// addSources merges srcs into x.sources and returns how many were new (or
+// dropped and now named again). A source banned for wrong bytes stays
+// banned. Called with d.mu held (or before x is shared).
 func (x *Download) addSources(srcs []Source) int {
 	n := 0
 outer:
 	for _, s := range srcs {
 		for _, old := range x.sources {
-			same := old.Addr == s.Addr && old.Index == s.Index
-			if s.Push || !s.Addr.IsValid() {
-				same = old.ServentID == s.ServentID && old.Index == s.Index
-			}
-			if same {
-				if old.dropped {
-					old.dropped, old.failures, old.mismatches = false, 0, 0
+			if sameSource(old.Source, s, !x.sha1.IsZero()) {
+				if old.dropped && !old.banned {
+					old.dropped, old.failures, old.mismatches, old.reason = false, 0, 0, ""
 					n++
 				}
 				continue outer
@@ -469,20 +724,45 @@ outer:
 	return n
 }
 
+// sameSource reports whether a and b are one source of a file. By URN
+// (byURN) the index does not matter: /uri-res names the file, and the mesh
+// knows no index.
+func sameSource(a, b Source, byURN bool) bool {
+	sameIndex := byURN || a.Index == b.Index
+	if b.Push || !b.Addr.IsValid() {
+		return a.ServentID == b.ServentID && sameIndex
+	}
+	return a.Addr == b.Addr && sameIndex
+}
+
 // newDownload makes the Download of r under key, in the given state, with
 // r's sources (a new request, or one read back from the queue file).
 func (d *Downloader) newDownload(key string, r Request, state State) *Download {
 	x := &Download{
-		d:     d,
-		key:   key,
-		size:  r.Size,
-		done:  make(chan struct{}),
-		name:  SanitizeName(r.Name),
-		sha1:  r.SHA1,
-		state: state,
+		d:        d,
+		key:      key,
+		id:       d.newID(),
+		size:     r.Size,
+		done:     make(chan struct{}),
+		name:     SanitizeName(r.Name),
+		sha1:     r.SHA1,
+		state:    state,
+		priority: r.Priority,
 	}
 	x.addSources(r.Sources)
 	return x
+}
+
+// newID returns 8 random hex digits no download has. d.mu held.
+func (d *Downloader) newID() string {
+	for {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
+		if d.byID[id] == nil {
+			return id
+		}
+	}
 }
 
 // downloadKey names a download (and its partial file): the SHA-1 in base32,
@@ -522,10 +802,13 @@ func (d *Downloader) poke() {
 	}
 }
 
-func (x *Download) terminal() bool { return x.state == StateDone || x.state == StateFailed }
+func (x *Download) terminal() bool {
+	return x.state == StateDone || x.state == StateFailed || x.state == StateCancelled
+}
 
 // schedule starts downloads while there is room and their retry time has
-// come, and sleeps until something changes or the next retry is due.
+// come, higher priorities first, and sleeps until something changes or the
+// next retry is due.
 func (d *Downloader) schedule(ctx context.Context) {
 	defer d.wg.Done()
 	timer := time.NewTimer(time.Hour)
@@ -534,23 +817,33 @@ func (d *Downloader) schedule(ctx context.Context) {
 		now := time.Now()
 		var next time.Time
 		d.mu.Lock()
-		for _, x := range d.list {
+		order := slices.Clone(d.list)
+		slices.SortStableFunc(order, func(a, b *Download) int { return b.priority - a.priority })
+		for _, x := range order {
 			if d.active >= d.MaxActive {
 				break
 			}
-			if x.running || x.terminal() {
+			if x.running || x.terminal() || x.state == StatePaused {
 				continue
+			}
+			if x.retryAt.After(now) && d.meshSourcesLocked(x) > 0 {
+				x.retryAt = time.Time{} // the mesh named a new source: try it now
 			}
 			if x.retryAt.After(now) {
 				if next.IsZero() || x.retryAt.Before(next) {
 					next = x.retryAt
 				}
+				if d.Mesh != nil && !x.sha1.IsZero() && (next.IsZero() || now.Add(meshPoll).Before(next)) {
+					next = now.Add(meshPoll) // look at the mesh again while it waits
+				}
 				continue
 			}
 			x.running = true
+			xctx, stop := context.WithCancel(ctx)
+			x.stop = stop
 			d.active++
 			d.wg.Add(1)
-			go d.run(ctx, x)
+			go d.run(xctx, x)
 		}
 		d.mu.Unlock()
 		wait := time.Hour
@@ -567,102 +860,36 @@ func (d *Downloader) schedule(ctx context.Context) {
 	}
 }
 
-// run works on x until it is done, failed, has to wait for its sources, or
-// the Downloader closes.
-func (d *Downloader) run(ctx context.Context, x *Download) {
-	defer d.wg.Done()
-	defer func() {
-		d.mu.Lock()
-		x.running = false
-		d.active--
-		if !x.terminal() && x.state != StateWaiting {
-			x.state = StateQueued
-		}
-		d.mu.Unlock()
-		d.poke()
-	}()
-	for ctx.Err() == nil {
-		if x.have.Load() >= x.size {
-			if d.finish(x) {
-				return
-			}
-			continue
-		}
-		src, wait := d.pick(x)
-		if src == nil {
-			d.mu.Lock()
-			if wait.IsZero() {
-				x.state = StateFailed
-				x.err = ErrNoSources
-				if x.lastErr != "" {
-					x.err = fmt.Errorf("%w (last error: %s)", ErrNoSources, x.lastErr)
-				}
-				close(x.done)
-			} else {
-				x.state = StateWaiting
-				x.retryAt = wait
-			}
-			d.mu.Unlock()
-			_ = d.save()
-			return
-		}
-		before := x.have.Load()
-		err := d.fetch(ctx, x, src)
-		if ctx.Err() != nil {
-			return
-		}
-		var local *localError
-		if errors.As(err, &local) {
-			d.failNow(x, err)
-			return
-		}
-		d.judge(x, src, x.have.Load() > before, err)
-	}
-}
-
-// pick returns the first usable source whose time has come, or nil and the
-// earliest time one will be (zero when no source is left).
-func (d *Downloader) pick(x *Download) (*source, time.Time) {
-	now := time.Now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var wait time.Time
-	for _, s := range x.sources {
-		if s.dropped {
-			continue
-		}
-		if d.needsPush(s.Source) && (d.Push == nil || s.ServentID.IsZero()) {
-			s.dropped = true
-			s.lastErr = "firewalled source and no way to send a Push"
-			if d.Push != nil {
-				s.lastErr = "firewalled source without a servent ID"
-			}
-			x.lastErr = s.lastErr
-			continue
-		}
-		if s.nextTry.After(now) {
-			if wait.IsZero() || s.nextTry.Before(wait) {
-				wait = s.nextTry
-			}
-			continue
-		}
-		return s, time.Time{}
-	}
-	return nil, wait
-}
-
 // needsPush reports whether src must be reached through a Push: it said so,
 // or its address is not one we can dial.
 func (d *Downloader) needsPush(src Source) bool {
 	return src.Push || d.AddrPolicy.Check(src.Addr) != nil
 }
 
+func (d *Downloader) setState(x *Download, st State, src *source) {
+	d.mu.Lock()
+	if !x.terminal() && x.state != StatePaused {
+		x.state = st
+	}
+	if src != nil {
+		x.current = src.String()
+	}
+	d.mu.Unlock()
+}
+
 // Kinds of fetch failure, which judge turns into a policy.
 type (
-	// busyError: 503; try again after the given time, not sooner.
+	// busyError: 503 or nothing we need; try again after the given time,
+	// not sooner.
 	busyError struct {
 		after time.Duration
 		msg   string
+	}
+	// queuedError: 503 with a PARQ place; ask again after the given time
+	// with the place's ID. Not a failure.
+	queuedError struct {
+		q     Queued
+		after time.Duration
 	}
 	// permanentError: this source will not give us the file. err, when
 	// set, is the typed reason (ErrBadRange).
@@ -670,76 +897,104 @@ type (
 		msg string
 		err error
 	}
-	// mismatchError: the overlapping bytes differ from the partial file.
-	mismatchError struct{ at int64 }
-	// slowError: the source is too slow while other downloads wait; it
-	// waits sourceBackoffMax.
+	// mismatchError: bytes differ from what the partial file holds at
+	// at; writer is the source that wrote those (nil: an earlier run).
+	mismatchError struct {
+		at     int64
+		writer *source
+	}
+	// slowError: the source is too slow while others wait; it waits
+	// sourceBackoffMax.
 	slowError struct{ msg string }
 	// localError: our side failed (the partial file cannot be opened or
 	// written); no source is to blame and the download fails.
 	localError struct{ msg string }
 )
 
-func (e *localError) Error() string { return e.msg }
-func (e *slowError) Error() string  { return e.msg }
-
+func (e *localError) Error() string     { return e.msg }
+func (e *slowError) Error() string      { return e.msg }
 func (e *busyError) Error() string      { return e.msg }
 func (e *permanentError) Error() string { return e.msg }
 func (e *permanentError) Unwrap() error { return e.err }
+func (e *queuedError) Error() string {
+	return fmt.Sprintf("queued (PARQ position %d), asking again in %s", e.q.Position, e.after)
+}
 
 // badRange is the permanentError of a source that broke the range rules.
 func badRange(format string, args ...any) error {
 	return &permanentError{msg: ErrBadRange.Error() + ": " + fmt.Sprintf(format, args...), err: ErrBadRange}
 }
 func (e *mismatchError) Error() string {
-	return fmt.Sprintf("resuming data mismatch at byte %d", e.at)
+	return fmt.Sprintf("data mismatch at byte %d", e.at)
 }
 
-// judge applies the retry policy after an attempt on src.
+// judge applies the retry policy after a worker on src ended with err
+// (nil: it had nothing more to do). progressed says it delivered bytes.
 func (d *Downloader) judge(x *Download, src *source, progressed bool, err error) {
 	now := time.Now()
 	var mm *mismatchError
-	if errors.As(err, &mm) {
-		// Discard the last Backout bytes (gtk-gnutella's back-off): our tail
-		// may be bad (a crash before the data reached the disk). If the same
-		// source disagrees again at the earlier place, it serves other bytes.
-		keep := max(0, mm.at-Backout)
-		if terr := os.Truncate(x.partial, keep); terr == nil || errors.Is(terr, fs.ErrNotExist) {
-			x.have.Store(keep)
-		}
+	if errors.As(err, &mm) && mm.writer == nil {
+		// Bytes of an earlier run disagree: discard Backout bytes before
+		// the end of what we had there (gtk-gnutella's back-off; our tail
+		// may be bad after a crash). If the same source disagrees again at
+		// the earlier place, it serves other bytes.
+		x.backout(mm.at)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	src.active = false
 	if progressed {
 		src.failures = 0
 	}
 	if err == nil {
-		src.lastErr = ""
+		src.lastErr, src.reason = "", ""
 		return
 	}
 	src.lastErr = err.Error()
 	x.lastErr = src.lastErr
+	if src.banned {
+		return // found lying: its reason says so, whatever it did since
+	}
 	var busy *busyError
+	var queued *queuedError
 	var perm *permanentError
 	var slow *slowError
 	switch {
+	case errors.As(err, &queued):
+		src.queued = &queued.q
+		src.nextTry = now.Add(queued.after)
+		src.reason = fmt.Sprintf("queued by the source at place %d, asking again at %s", queued.q.Position, src.nextTry.Format(time.TimeOnly))
 	case errors.As(err, &slow):
 		src.nextTry = now.Add(sourceBackoffMax)
+		src.reason = slow.msg
 	case errors.As(err, &busy):
 		src.nextTry = now.Add(busy.after)
+		src.reason = busy.msg
 	case errors.As(err, &perm):
 		src.dropped = true
+		src.reason = perm.msg
 	case mm != nil:
+		if mm.writer != nil {
+			// Two sources disagree; the check after the hash decides.
+			src.nextTry = now.Add(time.Second)
+			src.reason = disagreeReason
+			return
+		}
 		src.mismatches++
+		src.reason = fmt.Sprintf("its bytes did not match what we had at byte %d", mm.at)
 		if src.mismatches >= 2 {
 			src.dropped = true
+			src.reason = fmt.Sprintf("its bytes did not match what we had, twice (last at byte %d)", mm.at)
 		}
 	case progressed:
 		src.nextTry = now // cut off mid-transfer: resume at once
+		src.reason = ""
 	default:
 		src.failures++
+		src.reason = "failed: " + src.lastErr
 		if src.failures >= 6 {
 			src.dropped = true
+			src.reason = fmt.Sprintf("failed %d times in a row, last: %s", src.failures, src.lastErr)
 			return
 		}
 		src.nextTry = now.Add(retryBackoff(src.failures))
@@ -747,20 +1002,14 @@ func (d *Downloader) judge(x *Download, src *source, progressed bool, err error)
 	d.Logger.Debug().Str("file", x.name).Str("source", src.String()).Err(err).Msg("download attempt ended")
 }
 
+// disagreeReason is the reason of a source whose bytes differ from another
+// source's, until the liar is known.
+const disagreeReason = "its bytes disagree with another source's; checking which is right"
+
 // retryBackoff is the wait after n consecutive failures: 2 s, 8 s, 32 s,
 // 2 min, 8 min, at most sourceBackoffMax.
 func retryBackoff(n int) time.Duration {
 	return min(2*time.Second<<(2*(n-1)), sourceBackoffMax)
-}
-
-func (d *Downloader) setState(x *Download, st State, src *source) {
-	d.mu.Lock()
-	x.state = st
-	if src != nil {
-		x.current = src.String()
-		x.lastSrc = src
-	}
-	d.mu.Unlock()
 }
 
 // connect reaches src directly or through a Push. The returned reader holds
@@ -809,155 +1058,6 @@ func (d *Downloader) dial(ctx context.Context, addr netip.AddrPort) (net.Conn, e
 	return firewall.TCPDialer{}.Dial(ctx, addr.String())
 }
 
-// fetch makes one request to src for the rest of the file and writes what
-// arrives into the partial file. The partial file's size is what we have.
-func (d *Downloader) fetch(ctx context.Context, x *Download, src *source) error {
-	d.setState(x, StateConnecting, src)
-	conn, br, err := d.connect(ctx, src)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
-	defer stop()
-
-	f, err := openPartial(x.partial)
-	if err != nil {
-		return &localError{"cannot open the partial file: " + err.Error()}
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return &localError{err.Error()}
-	}
-	have := fi.Size()
-	if have > x.size { // cannot happen unless someone wrote to it
-		if err := f.Truncate(x.size); err != nil {
-			return &localError{err.Error()}
-		}
-		have = x.size
-	}
-	x.have.Store(have)
-	start := max(0, have-Overlap)
-
-	d.mu.Lock()
-	sum := x.sha1
-	d.mu.Unlock()
-	var target string
-	if !sum.IsZero() {
-		target = "/uri-res/N2R?" + sum.String()
-	} else {
-		target = "/get/" + strconv.FormatUint(uint64(src.Index), 10) + "/" + url.PathEscape(src.Name)
-	}
-	var host string
-	if ra := addrPortOf(conn.RemoteAddr()); ra.IsValid() {
-		host = ra.String()
-	} else if src.Addr.IsValid() {
-		host = src.Addr.String()
-	}
-	var req []byte
-	req = append(req, "GET "+target+" HTTP/1.1\r\n"...)
-	req = append(req, "User-Agent: "+d.UserAgent+"\r\n"...)
-	if host != "" {
-		req = append(req, "Host: "+host+"\r\n"...)
-	}
-	req = append(req, "Range: bytes="+strconv.FormatInt(start, 10)+"-"+strconv.FormatInt(x.size-1, 10)+"\r\n"...)
-	if !sum.IsZero() {
-		req = append(req, "X-Gnutella-Content-URN: "+sum.String()+"\r\n"...)
-	}
-	req = append(req, "Connection: close\r\n\r\n"...)
-	deadline := time.Now().Add(d.RequestTimeout)
-	_ = conn.SetWriteDeadline(earlier(time.Now().Add(d.StallTimeout), deadline))
-	if _, err := conn.Write(req); err != nil {
-		return fmt.Errorf("sending the request: %w", err)
-	}
-
-	_ = conn.SetReadDeadline(earlier(time.Now().Add(d.StallTimeout), deadline))
-	code, _, reason, h, err := readResponseHead(br)
-	if err != nil {
-		var pe *protoError
-		if errors.As(err, &pe) || protocol.IsHandshakeLimit(err) {
-			return &permanentError{msg: "bad response: " + err.Error()}
-		}
-		return fmt.Errorf("reading the response: %w", err)
-	}
-	switch {
-	case code == 503:
-		after, ok := parseRetryAfter(h.Get("Retry-After"), time.Now())
-		if !ok {
-			after = d.RetryAfter
-		}
-		return &busyError{after, fmt.Sprintf("busy (503 %s), retry after %s", reason, after)}
-	case code == 416:
-		// We asked for the rest of a file of the size the hit gave: the
-		// source has less of it (a partial source) or another size.
-		return &busyError{sourceBackoffMax, "416 " + reason}
-	case code == 200 || code == 206:
-	case code >= 500:
-		return fmt.Errorf("%d %s", code, reason)
-	default:
-		return &permanentError{msg: fmt.Sprintf("%d %s", code, reason)}
-	}
-
-	// Which bytes are coming: read Content-Range on every 206 (gtk-gnutella
-	// answers an unsatisfiable range with a 206 of another range).
-	var rs, re int64
-	if code == 206 {
-		a, b, total, ok := parseContentRange(h.Get("Content-Range"))
-		if !ok {
-			return &permanentError{msg: "206 without a valid Content-Range"}
-		}
-		if total >= 0 && total != x.size {
-			return &permanentError{msg: fmt.Sprintf("the source's file has %d bytes, not %d", total, x.size)}
-		}
-		// Never past the announced size, whatever the source says (a
-		// "0-999999999999/*" with an endless body must not grow the file).
-		if b >= x.size {
-			return badRange("Content-Range %d-%d ends past the file's %d bytes", a, b, x.size)
-		}
-		// A range starting before the one asked for is kept (gtk-gnutella
-		// answers some ranges with a 206 of another, TestDownload-
-		// ReadsContentRange): the bytes before have are compared, never
-		// written, and it ends within the file.
-		rs, re = a, b
-	} else {
-		rs, re = 0, x.size-1
-	}
-	if cl := h.Get("Content-Length"); cl != "" {
-		n, err := parseDigits(strings.TrimSpace(cl))
-		if err != nil || n != re-rs+1 {
-			if code == 200 {
-				return &permanentError{msg: fmt.Sprintf("the source's file has %s bytes, not %d", cl, x.size), err: ErrBadRange}
-			}
-			return badRange("Content-Length %s disagrees with Content-Range %d-%d", cl, rs, re)
-		}
-	} else if code == 200 && x.size > 0 {
-		return badRange("200 without Content-Length")
-	}
-	if te := h.Get("Transfer-Encoding"); te != "" && !strings.EqualFold(te, "identity") {
-		return &permanentError{msg: "Transfer-Encoding " + te + " is not spoken here"}
-	}
-	if urn := firstURN(h); !urn.IsZero() {
-		d.mu.Lock()
-		known := x.sha1
-		if known.IsZero() {
-			x.sha1 = urn // verify against what the source says it serves
-		}
-		d.mu.Unlock()
-		if !known.IsZero() && urn != known {
-			return &permanentError{msg: "the source serves " + urn.String()}
-		}
-	}
-	if rs > start || re < have {
-		// A range that does not start where we asked (within the file): the
-		// source has other parts of it. No byte of it is read.
-		return &busyError{sourceBackoffMax, fmt.Sprintf("the source offers bytes %d-%d, we asked from %d", rs, re, start)}
-	}
-
-	d.setState(x, StateDownloading, src)
-	return d.receive(conn, br, f, x, rs, re, have, deadline)
-}
-
 func earlier(a, b time.Time) time.Time {
 	if a.Before(b) {
 		return a
@@ -975,74 +1075,11 @@ func (d *Downloader) othersWaiting(x *Download) bool {
 		return false
 	}
 	for _, y := range d.list {
-		if y != x && !y.running && !y.terminal() && !y.retryAt.After(now) {
+		if y != x && !y.running && !y.terminal() && y.state != StatePaused && !y.retryAt.After(now) {
 			return true
 		}
 	}
 	return false
-}
-
-// receive copies the response body, bytes rs..re, into f: the bytes we
-// already have (before have) are compared, the rest appended. It ends at
-// the request's deadline, and early when the source is slower than MinRate
-// over RateWindow while other downloads wait for a slot.
-func (d *Downloader) receive(conn net.Conn, br *bufio.Reader, f *os.File, x *Download, rs, re, have int64, deadline time.Time) error {
-	buf := make([]byte, 64<<10)
-	var cmp []byte
-	pos := rs
-	winStart, winPos := time.Now(), pos
-	for pos <= re {
-		now := time.Now()
-		if el := now.Sub(winStart); el >= d.RateWindow {
-			rate := float64(pos-winPos) / el.Seconds()
-			if rate < float64(d.MinRate) && d.othersWaiting(x) {
-				return &slowError{fmt.Sprintf("too slow: %.0f bytes/s over %s, below %d, while other downloads wait", rate, el.Round(time.Millisecond), d.MinRate)}
-			}
-			winStart, winPos = now, pos
-		}
-		if !now.Before(deadline) {
-			return fmt.Errorf("request took longer than %s (RequestTimeout), at byte %d of %d-%d", d.RequestTimeout, pos, rs, re)
-		}
-		_ = conn.SetReadDeadline(earlier(now.Add(d.StallTimeout), deadline))
-		n, err := br.Read(buf[:min(int64(len(buf)), re-pos+1)])
-		chunk := buf[:n]
-		if pos < have && n > 0 {
-			k := int(min(int64(n), have-pos))
-			if cmp == nil {
-				cmp = make([]byte, len(buf))
-			}
-			if _, rerr := f.ReadAt(cmp[:k], pos); rerr != nil {
-				return &localError{"reading the partial file: " + rerr.Error()}
-			}
-			for i := 0; i < k; i++ {
-				if cmp[i] != chunk[i] {
-					return &mismatchError{at: have}
-				}
-			}
-			chunk = chunk[k:]
-			pos += int64(k)
-		}
-		if len(chunk) > 0 {
-			if _, werr := f.WriteAt(chunk, pos); werr != nil {
-				return &localError{"writing the partial file: " + werr.Error()}
-			}
-			pos += int64(len(chunk))
-			x.have.Store(pos)
-		}
-		if err != nil {
-			if pos > re {
-				break
-			}
-			if err == io.EOF {
-				return fmt.Errorf("connection closed at byte %d of %d-%d", pos, rs, re)
-			}
-			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(deadline) {
-				return fmt.Errorf("request took longer than %s (RequestTimeout), at byte %d of %d-%d", d.RequestTimeout, pos, rs, re)
-			}
-			return err
-		}
-	}
-	return nil
 }
 
 // firstURN returns the SHA-1 of the first X-Gnutella-Content-URN (or
@@ -1069,81 +1106,50 @@ func openPartial(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_RDWR|os.O_CREATE|noFollow, 0o644)
 }
 
-// finish verifies the complete partial file and moves it into place. It
-// returns true when x is done or failed, false to download it again (a bad
-// hash with other sources left).
-func (d *Downloader) finish(x *Download) bool {
+// verify hashes the complete partial file f. ok is false when its size or
+// SHA-1 is wrong; err is set when it could not be read (our side).
+func (d *Downloader) verify(x *Download, f *os.File) (ok bool, got protocol.SHA1, err error) {
 	d.setState(x, StateVerifying, nil)
+	fi, err := f.Stat()
+	if err != nil {
+		return false, got, err
+	}
+	if got, err = hashFile(f); err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		return false, got, err
+	}
 	d.mu.Lock()
 	want := x.sha1
 	d.mu.Unlock()
-	f, err := openPartial(x.partial)
-	if err != nil {
-		d.failNow(x, fmt.Errorf("cannot open the partial file: %w", err))
-		return true
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		d.failNow(x, fmt.Errorf("verifying: %w", err))
-		return true
-	}
-	got, err := hashFile(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	f.Close()
-	if err != nil {
-		d.failNow(x, fmt.Errorf("verifying: %w", err))
-		return true
-	}
-	if fi.Size() != x.size || (!want.IsZero() && got != want) {
-		// Never keep a complete-looking file with a bad hash.
-		_ = os.Remove(x.partial)
-		x.have.Store(0)
-		d.mu.Lock()
-		x.badHashes++
-		x.lastErr = fmt.Sprintf("%v: got %s", ErrHashMismatch, got)
-		if fi.Size() != x.size {
-			x.lastErr = fmt.Sprintf("%v: the partial file has %d bytes, not %d", ErrHashMismatch, fi.Size(), x.size)
-		}
-		if x.lastSrc != nil {
-			x.lastSrc.dropped = true // it sent the last bytes; suspect it
-			x.lastSrc.lastErr = x.lastErr
-		}
-		left := 0
-		for _, s := range x.sources {
-			if !s.dropped {
-				left++
-			}
-		}
-		giveUp := x.badHashes >= 3 || left == 0
-		d.mu.Unlock()
-		d.Logger.Warn().Str("file", x.name).Str("want", want.String()).Str("got", got.String()).Msg("finished download has a bad hash; partial file deleted")
-		if giveUp {
-			d.failNow(x, ErrHashMismatch)
-			return true
-		}
-		return false
-	}
+	return fi.Size() == x.size && (want.IsZero() || got == want), got, nil
+}
+
+// place moves the verified partial file into Dir under its name.
+func (d *Downloader) place(x *Download) {
 	d.mu.Lock()
-	name := x.name
+	name, want, cancelled := x.name, x.sha1, x.state == StateCancelled
 	d.mu.Unlock()
+	if cancelled {
+		return // cancelled while verifying: the partial file goes (run)
+	}
 	final, err := placeFinal(d.Dir, x.partial, name)
 	if err != nil {
 		d.failNow(x, fmt.Errorf("moving the finished file into place: %w", err))
-		return true
+		return
 	}
 	d.mu.Lock()
-	x.state = StateDone
-	x.path = final
-	x.err = nil
-	x.lastErr = ""
-	close(x.done)
+	if !x.terminal() {
+		x.state = StateDone
+		x.path = final
+		x.err = nil
+		x.lastErr = ""
+		close(x.done)
+	}
 	d.mu.Unlock()
 	d.Logger.Info().Str("file", final).Str("urn", want.String()).Msg("download complete")
 	_ = d.save()
-	return true
 }
 
 func (d *Downloader) failNow(x *Download, err error) {
@@ -1158,7 +1164,7 @@ func (d *Downloader) failNow(x *Download, err error) {
 	_ = d.save()
 }
 
-// hashFile returns the SHA-1 of the whole of f (finish checks its size
+// hashFile returns the SHA-1 of the whole of f (verify checks its size
 // apart: a hash of the first bytes only would pass a longer file).
 func hashFile(f *os.File) (protocol.SHA1, error) {
 	h := sha1.New()

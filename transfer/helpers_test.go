@@ -375,3 +375,180 @@ func statusCode(t testing.TB, out []byte) int {
 	}
 	return code
 }
+
+// fakeSource is a raw HTTP/1.1 source on 127.0.0.1 for the swarm tests: it
+// answers range requests for data with keep-alive, only inside has when
+// has is set (a partial source: 206 with X-Available-Ranges, 416 outside),
+// at most rate bytes/s when rate is set. Hooks let a test hold requests,
+// break the rules, or look at each request.
+type fakeSource struct {
+	t    testing.TB
+	addr netip.AddrPort
+	ln   net.Listener
+	wg   sync.WaitGroup
+	data []byte
+	rate int64 // bytes/s, 0: as fast as it goes
+
+	mu    sync.Mutex
+	has   Ranges // nil: the whole file
+	reqs  []fakeReq
+	conns []net.Conn
+	// before runs before each answer (it may block, e.g. until enough
+	// requests are in flight); answer, when set, answers instead of the
+	// honest answer and returns false to close the connection.
+	before func(r fakeReq)
+	answer func(c net.Conn, r fakeReq) bool
+	after  func(r fakeReq)
+}
+
+// fakeReq is one request a fakeSource got.
+type fakeReq struct {
+	conn       int
+	at         time.Time
+	line       string
+	h          protocol.Headers
+	start, end int64 // the Range, inclusive; end -1 when there was none
+}
+
+func startFake(t testing.TB, data []byte) *fakeSource {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &fakeSource{t: t, ln: ln, addr: addrPortOf(ln.Addr()), data: data}
+	fs.wg.Add(1)
+	go fs.accept()
+	t.Cleanup(fs.close)
+	return fs
+}
+
+func (fs *fakeSource) close() {
+	fs.ln.Close()
+	fs.mu.Lock()
+	for _, c := range fs.conns {
+		c.Close()
+	}
+	fs.mu.Unlock()
+	fs.wg.Wait()
+}
+
+func (fs *fakeSource) accept() {
+	defer fs.wg.Done()
+	for n := 0; ; n++ {
+		c, err := fs.ln.Accept()
+		if err != nil {
+			return
+		}
+		fs.mu.Lock()
+		fs.conns = append(fs.conns, c)
+		fs.mu.Unlock()
+		fs.wg.Add(1)
+		go func() {
+			defer fs.wg.Done()
+			defer c.Close()
+			fs.serve(n, c)
+		}()
+	}
+}
+
+func (fs *fakeSource) serve(n int, c net.Conn) {
+	br := bufio.NewReader(c)
+	for {
+		line, err := protocol.ReadLine(br)
+		if err != nil {
+			return
+		}
+		h, err := protocol.ReadHeaders(br, len(line)+2)
+		if err != nil {
+			return
+		}
+		r := fakeReq{conn: n, at: time.Now(), line: line, h: h, end: -1}
+		if v := h.Get("Range"); v != "" {
+			if a, b, st := parseRange(v, int64(len(fs.data))); st == rangeOK {
+				r.start, r.end = a, b
+			}
+		}
+		fs.mu.Lock()
+		fs.reqs = append(fs.reqs, r)
+		before, answer, after := fs.before, fs.answer, fs.after
+		fs.mu.Unlock()
+		if before != nil {
+			before(r)
+		}
+		keep := true
+		if answer != nil {
+			keep = answer(c, r)
+		} else {
+			keep = fs.honest(c, r)
+		}
+		if after != nil {
+			after(r)
+		}
+		if !keep {
+			return
+		}
+	}
+}
+
+// honest answers r with the bytes asked for (those it has).
+func (fs *fakeSource) honest(c net.Conn, r fakeReq) bool {
+	fs.mu.Lock()
+	has := fs.has.Clone()
+	fs.mu.Unlock()
+	return fs.serveBytes(c, r, fs.data, has)
+}
+
+// serveBytes answers r from data, of which it has has (nil: all).
+func (fs *fakeSource) serveBytes(c net.Conn, r fakeReq, data []byte, has Ranges) bool {
+	size := int64(len(data))
+	a, b := r.start, r.end
+	if b < 0 {
+		a, b = 0, size-1
+	}
+	avail := ""
+	if has != nil {
+		avail = "X-Available-Ranges: " + has.FormatAvailable() + "\r\n"
+		// Serve from a (the run of has that holds it), or refuse.
+		in, runEnd := run(has, a, b+1)
+		if !in {
+			_, err := fmt.Fprintf(c, "HTTP/1.1 416 Requested Range Not Satisfiable\r\n%sContent-Length: 0\r\n\r\n", avail)
+			return err == nil
+		}
+		b = runEnd - 1
+	}
+	if _, err := fmt.Fprintf(c, "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes %d-%d/%d\r\nContent-Length: %d\r\n%s\r\n", a, b, size, b-a+1, avail); err != nil {
+		return false
+	}
+	return fs.send(c, data[a:b+1]) == nil
+}
+
+// send writes p, paced at fs.rate when set.
+func (fs *fakeSource) send(c net.Conn, p []byte) error {
+	if fs.rate <= 0 {
+		_, err := c.Write(p)
+		return err
+	}
+	const piece = 16 << 10
+	start := time.Now()
+	var sent int64
+	for len(p) > 0 {
+		k := min(len(p), piece)
+		if _, err := c.Write(p[:k]); err != nil {
+			return err
+		}
+		p = p[k:]
+		sent += int64(k)
+		due := start.Add(time.Duration(float64(sent) / float64(fs.rate) * float64(time.Second)))
+		time.Sleep(time.Until(due)) // the rate limit itself, not a synchronisation
+	}
+	return nil
+}
+
+func (fs *fakeSource) requests() []fakeReq {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return append([]fakeReq(nil), fs.reqs...)
+}
+
+func (fs *fakeSource) source() Source { return Source{Addr: fs.addr, Index: 1, Name: "file"} }

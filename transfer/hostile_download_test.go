@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -109,19 +110,28 @@ func TestDownloadHostileRangeAnswers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			fx := newUploadFixture(t, &Server{PerIP: -1})
+			// The honest source answers once the hostile one was judged.
+			judged := make(chan struct{})
+			var once sync.Once
 			hs := startHostile(t, tc.answer)
+			data := content(1, 100_000)
+			honest := startFake(t, data)
+			honest.before = func(fakeReq) { <-judged }
+			t.Cleanup(func() { once.Do(func() { close(judged) }) })
 			d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy})
-			// The hostile source first: it is tried first.
-			x, err := d.Add(reqOf(fx.a, Source{Addr: hs.addr, Index: 1, Name: fx.a.Name}, Source{Addr: fx.ts.addr, Index: 1, Name: fx.a.Name}))
+			x, err := d.Add(Request{Name: "a.bin", Size: int64(len(data)), SHA1: sha1.Sum(data), Sources: []Source{{Addr: hs.addr, Index: 1}, honest.source()}})
 			if err != nil {
 				t.Fatal(err)
 			}
+			await.Until(t, "the hostile source to be dropped", func() bool {
+				return sourceStatus(x.Status(), hs.addr).State == SourceDropped
+			})
+			once.Do(func() { close(judged) })
 			if err := waitDone(t, x); err != nil {
 				t.Fatal(err)
 			}
 			st := x.Status()
-			checkFile(t, st.Path, fx.aData)
+			checkFile(t, st.Path, data)
 			if hs.requests.Load() == 0 {
 				t.Fatal("the hostile source was never asked")
 			}
@@ -295,5 +305,34 @@ func TestDownloadRequestTimeout(t *testing.T) {
 	})
 	if st := x.Status(); st.State == StateFailed || sourceStatus(st, slow.addr).State == SourceDropped {
 		t.Fatalf("a lone slow source was given up: %+v", st)
+	}
+}
+
+// A source that accepts the connection and never answers gets a reason,
+// and does not hold up a download the others complete.
+func TestDownloadSilentSourceHasReason(t *testing.T) {
+	data := content(12, 200_000)
+	asked := make(chan struct{})
+	var once sync.Once
+	silent := startHostile(t, func(c net.Conn, _ string) {
+		once.Do(func() { close(asked) })
+		_, _ = c.Read(make([]byte, 1)) // until we close it
+	})
+	honest := startFake(t, data)
+	honest.before = func(fakeReq) { <-asked }
+	t.Cleanup(func() { once.Do(func() { close(asked) }) })
+	d := newDownloader(t, &Downloader{AddrPolicy: lanPolicy, StallTimeout: time.Hour})
+	x, err := d.Add(Request{Name: "s.bin", Size: int64(len(data)), SHA1: sha1.Sum(data), Sources: []Source{
+		{Addr: silent.addr, Index: 1}, honest.source(),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitDone(t, x); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, x.Status().Path, data)
+	if ss := sourceStatus(x.Status(), silent.addr); ss.Reason == "" {
+		t.Fatalf("silent source %+v has no reason", ss)
 	}
 }

@@ -8,27 +8,35 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"gnutella/protocol"
 )
 
-// The queue on disk (Downloader.StateFile). What we have of each file is
-// not stored: the partial file's size is the truth, so a crash between a
-// write and a save loses nothing.
+// The queue on disk (Downloader.StateFile), version 2: every download with
+// its ID, priority, state (paused and cancelled ones stay so) and the
+// byte ranges its partial file holds (a swarm writes it with holes). The
+// ranges are saved after what they name was written, so a crash between a
+// write and a save only loses bytes, never claims bytes that are not
+// there. Version 1 (no IDs, no ranges: the partial file's size was what we
+// had) is still read.
 type queueFile struct {
 	Version   int          `json:"version"`
 	Downloads []queueEntry `json:"downloads"`
 }
 
 type queueEntry struct {
-	Name    string        `json:"name"`
-	Size    int64         `json:"size"`
-	URN     string        `json:"urn,omitempty"` // "urn:sha1:...", empty when unknown
-	Key     string        `json:"key"`
-	State   State         `json:"state"`
-	Error   string        `json:"error,omitempty"`
-	Path    string        `json:"path,omitempty"`
-	Sources []queueSource `json:"sources"`
+	ID       string        `json:"id,omitempty"`
+	Priority int           `json:"priority,omitempty"`
+	Have     [][2]int64    `json:"have,omitempty"` // [start, end) byte ranges of the partial file
+	Name     string        `json:"name"`
+	Size     int64         `json:"size"`
+	URN      string        `json:"urn,omitempty"` // "urn:sha1:...", empty when unknown
+	Key      string        `json:"key"`
+	State    State         `json:"state"`
+	Error    string        `json:"error,omitempty"`
+	Path     string        `json:"path,omitempty"`
+	Sources  []queueSource `json:"sources"`
 }
 
 type queueSource struct {
@@ -39,9 +47,24 @@ type queueSource struct {
 	Push        bool     `json:"push,omitempty"`
 	PushProxies []string `json:"push_proxies,omitempty"`
 	Dropped     bool     `json:"dropped,omitempty"`
+	Banned      bool     `json:"banned,omitempty"` // sent wrong bytes
+	Reason      string   `json:"reason,omitempty"`
 }
 
-const queueVersion = 1
+const queueVersion = 2
+
+// saveSoon saves the queue unless it was saved in the last two seconds
+// (the have-ranges change with every chunk).
+func (d *Downloader) saveSoon() {
+	now := time.Now().UnixNano()
+	last := d.lastSave.Load()
+	if now-last < int64(2*time.Second) || !d.lastSave.CompareAndSwap(last, now) {
+		return
+	}
+	if err := d.save(); err != nil {
+		d.Logger.Warn().Err(err).Msg("cannot save the download queue")
+	}
+}
 
 // save writes the queue atomically (a temporary file renamed over the old).
 func (d *Downloader) save() error {
@@ -52,8 +75,24 @@ func (d *Downloader) save() error {
 	defer d.saveMu.Unlock()
 	q := queueFile{Version: queueVersion}
 	d.mu.Lock()
+	if !d.started {
+		// Before Start the saved queue is not read yet: writing now would
+		// lose it.
+		d.mu.Unlock()
+		return nil
+	}
 	for _, x := range d.list {
-		e := queueEntry{Name: x.name, Size: x.size, Key: x.key, State: x.state, Path: x.path}
+		e := queueEntry{ID: x.id, Priority: x.priority, Name: x.name, Size: x.size, Key: x.key, State: x.state, Path: x.path}
+		if x.state != StateDone && x.state != StateCancelled {
+			x.mu.Lock()
+			for _, sp := range x.have {
+				e.Have = append(e.Have, [2]int64{sp.Start, sp.End})
+			}
+			x.mu.Unlock()
+			if e.Have == nil {
+				e.Have = [][2]int64{} // version 2 knows it has nothing
+			}
+		}
 		if !x.sha1.IsZero() {
 			e.URN = x.sha1.String()
 		}
@@ -61,12 +100,12 @@ func (d *Downloader) save() error {
 			e.Error = x.err.Error()
 		}
 		switch e.State {
-		case StateDone, StateFailed:
+		case StateDone, StateFailed, StatePaused, StateCancelled:
 		default:
 			e.State = StateQueued
 		}
 		for _, s := range x.sources {
-			qs := queueSource{Index: s.Index, Name: s.Name, Push: s.Push, Dropped: s.dropped}
+			qs := queueSource{Index: s.Index, Name: s.Name, Push: s.Push, Dropped: s.dropped, Banned: s.banned, Reason: s.reason}
 			if s.Addr.IsValid() {
 				qs.Addr = s.Addr.String()
 			}
@@ -112,8 +151,8 @@ func (d *Downloader) load() error {
 	if err := json.Unmarshal(b, &q); err != nil {
 		return fmt.Errorf("transfer: download queue %s: %w", d.StateFile, err)
 	}
-	if q.Version != queueVersion {
-		return fmt.Errorf("transfer: download queue %s: version %d, want %d", d.StateFile, q.Version, queueVersion)
+	if q.Version != 1 && q.Version != queueVersion {
+		return fmt.Errorf("transfer: download queue %s: version %d, want 1 or %d", d.StateFile, q.Version, queueVersion)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -128,7 +167,7 @@ func (d *Downloader) load() error {
 				continue
 			}
 		}
-		var dropped []bool
+		var saved []queueSource
 		for _, qs := range e.Sources {
 			s := Source{Index: qs.Index, Name: qs.Name, Push: qs.Push}
 			if qs.Addr != "" {
@@ -147,7 +186,7 @@ func (d *Downloader) load() error {
 				}
 			}
 			r.Sources = append(r.Sources, s)
-			dropped = append(dropped, qs.Dropped)
+			saved = append(saved, qs)
 		}
 		// The key names the partial file: it is taken from the file only in
 		// one of the two forms downloadKey makes, so an edited queue cannot
@@ -164,30 +203,64 @@ func (d *Downloader) load() error {
 			x.addSources(r.Sources)
 			continue
 		}
+		r.Priority = e.Priority
 		x := d.newDownload(key, r, e.State)
+		if validID(e.ID) && d.byID[e.ID] == nil {
+			x.id = e.ID
+		}
 		x.partial = filepath.Join(d.Dir, partialPrefix+key)
 		for i, s := range x.sources {
-			if i < len(dropped) {
-				s.dropped = dropped[i]
+			if i < len(saved) {
+				s.dropped, s.banned, s.reason = saved[i].Dropped || saved[i].Banned, saved[i].Banned, saved[i].Reason
 			}
+		}
+		// What the partial file holds: the saved ranges, within the file
+		// as it is now (never more than is there); version 1: its size.
+		have := haveFromFile(x.partial, x.size)
+		if q.Version >= 2 && e.Have != nil {
+			var saved Ranges
+			for _, sp := range e.Have {
+				saved = saved.Add(max(sp[0], 0), min(sp[1], x.size))
+			}
+			have = saved.Intersect(have)
 		}
 		switch x.state {
 		case StateDone:
 			x.path = e.Path
-			x.have.Store(x.size)
+			x.setHave(Ranges{{0, x.size}})
 			close(x.done)
 		case StateFailed:
 			x.err = errors.New(e.Error)
-			x.have.Store(fileSize(x.partial))
+			x.setHave(have)
 			close(x.done)
+		case StateCancelled:
+			x.err = ErrCancelled
+			close(x.done)
+		case StatePaused:
+			x.setHave(have)
 		default:
 			x.state = StateQueued
-			x.have.Store(fileSize(x.partial))
+			x.setHave(have)
 		}
 		d.list = append(d.list, x)
 		d.byKey[key] = x
+		d.byID[x.id] = x
 	}
 	return nil
+}
+
+// validID reports whether id looks like one newID makes: 8 lower-case hex
+// digits.
+func validID(id string) bool {
+	if len(id) != 8 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // validKey reports whether k is a key downloadKey can make: 32 base32

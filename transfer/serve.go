@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -181,10 +182,11 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File, part *Partia
 	var extra []string // headers every answer carries, error or not
 	if !f.SHA1.IsZero() {
 		extra = append(extra, "X-Gnutella-Content-URN", f.SHA1.String())
-		// The download mesh (dmesh.go): we learn the client's locations of
-		// the file and tell it ours, on 200, 206, 416 and 503 alike.
+		// The download mesh (dmesh.go): we tell the client our locations of
+		// the file, on 200, 206, 416 and 503 alike, and then learn its own
+		// (so that they are not echoed back to it).
+		extra = append(extra, s.Mesh.headers(f.SHA1, r.remote, WantsFalt(&r.h), netip.AddrPort{})...)
 		s.Mesh.Learn(f.SHA1, &r.h, r.remote)
-		extra = append(extra, s.Mesh.headers(f.SHA1, r.remote, WantsFalt(&r.h))...)
 	}
 	if s.Mesh != nil {
 		extra = append(extra, "X-Features", FaltFeature)
