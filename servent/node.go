@@ -35,6 +35,11 @@ type NodeConfig struct {
 	// UploadRate caps the bytes per second of all uploads together (0:
 	// unlimited).
 	UploadRate int64
+	// UploadsPerIP and QueuePerIP bound the upload slots and the PARQ
+	// queue places one client address may hold (0: transfer's defaults;
+	// negative: no limit). A testnet, where every servent is 127.0.0.1,
+	// lifts them.
+	UploadsPerIP, QueuePerIP int
 	// AcceptLocalProof lets connections from loopback and private addresses
 	// prove we are reachable, and PushPolicy lets us call back to such
 	// addresses: both are for a local testnet, off on the internet.
@@ -101,7 +106,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		AssumeFirewalledAfter: cfg.AssumeFirewalledAfter, AcceptLocalProof: cfg.AcceptLocalProof, Logger: cfg.Logger,
 	}, time.Now())
 	n.Uploads = &transfer.Server{Library: n.library(), Partials: n, Slots: cfg.UploadSlots, Bandwidth: cfg.UploadRate,
-		UserAgent: userAgent(), Logger: cfg.Logger}
+		PerIP: cfg.UploadsPerIP, QueuePerIP: cfg.QueuePerIP, UserAgent: userAgent(), Logger: cfg.Logger}
 	c := cfg.Config
 	// Node is every seam of the servent; the configured Library and Pushes
 	// (a testnet's) are used through it (library.go, push.go).

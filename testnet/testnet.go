@@ -75,6 +75,9 @@ func BaseNodeConfig() servent.NodeConfig {
 	// Every host shares 127.0.0.1: the per-IP push limit (5 per 30 s)
 	// would be one for the whole machine.
 	n.PushPolicy.PerIP = 1000
+	// and the upload slots and queue places one address may hold would
+	// let one servent of the testnet download from another at a time
+	n.UploadsPerIP, n.QueuePerIP = -1, -1
 	n.Rescan = 0
 	c := &n.Config
 	c.ListenAddr = "127.0.0.1:0"
