@@ -88,10 +88,10 @@ type sendQueue struct {
 	hiwat   int
 	lowat   int
 	seq     uint64
-	flowCtl bool   // between hiwat and back under lowat
-	dropped uint64 // messages dropped for room
-	evicted int64  // dropped since the last takeEvicted
-	ready   chan struct{}
+	flowCtl bool          // between hiwat and back under lowat
+	dropped uint64        // messages dropped for room
+	evicted int64         // dropped since the last takeEvicted
+	ready   chan struct{} // holds a token once the queue goes from empty to non-empty
 	closed  bool
 }
 
@@ -141,6 +141,10 @@ func (q *sendQueue) push(m outMsg) enqueueResult {
 		q.dropped++
 		q.evicted++
 	}
+	// Only a queue that was empty wakes the writer: one that holds messages
+	// has a writer still draining it (or a wake-up already pending), which
+	// takes this one too.
+	wake := len(q.items) == 0
 	q.seq++
 	q.items = append(q.items, m)
 	q.up(len(q.items) - 1)
@@ -149,9 +153,11 @@ func (q *sendQueue) push(m outMsg) enqueueResult {
 		q.flowCtl = true
 	}
 	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case q.ready <- struct{}{}:
+		default:
+		}
 	}
 	return enqueued
 }

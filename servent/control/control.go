@@ -18,6 +18,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sort"
@@ -83,6 +84,7 @@ func Start(n *servent.Node, addr string) (*Server, error) {
 	mux.HandleFunc("POST /api/v1/downloads/{id}/resume", c.resumeDownload)
 	mux.HandleFunc("POST /api/v1/downloads/{id}/cancel", c.cancelDownload)
 	mux.HandleFunc("PUT /api/v1/downloads/{id}/priority", c.setPriority)
+	profiles(mux)
 	c.srv = &http.Server{Handler: c.auth(jsonErrors(mux)), ReadHeaderTimeout: 10 * time.Second}
 	if c.dataDir != "" {
 		info, _ := json.Marshal(Info{Addr: ln.Addr().String(), Token: c.token, PID: os.Getpid()})
@@ -113,6 +115,20 @@ func (c *Server) Close() error {
 		_ = os.Remove(filepath.Join(c.dataDir, "control.json"))
 	}
 	return err
+}
+
+// profiles serves Go's runtime profiles (heap, goroutines, CPU, ...) under
+// /debug/pprof/ so a user can see where a running servent's memory and CPU
+// go. They sit on the API's own mux, behind its token: importing
+// net/http/pprof also registers them on http.DefaultServeMux, which nothing
+// in this program serves.
+func profiles(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // /debug/pprof/heap, goroutine, allocs, ...
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 func (c *Server) auth(next http.Handler) http.Handler {

@@ -2,10 +2,13 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +173,41 @@ func TestControlStatusShowsLibraryProgress(t *testing.T) {
 	}
 	if st.Library.Files != 2 || st.Library.HashedFiles != 2 || st.Library.HashedBytes != 3000 {
 		t.Fatalf("library progress %+v", st.Library)
+	}
+}
+
+func TestControlAPIProfilesNeedToken(t *testing.T) {
+	ctl := startServer(t, startNode(t, testNodeConfig()))
+	url := "http://" + ctl.Addr() + "/debug/pprof/heap?debug=1"
+	get := func(token string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctxT(t), "GET", url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, string(body)
+	}
+	for _, tok := range []string{"", "nope"} {
+		resp, body := get(tok)
+		var e apiError
+		if resp.StatusCode != http.StatusUnauthorized || json.Unmarshal([]byte(body), &e) != nil || e.Error == "" {
+			t.Errorf("token %q: %s %q", tok, resp.Status, body)
+		}
+	}
+	resp, body := get(ctl.Token())
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "heap profile:") {
+		t.Fatalf("with the token: %s %.200q", resp.Status, body)
 	}
 }
