@@ -55,11 +55,17 @@ func TestLeafQueryIsADynamicQueryTheLeafCanStop(t *testing.T) {
 			}
 			// the leaf's own search ends quickly; a guiding leaf then says stop
 			s := leaf.Search(context.Background(), protocol.NewQuery("nothing matches this", flags), routing.Flood{TTL: 3}, 0, 50*time.Millisecond)
-			// wait for the dynamic query to end: nothing running for the GUID
+			reachedSoFar := func() int {
+				mu.Lock()
+				defer mu.Unlock()
+				return got[s.ID]
+			}
+			// The dynamic query is not running before the leaf's query
+			// reaches the ultrapeer: wait for its first probe to arrive
+			// somewhere, then for nothing to be running for the GUID.
+			await.Until(t, "the first probe of the leaf query", func() bool { return reachedSoFar() > 0 })
 			await.Until(t, "the leaf query to end", func() bool { return !up.dq.Running(s.ID) })
-			mu.Lock()
-			reached := got[s.ID]
-			mu.Unlock()
+			reached := reachedSoFar()
 			if tc.guided && reached >= 6 {
 				t.Errorf("guided: the query reached %d of 6 ultrapeers; the leaf's stop should have ended it early", reached)
 			}
