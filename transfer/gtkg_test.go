@@ -26,13 +26,21 @@ import (
 
 // gtkPeer is a running gtk-gnutella on 127.0.0.1.
 type gtkPeer struct {
-	addr netip.AddrPort
-	cfg  string // its config folder: gtkg.log is its log
+	addr   netip.AddrPort
+	cfg    string // its config folder: gtkg.log is its log
+	script string // run-peer.sh; shell.sh is beside it
 }
 
-// startGtk starts gtk-gnutella sharing dir, with extra config_gnet
-// properties ("name = value" lines), and stops it when the test ends.
+// startGtk starts gtk-gnutella as an ultrapeer sharing dir, with extra
+// config_gnet properties ("name = value" lines), and stops it when the test
+// ends.
 func startGtk(t *testing.T, share, props string) *gtkPeer {
+	t.Helper()
+	return startGtkAs(t, "ultra", share, props)
+}
+
+// startGtkAs is startGtk in mode "ultra" or "leaf".
+func startGtkAs(t *testing.T, mode, share, props string) *gtkPeer {
 	t.Helper()
 	if os.Getenv("GTKG_BIN") == "" {
 		t.Skip("GTKG_BIN is not set: build gtk-gnutella as ../shared/interop/README.md says to run this test")
@@ -58,7 +66,7 @@ func startGtk(t *testing.T, share, props string) *gtkPeer {
 		}
 	}
 	cfg := filepath.Join(base, "gtkg")
-	cmd := exec.Command(script, strconv.Itoa(port), cfg, "ultra", share)
+	cmd := exec.Command(script, strconv.Itoa(port), cfg, mode, share)
 	cmd.Env = append(os.Environ(), "GTKG_EXTRA_PROPS="+props)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -79,7 +87,7 @@ func startGtk(t *testing.T, share, props string) *gtkPeer {
 			}
 		}
 	})
-	return &gtkPeer{addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)), cfg: cfg}
+	return &gtkPeer{addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)), cfg: cfg, script: script}
 }
 
 // freePort is a TCP (and, likely, UDP) port free on 127.0.0.1 now.
