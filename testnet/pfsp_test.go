@@ -19,17 +19,21 @@ import (
 // demonstration: three leechers download one file from a seed whose
 // uploads are capped, and share what they have of it while they download
 // (partial files answer queries, the mesh tells each about the others).
-// Every servent caps its uploads, the leechers at an eighth of the seed's
-// rate (home uplinks beside a server), so the leechers fill up mostly from
-// the seed while it is there. The seed leaves as soon as the three
-// together hold every byte; each then has only part of the file (the log
-// says how much), and all three must complete from each other with the
-// right SHA-1.
+// Every servent caps its uploads, the leechers at a sixteenth of the
+// seed's rate (home uplinks beside a server), so the leechers fill up
+// mostly from the seed while it is there. The seed leaves as soon as the
+// three together hold every byte; each then has only part of the file (the
+// log says how much: 41-50 % in the runs of 2026-12-05, where each fetching
+// random chunks from the seed had 75-84 %), and all three must complete
+// from each other with the right SHA-1. Each must have had less than three
+// quarters: the leechers fetch from the seed what the others do not have
+// (rarest first, swarm.go), or the seed has to stay until each has nearly
+// all of the file.
 func TestPartialSharingSeedLeaves(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 3 × 8 MiB; -short skips it")
 	}
-	const size, seedRate, leechRate = 4 << 20, 1 << 20, 128 << 10
+	const size, seedRate, leechRate = 4 << 20, 2 << 20, 128 << 10
 	dir := t.TempDir()
 	want := writeRandomFile(t, filepath.Join(dir, "leech wombat film.bin"), size)
 	ctx := t.Context()
@@ -58,6 +62,11 @@ func TestPartialSharingSeedLeaves(t *testing.T) {
 			hits[i] = netw.Nodes[i].Search(ctx, q, routing.Flood{TTL: 2}, 1, 5*time.Second).Hits()
 			return len(hits[i]) > 0
 		})
+	}
+	// Chunks of 128 KiB, a 32nd of the file, let the three spread what
+	// they fetch from the seed (8 of the default 512 KiB would collide).
+	for i := 1; i <= 3; i++ {
+		netw.Nodes[i].Downloads.ChunkSize = 128 << 10
 	}
 	downloads := make([]*transfer.Download, 4)
 	for i := 1; i <= 3; i++ { // all three start together
@@ -90,8 +99,8 @@ func TestPartialSharingSeedLeaves(t *testing.T) {
 	t.Logf("the seed left with the leechers at %.0f %%, %.0f %% and %.0f %% of %d bytes",
 		100*float64(at[1])/size, 100*float64(at[2])/size, 100*float64(at[3])/size, size)
 	for i := 1; i <= 3; i++ {
-		if at[i] == size {
-			t.Errorf("leecher %d had the whole file before the seed left: nothing to show", i)
+		if at[i] >= size*3/4 {
+			t.Errorf("leecher %d had %d of %d bytes when the three together first held every byte: they fetched the same chunks from the seed", i, at[i], size)
 		}
 	}
 	for i := 1; i <= 3; i++ {

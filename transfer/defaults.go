@@ -74,6 +74,10 @@ const (
 	// meshPoll is how often a waiting download looks for new sources in
 	// the Downloader's Mesh.
 	meshPoll = 30 * time.Second
+	// partialRecheck is how soon a partial source that had none of the
+	// bytes we still need is asked again: it is downloading too, and what
+	// it gets meanwhile may be what we lack.
+	partialRecheck = 10 * time.Second
 	// DefaultRetryAfter is Downloader.RetryAfter: the wait after a 503
 	// without Retry-After (gtk-gnutella's).
 	DefaultRetryAfter = 60 * time.Second

@@ -256,6 +256,7 @@ type Download struct {
 	agrees      map[*source]bool
 	against     []srcPair // sources whose bytes disagreed
 	writers     []*source // sources that wrote bytes this run
+	partials    []*source // sources that said which ranges they have
 	agreedRound bool      // every check so far agreed (no liar among them)
 	changed     chan struct{}
 	idle        int // workers waiting for a chunk
@@ -278,6 +279,11 @@ type source struct {
 	avail Ranges // X-Available-Ranges: what a partial source has; nil: unknown (all)
 	wrote Ranges // bytes of the partial file it wrote this run
 	liar  string // why it is banned for wrong bytes, once found out
+	after int64  // where its last request ended: its next goes on from there
+	// when avail was last told, how much it covered, and the rate it grew at
+	availAt      time.Time
+	availCovered int64
+	availRate    float64
 	// counters
 	got  atomic.Int64
 	rate meter

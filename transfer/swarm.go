@@ -356,6 +356,11 @@ func (d *Downloader) work(ctx context.Context, x *Download, src *source, f *os.F
 	defer closeConn()
 	fresh := false
 	retried416 := 0
+	// What a partial source had when we last asked is stale by now (it
+	// downloads too): it is asked afresh, and its answer says what it has.
+	x.mu.Lock()
+	src.avail = nil
+	x.mu.Unlock()
 	for {
 		c, err := x.next(ctx, src)
 		if c == nil {
@@ -434,7 +439,7 @@ func (x *Download) next(ctx context.Context, src *source) (*claim, error) {
 		if useless {
 			has := src.avail.FormatAvailable()
 			x.mu.Unlock()
-			return nil, &busyError{x.d.RetryAfter, "has none of the bytes we still need (it has " + strings.TrimPrefix(has, "bytes ") + ")"}
+			return nil, &busyError{min(x.d.RetryAfter, partialRecheck), "has none of the bytes we still need (it has " + strings.TrimPrefix(has, "bytes ") + ")"}
 		}
 		if len(x.claims) == 0 && len(x.checks) > 0 {
 			// Nothing in flight and no check this source may make: the
@@ -492,7 +497,9 @@ func (x *Download) claimLocked(src *source) (*claim, bool) {
 		mine = free.Intersect(src.avail)
 	}
 	if len(mine) > 0 {
-		a, b := pickChunk(mine, x.d.ChunkSize)
+		now := time.Now()
+		a, b := pickChunk(mine, x.d.ChunkSize, src.after, func(a, b int64) int { return x.holdersLocked(src, a, b, now) })
+		src.after = b
 		c := &claim{src: src, start: a, end: b, pos: a}
 		x.claims = append(x.claims, c)
 		return c, false
@@ -527,24 +534,96 @@ func (x *Download) claimLocked(src *source) (*claim, bool) {
 	return nil, useless
 }
 
-// pickChunk returns a random block of the size-chunk grid that touches
-// free, cut to free: [a, b).
-func pickChunk(free Ranges, chunk int64) (a, b int64) {
-	var n int64
+// pickChunk returns the next block for a source, of the size-chunk grid,
+// cut to free: [a, b). Only the rarest blocks are candidates: holders(a, b)
+// says how many other sources have bytes of them. Rarest first is what
+// lets leechers finish from each other when the only full source leaves:
+// what one fetches from it is what the others do not have.
+//
+// Among the candidates it goes on from after (where the source's last
+// request ended) when it can, so that each source runs through a stretch
+// of the file; a source that cannot starts in the middle of the longest
+// stretch of candidates, as far as it can be from the stretches other
+// sources, and other downloaders, are running through (they are seen only
+// as often as they are asked, so guessing where they go next matters). The
+// very first block, with nothing held anywhere, is random: two downloaders
+// starting together do not start at the same place.
+func pickChunk(free Ranges, chunk, after int64, holders func(a, b int64) int) (a, b int64) {
+	var best [][2]int64
+	fewest := -1
 	for _, s := range free {
-		n += (s.End-1)/chunk - s.Start/chunk + 1
+		for blk := s.Start / chunk; blk <= (s.End-1)/chunk; blk++ {
+			ba, bb := max(s.Start, blk*chunk), min(s.End, (blk+1)*chunk)
+			n := holders(ba, bb)
+			switch {
+			case fewest < 0 || n < fewest:
+				fewest, best = n, append(best[:0], [2]int64{ba, bb})
+			case n == fewest:
+				best = append(best, [2]int64{ba, bb})
+			}
+		}
 	}
-	k := rand.Int64N(n)
-	for _, s := range free {
-		first, last := s.Start/chunk, (s.End-1)/chunk
-		if k > last-first {
-			k -= last - first + 1
+	for _, k := range best {
+		if after > 0 && k[0] <= after && after < k[1] {
+			return k[0], k[1]
+		}
+	}
+	// The longest run of adjacent candidates (the first of equal ones).
+	runStart, runLen, bestStart, bestLen := 0, 0, 0, 0
+	for i := range best {
+		if i == 0 || best[i-1][1] != best[i][0] {
+			runStart, runLen = i, 0
+		}
+		runLen++
+		if runLen > bestLen {
+			bestStart, bestLen = runStart, runLen
+		}
+	}
+	if bestLen == len(best) && len(free) == 1 && fewest == 0 {
+		// Nothing of the file is had or claimed by anyone we know of.
+		k := best[rand.IntN(len(best))]
+		return k[0], k[1]
+	}
+	k := best[bestStart+bestLen/2]
+	return k[0], k[1]
+}
+
+// holdersLocked counts the partial sources other than src that have, or
+// likely have by now, bytes of [a, b): one with part of a block is likely
+// fetching the rest of it. What a partial source has is known only as of
+// its last answer; it has gone on downloading since, at about the rate it
+// grew between its last two answers, and most likely at the ends of the
+// stretches it had (downloaders, this one too, run through stretches):
+// those are counted as held, so that we do not fetch from a full source
+// what another leecher is fetching from it. Sources without
+// X-Available-Ranges have all of the file: they count for every block
+// alike, so they are left out.
+func (x *Download) holdersLocked(src *source, a, b int64, now time.Time) int {
+	n := 0
+	for _, p := range x.partials {
+		if p == src || p.liar != "" || len(p.avail) == 0 {
 			continue
 		}
-		blk := first + k
-		return max(s.Start, blk*chunk), min(s.End, (blk+1)*chunk)
+		grown := int64(p.availRate * now.Sub(p.availAt).Seconds())
+		for _, r := range p.avail {
+			if r.Start < b && min(r.End+grown, x.size) > a {
+				n++
+				break
+			}
+		}
 	}
-	return free[0].Start, min(free[0].End, free[0].Start+chunk) // not reached
+	return n
+}
+
+// seen notes that a partial source had covered bytes at now, for the rate
+// at which it grows (holdersLocked).
+func (s *source) seen(covered int64, now time.Time) {
+	if !s.availAt.IsZero() {
+		if dt := now.Sub(s.availAt).Seconds(); dt > 0.05 {
+			s.availRate = max(0, float64(covered-s.availCovered)/dt)
+		}
+	}
+	s.availAt, s.availCovered = now, covered
 }
 
 // release ends c: its unfinished bytes are free again.
@@ -642,6 +721,15 @@ func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, c
 	}
 	if known := x.sha1OrZero(); !known.IsZero() {
 		d.Mesh.Learn(known, &h, src.Addr)
+		if d.Mesh != nil && (h.Get("X-Alt") != "" || h.Get("X-Falt") != "") {
+			// The running download takes in the sources it names now,
+			// not when its current workers end (a full source's worker
+			// may run to the end of the file).
+			select {
+			case x.kickCh() <- struct{}{}:
+			default:
+			}
+		}
 	}
 	var avail Ranges
 	if v := h.Get("X-Available-Ranges"); v != "" {
@@ -649,6 +737,10 @@ func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, c
 			avail = r
 			x.mu.Lock()
 			src.avail = r
+			src.seen(r.Covered(), time.Now())
+			if !slices.Contains(x.partials, src) {
+				x.partials = append(x.partials, src)
+			}
 			x.changedLocked()
 			x.mu.Unlock()
 		}
