@@ -39,18 +39,25 @@ func (n *Node) meshHit(hit *protocol.QueryHit) {
 	}
 }
 
-// advertise is the mesh's MeshConfig.Advertise: our address goes first in
-// the X-Alt of our download requests for a file while we share what we have
-// of it (pfsp.go) and can be reached, so that the source tells the file's
-// other downloaders about us (partial file sharing). A firewalled node does
-// not advertise itself (gtk-gnutella sends X-Falt for itself then; we do
-// not yet).
-func (n *Node) advertise(sha1 protocol.SHA1) (netip.AddrPort, bool) {
-	if n.Servent == nil || n.firewalled() {
-		return netip.AddrPort{}, false
+// advertise is the mesh's MeshConfig.Advertise: while we share what we
+// have of a file (pfsp.go), our address goes first in the X-Alt of our
+// download requests for it, so that the source tells the file's other
+// downloaders about us (partial file sharing); firewalled, our servent ID
+// and push proxies go first in X-Falt instead, as gtk-gnutella does, when
+// we have proxies.
+func (n *Node) advertise(sha1 protocol.SHA1) (transfer.AltLoc, bool) {
+	if n.Servent == nil {
+		return transfer.AltLoc{}, false
 	}
 	if _, ok := n.sharedPartial(sha1); !ok {
-		return netip.AddrPort{}, false
+		return transfer.AltLoc{}, false
 	}
-	return n.Addr(), true
+	if n.firewalled() {
+		proxies := n.ourPushProxies()
+		if len(proxies) == 0 {
+			return transfer.AltLoc{}, false
+		}
+		return transfer.AltLoc{GUID: n.ID(), Proxies: proxies}, true
+	}
+	return transfer.AltLoc{Addr: n.Addr()}, true
 }

@@ -171,11 +171,11 @@ func TestPartialFileFoundAndServed(t *testing.T) {
 	// Reachable and sharing the file, the leecher names itself first in the
 	// X-Alt of its requests for it, so that sources tell other leechers.
 	await.Until(t, "the leecher to be reachable", func() bool { return !l.Firewall.Firewalled() })
-	want := "X-Alt: " + l.Addr().String() + "\r\n"
-	if got := string(l.Mesh.AppendRequestHeaders(nil, l.urn, other.Addr())); got != want {
+	want := "X-Features: fwalt/0.1\r\nX-Alt: " + l.Addr().String() + "\r\n"
+	if got := string(l.Mesh.AppendRequestHeaders(nil, l.urn, other.Addr(), true)); got != want {
 		t.Errorf("request headers %q, want %q", got, want)
 	}
-	if got := string(l.Mesh.AppendRequestHeaders(nil, protocol.SHA1{9}, other.Addr())); got != "" {
+	if got := string(l.Mesh.AppendRequestHeaders(nil, protocol.SHA1{9}, other.Addr(), true)); got != "X-Features: fwalt/0.1\r\n" {
 		t.Errorf("request headers %q for a file the leecher does not share", got)
 	}
 

@@ -94,28 +94,37 @@ func (s *Servent) servePushProxy(servent protocol.GUID, xnode netip.AddrPort) in
 // pushProxyGGEP is the GGEP of our QueryHit trailers: our push proxies (up
 // to maxTrailerProxies) when we are firewalled.
 func (s *Servent) pushProxyGGEP() protocol.GGEP {
+	var data []byte
+	for _, ap := range s.ourPushProxies() {
+		data = protocol.AppendPushProxy(data, ap)
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	return protocol.GGEP{{ID: "PUSH", Data: data}}
+}
+
+// ourPushProxies are the push proxies we name (up to maxTrailerProxies)
+// while we are firewalled: the ultrapeers that accepted to be, on links
+// still up.
+func (s *Servent) ourPushProxies() []netip.AddrPort {
 	if !s.firewalled() {
 		return nil
 	}
 	p := &s.proxies
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var data []byte
-	count := 0
+	var out []netip.AddrPort
 	for ap, lid := range p.ours {
 		if s.linkByID(lid) == nil {
 			delete(p.ours, ap)
 			continue
 		}
-		if count < maxTrailerProxies {
-			data = protocol.AppendPushProxy(data, ap)
-			count++
+		if len(out) < maxTrailerProxies {
+			out = append(out, ap)
 		}
 	}
-	if len(data) == 0 {
-		return nil
-	}
-	return protocol.GGEP{{ID: "PUSH", Data: data}}
+	return out
 }
 
 // askPushProxies is the leaf side of LIME/21: ask each ultrapeer that

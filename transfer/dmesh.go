@@ -232,8 +232,10 @@ type MeshConfig struct {
 	// Advertise, when set, gives our own location for a file, sent first
 	// in the X-Alt of our download requests (AppendRequestHeaders) so that
 	// the source tells other downloaders about us: a node gives its address
-	// while it shares what it has of the file and is reachable.
-	Advertise func(sha1 protocol.SHA1) (netip.AddrPort, bool)
+	// while it shares what it has of the file and is reachable, or, while
+	// it is firewalled, its servent ID and push proxies, sent first in
+	// X-Falt to a source that takes it.
+	Advertise func(sha1 protocol.SHA1) (AltLoc, bool)
 	Logger    zerolog.Logger
 }
 
@@ -644,7 +646,7 @@ func (m *Mesh) Sources(sha1 protocol.SHA1) []Source {
 // firewalled ones. Each header is one line of at most meshLineMax bytes and
 // is left out when empty.
 func (m *Mesh) AppendHeaders(b []byte, sha1 protocol.SHA1, to netip.AddrPort, falt bool) []byte {
-	return appendPairs(b, m.headers(sha1, to, falt, netip.AddrPort{}))
+	return appendPairs(b, m.headers(sha1, to, falt, AltLoc{}))
 }
 
 // appendPairs writes "name: value\r\n" for name, value pairs.
@@ -659,21 +661,25 @@ func appendPairs(b []byte, kv []string) []byte {
 }
 
 // AppendRequestHeaders appends the mesh headers of a download request about
-// sha1 to the source at to: X-Alt and X-Nalt as AppendHeaders writes them,
-// with our own location first in X-Alt when MeshConfig.Advertise gives one
-// (we share what we have of the file: the source will tell others). X-Falt
-// is not sent: we do not know yet whether the source wants it.
-func (m *Mesh) AppendRequestHeaders(b []byte, sha1 protocol.SHA1, to netip.AddrPort) []byte {
+// sha1 to the source at to: X-Features naming fwalt (so that the source
+// sends us firewalled locations), then X-Alt and X-Nalt as AppendHeaders
+// writes them, with our own location first when MeshConfig.Advertise gives
+// one (we share what we have of the file: the source will tell others),
+// and, if falt (an earlier answer of the source named fwalt, WantsFalt),
+// X-Falt: ours first when we are firewalled, then the firewalled
+// locations we know.
+func (m *Mesh) AppendRequestHeaders(b []byte, sha1 protocol.SHA1, to netip.AddrPort, falt bool) []byte {
 	if m == nil || sha1.IsZero() {
 		return b
 	}
-	var self netip.AddrPort
+	b = appendPairs(b, []string{"X-Features", FaltFeature})
+	var self AltLoc
 	if m.cfg.Advertise != nil {
-		if a, ok := m.cfg.Advertise(sha1); ok && a.IsValid() && a.Port() != 0 && !a.Addr().IsUnspecified() {
-			self = a
+		if l, ok := m.cfg.Advertise(sha1); ok {
+			self = l
 		}
 	}
-	return appendPairs(b, m.headers(sha1, to, false, self))
+	return appendPairs(b, m.headers(sha1, to, falt, self))
 }
 
 // sameHost reports whether a location is the peer at to, which is not told
@@ -690,15 +696,21 @@ func sameHost(loc, to netip.AddrPort) bool {
 }
 
 // headers returns the headers AppendHeaders writes as name, value pairs,
-// with self (if valid) first in X-Alt.
-func (m *Mesh) headers(sha1 protocol.SHA1, to netip.AddrPort, falt bool, self netip.AddrPort) []string {
+// with self (if it is a location) first in X-Alt, or, firewalled, first in
+// X-Falt when falt.
+func (m *Mesh) headers(sha1 protocol.SHA1, to netip.AddrPort, falt bool, self AltLoc) []string {
 	if m == nil || sha1.IsZero() {
 		return nil
 	}
 	now := m.now()
 	var alt, nalt, fw []string
-	if self.IsValid() {
-		alt = append(alt, netip.AddrPortFrom(self.Addr().Unmap(), self.Port()).String())
+	switch a := self.Addr; {
+	case self.Firewalled():
+		if falt && len(self.Proxies) > 0 {
+			fw = append(fw, faltItem(self))
+		}
+	case a.IsValid() && a.Port() != 0 && !a.Addr().IsUnspecified():
+		alt = append(alt, netip.AddrPortFrom(a.Addr().Unmap(), a.Port()).String())
 	}
 	m.mu.Lock()
 	if f := m.file(sha1, false); f != nil {

@@ -130,7 +130,7 @@ func TestNilMesh(t *testing.T) {
 	m.Good(meshSHA1, Source{Addr: ap("127.0.0.1:1")})
 	m.Bad(meshSHA1, Source{Addr: ap("127.0.0.1:1")})
 	if m.Sources(meshSHA1) != nil || len(m.AppendHeaders(nil, meshSHA1, netip.AddrPort{}, true)) != 0 ||
-		len(m.AppendRequestHeaders([]byte("x"), meshSHA1, netip.AddrPort{})) != 1 {
+		len(m.AppendRequestHeaders([]byte("x"), meshSHA1, netip.AddrPort{}, true)) != 1 {
 		t.Error("nil mesh did something")
 	}
 }
@@ -323,8 +323,12 @@ func TestMeshAppendHeaders(t *testing.T) {
 	if h.Has("X-Nalt") {
 		t.Error("X-Nalt without a bad location")
 	}
-	if r := string(m.AppendRequestHeaders(nil, meshSHA1, to)); strings.Contains(r, "X-Falt") || !strings.Contains(r, "X-Alt: ") {
-		t.Errorf("request headers %q", r)
+	if r := string(m.AppendRequestHeaders(nil, meshSHA1, to, false)); strings.Contains(r, "X-Falt") || !strings.Contains(r, "X-Alt: ") ||
+		!strings.HasPrefix(r, "X-Features: fwalt/0.1\r\n") {
+		t.Errorf("request headers to a source that did not name fwalt: %q", r)
+	}
+	if r := string(m.AppendRequestHeaders(nil, meshSHA1, to, true)); !strings.Contains(r, "X-Falt: AB000000000000000000000000000000;127.0.0.1:2\r\n") {
+		t.Errorf("request headers to a source that named fwalt: %q", r)
 	}
 	// What one mesh sends, another learns.
 	other, _ := newTestMesh(MeshConfig{})
@@ -435,20 +439,42 @@ func TestSameHost(t *testing.T) {
 
 func TestMeshAdvertise(t *testing.T) {
 	self := ap("127.0.0.9:6346")
-	m, _ := newTestMesh(MeshConfig{Advertise: func(h protocol.SHA1) (netip.AddrPort, bool) { return self, h == meshSHA1 }})
+	m, _ := newTestMesh(MeshConfig{Advertise: func(h protocol.SHA1) (AltLoc, bool) { return AltLoc{Addr: self}, h == meshSHA1 }})
 	m.Add(meshSHA1, Source{Addr: ap("127.0.0.1:1")})
 	m.Add(protocol.SHA1{7}, Source{Addr: ap("127.0.0.1:1")})
-	if r := string(m.AppendRequestHeaders(nil, meshSHA1, ap("127.0.0.1:1"))); r != "X-Alt: 127.0.0.9:6346\r\n" {
+	const feat = "X-Features: fwalt/0.1\r\n"
+	if r := string(m.AppendRequestHeaders(nil, meshSHA1, ap("127.0.0.1:1"), true)); r != feat+"X-Alt: 127.0.0.9:6346\r\n" {
 		t.Errorf("request headers %q: want ourselves only (the source is not told about itself)", r)
 	}
-	if r := string(m.AppendRequestHeaders(nil, protocol.SHA1{7}, ap("127.0.0.2:1"))); r != "X-Alt: 127.0.0.1:1\r\n" {
+	if r := string(m.AppendRequestHeaders(nil, protocol.SHA1{7}, ap("127.0.0.2:1"), true)); r != feat+"X-Alt: 127.0.0.1:1\r\n" {
 		t.Errorf("request headers %q: we do not share that file", r)
 	}
 	if r := string(m.AppendHeaders(nil, meshSHA1, ap("127.0.0.2:1"), false)); strings.Contains(r, "127.0.0.9") {
 		t.Errorf("upload answer %q names ourselves", r)
 	}
-	if r := string(m.AppendRequestHeaders(nil, protocol.SHA1{8}, ap("127.0.0.2:1"))); r != "" {
+	if r := string(m.AppendRequestHeaders(nil, protocol.SHA1{8}, ap("127.0.0.2:1"), true)); r != feat {
 		t.Errorf("request headers %q for an unknown file we do not share", r)
+	}
+}
+
+// A firewalled node names itself in X-Falt, by servent ID and push
+// proxies, and only to a source that takes X-Falt.
+func TestMeshAdvertiseFirewalled(t *testing.T) {
+	self := AltLoc{GUID: protocol.GUID{0xcd}, Proxies: []netip.AddrPort{ap("127.0.0.7:6346")}}
+	m, _ := newTestMesh(MeshConfig{Advertise: func(protocol.SHA1) (AltLoc, bool) { return self, true }})
+	const want = "X-Features: fwalt/0.1\r\nX-Falt: CD000000000000000000000000000000;127.0.0.7:6346\r\n"
+	if r := string(m.AppendRequestHeaders(nil, meshSHA1, ap("127.0.0.2:1"), true)); r != want {
+		t.Errorf("request headers %q, want %q", r, want)
+	}
+	if r := string(m.AppendRequestHeaders(nil, meshSHA1, ap("127.0.0.2:1"), false)); strings.Contains(r, "X-Falt") || strings.Contains(r, "X-Alt") {
+		t.Errorf("request headers %q to a source that did not name fwalt", r)
+	}
+	// What it sends, another mesh learns as a firewalled source.
+	other, _ := newTestMesh(MeshConfig{})
+	other.Learn(meshSHA1, headers("X-Falt", "CD000000000000000000000000000000;127.0.0.7:6346"), ap("127.0.0.2:1"))
+	srcs := other.Sources(meshSHA1)
+	if len(srcs) != 1 || srcs[0].ServentID != self.GUID || len(srcs[0].PushProxies) != 1 || srcs[0].PushProxies[0] != self.Proxies[0] {
+		t.Errorf("learnt %+v", srcs)
 	}
 }
 

@@ -280,6 +280,7 @@ type source struct {
 	wrote Ranges // bytes of the partial file it wrote this run
 	liar  string // why it is banned for wrong bytes, once found out
 	after int64  // where its last request ended: its next goes on from there
+	fwalt bool   // its answers named fwalt: our requests carry X-Falt
 	// when avail was last told, how much it covered, and the rate it grew at
 	availAt      time.Time
 	availCovered int64

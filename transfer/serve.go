@@ -5,7 +5,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -185,7 +184,7 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File, part *Partia
 		// The download mesh (dmesh.go): we tell the client our locations of
 		// the file, on 200, 206, 416 and 503 alike, and then learn its own
 		// (so that they are not echoed back to it).
-		extra = append(extra, s.Mesh.headers(f.SHA1, r.remote, WantsFalt(&r.h), netip.AddrPort{})...)
+		extra = append(extra, s.Mesh.headers(f.SHA1, r.remote, WantsFalt(&r.h), AltLoc{})...)
 		s.Mesh.Learn(f.SHA1, &r.h, r.remote)
 	}
 	if s.Mesh != nil {

@@ -692,7 +692,10 @@ func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, c
 	if queued != nil {
 		req = append(req, "X-Queued: "+queued.FormatRequest()+"\r\n"...)
 	}
-	req = d.Mesh.AppendRequestHeaders(req, sum, src.Addr)
+	x.mu.Lock()
+	falt := src.fwalt
+	x.mu.Unlock()
+	req = d.Mesh.AppendRequestHeaders(req, sum, src.Addr, falt)
 	req = append(req, "\r\n"...)
 	deadline := time.Now().Add(d.RequestTimeout)
 	_ = conn.SetWriteDeadline(earlier(time.Now().Add(d.StallTimeout), deadline))
@@ -721,6 +724,11 @@ func (d *Downloader) fetchChunk(ctx context.Context, x *Download, src *source, c
 	}
 	if known := x.sha1OrZero(); !known.IsZero() {
 		d.Mesh.Learn(known, &h, src.Addr)
+		if WantsFalt(&h) {
+			x.mu.Lock()
+			src.fwalt = true
+			x.mu.Unlock()
+		}
 		if d.Mesh != nil && (h.Get("X-Alt") != "" || h.Get("X-Falt") != "") {
 			// The running download takes in the sources it names now,
 			// not when its current workers end (a full source's worker
