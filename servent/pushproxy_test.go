@@ -152,7 +152,7 @@ func TestPushProxyRelaysAreLimited(t *testing.T) {
 // firewalledAlways is a Firewall that believes we are firewalled.
 type firewalledAlways struct{}
 
-func (firewalledAlways) Firewalled() bool               { return true }
+func (firewalledAlways) Firewalled() bool              { return true }
 func (firewalledAlways) SawInbound(netip.AddrPort)     {}
 func (firewalledAlways) SawConnectBack(netip.AddrPort) {}
 
