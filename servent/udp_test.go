@@ -74,6 +74,9 @@ func TestUDPPongCarriesPackedUltrapeers(t *testing.T) {
 	if _, err := other.Connect(ctxT(t), up.Addr()); err != nil {
 		t.Fatal(err)
 	}
+	if err := up.WaitLinks(ctxT(t), 1); err != nil {
+		t.Fatal(err)
+	}
 	if up.UDPAddr().Port() != up.Addr().Port() {
 		t.Fatalf("UDP on %v, TCP on %v: want the same port", up.UDPAddr(), up.Addr())
 	}
@@ -192,6 +195,9 @@ func TestUHCBootstrapJoins(t *testing.T) {
 	uhc := startServent(t, testConfig())
 	a := startServent(t, testConfig())
 	if _, err := a.Connect(ctxT(t), uhc.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := uhc.WaitLinks(ctxT(t), 1); err != nil { // the host cache's side of the link, which its IPP lists
 		t.Fatal(err)
 	}
 	c := testConfig()
