@@ -95,15 +95,20 @@ type udpOwed struct {
 	at    time.Time
 }
 
-// UDPStats counts what the UDP side did.
+// UDPStats counts what the UDP side did, in datagrams.
 type UDPStats struct {
-	Received, Sent         int64 // datagrams
-	Malformed, Oversized   int64 // dropped: not one well-formed descriptor, longer than maxUDPDatagram
-	RateLimited, Hostile   int64 // dropped: over the address's budget, from a hostile address
-	Unsolicited, Unhandled int64 // dropped: pongs to no ping of ours, other types
-	QueueFull              int64 // replies dropped because the send queue was full
-	Proofs                 int64 // bare pings sent to prove a pinger's address
-	PongsSent, PongsRead   int64
+	Received    int64 `json:"received"`
+	Sent        int64 `json:"sent"`
+	Malformed   int64 `json:"malformed"`    // dropped: not one well-formed descriptor
+	Oversized   int64 `json:"oversized"`    // dropped: longer than maxUDPDatagram
+	RateLimited int64 `json:"rate_limited"` // dropped: over the address's budget
+	Hostile     int64 `json:"hostile"`      // dropped: from a hostile or banned address
+	Unsolicited int64 `json:"unsolicited"`  // dropped: pongs to no ping of ours
+	Unhandled   int64 `json:"unhandled"`    // dropped: types not handled over UDP (yet)
+	QueueFull   int64 `json:"queue_full"`   // replies dropped because the send queue was full
+	Proofs      int64 `json:"proofs"`       // bare pings sent to prove a pinger's address
+	PongsSent   int64 `json:"pongs_sent"`
+	PongsRead   int64 `json:"pongs_read"`
 }
 
 type udpStats struct {
