@@ -4,7 +4,9 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"gnutella/protocol"
 	"gnutella/testnet/await"
@@ -62,5 +64,41 @@ func TestGtkAnswersOurUDPPingWithIPP(t *testing.T) {
 	}
 	if !ok || err != nil || len(hosts) == 0 || !slices.ContainsFunc(hosts, func(a netip.AddrPort) bool { return a == s.Addr() || a == s2.Addr() }) {
 		t.Errorf("IPP %v (present %v, %v): want it to list %v or %v", hosts, ok, err, s.Addr(), s2.Addr())
+	}
+}
+
+// Our leaf under a gtk-gnutella ultrapeer for 90 s (gtk-gnutella's clock:
+// it accepts one non-alive ping a minute from a leaf) leaves its "throttle"
+// drop counter at 0; before the fix, the leaf's 20-second pong-cache
+// refresh pings were throttled within the first minute. This test takes
+// 90 s of real time and runs only with GTKG_BIN.
+func TestGtkThrottlesNoPingOfOurLeaf(t *testing.T) {
+	g := gtkg.Start(t, t.TempDir(), "")
+	c := testConfig()
+	c.Mode = ModeLeaf
+	leaf := startServent(t, c)
+	if _, err := leaf.Connect(ctxT(t), g.Addr); err != nil {
+		t.Fatal(err)
+	}
+	throttled := func() string {
+		for _, line := range strings.Split(g.Shell(t, "stats drop"), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "throttle" {
+				return f[1]
+			}
+		}
+		t.Fatal("no throttle counter in gtk-gnutella's stats drop")
+		return ""
+	}
+	for range 9 {
+		time.Sleep(10 * time.Second) // gtk-gnutella's clock, not a synchronisation
+		if n := throttled(); n != "0" {
+			t.Fatalf("gtk-gnutella throttled %s messages of our leaf", n)
+		}
+		if leaf.LinkCount() != 1 {
+			t.Fatal("the leaf lost its link to gtk-gnutella")
+		}
+	}
+	if log := g.Log(); strings.Contains(log, "non-leaf") {
+		t.Errorf("gtk-gnutella complains of a non-leaf:\n%s", log)
 	}
 }
