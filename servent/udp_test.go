@@ -219,3 +219,43 @@ func TestUHCBootstrapJoins(t *testing.T) {
 		t.Errorf("host caches learnt %v, want %v", got, uhc.UDPAddr())
 	}
 }
+
+// The send queue holds udpQueueLen datagrams: when full, a control datagram
+// (a pong) pushes out bulk traffic, and one that finds only control
+// datagrams ahead is dropped and counted; control leaves first.
+func TestUDPSendQueueIsBoundedWithPriorities(t *testing.T) {
+	s, err := New(testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := newUDPSide(s, nil)
+	to := netip.MustParseAddrPort("127.0.0.1:1")
+	for i := range udpQueueLen {
+		if !u.send(to, []byte{byte(i)}, udpPrioBulk) {
+			t.Fatalf("bulk datagram %d refused below the bound", i)
+		}
+	}
+	if u.send(to, []byte{0xb0}, udpPrioBulk) {
+		t.Fatal("a bulk datagram entered a full queue")
+	}
+	for i := range udpQueueLen {
+		if !u.send(to, []byte{0xc0, byte(i)}, udpPrioControl) {
+			t.Fatalf("control datagram %d refused while bulk ones were queued", i)
+		}
+	}
+	if u.send(to, []byte{0xc1}, udpPrioControl) {
+		t.Fatal("a control datagram entered a queue full of control datagrams")
+	}
+	if n := u.stats.queueFull.Load(); n != 2+udpQueueLen {
+		t.Errorf("queue-full count %d, want %d (two refused, %d bulk pushed out)", n, 2+udpQueueLen, udpQueueLen)
+	}
+	for i := range udpQueueLen {
+		out, ok := u.pop()
+		if !ok || out.msg[0] != 0xc0 || out.msg[1] != byte(i) {
+			t.Fatalf("pop %d: %v %v, want control datagram %d in order", i, out.msg, ok, i)
+		}
+	}
+	if _, ok := u.pop(); ok {
+		t.Fatal("the queue holds more than its bound")
+	}
+}
