@@ -24,13 +24,14 @@ func serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "run a servent: listen, join the network and route until Ctrl-C",
 		Description: "Runs a Gnutella 0.6 servent on one port (Gnutella links, HTTP and push callbacks).\n" +
-			"It joins through --peer addresses, its saved host cache and any --gwebcache, keeps\n" +
+			"It joins through --peer addresses, its saved host cache, any --gwebcache and any --uhc, keeps\n" +
 			"--links links up, and on SIGINT/SIGTERM says Bye 200 to every link and exits.\n" +
 			"No bootstrap host is built in: give at least one --peer or --gwebcache the first time.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: d.ListenAddr, Usage: "`ADDR`ess (ip:port) of the one listening port"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "`HOST:PORT` of a servent to join through (repeatable)"},
 			&cli.StringSliceFlag{Name: "gwebcache", Usage: "`URL` of a GWebCache to ask for hosts (repeatable)"},
+			&cli.StringSliceFlag{Name: "uhc", Usage: "`HOST:PORT` of a UDP host cache to ping for ultrapeers (repeatable; any ultrapeer of ours is one)"},
 			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` for the servent ID and host cache"},
 			&cli.IntFlag{Name: "links", Value: d.WantLinks, Usage: "how many ultrapeer links to keep dialling for"},
 			&cli.IntFlag{Name: "max-links", Value: d.MaxLinks, Usage: "most ultrapeer links accepted; more get 503 with X-Try-Ultrapeers. Each takes 15 KB idle (more with its QRP table and traffic; 50 KB with deflate) and a file descriptor (BENCHMARKS.md)"},
@@ -70,6 +71,7 @@ func serveCommand() *cli.Command {
 			cfg.ListenAddr = c.String("listen")
 			cfg.Peers = c.StringSlice("peer")
 			cfg.GWebCaches = c.StringSlice("gwebcache")
+			cfg.UHCs = c.StringSlice("uhc")
 			cfg.DataDir = c.String("data-dir")
 			cfg.WantLinks = c.Int("links")
 			cfg.MaxLinks = c.Int("max-links")

@@ -28,6 +28,7 @@ func testnetCommand() *cli.Command {
 			&cli.IntFlag{Name: "firewalled", Value: d.Firewalled, Usage: "how many of the leaves are firewalled (reachable by Push only)"},
 			&cli.StringFlag{Name: "dir", Usage: "`DIR` for shares, downloads and data (default: a temporary folder, removed at exit)"},
 			&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "seed of the topology"},
+			&cli.StringSliceFlag{Name: "uhc", Usage: "`HOST:PORT` of a UDP host cache every servent also pings for ultrapeers (repeatable)"},
 			&cli.StringFlag{Name: "upload-rate", Value: "0", Usage: "`BYTES` per second each servent uploads at most, with K, M or G: 100K, 2M (0: unlimited)"},
 		},
 		Subcommands: []*cli.Command{experimentCommand()},
@@ -37,7 +38,8 @@ func testnetCommand() *cli.Command {
 				return cli.Exit("testnet: --upload-rate: "+err.Error(), 2)
 			}
 			cfg := testnet.DemoConfig{Ultrapeers: c.Int("ultrapeers"), Leaves: c.Int("leaves"),
-				Firewalled: c.Int("firewalled"), Dir: c.String("dir"), Seed: c.Uint64("seed"), UploadRate: rate}
+				Firewalled: c.Int("firewalled"), Dir: c.String("dir"), Seed: c.Uint64("seed"), UploadRate: rate,
+				UHCs: c.StringSlice("uhc")}
 			if err := cfg.Check(); err != nil {
 				return cli.Exit("testnet: "+err.Error()+": change --ultrapeers, --leaves or --firewalled", 2)
 			}

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -79,6 +80,29 @@ func FuzzParseGUID(f *testing.F) {
 		back, err := ParseGUID(g.String())
 		if err != nil || back != g {
 			t.Fatalf("ParseGUID(%q) = %v; ParseGUID(%q) = %v, %v", s, g, g.String(), back, err)
+		}
+	})
+}
+
+// FuzzDecodeDatagram: any bytes either decode as exactly one descriptor
+// whose payload is the rest of the datagram, or give a typed error.
+func FuzzDecodeDatagram(f *testing.F) {
+	ping, _ := (&Message{Header: Header{TTL: 1}, Payload: &Ping{GGEP: GGEP{{ID: "SCP", Data: []byte{1}}}}}).AppendTo(nil)
+	f.Add(ping)
+	f.Add(ping[:HeaderLen])
+	f.Add(append(append([]byte(nil), ping...), 0))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, payload, err := DecodeDatagram(b, Limits{})
+		if err != nil {
+			var pe *Error
+			if len(b) >= HeaderLen && !errors.As(err, &pe) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if len(payload) != int(h.Length) || HeaderLen+len(payload) != len(b) {
+			t.Fatalf("payload of %d bytes, header says %d, datagram %d", len(payload), h.Length, len(b))
 		}
 	})
 }

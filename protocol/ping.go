@@ -85,3 +85,46 @@ func appendGGEPTail(what string, b []byte, g GGEP) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// GGEP IDs of pings and pongs sent over UDP (docs/protocol.md, "UDP").
+const (
+	// GGEPHostsRequest ("SCP") in a ping asks for packed ultrapeer
+	// addresses ("IPP") in the pong: the ping of a UDP host cache client.
+	GGEPHostsRequest = "SCP"
+	// GGEPPackedHosts ("IPP") in a pong: N × 6 bytes of IPv4 and port.
+	GGEPPackedHosts = "IPP"
+	// GGEPPackedDHTHosts ("DHTIPP"): the same for DHT contacts; asked for
+	// by a ping carrying it.
+	GGEPPackedDHTHosts = "DHTIPP"
+	// GGEPUDPHostCache ("UDPHC") in a pong says its sender is a UDP host
+	// cache; its data, if any, is the cache's host name.
+	GGEPUDPHostCache = "UDPHC"
+	// GGEPGUESS ("GUE") carries the GUESS version; in a ping it asks for
+	// GUESS hosts in IPP.
+	GGEPGUESS = "GUE"
+)
+
+// SCP flags (gtk-gnutella's pcache.h): what kind of hosts the pinger wants.
+const (
+	SCPUltrapeer = 1 << 0 // the pinger is an ultrapeer (wants ultrapeers)
+	SCPTLS       = 1 << 1 // the pinger supports TLS
+	SCPIPv6      = 1 << 2 // also IPv6 addresses
+	SCPNoIPv4    = 1 << 3 // no IPv4 addresses
+)
+
+// NewHostsRequest is the ping of a UDP host cache client: GGEP "SCP" with
+// its flags byte (SCPUltrapeer when the pinger is an ultrapeer) and the
+// pinger's vendor code ("VC"), as gtk-gnutella sends it.
+func NewHostsRequest(flags byte, v VendorVersion) *Ping {
+	return &Ping{GGEP: GGEP{{ID: GGEPHostsRequest, Data: []byte{flags}}, v.Extension()}}
+}
+
+// HostsRequest reports whether the ping asks for packed hosts (GGEP "SCP")
+// and with which flags; an SCP without data reads as flags 0.
+func (p *Ping) HostsRequest() (flags byte, ok bool) {
+	d, ok := p.GGEP.Get(GGEPHostsRequest)
+	if ok && len(d) > 0 {
+		flags = d[0]
+	}
+	return flags, ok
+}

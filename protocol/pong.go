@@ -229,6 +229,37 @@ func (p *Pong) UltrapeerInfo() (u UltrapeerInfo, ok bool, err error) {
 	return UltrapeerInfo{Version: d[0], FreeLeafSlots: d[1], FreeUltrapeerSlots: d[2]}, true, nil
 }
 
+// PackedHostsExtension builds GGEP "IPP": the IPv4 addresses of addrs, 6
+// bytes each (address in network order, port little-endian, as "PUSH");
+// other addresses are left out.
+func PackedHostsExtension(addrs []netip.AddrPort) Extension {
+	d := make([]byte, 0, 6*len(addrs))
+	for _, a := range addrs {
+		if a.Addr().Unmap().Is4() {
+			d = AppendPushProxy(d, a)
+		}
+	}
+	return Extension{ID: GGEPPackedHosts, Data: d}
+}
+
+// PackedHosts reads GGEP "IPP". ok is false when it is absent; a length
+// that is not a multiple of 6 is malformed (gtk-gnutella's rule). The
+// addresses are not checked: the caller judges them.
+func (p *Pong) PackedHosts() (addrs []netip.AddrPort, ok bool, err error) {
+	d, ok := p.GGEP.Get(GGEPPackedHosts)
+	if !ok {
+		return nil, false, nil
+	}
+	if len(d)%6 != 0 {
+		return nil, true, errAt("pong GGEP IPP", len(d)-len(d)%6, ErrMalformed, "%d bytes, not a multiple of 6", len(d))
+	}
+	return ipPorts(d), true, nil
+}
+
+// UDPHostCache reports whether the pong comes from a UDP host cache
+// (GGEP "UDPHC").
+func (p *Pong) UDPHostCache() bool { return p.GGEP.Has(GGEPUDPHostCache) }
+
 // String summarises the pong: address, counts, role and extensions.
 func (p *Pong) String() string {
 	var sb strings.Builder

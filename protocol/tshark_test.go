@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -300,5 +301,41 @@ func TestTsharkFlagsACorruptedQueryHit(t *testing.T) {
 	out := runTshark(t, tshark, pcap, "-Y", "_ws.malformed || _ws.expert.severity >= error", "-T", "fields", "-e", "frame.number")
 	if strings.TrimSpace(out) != "1" {
 		t.Errorf("tshark does not flag a hit whose count overstates its records (got %q)", out)
+	}
+}
+
+// Wireshark's Gnutella dissector is registered for TCP only: tshark refuses
+// "-d udp.port==6346,gnutella" ("gnutella" is not a protocol the UDP port
+// table accepts), so a capture of our UDP traffic shows bare UDP payloads.
+// A datagram holds exactly one descriptor, the same bytes a TCP segment of
+// a link would carry, so the descriptors of the UDP side (the host-cache
+// ping with SCP and VC, the bare proof ping, the pong with IPP and UDPHC)
+// are judged here as TCP segments, one per segment.
+func TestTsharkDecodesOurUDPDescriptorsWithoutMalformedPackets(t *testing.T) {
+	tshark, text2pcap := needTshark(t)
+	hosts := []netip.AddrPort{netip.MustParseAddrPort("192.0.2.10:6346"), netip.MustParseAddrPort("192.0.2.11:6347")}
+	pong := &Pong{Port: 6346, IP: [4]byte{192, 0, 2, 7}, Files: 3, KB: UltrapeerKB(100, true), GGEP: GGEP{
+		DailyUptimeExtension(3600), VendorVersion{Vendor: VendorCode{'G', 'N', 'U', 'T'}, Version: 1}.Extension(),
+		UltrapeerInfo{Version: 2, FreeLeafSlots: 30, FreeUltrapeerSlots: 4}.Extension(),
+		{ID: GGEPUDPHostCache}, PackedHostsExtension(hosts)}}
+	msgs := []*Message{
+		{Header: Header{ID: NewGUID(), TTL: 1}, Payload: NewHostsRequest(SCPUltrapeer, VendorVersion{Vendor: VendorCode{'G', 'N', 'U', 'T'}, Version: 1})},
+		{Header: Header{ID: NewGUID(), TTL: 1}, Payload: &Ping{}},
+		{Header: Header{ID: NewGUID(), TTL: 1}, Payload: pong},
+	}
+	_, descs := encodeAll(t, msgs)
+	pcap := writePcap(t, text2pcap, descs)
+	noMalformed(t, tshark, pcap)
+	var got [][]string
+	for _, r := range tsharkFields(t, tshark, pcap, "gnutella.pong.port", "gnutella.pong.ip", "gnutella.pong.files") {
+		if strings.Join(r, "") != "" {
+			got = append(got, r)
+		}
+	}
+	if want := [][]string{{"6346", "192.0.2.7", "3"}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("tshark reads the UDP pong as %q, want %q", got, want)
+	}
+	if rows := tsharkFields(t, tshark, pcap, "gnutella.header.payload"); len(rows) != len(msgs) {
+		t.Errorf("tshark shows %d Gnutella frames, want %d", len(rows), len(msgs))
 	}
 }

@@ -212,6 +212,15 @@ type Config struct {
 	// Trace, when set, sees every descriptor a link hands to the router,
 	// with whether it was a duplicate (route.go). Tests count with it.
 	Trace TraceFunc
+	// UDP turns on the UDP socket on the listening port (udp.go), when the
+	// Transport has a UDP side (PacketTransport). UHCs are UDP host caches
+	// ("host:port") pinged for ultrapeers when the host cache has none to
+	// dial (--uhc). UDPRate datagrams per UDPRateWindow are read from one
+	// address (loopback included); 0 turns the budget off.
+	UDP           bool
+	UHCs          []string
+	UDPRate       int
+	UDPRateWindow time.Duration
 	// HostileBan is how long the address of a peer whose link we close for
 	// hostile input (a GGEP inflate bomb, hostiles.go) is refused and never
 	// dialled; 0 bans nothing. Loopback is banned only with
@@ -256,6 +265,9 @@ func DefaultConfig() Config {
 		AcceptRateWindow:     10 * time.Second,
 		FDReserve:            64,
 		HostileBan:           10 * time.Minute,
+		UDP:                  true,
+		UDPRate:              50,
+		UDPRateWindow:        10 * time.Second,
 		AlivePingInterval:    20 * time.Second,
 		AliveMaxMissed:       6,
 		IdleTimeout:          180 * time.Second,

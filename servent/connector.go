@@ -56,6 +56,7 @@ func (s *Servent) fillLinks(now time.Time, lastGWC *time.Time) {
 	for ; need > 0; need-- {
 		addr, ok := s.hosts.Pick(now, s.skipHost)
 		if !ok {
+			s.uhcBootstrap(now) // udp.go
 			if len(s.cfg.GWebCaches) > 0 && now.Sub(*lastGWC) >= gwcEvery {
 				*lastGWC = now
 				s.wg.Add(1)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -174,4 +175,60 @@ func truncateFuzz(b []byte) string {
 		return string(b[:200]) + "..."
 	}
 	return string(b)
+}
+
+// FuzzUDPDatagram feeds any datagram to the UDP entry point
+// (udpSide.handleDatagram) from an address that proved nothing: it must
+// not panic, and nothing it queues for that address may be larger than
+// the datagram (no amplification). The servent is not started: what it
+// would send stays in its queue, where the test reads it.
+func FuzzUDPDatagram(f *testing.F) {
+	msg := func(h protocol.Header, p protocol.Payload) []byte {
+		b, err := (&protocol.Message{Header: h, Payload: p}).AppendTo(nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	id := protocol.NewGUID()
+	f.Add(msg(protocol.Header{ID: id, TTL: 1}, &protocol.Ping{}))
+	f.Add(msg(protocol.Header{ID: id, TTL: 1}, protocol.NewHostsRequest(protocol.SCPUltrapeer, protocol.VendorVersion{Vendor: VendorCode, Version: 1})))
+	padded := &protocol.Ping{GGEP: protocol.GGEP{{ID: "SCP"}, {ID: "PAD", Data: make([]byte, 400)}}}
+	f.Add(msg(protocol.Header{ID: id, TTL: 1}, padded))
+	f.Add(msg(protocol.Header{ID: id, TTL: 1}, &protocol.Ping{GGEP: protocol.GGEP{{ID: "DHTIPP"}, {ID: "GUE", Data: []byte{0x02}}, {ID: "QK"}}}))
+	ipp := protocol.PackedHostsExtension([]netip.AddrPort{netip.MustParseAddrPort("127.0.0.3:6346"), netip.MustParseAddrPort("127.0.0.4:6347")})
+	f.Add(msg(protocol.Header{ID: id, TTL: 1}, &protocol.Pong{Port: 6346, IP: [4]byte{127, 0, 0, 2}, KB: 8, GGEP: protocol.GGEP{ipp, {ID: "UDPHC"}}}))
+	f.Add(msg(protocol.Header{ID: id, TTL: 1}, protocol.NewQuery("udp query", 0)))
+	f.Add(msg(protocol.Header{ID: id, TTL: 1}, protocol.NewPushProxyRequest()))
+	bad := msg(protocol.Header{ID: id, TTL: 1}, &protocol.Ping{})
+	bad[19] = 0xff // length over the data
+	f.Add(bad)
+	f.Add(append(msg(protocol.Header{ID: id, TTL: 1}, &protocol.Ping{}), 0)) // a byte after the payload
+	f.Add([]byte{})
+	f.Add(make([]byte, protocol.HeaderLen-1))
+
+	c := testConfig()
+	c.UDPRate = 0 // the fuzzer's one address would spend any budget
+	s, err := New(c)
+	if err != nil {
+		f.Fatal(err)
+	}
+	self := netip.MustParseAddrPort("127.0.0.1:6346")
+	s.self.Store(&self)
+	s.started = s.now()
+	u := newUDPSide(s, nil)
+	s.udp = u
+	from := netip.MustParseAddrPort("127.0.0.2:40000")
+	f.Fuzz(func(t *testing.T, in []byte) {
+		u.handleDatagram(in, from)
+		for {
+			out, ok := u.pop()
+			if !ok {
+				break
+			}
+			if out.to == from && len(out.msg) > len(in) {
+				t.Fatalf("queued %d bytes for an unproven address that sent %d", len(out.msg), len(in))
+			}
+		}
+	})
 }

@@ -289,7 +289,7 @@ func (l *Link) writeLoop() {
 			bufWriterPool.Put(bw)
 		}
 	}()
-	tick := time.NewTimer(l.s.cfg.AlivePingInterval)
+	tick := time.NewTimer(l.alivePeriod())
 	defer tick.Stop()
 	flush := func() error {
 		err := bw.Flush()
@@ -307,7 +307,7 @@ func (l *Link) writeLoop() {
 			return
 		case <-tick.C:
 			l.clockTick()
-			tick.Reset(l.s.cfg.AlivePingInterval)
+			tick.Reset(l.alivePeriod())
 			continue
 		case <-l.q.ready:
 		}
@@ -374,7 +374,22 @@ func (l *Link) finishAfterBye(flush func() error, dw *deflateWriter) {
 	_ = l.conn.SetReadDeadline(l.s.now().Add(l.s.cfg.ByeGrace))
 }
 
-// clockTick runs every AlivePingInterval in the writer goroutine: idle and
+// leafPingSpacing is the least time between two pings a leaf sends its
+// ultrapeer: gtk-gnutella accepts one ping a minute from a leaf and counts
+// the rest as throttled drops (PING_LEAF_THROTTLE).
+const leafPingSpacing = time.Minute
+
+// alivePeriod is how often the link's clock ticks: AlivePingInterval, but
+// never more often than leafPingSpacing on a leaf's link to its ultrapeer.
+func (l *Link) alivePeriod() time.Duration {
+	d := l.s.cfg.AlivePingInterval
+	if l.Kind == LinkUltrapeer && l.s.isLeaf() {
+		d = max(d, leafPingSpacing)
+	}
+	return d
+}
+
+// clockTick runs every alivePeriod in the writer goroutine: idle and
 // flow-control timeouts, unanswered alive pings, and the next alive ping.
 func (l *Link) clockTick() {
 	if l.closing.Load() {

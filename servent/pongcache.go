@@ -124,10 +124,13 @@ func (c *pongCache) answer(l *Link, h protocol.Header) {
 }
 
 // refresh pings some neighbours when the cache has grown old: 20 % of the
-// ultrapeer links, at least 3, with our max TTL.
+// ultrapeer links, at least 3, with our max TTL. A leaf never refreshes:
+// its only neighbours are its ultrapeers, which accept one ping a minute
+// from a leaf (gtk-gnutella's PING_LEAF_THROTTLE) and would drop the rest;
+// the leaf's alive pings (link.go) are all it sends them.
 func (c *pongCache) refresh(now time.Time) {
 	links := c.s.Links()
-	if len(links) == 0 || !c.s.cfg.PongCaching {
+	if len(links) == 0 || !c.s.cfg.PongCaching || c.s.isLeaf() {
 		return
 	}
 	c.mu.Lock()

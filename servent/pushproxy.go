@@ -129,8 +129,13 @@ func (s *Servent) ourPushProxies() []netip.AddrPort {
 
 // askPushProxies is the leaf side of LIME/21: ask each ultrapeer that
 // supports it, once per link, to be our push proxy. Links that are gone
-// are forgotten.
+// are forgotten. An ultrapeer never asks: only a leaf may have push
+// proxies, and gtk-gnutella warns of a "Push-Proxy Request from non-leaf
+// node" on an ultrapeer link.
 func (s *Servent) askPushProxies() {
+	if !s.isLeaf() {
+		return
+	}
 	p := &s.proxies
 	p.mu.Lock()
 	defer p.mu.Unlock()

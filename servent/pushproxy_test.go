@@ -148,3 +148,51 @@ func TestPushProxyRelaysAreLimited(t *testing.T) {
 		t.Fatalf("%d pushes reached the leaf, want %d", pushes, firewall.DefaultRelayPerRequester)
 	}
 }
+
+// firewalledAlways is a Firewall that believes we are firewalled.
+type firewalledAlways struct{}
+
+func (firewalledAlways) Firewalled() bool              { return true }
+func (firewalledAlways) SawInbound(netip.AddrPort)     {}
+func (firewalledAlways) SawConnectBack(netip.AddrPort) {}
+
+// An ultrapeer that believes it is firewalled asks no push proxy of its
+// ultrapeer links (gtk-gnutella: "got Push-Proxy Request from non-leaf
+// node"): after askPushProxies, the answer to a ping arrives with no
+// LIME/21 before it (both go in the same priority band, first in, first
+// out, so a LIME/21 queued by askPushProxies would come first).
+func TestUltrapeerAsksNoPushProxy(t *testing.T) {
+	c := testConfig()
+	c.Firewall = firewalledAlways{}
+	up := startServent(t, c)
+	peer := dialRaw(t, up)
+	peer.handshake(peerHeaders(protocol.NewGUID()))
+	ms, err := protocol.NewMessagesSupported([]protocol.VendorMessageID{protocol.PushProxyRequestID}).AppendTo(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer.send(protocol.Header{ID: protocol.NewGUID(), Type: protocol.TypeVendor, TTL: 1}, ms)
+	await.Until(t, "LIME/21 support seen", func() bool {
+		for _, l := range up.Links() {
+			if l.Supports(protocol.PushProxyRequestID) {
+				return true
+			}
+		}
+		return false
+	})
+	up.askPushProxies()
+	ping := protocol.NewGUID()
+	peer.send(protocol.Header{ID: ping, Type: protocol.TypePing, TTL: 1}, nil)
+	for {
+		h, b := peer.next()
+		if h.Type == protocol.TypePong && h.ID == ping {
+			break
+		}
+		if h.Type != protocol.TypeVendor {
+			continue
+		}
+		if v, err := protocol.DecodeVendor(h.Type, b); err == nil && v.Is(protocol.PushProxyRequestID) {
+			t.Fatal("the ultrapeer sent a Push-Proxy Request (LIME/21) on an ultrapeer link")
+		}
+	}
+}

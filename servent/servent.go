@@ -68,6 +68,9 @@ type Servent struct {
 	connectBacks connectBacks
 	leafFlow     leafHopsFlow                 // connector goroutine
 	dq           ultrapeer.LeafQueries[*Link] // our leaves' dynamic queries (dq.go)
+
+	udp  *udpSide         // nil without UDP (udp.go); set in Start
+	uhcs []netip.AddrPort // Config.UHCs, resolved at Start
 }
 
 // WalkChecks is how many walker checks this servent made (each one a
@@ -193,6 +196,14 @@ func (s *Servent) Start() error {
 			s.log.Warn().Str("peer", p).Err(err).Msg("ignoring --peer")
 		}
 	}
+	for _, h := range s.cfg.UHCs {
+		if ap, err := resolvePeer(h); err != nil {
+			s.log.Warn().Str("uhc", h).Err(err).Msg("ignoring --uhc")
+		} else {
+			s.uhcs = append(s.uhcs, hostcache.Canon(ap))
+		}
+	}
+	s.startUDP(ln.Addr())
 	s.log.Info().Str("listen", ln.Addr().String()).Str("servent_id", s.id.String()).Msg("servent started")
 	s.wg.Add(2)
 	go s.acceptLoop()
@@ -209,6 +220,9 @@ func (s *Servent) Stop() error {
 	}
 	s.cancel()
 	_ = s.listener.Close()
+	if s.udp != nil {
+		s.udp.close()
+	}
 	links := s.Links()
 	for _, l := range links {
 		l.Bye(protocol.ByeShutdown, "Servent shutdown")

@@ -48,6 +48,13 @@ func (t TCPTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", addr)
 }
 
+// ListenPacket listens for UDP datagrams on addr (PacketTransport): the servent's UDP side, on the port number of
+// its TCP listener.
+func (t TCPTransport) ListenPacket(addr string) (net.PacketConn, error) {
+	var lc net.ListenConfig
+	return lc.ListenPacket(context.Background(), "udp", addr)
+}
+
 // CloseWrite half-closes c: the peer reads io.EOF once it has drained what was sent, while c can still be read.
 // It works on *net.TCPConn, on the in-memory network's connections and on anything else with a CloseWrite method;
 // for other connections it returns errors.ErrUnsupported.

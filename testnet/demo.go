@@ -35,7 +35,8 @@ type DemoConfig struct {
 	Firewalled int    // leaves behind a (simulated) firewall: 4
 	Dir        string // where shares, downloads and data go ("" = a temporary folder, removed at the end)
 	Seed       uint64
-	UploadRate int64 // bytes per second each servent uploads at most (0: unlimited)
+	UploadRate int64    // bytes per second each servent uploads at most (0: unlimited)
+	UHCs       []string // UDP host caches every servent also pings (--uhc)
 }
 
 // Check reports a size the demo cannot run with: it needs at least 2
@@ -189,6 +190,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 			c.Trace = func(_ *servent.Link, h protocol.Header, dup bool) { d.msgs.add(h) }
 			c.UploadRate = cfg.UploadRate
 			c.GWebCaches = []string{d.GWebCache}
+			c.UHCs = cfg.UHCs
 			if shares[i] != "" {
 				c.ShareDirs = []string{shares[i]}
 			}
@@ -335,7 +337,8 @@ func (d *Demo) JoinHelp() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Join it with your own servent:\n")
 	fmt.Fprintf(&b, "  go run . serve --listen 127.0.0.1:6346 --allow-private --data-dir /tmp/me --peer %s\n", ups[0])
-	fmt.Fprintf(&b, "  (or --gwebcache %s), then: go run . search --data-dir /tmp/me wombat\n", d.GWebCache)
+	fmt.Fprintf(&b, "  (or --gwebcache %s, or --uhc %s: every ultrapeer is a UDP host cache on its port),\n", d.GWebCache, ups[0])
+	fmt.Fprintf(&b, "  then: go run . search --data-dir /tmp/me wombat\n")
 	if d.Control != nil {
 		fmt.Fprintf(&b, "The demo's own leaf has a control API at http://%s/ ; use it with:\n", d.Control.Addr())
 		fmt.Fprintf(&b, "  go run . search --data-dir %s koala\n", d.SeekerDir)

@@ -40,6 +40,38 @@ func TestJoinFromOnePeerReachesTargetLinks(t *testing.T) {
 	}
 }
 
+// A servent given only a UDP host cache (--uhc: an ultrapeer of the testnet,
+// on its listening port) learns ultrapeers from its pong's IPP and joins
+// until it has its target link count.
+func TestJoinFromOneUDPHostCacheReachesTargetLinks(t *testing.T) {
+	n, err := Start(ctxFor(t, 60*time.Second), Options{N: 8, Topology: Random{MeanDegree: 4}, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop() })
+	uhc := n.Servents[0]
+	if !uhc.UDPAddr().IsValid() {
+		t.Fatal("the testnet's servents run without UDP")
+	}
+	c := BaseConfig()
+	c.UHCs = []string{uhc.UDPAddr().String()}
+	c.WantLinks = 3
+	j, err := servent.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer j.Stop()
+	if err := j.WaitLinks(ctxFor(t, 30*time.Second), 3); err != nil {
+		t.Fatalf("%v (host cache holds %d hosts; UDP %+v)", err, j.Hosts().Len(), j.UDPStats())
+	}
+	if st := j.UDPStats(); st.PongsRead == 0 {
+		t.Errorf("joined without reading a UDP pong: %+v", st)
+	}
+}
+
 // A servent that knew hosts saves them in its data folder and, restarted
 // with no --peer, rejoins from them.
 func TestRestartRejoinsFromPersistedHostCache(t *testing.T) {

@@ -7,28 +7,25 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"gnutella/protocol"
 	"gnutella/testnet/await"
+	"gnutella/testnet/gtkg"
 )
 
-// A live gtk-gnutella beside the tests (../shared/interop/README.md): the
-// tests below run when GTKG_BIN names its binary and the interop scripts
-// are found (GTKG_INTEROP, default ../../shared/interop), and skip saying
-// why otherwise.
+// A live gtk-gnutella beside the tests (package testnet/gtkg): the tests
+// below run when GTKG_BIN names its binary and skip saying why otherwise.
 
 // gtkPeer is a running gtk-gnutella on 127.0.0.1.
 type gtkPeer struct {
-	addr   netip.AddrPort
-	cfg    string // its config folder: gtkg.log is its log
-	script string // run-peer.sh; shell.sh is beside it
+	addr netip.AddrPort
+	cfg  string // its config folder: gtkg.log is its log
+	peer *gtkg.Peer
 }
 
 // startGtk starts gtk-gnutella as an ultrapeer sharing dir, with extra
@@ -42,63 +39,8 @@ func startGtk(t *testing.T, share, props string) *gtkPeer {
 // startGtkAs is startGtk in mode "ultra" or "leaf".
 func startGtkAs(t *testing.T, mode, share, props string) *gtkPeer {
 	t.Helper()
-	if os.Getenv("GTKG_BIN") == "" {
-		t.Skip("GTKG_BIN is not set: build gtk-gnutella as ../shared/interop/README.md says to run this test")
-	}
-	dir := os.Getenv("GTKG_INTEROP")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "interop")
-	}
-	script, err := filepath.Abs(filepath.Join(dir, "run-peer.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(script); err != nil {
-		t.Skipf("the interop scripts are not there (%v): set GTKG_INTEROP to ../shared/interop", err)
-	}
-	port := freePort(t)
-	// gtk-gnutella runs as nobody (it refuses root): it must reach its
-	// config folder and the shared one.
-	base := t.TempDir()
-	for _, d := range []string{base, filepath.Dir(base), share, filepath.Dir(share)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := filepath.Join(base, "gtkg")
-	cmd := exec.Command(script, strconv.Itoa(port), cfg, mode, share)
-	cmd.Env = append(os.Environ(), "GTKG_EXTRA_PROPS="+props)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("run-peer.sh: %v\n%s%s", err, out, stderr.String())
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	if err != nil {
-		t.Fatalf("run-peer.sh printed %q, not a PID", out)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		await.Until(t, "gtk-gnutella to exit", func() bool { return syscall.Kill(pid, 0) != nil })
-		if t.Failed() {
-			if log, err := os.ReadFile(filepath.Join(cfg, "gtkg.log")); err == nil {
-				t.Logf("gtk-gnutella's log:\n%s", log)
-			}
-		}
-	})
-	return &gtkPeer{addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)), cfg: cfg, script: script}
-}
-
-// freePort is a TCP (and, likely, UDP) port free on 127.0.0.1 now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	p := gtkg.StartAs(t, mode, share, props)
+	return &gtkPeer{addr: p.Addr, cfg: p.Dir, peer: p}
 }
 
 // TestGtkQueuesOurDownload: gtk-gnutella with one upload slot, taken by

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -78,10 +77,7 @@ func TestGtkDownloadsFromOurQueue(t *testing.T) {
 	gtk := startGtkAs(t, "leaf", t.TempDir(), "parq_debug = 2\ndownload_debug = 1")
 	cfg := gtk.cfg
 	url := "http://" + fx.ts.addr.String() + "/uri-res/N2R?" + fx.a.SHA1.String()
-	sh := exec.Command(filepath.Join(filepath.Dir(gtk.script), "shell.sh"), cfg, "download add "+url)
-	if out, err := sh.CombinedOutput(); err != nil {
-		t.Fatalf("shell: %v %s", err, out)
-	}
+	gtk.peer.Shell(t, "download add "+url)
 	logText := func() string {
 		b, _ := os.ReadFile(filepath.Join(cfg, "gtkg.log"))
 		return string(b)

@@ -71,6 +71,7 @@ func Start(n *servent.Node, addr string) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/status", c.status)
 	mux.HandleFunc("GET /api/v1/links", c.links)
+	mux.HandleFunc("GET /api/v1/udp", c.udp) // udp.go
 	mux.HandleFunc("GET /api/v1/shares", c.shares)
 	mux.HandleFunc("GET /api/v1/searches", c.listSearches)
 	mux.HandleFunc("POST /api/v1/searches", c.startSearch)

@@ -91,7 +91,18 @@ type hostEntry struct {
 	// waived: added by AddPeer although the policy refuses its class
 	// (loopback or private); dialled, but never advertised.
 	waived bool
+	udp    hostUDP // what we learnt of it over UDP
 }
+
+// hostUDP is what a host showed over UDP, saved as the fifth field of its
+// line: 0 nothing, 1 it answered a UDP ping of ours, 3 it is also a UDP
+// host cache (its pong carried "UDPHC").
+type hostUDP uint8
+
+const (
+	hostSpeaksUDP hostUDP = 1 << 0
+	hostIsUHC     hostUDP = 1 << 1
+)
 
 // Cache holds the addresses a servent knows and can dial. It is bounded:
 // when full, adding a new address evicts the worst entry (failing, never
@@ -353,6 +364,51 @@ func (c *Cache) Len() int {
 	return len(c.hosts)
 }
 
+// SawUDP records that a answered a UDP ping of ours, and whether it is a
+// UDP host cache, adding it (as an ultrapeer when ultra) when the policy
+// admits it. It reports whether a is in the cache afterwards.
+func (c *Cache) SawUDP(a netip.AddrPort, ultra, uhc bool, now time.Time) bool {
+	a = Canon(a)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.hosts[a]
+	if !ok {
+		if c.Check(a) != nil {
+			return false
+		}
+		e = c.addLocked(a, ultra, SourcePong, now)
+	}
+	e.udp |= hostSpeaksUDP
+	if uhc {
+		e.udp |= hostIsUHC
+	}
+	return true
+}
+
+// SpeaksUDP reports whether a answered a UDP ping of ours.
+func (c *Cache) SpeaksUDP(a netip.AddrPort) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.hosts[Canon(a)]
+	return ok && e.udp&hostSpeaksUDP != 0
+}
+
+// HostCaches returns up to n of the UDP host caches the cache knows (hosts
+// whose pong carried "UDPHC"), best first, skipping what skip says.
+func (c *Cache) HostCaches(n int, skip func(netip.AddrPort) bool) []netip.AddrPort {
+	addrs := c.ranked(func(e *hostEntry) bool { return e.udp&hostIsUHC != 0 && c.CheckHostile(e.addr) == nil })
+	out := make([]netip.AddrPort, 0, min(n, len(addrs)))
+	for _, a := range addrs {
+		if len(out) == n {
+			break
+		}
+		if skip == nil || !skip(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // Sample returns up to n addresses worth advertising (in X-Try or
 // X-Try-Ultrapeers, which carry 10): hosts whose last dial did not fail, best
 // first (ultrapeers, connected before, recently seen). With ultraOnly only
@@ -431,7 +487,7 @@ func (c *Cache) Save(path string) error {
 	})
 
 	var buf bytes.Buffer
-	buf.WriteString("# gnutella host cache: ip:port ultra(1/0) lastseen-unix failures\n")
+	buf.WriteString("# gnutella host cache: ip:port ultra(1/0) lastseen-unix failures udp(0, 1 speaks UDP, 3 UDP host cache)\n")
 	for _, e := range entries {
 		u := 0
 		if e.ultra {
@@ -441,7 +497,7 @@ func (c *Cache) Save(path string) error {
 		if !e.lastSeen.IsZero() {
 			seen = e.lastSeen.Unix()
 		}
-		fmt.Fprintf(&buf, "%s %d %d %d\n", e.addr, u, seen, e.failures)
+		fmt.Fprintf(&buf, "%s %d %d %d %d\n", e.addr, u, seen, e.failures, e.udp)
 	}
 	return writeFileAtomic(path, buf.Bytes())
 }
@@ -534,7 +590,7 @@ func (c *Cache) Load(path string, now time.Time) (int, error) {
 	return added, nil
 }
 
-// parseHostLine parses "ip:port ultra lastseen-unix failures"; extra fields
+// parseHostLine parses "ip:port ultra lastseen-unix failures [udp]"; extra fields
 // are ignored so that later versions may add some.
 func parseHostLine(line []byte, now time.Time) (hostEntry, bool) {
 	s := strings.TrimSpace(string(line))
@@ -565,6 +621,12 @@ func parseHostLine(line []byte, now time.Time) (hostEntry, bool) {
 	if err != nil || fails < 0 {
 		return hostEntry{}, false
 	}
+	var udp hostUDP
+	if len(f) > 4 {
+		if v, err := strconv.ParseUint(f[4], 10, 8); err == nil {
+			udp = hostUDP(v) & (hostSpeaksUDP | hostIsUHC)
+		}
+	}
 	seen := time.Unix(secs, 0)
 	if secs == 0 {
 		seen = time.Time{}
@@ -578,6 +640,7 @@ func parseHostLine(line []byte, now time.Time) (hostEntry, bool) {
 		src:      SourceSaved,
 		lastSeen: seen,
 		failures: min(fails, hostMaxFailures),
+		udp:      udp,
 	}, true
 }
 

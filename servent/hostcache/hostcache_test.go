@@ -334,6 +334,7 @@ func TestHostCacheSaveLoadRoundTrip(t *testing.T) {
 	hc.Add(hcAP("127.0.0.1:7000"), true, SourcePeerFlag, hcT0)
 	hc.Failed(hcPub(2), hcT0.Add(time.Hour))
 	hc.Failed(hcPub(2), hcT0.Add(2*time.Hour))
+	hc.SawUDP(hcPub(1), true, true, hcT0)
 	if err := hc.Save(path); err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +347,7 @@ func TestHostCacheSaveLoadRoundTrip(t *testing.T) {
 		t.Errorf("data folder holds %d files after Save, want 1: %v", len(ents), ents)
 	}
 	data, _ := os.ReadFile(path)
-	if !strings.Contains(string(data), "8.0.0.2:6346 0 "+fmt.Sprint(hcT0.Add(time.Minute).Unix())+" 2\n") {
+	if !strings.Contains(string(data), "8.0.0.2:6346 0 "+fmt.Sprint(hcT0.Add(time.Minute).Unix())+" 2 0\n") {
 		t.Errorf("saved file lacks the expected line for 8.0.0.2:\n%s", data)
 	}
 
@@ -356,6 +357,9 @@ func TestHostCacheSaveLoadRoundTrip(t *testing.T) {
 	n, err := hc2.Load(path, now)
 	if err != nil || n != 4 {
 		t.Fatalf("Load = %d, %v; want 4, nil", n, err)
+	}
+	if got := hc2.HostCaches(10, nil); len(got) != 1 || got[0] != hcPub(1) || !hc2.SpeaksUDP(hcPub(1)) || hc2.SpeaksUDP(hcPub(2)) {
+		t.Errorf("after Load, UDP host caches %v, %v speaks UDP %v, %v %v: want only %v, a UHC", got, hcPub(1), hc2.SpeaksUDP(hcPub(1)), hcPub(2), hc2.SpeaksUDP(hcPub(2)), hcPub(1))
 	}
 	hc.mu.Lock()
 	hc2.mu.Lock()
