@@ -24,9 +24,9 @@ const (
 	ggepDailyUptime = "DU"
 	// GGEPTLS, empty, says the host accepts TLS on its port (gtk-gnutella's
 	// pongs and hits carry it).
-	GGEPTLS = "TLS"
-	ggepVendorCode  = "VC"
-	ggepUltrapeer   = "UP"
+	GGEPTLS        = "TLS"
+	ggepVendorCode = "VC"
+	ggepUltrapeer  = "UP"
 )
 
 // Pong is the payload of a Pong descriptor.
