@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -46,6 +47,8 @@ type tlsState struct {
 	server *tls.Config
 	client *tls.Config
 	err    error
+
+	accepted atomic.Int64 // inbound TLS connections (links and HTTP)
 
 	mu    sync.Mutex
 	hosts *simplelru.LRU[netip.AddrPort, struct{}] // listen addresses that speak TLS
@@ -159,11 +162,24 @@ func (s *Servent) acceptTLS(conn net.Conn, br *bufio.Reader) (*tls.Conn, error) 
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		return nil, fmt.Errorf("TLS handshake: %w", err)
 	}
+	s.tls.accepted.Add(1)
 	return tc, nil
 }
 
-// dialLink dials addr for a Gnutella link: over TLS when addr is known to
-// speak it (then plain TCP again if that fails), else plain.
+// tlsDialer dials for HTTP transfers as dialLink does for links.
+type tlsDialer struct{ s *Servent }
+
+func (d tlsDialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return d.s.transport.Dial(ctx, addr)
+	}
+	return d.s.dialLink(ctx, ap)
+}
+
+// dialLink dials addr for a Gnutella link or an HTTP transfer: over TLS
+// when addr is known to speak it (then plain TCP again if that fails),
+// else plain.
 func (s *Servent) dialLink(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
 	conn, err := s.transport.Dial(ctx, addr.String())
 	if err != nil || !s.cfg.TLS || !s.tls.knownTLS(addr) {

@@ -6,10 +6,12 @@ package servent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -130,4 +132,44 @@ func TestFeaturesTLS(t *testing.T) {
 		}
 	}
 	_ = context.Background
+}
+
+// A download from a holder known to speak TLS runs over TLS (the holder's
+// port takes TLS for HTTP as for links), and the file is right.
+func TestTLSDownload(t *testing.T) {
+	shareDir := t.TempDir()
+	content := sharedFile(t, shareDir, "wombat tls transfer.bin", 200_000)
+	cs := testNodeConfig(t)
+	cs.ShareDirs = []string{shareDir}
+	cd := testNodeConfig(t)
+	cd.DownloadDir = t.TempDir()
+	holder, getter := startNode(t, cs), startNode(t, cd)
+	hashNow(t, holder)
+	// The link's handshake tells the getter that the holder speaks TLS.
+	l, err := getter.Connect(ctxT(t), holder.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !getter.tls.knownTLS(holder.Addr()) {
+		t.Fatal("the holder's X-Features: tls/1.0 was not noted")
+	}
+	linkTLS := int64(0)
+	if l.TLS {
+		linkTLS = 1
+	}
+	hit := searchOne(t, getter, "wombat tls")
+	d, err := getter.Download(hit, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(ctxT(t)); err != nil {
+		t.Fatalf("download: %v (%+v)", err, d.Status())
+	}
+	got, err := os.ReadFile(d.Status().Path)
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("downloaded file differs (%v)", err)
+	}
+	if n := holder.tls.accepted.Load() - linkTLS; n < 1 {
+		t.Errorf("the holder accepted %d TLS connections for the download", n)
+	}
 }
