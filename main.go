@@ -1,4 +1,11 @@
 // Command gnutella is a Gnutella servent: see README.md.
+
+// gtk-gnutella's self-signed TLS certificates take the time as their serial
+// number, which comes out negative half of the time; Go refuses those since
+// 1.23 unless told not to. Certificates are not checked on Gnutella links
+// (servent/tls.go), only parsed.
+//
+//go:debug x509negativeserial=1
 package main
 
 import (

@@ -22,8 +22,11 @@ const PongLen = 14
 // GGEP IDs read and written by the typed pong helpers.
 const (
 	ggepDailyUptime = "DU"
-	ggepVendorCode  = "VC"
-	ggepUltrapeer   = "UP"
+	// GGEPTLS, empty, says the host accepts TLS on its port (gtk-gnutella's
+	// pongs and hits carry it).
+	GGEPTLS        = "TLS"
+	ggepVendorCode = "VC"
+	ggepUltrapeer  = "UP"
 )
 
 // Pong is the payload of a Pong descriptor.
@@ -273,3 +276,7 @@ func (p *Pong) String() string {
 	}
 	return sb.String()
 }
+
+// SpeaksTLS reports whether the pong carries GGEP "TLS": the host accepts
+// TLS connections on its port.
+func (p *Pong) SpeaksTLS() bool { return p.GGEP.Has(GGEPTLS) }

@@ -82,6 +82,20 @@ func (s *Servent) serveConn(conn net.Conn, pc *pendingConn, remote netip.AddrPor
 		conn.Close()
 		return
 	}
+	if first[0] == tlsRecordHandshake && s.cfg.TLS {
+		tc, err := s.acceptTLS(conn, br) // tls.go
+		if err != nil {
+			s.log.Debug().Stringer("remote", remote).Err(err).Msg("inbound TLS failed")
+			conn.Close()
+			return
+		}
+		conn = tc
+		br = bufio.NewReaderSize(tc, 2048)
+		if first, err = br.Peek(1); err != nil {
+			conn.Close()
+			return
+		}
+	}
 	if c := first[0]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '\r' || c == '\n') {
 		conn.Close()
 		return

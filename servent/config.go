@@ -84,6 +84,10 @@ type Config struct {
 
 	// Deflate offers and accepts compressed links (Accept-Encoding: deflate).
 	Deflate bool
+	// TLS serves inbound connections that begin with a TLS handshake over
+	// TLS (links and HTTP alike), says "X-Features: tls/1.0" in handshakes,
+	// and dials peers that said it over TLS (tls.go).
+	TLS bool
 	// PongCaching answers pings from the pong cache (0.6). When false, pings
 	// are flooded and pongs routed back as in 0.4.
 	PongCaching bool
@@ -241,6 +245,7 @@ func DefaultConfig() Config {
 		MaxTTL:               ttl.MaxTTL,
 		HardTTL:              ttl.HardLimit,
 		Deflate:              true,
+		TLS:                  true,
 		PongCaching:          true,
 		PingThrottle:         3 * time.Second,
 		PongCacheLifetime:    20 * time.Second,

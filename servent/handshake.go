@@ -58,6 +58,9 @@ func (s *Servent) ourHeaders(peer netip.Addr) protocol.Headers {
 	h.Add("Vendor-Message", "0.2")
 	h.Add("Bye-Packet", "0.1")
 	h.Add("X-Requeries", "False")
+	if s.cfg.TLS {
+		h.Add("X-Features", tlsFeature)
+	}
 	if s.cfg.Deflate {
 		h.Add("Accept-Encoding", "deflate")
 	}
@@ -290,6 +293,10 @@ func (s *Servent) acceptGnutella(conn net.Conn, br *bufio.Reader, first string, 
 	}
 	l := s.newLink(conn, br, true, kind, caps)
 	l.PeerID, l.Listen, l.UserAgent = peerID, listen, req.Headers.Get("User-Agent")
+	l.TLS = isTLS(conn)
+	if featuresTLS(&req.Headers) && listen.IsValid() && listen.Addr() == l.Remote.Addr() {
+		s.tls.speaksTLS(listen)
+	}
 	l.DeflateOut = deflateOut
 	l.DeflateIn = sendsDeflate(&final.Headers)
 	if l.DeflateIn && !s.cfg.Deflate {
@@ -336,7 +343,7 @@ func (s *Servent) Connect(ctx context.Context, addr netip.AddrPort) (*Link, erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
 	defer cancel()
-	conn, err := s.transport.Dial(ctx, addr.String())
+	conn, err := s.dialLink(ctx, addr) // tls.go
 	if err != nil {
 		return nil, err
 	}
@@ -401,6 +408,10 @@ func (s *Servent) Connect(ctx context.Context, addr netip.AddrPort) (*Link, erro
 	}
 	l := s.newLink(conn, br, false, kind, caps)
 	l.PeerID, l.Listen, l.UserAgent = peerID, listen, resp.Headers.Get("User-Agent")
+	l.TLS = isTLS(conn)
+	if featuresTLS(&resp.Headers) {
+		s.tls.speaksTLS(addr)
+	}
 	l.DeflateOut = deflateOut
 	l.DeflateIn = sendsDeflate(&resp.Headers)
 	if l.DeflateIn && !s.cfg.Deflate {

@@ -78,6 +78,8 @@ type Link struct {
 	Since     time.Time
 	// DeflateIn and DeflateOut say which directions are compressed.
 	DeflateIn, DeflateOut bool
+	// TLS says the link runs over TLS (tls.go).
+	TLS bool
 
 	s    *Servent
 	conn net.Conn

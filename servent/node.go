@@ -136,7 +136,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		n.Downloads = &transfer.Downloader{
 			Dir: cfg.DownloadDir, StateFile: stateFile, UserAgent: userAgent(), Logger: cfg.Logger,
 			AddrPolicy: addrPolicy,
-			Dial:       s.transport,
+			Dial:       tlsDialer{s}, // tls.go: TLS to sources known to speak it
 			Mesh:       n.Mesh, SharePartials: true,
 			Push: func(ctx context.Context, src transfer.Source) (net.Conn, *bufio.Reader, error) {
 				return n.callbacks.Push(ctx, src, n.sendPush)

@@ -23,6 +23,9 @@ func (r *router) handlePong(l *Link, h protocol.Header, payload []byte) {
 	}
 	addr := p.AddrPort()
 	if addr != s.Addr() && addr.Port() != 0 {
+		if p.SpeaksTLS() {
+			s.tls.speaksTLS(addr)
+		}
 		if s.hosts.Add(addr, p.Ultrapeer(), hostcache.SourcePong, now) && s.cfg.PongCaching {
 			s.pongs.add(p, payload, h.Hops, l.ID, now)
 		}
@@ -74,6 +77,9 @@ func (s *Servent) ownPong() *protocol.Pong {
 	p.GGEP = protocol.GGEP{
 		protocol.DailyUptimeExtension(uptime),
 		protocol.VendorVersion{Vendor: VendorCode, Version: 1}.Extension(),
+	}
+	if s.cfg.TLS {
+		p.GGEP = append(p.GGEP, protocol.Extension{ID: protocol.GGEPTLS})
 	}
 	if ultra {
 		s.mu.Lock()

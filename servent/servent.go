@@ -43,6 +43,7 @@ type Servent struct {
 	router *router
 	pongs  *pongCache
 	hosts  *hostcache.Cache
+	tls    tlsState // tls.go
 
 	ctx     context.Context
 	cancel  context.CancelFunc

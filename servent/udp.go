@@ -432,6 +432,9 @@ func (u *udpSide) handlePong(h protocol.Header, payload []byte, from netip.AddrP
 	u.stats.pongsRead.Add(1)
 	s := u.s
 	s.hosts.SawUDP(from, p.Ultrapeer(), p.UDPHostCache(), now)
+	if p.SpeaksTLS() {
+		s.tls.speaksTLS(from)
+	}
 	if addr := p.AddrPort(); addr != s.Addr() && addr.Port() != 0 && addr != from {
 		s.hosts.Add(addr, p.Ultrapeer(), hostcache.SourcePong, now)
 	}

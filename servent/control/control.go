@@ -233,6 +233,7 @@ type LinkJSON struct {
 	Since      time.Time         `json:"since"`
 	DeflateIn  bool              `json:"deflate_in"`
 	DeflateOut bool              `json:"deflate_out"`
+	TLS        bool              `json:"tls"`
 	Stats      servent.LinkStats `json:"stats"`
 }
 
@@ -241,7 +242,7 @@ func (c *Server) links(w http.ResponseWriter, r *http.Request) {
 	out := make([]LinkJSON, 0, len(links))
 	for _, l := range links {
 		j := LinkJSON{ID: uint32(l.ID), Kind: l.Kind.String(), Inbound: l.Inbound, Remote: l.Remote.String(),
-			UserAgent: l.UserAgent, Since: l.Since, DeflateIn: l.DeflateIn, DeflateOut: l.DeflateOut, Stats: l.Stats()}
+			UserAgent: l.UserAgent, Since: l.Since, DeflateIn: l.DeflateIn, DeflateOut: l.DeflateOut, TLS: l.TLS, Stats: l.Stats()}
 		if l.Listen.IsValid() {
 			j.Listen = l.Listen.String()
 		}

@@ -1,0 +1,175 @@
+// The test binary parses gtk-gnutella's certificates as the command does
+// (main.go says why).
+//
+//go:debug x509negativeserial=1
+package servent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gnutella/protocol"
+	"gnutella/routing"
+	"gnutella/testnet/await"
+)
+
+// A peer that says X-Features: tls/1.0 in its handshake is dialled over
+// TLS the next time, and the TLS link carries messages; a servent with TLS
+// off never dials TLS.
+func TestTLSLinkAfterThePeerSaidIt(t *testing.T) {
+	var queries atomic.Int64
+	cb := testConfig()
+	cb.Trace = func(l *Link, h protocol.Header, dup bool) {
+		if h.Type == protocol.TypeQuery && l.TLS {
+			queries.Add(1)
+		}
+	}
+	b := startServent(t, cb)
+	a := startServent(t, testConfig())
+	l, err := a.Connect(ctxT(t), b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.TLS {
+		t.Fatal("the first link is over TLS: nothing said b speaks it")
+	}
+	if !a.tls.knownTLS(b.Addr()) {
+		t.Fatal("b's X-Features: tls/1.0 was not noted")
+	}
+	l.Bye(protocol.ByeManualRemoval, "reconnecting over TLS")
+	await.Until(t, "the plain link to close", func() bool { return len(a.Links()) == 0 && len(b.Links()) == 0 })
+
+	l, err = a.Connect(ctxT(t), b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.TLS {
+		t.Fatal("the second link is not over TLS")
+	}
+	await.Until(t, "b's side of the link", func() bool { return len(b.Links()) == 1 })
+	if bl := b.Links()[0]; !bl.TLS {
+		t.Error("b does not see its inbound link as TLS")
+	}
+	a.Search(context.Background(), protocol.NewQuery("over tls", protocol.QueryFlagMark), routing.Flood{TTL: 2}, 0, 50*time.Millisecond)
+	await.Until(t, "the query to reach b over TLS", func() bool { return queries.Load() > 0 })
+
+	// With TLS off, the same knowledge does not make a TLS link.
+	cc := testConfig()
+	cc.TLS = false
+	c := startServent(t, cc)
+	c.tls.speaksTLS(b.Addr())
+	lc, err := c.Connect(ctxT(t), b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lc.TLS {
+		t.Error("a servent with TLS off dialled TLS")
+	}
+}
+
+// The listening port serves HTTP over TLS too, and a TLS record that is
+// not a TLS handshake is dropped without an answer.
+func TestTLSInboundHTTPAndGarbage(t *testing.T) {
+	b := startServent(t, testConfig())
+	conn, err := tls.Dial("tcp", b.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(conn, "GET /get/1/x HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 ") {
+		t.Fatalf("HTTP over TLS answered %q, %v", line, err)
+	}
+
+	raw, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_, _ = raw.Write([]byte{0x16, 0x03, 0x01, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o'})
+	_ = raw.SetReadDeadline(time.Now().Add(30 * time.Second))
+	n, err := raw.Read(make([]byte, 64))
+	if err == nil && n > 0 {
+		// a TLS alert is all it may send
+		t.Logf("answered %d bytes (a TLS alert)", n)
+	}
+	if _, err := io.Copy(io.Discard, raw); err != nil && !isTimeout(err) {
+		t.Logf("read: %v", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// featuresTLS reads gtk-gnutella's X-Features.
+func TestFeaturesTLS(t *testing.T) {
+	for v, want := range map[string]bool{
+		"tls/1.0, browse/1.0, fwalt/0.1, queue/1.1": true,
+		"browse/1.0":          false,
+		"  TLS/1.0":           true,
+		"tlsx/1.0, fwalt/0.1": false,
+		"":                    false,
+	} {
+		var h protocol.Headers
+		h.Add("X-Features", v)
+		if got := featuresTLS(&h); got != want {
+			t.Errorf("featuresTLS(%q) = %v", v, got)
+		}
+	}
+	_ = context.Background
+}
+
+// A download from a holder known to speak TLS runs over TLS (the holder's
+// port takes TLS for HTTP as for links), and the file is right.
+func TestTLSDownload(t *testing.T) {
+	shareDir := t.TempDir()
+	content := sharedFile(t, shareDir, "wombat tls transfer.bin", 200_000)
+	cs := testNodeConfig(t)
+	cs.ShareDirs = []string{shareDir}
+	cd := testNodeConfig(t)
+	cd.DownloadDir = t.TempDir()
+	holder, getter := startNode(t, cs), startNode(t, cd)
+	hashNow(t, holder)
+	// The link's handshake tells the getter that the holder speaks TLS.
+	l, err := getter.Connect(ctxT(t), holder.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !getter.tls.knownTLS(holder.Addr()) {
+		t.Fatal("the holder's X-Features: tls/1.0 was not noted")
+	}
+	linkTLS := int64(0)
+	if l.TLS {
+		linkTLS = 1
+	}
+	hit := searchOne(t, getter, "wombat tls")
+	d, err := getter.Download(hit, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(ctxT(t)); err != nil {
+		t.Fatalf("download: %v (%+v)", err, d.Status())
+	}
+	got, err := os.ReadFile(d.Status().Path)
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("downloaded file differs (%v)", err)
+	}
+	if n := holder.tls.accepted.Load() - linkTLS; n < 1 {
+		t.Errorf("the holder accepted %d TLS connections for the download", n)
+	}
+}
