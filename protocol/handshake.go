@@ -109,6 +109,21 @@ func (h *Headers) Bool(name string) (value, present bool) {
 	return strings.EqualFold(h.Get(name), "true"), true
 }
 
+// HasFeature reports whether X-Features names feature, in any version:
+// "X-Features: tls/1.0, browse/1.0, fwalt/0.1" has "tls", "browse" and
+// "fwalt" (names compared without case).
+func (h *Headers) HasFeature(feature string) bool {
+	for _, v := range h.Values("X-Features") {
+		for f := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(strings.TrimSpace(f), "/")
+			if strings.EqualFold(name, feature) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Del removes every field called name.
 func (h *Headers) Del(name string) {
 	out := h.fields[:0]

@@ -13,7 +13,6 @@ import (
 	"math/big"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,17 +128,7 @@ func (t *tlsState) forget(a netip.AddrPort) {
 }
 
 // featuresTLS reports whether X-Features in h names tls.
-func featuresTLS(h *protocol.Headers) bool {
-	for _, v := range h.Values("X-Features") {
-		for f := range strings.SplitSeq(v, ",") {
-			name, _, _ := strings.Cut(strings.TrimSpace(f), "/")
-			if strings.EqualFold(name, "tls") {
-				return true
-			}
-		}
-	}
-	return false
-}
+func featuresTLS(h *protocol.Headers) bool { return h.HasFeature("tls") }
 
 // bufferedConn is a connection whose first bytes were read into br: reads
 // come from br first.

@@ -194,17 +194,7 @@ func faltItem(l AltLoc) string {
 
 // WantsFalt reports whether the X-Features of h name fwalt (any version):
 // only such peers get X-Falt.
-func WantsFalt(h *protocol.Headers) bool {
-	for _, v := range h.Values("X-Features") {
-		for f := range strings.SplitSeq(v, ",") {
-			name, _, _ := strings.Cut(strings.TrimSpace(f), "/")
-			if strings.EqualFold(name, "fwalt") {
-				return true
-			}
-		}
-	}
-	return false
-}
+func WantsFalt(h *protocol.Headers) bool { return h.HasFeature("fwalt") }
 
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
