@@ -18,6 +18,11 @@ require (
 require golang.org/x/time v0.16.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0 // indirect
+	github.com/pelletier/go-toml/v2 v2.4.3 // indirect
+)
+
+require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
 	codeberg.org/go-latex/latex v0.2.0 // indirect
 	codeberg.org/go-pdf/fpdf v0.11.1 // indirect

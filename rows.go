@@ -20,6 +20,8 @@ type row struct {
 	Size    uint64   `json:"size"`
 	URN     string   `json:"urn,omitempty"`
 	Sources []string `json:"sources"`
+	// Speed is the fastest upload speed its sources announce, in kbit/s.
+	Speed uint32 `json:"speed_kbps"`
 	// Push is true when every source is firewalled (reachable by Push only).
 	Push bool `json:"push"`
 	// FirstHit is the position of the row's first hit in the search's hits.
@@ -46,6 +48,7 @@ func groupHits(hits []routing.Hit) []row {
 		r := &rows[j]
 		r.Sources = append(r.Sources, h.Host.String())
 		r.Push = r.Push && h.Push
+		r.Speed = max(r.Speed, h.Speed)
 	}
 	return rows
 }
@@ -65,6 +68,15 @@ func humanSize(n uint64) string {
 	panic("unreachable")
 }
 
+// humanSpeed writes a speed announced in kbit/s as bytes per second, as
+// sizes and download speeds are written: 122.1 KB/s.
+func humanSpeed(kbps uint32) string {
+	if kbps == 0 {
+		return "?"
+	}
+	return humanSize(uint64(kbps)*1000/8) + "/s"
+}
+
 // printRows prints the rows of search id as a numbered table, and how to
 // download one.
 func printRows(w io.Writer, id string, rows []row) {
@@ -72,13 +84,13 @@ func printRows(w io.Writer, id string, rows []row) {
 		fmt.Fprintf(w, "No results (search %s).\n", id)
 		return
 	}
-	fmt.Fprintf(w, "%3s  %-40s %9s  %7s  %s\n", "#", "NAME", "SIZE", "SOURCES", "URN")
+	fmt.Fprintf(w, "%3s  %-40s %9s  %11s  %7s  %s\n", "#", "NAME", "SIZE", "SPEED", "SOURCES", "URN")
 	for _, r := range rows {
 		src := strconv.Itoa(len(r.Sources))
 		if r.Push {
 			src += " push"
 		}
-		fmt.Fprintf(w, "%3d  %-40s %9s  %7s  %s\n", r.N, clip(r.Name, 40), humanSize(r.Size), src, r.URN)
+		fmt.Fprintf(w, "%3d  %-40s %9s  %11s  %7s  %s\n", r.N, clip(r.Name, 40), humanSize(r.Size), humanSpeed(r.Speed), src, r.URN)
 	}
 	files := "files"
 	if len(rows) == 1 {

@@ -69,6 +69,9 @@ func searchCommand() *cli.Command {
 				return cli.Exit(err.Error(), 1)
 			}
 			rows := groupHits(hits)
+			if len(rows) == 0 {
+				firewalledHint(ctx, cc)
+			}
 			if c.Bool("json") {
 				return printRowsJSON(os.Stdout, id, rows)
 			}
@@ -76,6 +79,20 @@ func searchCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// firewalledHint explains, after a search found nothing, that the servent
+// it went through counts as firewalled when it does: firewalled sharers do
+// not answer a firewalled searcher (neither could open the connection), so
+// on a local testnet everything looks empty without --allow-private.
+func firewalledHint(ctx context.Context, cc *control.Client) {
+	var st control.StatusJSON
+	if cc.Do(ctx, "GET", "/api/v1/status", nil, &st) != nil || !st.Firewalled {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "gnutella: the servent searched through counts as firewalled (nobody has connected to it from "+
+		"outside yet), so sharers that are firewalled too do not answer it. On a local network, serve with --allow-private "+
+		"so that connections from local addresses prove it reachable; on the Internet, open its --listen port.")
 }
 
 // searchClient returns a client of the control API that search uses: the

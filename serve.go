@@ -40,7 +40,7 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-pong-caching", Usage: "flood pings and route pongs back (0.4 behaviour) instead of answering from the pong cache"},
 			&cli.BoolFlag{Name: "allow-private", Usage: "accept loopback and private addresses in the host cache, prove reachability and call back pushes there (for a local testnet)"},
 			&cli.StringSliceFlag{Name: "share", Usage: "`DIR` to share, recursively (repeatable)"},
-			&cli.StringFlag{Name: "downloads", Usage: "`DIR` where downloads go (none: this servent does not download)"},
+			&cli.StringFlag{Name: "downloads", Usage: "`DIR` where downloads go (default: DIR/downloads in --data-dir; \"\" turns downloading off)"},
 			&cli.IntFlag{Name: "upload-slots", Value: nd.UploadSlots, Usage: "uploads at once; more wait in the PARQ queue or get 503 with Retry-After"},
 			&cli.StringFlag{Name: "upload-rate", Value: "0", Usage: "`BYTES` per second for all uploads together, with K, M or G (1024s): 100K, 2M (0: unlimited)"},
 			&cli.StringFlag{Name: "control", Value: control.DefaultAddr, Usage: "loopback `ADDR`ess of the control API (\"\" to turn it off); its token goes to DIR/control.json"},
@@ -54,6 +54,9 @@ func serveCommand() *cli.Command {
 			ncfg := servent.DefaultNodeConfig()
 			ncfg.ShareDirs = c.StringSlice("share")
 			ncfg.DownloadDir = c.String("downloads")
+			if !c.IsSet("downloads") {
+				ncfg.DownloadDir = filepath.Join(c.String("data-dir"), "downloads")
+			}
 			ncfg.UploadSlots = c.Int("upload-slots")
 			if ncfg.UploadRate, err = parseRate(c.String("upload-rate")); err != nil {
 				return cli.Exit("--upload-rate: "+err.Error(), 2)
@@ -86,6 +89,8 @@ func serveCommand() *cli.Command {
 			cfg.AllowLoopback = c.Bool("allow-private")
 			cfg.AllowPrivate = c.Bool("allow-private")
 			cfg.Logger = log
+			report := &peerReport{}
+			cfg.OnDial = report.dialled
 			ncfg.Config = cfg
 			unlock, pid, err := lockDataDir(cfg.DataDir)
 			switch {
@@ -104,6 +109,7 @@ func serveCommand() *cli.Command {
 				return cli.Exit(startHint(err), 1)
 			}
 			warnRefusedPeers(s, cfg.Peers)
+			report.learn(s, cfg.Peers)
 			if err := s.Start(); err != nil {
 				return cli.Exit(startHint(err), 1)
 			}

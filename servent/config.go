@@ -216,6 +216,13 @@ type Config struct {
 	// OnHostile, when set, also hears the address of every such peer. It is
 	// called on the link's reader with no lock held and must not block.
 	OnHostile func(addr netip.Addr, reason string)
+	// OnDial, when set, hears how each dial of the connector ended: err is
+	// nil when the link came up. The CLI tells the user why a --peer does
+	// not link. It is called on the dialling goroutine and must not block.
+	OnDial func(addr netip.AddrPort, err error)
+	// HitSpeed is the upload speed our QueryHits announce, in kbit/s (0:
+	// 1000, a guess, as no better figure is known).
+	HitSpeed uint32
 }
 
 // DefaultConfig returns the defaults, the one place they live (the TTL
