@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -163,9 +162,7 @@ func listDownloads(c *cli.Context) error {
 		if all == nil {
 			all = []transfer.Status{}
 		}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(all)
+		return writeJSON(os.Stdout, all)
 	}
 	printDownloads(os.Stdout, all)
 	return nil
@@ -210,7 +207,7 @@ func percent(st transfer.Status) string {
 func runningServent(dir string) (*control.Client, error) {
 	info, err := control.ReadInfo(dir)
 	if err != nil {
-		return nil, cli.Exit("no servent running with --data-dir "+dir+": start `gnutella serve --downloads DIR` first", 2)
+		return nil, cli.Exit("no servent running with --data-dir "+dir+": start `gnutella serve` first", 2)
 	}
 	return &control.Client{Info: info}, nil
 }

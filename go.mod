@@ -15,11 +15,9 @@ require (
 	gonum.org/v1/plot v0.17.0
 )
 
-require golang.org/x/time v0.16.0
-
 require (
-	github.com/BurntSushi/toml v1.6.0 // indirect
-	github.com/pelletier/go-toml/v2 v2.4.3 // indirect
+	github.com/pelletier/go-toml/v2 v2.4.3
+	golang.org/x/time v0.16.0
 )
 
 require (

@@ -2,7 +2,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,11 +40,15 @@ func newApp() *cli.App {
 			searchCommand(),
 			getCommand(),
 			downloadsCommand(),
+			statusCommand(),
+			linksCommand(),
 			cacheCommand(),
 			testnetCommand(),
 			decodeCommand(),
+			configCommand(),
 		},
 	}
+	withConfig(app, app.Commands)
 	app.Action = func(c *cli.Context) error {
 		if c.NArg() == 0 {
 			return cli.ShowAppHelp(c)
@@ -112,7 +118,7 @@ func reorderArgs(app *cli.App, args []string) []string {
 		return out
 	}
 	cmd := app.Command(rest[0])
-	if cmd == nil {
+	if cmd == nil || cmd.SkipFlagParsing {
 		return append(out, rest...)
 	}
 	var global, flags, words []string
@@ -212,4 +218,11 @@ func defaultDataDir() string {
 		return filepath.Join(d, "gnutella")
 	}
 	return ".gnutella"
+}
+
+// writeJSON prints v indented: what every --json prints.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -109,9 +108,7 @@ func printRowsJSON(w io.Writer, id string, rows []row) error {
 	if rows == nil {
 		rows = []row{}
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(searchJSON{ID: id, Rows: rows})
+	return writeJSON(w, searchJSON{ID: id, Rows: rows})
 }
 
 func clip(s string, n int) string {

@@ -40,7 +40,7 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-pong-caching", Usage: "flood pings and route pongs back (0.4 behaviour) instead of answering from the pong cache"},
 			&cli.BoolFlag{Name: "allow-private", Usage: "accept loopback and private addresses in the host cache, prove reachability and call back pushes there (for a local testnet)"},
 			&cli.StringSliceFlag{Name: "share", Usage: "`DIR` to share, recursively (repeatable)"},
-			&cli.StringFlag{Name: "downloads", Usage: "`DIR` where downloads go (default: DIR/downloads in --data-dir; \"\" turns downloading off)"},
+			&cli.StringFlag{Name: "downloads", DefaultText: "DIR/downloads", Usage: "`DIR` where downloads go (DIR/downloads is in --data-dir; \"\" turns downloading off)"},
 			&cli.IntFlag{Name: "upload-slots", Value: nd.UploadSlots, Usage: "uploads at once; more wait in the PARQ queue or get 503 with Retry-After"},
 			&cli.StringFlag{Name: "upload-rate", Value: "0", Usage: "`BYTES` per second for all uploads together, with K, M or G (1024s): 100K, 2M (0: unlimited)"},
 			&cli.StringFlag{Name: "control", Value: control.DefaultAddr, Usage: "loopback `ADDR`ess of the control API (\"\" to turn it off); its token goes to DIR/control.json"},
