@@ -510,9 +510,6 @@ func configSettings(w io.Writer, args []string) error {
 		add := func(f cli.Flag, global bool) {
 			name := f.Names()[0]
 			s := setting{Name: name, Global: global, Value: flagValue(c, f), Source: "default"}
-			if d, ok := f.(cli.DocGenerationFlag); ok && d.GetDefaultText() != "" {
-				s.Value = d.GetDefaultText() // a default that depends on other flags
-			}
 			t := table
 			if global {
 				t = ""
@@ -529,6 +526,10 @@ func configSettings(w io.Writer, args []string) error {
 					_ = c.Set(name, a)
 				}
 				s.Value = flagValue(c, f)
+			default:
+				if d, ok := f.(cli.DocGenerationFlag); ok && d.GetDefaultText() != d.GetValue() {
+					s.Value = d.GetDefaultText() // a default that depends on other flags
+				}
 			}
 			out = append(out, s)
 		}
