@@ -25,8 +25,9 @@ import (
 // The config file, DIR/config.toml in the data folder, sets any flag of
 // any command: the global flags at the top, a command's flags in a table
 // named after it ([serve], [search], [testnet.experiment]), each key the
-// flag's name. A flag on the command line (or its environment variable)
-// wins over the file, the file over the flag's default. The file is read
+// flag's name. A flag on the command line (or an environment variable, if
+// a flag ever gets one: urfave/cli counts it as set) wins over the file,
+// the file over the flag's default. The file is read
 // from the folder --data-dir names on the command line, else from the
 // default data folder (defaultDataDir); commands without --data-dir read
 // the default one.
@@ -419,7 +420,7 @@ func configCommand() *cli.Command {
 		ArgsUsage: "[--command] [COMMAND [SUBCOMMAND]] [its flags]",
 		Description: "Prints every flag of COMMAND (serve when none is named; --command NAME names it too) with\n" +
 			"the value it would have and where that comes from: flag (the command line, which wins),\n" +
-			"environment, the config file (with its line), or default. Flags given after the command's name\n" +
+			"the config file (with its line), or default. Flags given after the command's name\n" +
 			"count as if given to it: gnutella config serve --listen 127.0.0.1:7000.\n\n" +
 			"The config file is DIR/config.toml in the data folder (--data-dir on the command line, else\n" +
 			"the default one). Global flags go at the top, a command's flags in a table named after it:\n\n" +
@@ -431,11 +432,12 @@ func configCommand() *cli.Command {
 			"  n = 500\n\n" +
 			"An unknown key or a value of the wrong type is refused with the file's name and line.",
 		SkipFlagParsing: true, // the flags are the named command's: configSettings parses them
+		HideHelpCommand: true,
 		Action: func(c *cli.Context) error {
 			args := c.Args().Slice()
 			for _, a := range args {
 				if a == "-h" || a == "--help" || a == "-help" {
-					return cli.ShowCommandHelp(c, "config")
+					return cli.ShowCommandHelp(c.Lineage()[1], "config")
 				}
 			}
 			return configSettings(os.Stdout, args)
@@ -445,10 +447,10 @@ func configCommand() *cli.Command {
 
 // A setting is one flag's effective value and where it comes from.
 type setting struct {
-	Name   string `json:"name"`
-	Global bool   `json:"global"`
-	Value  string `json:"value"`
-	Source string `json:"source"` // "flag", "environment", "default" or the config file and its line
+	Name   string
+	Global bool   // a global flag, at the top of the file
+	Value  string // as the config file writes it
+	Source string // "flag", "default" or the config file and its line
 }
 
 // configSettings prints the settings of the command args name, with the
@@ -482,6 +484,7 @@ func configSettings(w io.Writer, args []string) error {
 	}
 	var cmd *cli.Command
 	cmds := app.Commands
+	var names []string // path with each command's own name, not an alias
 	for _, name := range path {
 		cmd = nil
 		for _, x := range cmds {
@@ -492,6 +495,7 @@ func configSettings(w io.Writer, args []string) error {
 		if cmd == nil {
 			return cli.Exit(fmt.Sprintf("config: no command %q: gnutella --help lists the commands", strings.Join(path, " ")), 2)
 		}
+		names = append(names, cmd.Name)
 		cmds = cmd.Subcommands
 	}
 	// Run the app on the command, its Action replaced by one that reads
@@ -505,8 +509,7 @@ func configSettings(w io.Writer, args []string) error {
 			runErr = err
 			return nil
 		}
-		table := strings.Join(path, " ")
-		table = strings.ReplaceAll(table, " ", ".")
+		table := strings.Join(names, ".")
 		add := func(f cli.Flag, global bool) {
 			name := f.Names()[0]
 			s := setting{Name: name, Global: global, Value: flagValue(c, f), Source: "default"}
@@ -516,9 +519,7 @@ func configSettings(w io.Writer, args []string) error {
 			}
 			cv, inFile := cfg.values[t][name]
 			switch {
-			case c.IsSet(name) && envSet(f):
-				s.Source = "environment"
-			case c.IsSet(name):
+			case c.IsSet(name): // no flag has an environment variable: set means given
 				s.Source = "flag"
 			case inFile:
 				s.Source = fmt.Sprintf("%s line %d", cfg.path, cv.line)
@@ -539,16 +540,13 @@ func configSettings(w io.Writer, args []string) error {
 		for _, f := range configFlags(app.Flags) {
 			add(f, true)
 		}
-		fmt.Fprintf(w, "gnutella %s would run with (config file %s):\n", strings.Join(path, " "), cfg.path)
+		fmt.Fprintf(w, "gnutella %s would run with (config file %s):\n", strings.Join(names, " "), cfg.path)
 		width := 0
 		for _, s := range out {
 			width = max(width, len(s.Name))
 		}
 		for _, s := range out {
 			line := fmt.Sprintf("  %-*s = %s", width, s.Name, s.Value)
-			if s.Global {
-				line = fmt.Sprintf("  %-*s = %s", width, s.Name, s.Value)
-			}
 			src := s.Source
 			if s.Global {
 				src += " (global, at the top of the file)"
@@ -564,20 +562,6 @@ func configSettings(w io.Writer, args []string) error {
 		return cli.Exit("config: "+err.Error(), 2)
 	}
 	return runErr
-}
-
-// envSet reports whether an environment variable of f is set.
-func envSet(f cli.Flag) bool {
-	d, ok := f.(cli.DocGenerationFlag)
-	if !ok {
-		return false
-	}
-	for _, e := range d.GetEnvVars() {
-		if _, ok := os.LookupEnv(e); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // flagValue is the value of flag f in c, written as in the config file.

@@ -146,3 +146,49 @@ func TestConfigCoversEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+// README.md's example config file is one the servent takes.
+func TestReadmeConfigExample(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "\n    log-level = \"info\"\n")
+	if !ok {
+		t.Fatal("README.md has no example config file")
+	}
+	example := "log-level = \"info\"\n"
+	for _, line := range strings.Split(after, "\n") {
+		if !strings.HasPrefix(line, "    ") {
+			break
+		}
+		example += strings.TrimPrefix(line, "    ") + "\n"
+	}
+	dir := t.TempDir()
+	path := writeConfig(t, dir, example)
+	cfg, err := loadConfig(newApp(), path)
+	if err != nil {
+		t.Fatalf("README's example:\n%s\n%v", example, err)
+	}
+	if got := cfg.values["testnet.experiment"]["n"]; len(got.args) != 1 || got.args[0] != "500" {
+		t.Errorf("README's example: testnet.experiment.n = %+v", got)
+	}
+}
+
+// Every `gnutella WORD` README.md shows is a command.
+func TestReadmeCommandsExist(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := newApp()
+	for _, part := range strings.Split(string(b), "`gnutella ")[1:] {
+		word := strings.FieldsFunc(part, func(r rune) bool { return r == ' ' || r == '`' || r == '\n' })[0]
+		if strings.HasPrefix(word, "-") || strings.ToUpper(word) == word {
+			continue // `gnutella --help`, `gnutella COMMAND --help`
+		}
+		if app.Command(word) == nil {
+			t.Errorf("README.md shows `gnutella %s`: no such command", word)
+		}
+	}
+}

@@ -83,6 +83,7 @@ func getCommand() *cli.Command {
 					return cli.Exit("stopped while looking for sources; nothing was queued", 1)
 				}
 				if n == 0 {
+					firewalledHint(ctx, cc)
 					return cli.Exit("no source found for "+urn+": nobody reachable shares it", 1)
 				}
 				req.SearchID, req.URN = id, urn

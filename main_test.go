@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -364,6 +365,39 @@ func TestTestnetJoinHintWorksAsPrinted(t *testing.T) {
 	})
 	getArgs := strings.Fields(strings.Replace(strings.Replace(get, "SEARCH-ID", id, 1), " N", " 1", 1))
 	wantRun(t, 0, "verified and saved: "+me+"/downloads/", getArgs...)
+}
+
+// cache --listen 127.0.0.1:0 prints the port it got, and answers there.
+func TestCachePrintsItsAddress(t *testing.T) {
+	cmd := exec.Command(bin, "cache", "--listen", "127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tr := newTranscript(stderr)
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		tr.waitEnd()
+		_ = cmd.Wait()
+	})
+	tr.waitFor(t, "(Ctrl-C to stop)")
+	_, rest, _ := strings.Cut(tr.String(), "GWebCache at ")
+	url, _, _ := strings.Cut(rest, " ")
+	if strings.HasSuffix(url, ":0/") {
+		t.Fatalf("cache printed %q: the port 0 asked for, not the one it got", tr.String())
+	}
+	resp, err := http.Get(url + "?get=1&net=gnutella&client=TEST&version=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	wantRun(t, 1, "cannot listen on garbage: ", "cache", "--listen", "garbage")
 }
 
 // transcript collects what a process writes to r, for a test that waits for
