@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,10 +28,11 @@ func getCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "get",
 		Usage:     "download a file through the running servent, showing its progress",
-		ArgsUsage: "urn:sha1:<base32> | magnet:?xt=urn:sha1:<base32> | SEARCH-ID N",
+		ArgsUsage: "urn:sha1:<base32> | magnet:?xt=urn:sha1:<base32> | SEARCH-ID N | N",
 		Description: "Asks the servent running with --data-dir (started with --downloads DIR) to download:\n" +
 			"a URN or magnet link is searched for first and fetched from every source found; a search\n" +
-			"ID and a row number N (as gnutella search prints them) fetch row N's file from its sources. Downloads\n" +
+			"ID and a row number N (as gnutella search prints them) fetch row N's file from its sources;\n" +
+			"N alone is row N of the last search gnutella search made through this servent. Downloads\n" +
 			"are verified by SHA-1 and resume after an interruption.\n\n" +
 			"It shows where the download stands (looking for sources, downloading from N sources,\n" +
 			"verifying) until the file is saved (exit 0) or the download fails (exit 1). Ctrl-C asks\n" +
@@ -61,6 +63,16 @@ func getCommand() *cli.Command {
 				if req, err = rowRequest(ctx, cc, c.Args().Get(0), n); err != nil {
 					return err
 				}
+			case c.NArg() == 1 && isRowNumber(c.Args().First()):
+				id, err := lastSearch(c.String("data-dir"))
+				if err != nil {
+					return cli.Exit("no last search to take row "+c.Args().First()+" of: run gnutella search WORDS first "+
+						"(through the servent running with --data-dir "+c.String("data-dir")+"), or give SEARCH-ID N", 2)
+				}
+				n, _ := strconv.Atoi(c.Args().First())
+				if req, err = rowRequest(ctx, cc, id, n); err != nil {
+					return err
+				}
 			case c.NArg() == 1:
 				urn := c.Args().First()
 				if strings.HasPrefix(urn, "magnet:") {
@@ -88,7 +100,8 @@ func getCommand() *cli.Command {
 				}
 				req.SearchID, req.URN = id, urn
 			default:
-				return cli.Exit("give a urn:sha1, a magnet link, or a search ID and a row number (gnutella get SEARCH-ID N)", 2)
+				return cli.Exit("give a urn:sha1, a magnet link, a search ID and a row number (gnutella get SEARCH-ID N), "+
+					"or a row number of the last search (gnutella get N)", 2)
 			}
 			st, err := cc.StartDownload(ctx, req)
 			if err != nil {
@@ -266,6 +279,13 @@ func phase(st transfer.Status, numbers bool) string {
 		return "downloading from " + sources
 	}
 	return fmt.Sprintf("downloading from %s, %s/s", sources, humanSize(uint64(st.Speed)))
+}
+
+// isRowNumber reports whether a is a row number: 1, 2, ... (a URN or a
+// magnet link never is).
+func isRowNumber(a string) bool {
+	n, err := strconv.Atoi(a)
+	return err == nil && n >= 1
 }
 
 // rowRequest is the download of row n (from 1) of search id's results, as

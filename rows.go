@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"gnutella/routing"
 )
@@ -25,6 +28,26 @@ type row struct {
 	Push bool `json:"push"`
 	// FirstHit is the position of the row's first hit in the search's hits.
 	FirstHit int `json:"-"`
+}
+
+// lastSearchFile, in the data folder, holds the ID of the last search
+// gnutella search made through the running servent: gnutella get N takes
+// row N of it.
+const lastSearchFile = "last_search"
+
+// saveLastSearch notes id as the last search of the servent of dir. A
+// failure only costs the shortcut: get SEARCH-ID N still works.
+func saveLastSearch(dir, id string) {
+	_ = os.WriteFile(filepath.Join(dir, lastSearchFile), []byte(id+"\n"), 0o600)
+}
+
+// lastSearch is the ID saveLastSearch noted for dir.
+func lastSearch(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, lastSearchFile))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // groupHits groups hits into rows.
@@ -77,8 +100,8 @@ func humanSpeed(kbps uint32) string {
 }
 
 // printRows prints the rows of search id as a numbered table, and how to
-// download one.
-func printRows(w io.Writer, id string, rows []row) {
+// download one; last says get N takes them too.
+func printRows(w io.Writer, id string, rows []row, last bool) {
 	if len(rows) == 0 {
 		fmt.Fprintf(w, "No results (search %s).\n", id)
 		return
@@ -96,6 +119,9 @@ func printRows(w io.Writer, id string, rows []row) {
 		files = "file"
 	}
 	fmt.Fprintf(w, "%d %s. Search ID %s: download row N with\n  gnutella get %s N\n", len(rows), files, id, id)
+	if last {
+		fmt.Fprintln(w, "or, as it is the last search, gnutella get N")
+	}
 }
 
 // searchJSON is what search --json prints.

@@ -98,10 +98,17 @@ func TestSearchThenGetRow(t *testing.T) {
 			t.Errorf("search printed\n%s\nwant it to hold %q", out, want)
 		}
 	}
+	if !strings.Contains(out, "or, as it is the last search, gnutella get N\n") {
+		t.Errorf("search printed\n%s\nwant it to offer get N", out)
+	}
 	wantRun(t, 2, "search "+res.ID+" has 1 rows, no row 2", "get", "--data-dir", downDir, res.ID, "2")
-	wantRun(t, 0, "verified and saved", "get", "--data-dir", downDir, res.ID, "1")
+	// get N: row N of the last search made through the servent.
+	wantRun(t, 2, "has 1 rows, no row 2", "get", "--data-dir", downDir, "2")
+	wantRun(t, 0, "verified and saved", "get", "--data-dir", downDir, "1")
 	got, err := os.ReadFile(filepath.Join(downloads, "koala.txt"))
 	if err != nil || string(got) != content {
 		t.Fatalf("downloaded koala.txt: %v, %d bytes; want %d", err, len(got), len(content))
 	}
+	// A servent nobody searched through has no last search.
+	wantRun(t, 2, "no last search to take row 1 of: run gnutella search WORDS first", "get", "--data-dir", upDir, "1")
 }
