@@ -73,6 +73,14 @@ func wantRun(t *testing.T, wantCode int, wantStderr string, args ...string) stri
 func TestUnknownCommandSuggests(t *testing.T) {
 	wantRun(t, 2, `unknown command "serch"; did you mean "search"?`, "serch", "koala")
 	wantRun(t, 2, `unknown command "frobnicate": gnutella --help lists the commands`, "frobnicate")
+	// A mistyped subcommand, flag or forgotten flag name: one line, exit 2.
+	wantRun(t, 2, `gnutella testnet has no command "experimnt"; did you mean "experiment"?`, "testnet", "--once", "experimnt")
+	wantRun(t, 2, "gnutella serve has no flag --lisen; did you mean --listen? (gnutella serve --help lists the flags)\n",
+		"serve", "--lisen", "127.0.0.1:0")
+	wantRun(t, 2, "gnutella testnet experiment has no flag --nn; did you mean --n?", "testnet", "experiment", "--nn", "5")
+	wantRun(t, 2, "gnutella has no flag --log-levle; did you mean --log-level?", "--log-levle", "info", "status")
+	wantRun(t, 2, `gnutella serve takes no arguments, only flags: "127.0.0.1:6346" is not one`, "serve", "127.0.0.1:6346")
+	wantRun(t, 2, `invalid value "soon" for flag --timeout`, "search", "--timeout", "soon", "koala")
 }
 
 func TestFlagsAfterTheSearchWords(t *testing.T) {
