@@ -223,7 +223,7 @@ func apiExit(err error, verb, id, dir string) error {
 	case e.Status == http.StatusNotFound && id != "":
 		return cli.Exit(fmt.Sprintf(`no download %q; "gnutella downloads" lists them`, id), 1)
 	case e.Status == http.StatusServiceUnavailable:
-		return cli.Exit("the servent running with --data-dir "+dir+" has no download folder: restart it with `gnutella serve --downloads DIR`", 1)
+		return cli.Exit("the servent running with --data-dir "+dir+" has no download folder (it was started with --downloads \"\"): restart it without that, or with --downloads DIR", 1)
 	case e.Status == http.StatusConflict && verb == "remove":
 		return cli.Exit(fmt.Sprintf(`%s ("gnutella downloads cancel %s" does that)`, e.Message, id), 1)
 	}

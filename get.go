@@ -29,7 +29,7 @@ func getCommand() *cli.Command {
 		Name:      "get",
 		Usage:     "download a file through the running servent, showing its progress",
 		ArgsUsage: "urn:sha1:<base32> | magnet:?xt=urn:sha1:<base32> | SEARCH-ID N | N",
-		Description: "Asks the servent running with --data-dir (started with --downloads DIR) to download:\n" +
+		Description: "Asks the servent running with --data-dir to download (into its --downloads folder):\n" +
 			"a URN or magnet link is searched for first and fetched from every source found; a search\n" +
 			"ID and a row number N (as gnutella search prints them) fetch row N's file from its sources;\n" +
 			"N alone is row N of the last search gnutella search made through this servent. Downloads\n" +

@@ -568,11 +568,11 @@ func downloadsJSON(t *testing.T, dir string) map[string]transfer.Status {
 }
 
 // The downloads CLI and get against real servents: one seed serves
-// koala-open.bin, another has koala-busy.bin but no upload slot (a download
+// koala-open.bin (and does not download), another has koala-busy.bin but no upload slot (a download
 // of it waits for ever), and a servent with a download folder is linked to
 // both.
 func TestDownloadsCLI(t *testing.T) {
-	openDir, openSeed := seedServent(t, "koala-open.bin", 200_000)
+	openDir, openSeed := seedServent(t, "koala-open.bin", 200_000, "--downloads", "")
 	_, busySeed := seedServent(t, "koala-busy.bin", 50_000, "--upload-slots", "-1")
 	dir, dl := t.TempDir(), t.TempDir()
 	args := []string{"--downloads", dl, "--allow-private", "--mode", "leaf", "--peer", openSeed.addr, "--peer", busySeed.addr}
@@ -632,8 +632,8 @@ func TestDownloadsCLI(t *testing.T) {
 	wantRun(t, 2, `unknown downloads command "frob": use list, pause, resume, cancel, remove or priority (gnutella downloads --help)`+"\n",
 		"downloads", "frob", "--data-dir", dir)
 	empty := t.TempDir()
-	wantRun(t, 2, "no servent running with --data-dir "+empty+": start `gnutella serve --downloads DIR` first\n", "downloads", "--data-dir", empty)
-	wantRun(t, 1, "the servent running with --data-dir "+openDir+" has no download folder: restart it with `gnutella serve --downloads DIR`\n",
+	wantRun(t, 2, "no servent running with --data-dir "+empty+": start `gnutella serve` first\n", "downloads", "--data-dir", empty)
+	wantRun(t, 1, "the servent running with --data-dir "+openDir+" has no download folder (it was started with --downloads \"\"): restart it without that, or with --downloads DIR\n",
 		"downloads", "cancel", id, "--data-dir", openDir)
 	if out := wantRun(t, 0, "", "downloads", "--data-dir", openDir); !strings.HasPrefix(out, "No downloads.") {
 		t.Fatalf("downloads of a servent without downloads: %q", out)
