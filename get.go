@@ -82,6 +82,10 @@ func getCommand() *cli.Command {
 					}
 					urn = u
 				}
+				var status control.StatusJSON
+				if err := cc.Do(ctx, "GET", "/api/v1/status", nil, &status); err == nil && status.Links+status.Leaves == 0 {
+					return noLinks(c.String("data-dir"))
+				}
 				sr := d
 				sr.URN, sr.TimeoutMS, sr.MaxResults = urn, int(c.Duration("search-timeout")/time.Millisecond), 10
 				id, err := cc.StartSearch(ctx, sr)

@@ -247,6 +247,7 @@ func TestServeSaysWhichPeerItWillNotDial(t *testing.T) {
 	s.tr.waitFor(t, "gnutella: cannot link to --peer 127.0.0.1:1: connection refused — is a servent listening there? (trying again later)\n")
 	// A search through a servent without links reaches nobody: it says so.
 	wantRun(t, 1, "has no links, so a search would reach nobody", "search", "--data-dir", dir, "koala")
+	wantRun(t, 1, "has no links, so a search would reach nobody", "get", "--data-dir", dir, "urn:sha1:"+strings.Repeat("A", 32))
 }
 
 // A search through a firewalled servent that finds nothing says why it may

@@ -99,6 +99,13 @@ func firewalledHint(ctx context.Context, cc *control.Client) {
 		"so that connections from local addresses prove it reachable; on the Internet, open its --listen port.")
 }
 
+// noLinks is the error of a search through the servent of dir when it has
+// no link: the search would reach nobody.
+func noLinks(dir string) error {
+	return cli.Exit("the servent running with --data-dir "+dir+" has no links, so a search would reach nobody: "+
+		"wait until it has joined (gnutella status shows its links; its stderr says why a --peer did not link), or give it a --peer", 1)
+}
+
 // searchClient returns a client of the control API that search uses: the
 // servent running with --data-dir when there is one; otherwise a servent
 // started here, joined through --peer, with its own control API on
@@ -110,8 +117,7 @@ func searchClient(ctx context.Context, c *cli.Context) (cc *control.Client, done
 		var st control.StatusJSON
 		if cc.Do(ctx, "GET", "/api/v1/status", nil, &st) == nil {
 			if st.Links+st.Leaves == 0 {
-				return nil, nil, false, cli.Exit("the servent running with --data-dir "+c.String("data-dir")+
-					" has no links, so a search would reach nobody: wait until it has joined (its log says why not), or give it a --peer", 1)
+				return nil, nil, false, noLinks(c.String("data-dir"))
 			}
 			return cc, func() {}, true, nil
 		}
