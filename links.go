@@ -13,31 +13,17 @@ import (
 )
 
 func linksCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "links",
-		Usage: "list the running servent's links: address, role, direction, user agent, deflate, messages, age",
-		Description: "Asks the servent running with --data-dir for its Gnutella links, one line each: the peer's\n" +
-			"address (where it listens when it said so), its role, whether we dialled it (out) or it\n" +
-			"dialled us (in), its user agent, whether the link is deflated (in, out or both), the\n" +
+	return askCommand("links", "list the running servent's links: address, role, direction, user agent, deflate, messages, age",
+		"Asks the servent running with --data-dir for its Gnutella links, one line each: the peer's\n"+
+			"address (where it listens when it said so), its role, whether we dialled it (out) or it\n"+
+			"dialled us (in), its user agent, whether the link is deflated (in, out or both), the\n"+
 			"messages received and sent, and how long the link has been up. --json prints the same for machines.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent"},
-			&cli.BoolFlag{Name: "json", Usage: "print the links as JSON (for machines)"},
-		},
-		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return cli.Exit("links takes no arguments", 2)
-			}
-			dir := c.String("data-dir")
-			cc, err := runningServent(dir)
-			if err != nil {
+		func(ctx context.Context, cc *control.Client, asJSON bool) error {
+			var links []control.LinkJSON
+			if err := cc.Do(ctx, "GET", "/api/v1/links", nil, &links); err != nil {
 				return err
 			}
-			var links []control.LinkJSON
-			if err := cc.Do(context.Background(), "GET", "/api/v1/links", nil, &links); err != nil {
-				return apiExit(err, "links", "", dir)
-			}
-			if c.Bool("json") {
+			if asJSON {
 				if links == nil {
 					links = []control.LinkJSON{}
 				}
@@ -45,8 +31,7 @@ func linksCommand() *cli.Command {
 			}
 			printLinks(os.Stdout, links, time.Now())
 			return nil
-		},
-	}
+		})
 }
 
 // printLinks prints one line per link; now is when the ages are counted to.

@@ -322,20 +322,7 @@ func TestTestnetSizes(t *testing.T) {
 // get downloads row 1 into the --downloads folder. --leaves 3 alone is
 // accepted: the default --firewalled shrinks to fit.
 func TestTestnetJoinHintWorksAsPrinted(t *testing.T) {
-	cmd := exec.Command(bin, "testnet", "--ultrapeers", "2", "--leaves", "3")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	tr := newTranscript(stdout)
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		tr.waitEnd()
-		_ = cmd.Wait()
-	})
+	tr := background(t, false, "testnet", "--ultrapeers", "2", "--leaves", "3")
 	tr.waitFor(t, "Ctrl-C stops the network.")
 	out := tr.String()
 	if !strings.Contains(out, "Every step worked.") || !strings.Contains(out, "push download") {
@@ -378,20 +365,7 @@ func TestTestnetJoinHintWorksAsPrinted(t *testing.T) {
 
 // cache --listen 127.0.0.1:0 prints the port it got, and answers there.
 func TestCachePrintsItsAddress(t *testing.T) {
-	cmd := exec.Command(bin, "cache", "--listen", "127.0.0.1:0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	tr := newTranscript(stderr)
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		tr.waitEnd()
-		_ = cmd.Wait()
-	})
+	tr := background(t, true, "cache", "--listen", "127.0.0.1:0")
 	tr.waitFor(t, "(Ctrl-C to stop)")
 	_, rest, _ := strings.Cut(tr.String(), "GWebCache at ")
 	url, _, _ := strings.Cut(rest, " ")
@@ -407,6 +381,31 @@ func TestCachePrintsItsAddress(t *testing.T) {
 		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
 	wantRun(t, 1, "cannot listen on garbage: ", "cache", "--listen", "garbage")
+}
+
+// background runs gnutella with args until the end of the test (then
+// Ctrl-C) and returns the transcript of its stdout, or of its stderr.
+func background(t *testing.T, stderr bool, args ...string) *transcript {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	pipe := cmd.StdoutPipe
+	if stderr {
+		pipe = cmd.StderrPipe
+	}
+	r, err := pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tr := newTranscript(r)
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		tr.waitEnd()
+		_ = cmd.Wait()
+	})
+	return tr
 }
 
 // transcript collects what a process writes to r, for a test that waits for

@@ -16,33 +16,42 @@ import (
 )
 
 func statusCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "status",
-		Usage: "show the running servent: ID, role, address, links, shares, downloads, uptime",
-		Description: "Asks the servent running with --data-dir (through its control API) how it stands:\n" +
-			"its servent ID, role (leaf or ultrapeer, and whether it counts as firewalled), listening\n" +
+	return askCommand("status", "show the running servent: ID, role, address, links, shares, downloads, uptime",
+		"Asks the servent running with --data-dir (through its control API) how it stands:\n"+
+			"its servent ID, role (leaf or ultrapeer, and whether it counts as firewalled), listening\n"+
 			"address, links, shared files, active downloads and uptime. --json prints the same for machines.",
+		func(ctx context.Context, cc *control.Client, asJSON bool) error {
+			st, err := servingStatus(ctx, cc)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(os.Stdout, st)
+			}
+			printStatus(os.Stdout, st)
+			return nil
+		})
+}
+
+// askCommand is a command that asks the servent running with --data-dir
+// something and prints the answer, as a table or with --json as JSON:
+// ask does that; its errors are the control API's.
+func askCommand(name, usage, description string, ask func(ctx context.Context, cc *control.Client, asJSON bool) error) *cli.Command {
+	return &cli.Command{
+		Name: name, Usage: usage, Description: description,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent"},
-			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON (for machines)"},
+			&cli.BoolFlag{Name: "json", Usage: "print it as JSON (for machines)"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return cli.Exit("status takes no arguments", 2)
-			}
 			dir := c.String("data-dir")
 			cc, err := runningServent(dir)
 			if err != nil {
 				return err
 			}
-			st, err := servingStatus(context.Background(), cc)
-			if err != nil {
-				return apiExit(err, "status", "", dir)
+			if err := ask(c.Context, cc, c.Bool("json")); err != nil {
+				return apiExit(err, name, "", dir)
 			}
-			if c.Bool("json") {
-				return writeJSON(os.Stdout, st)
-			}
-			printStatus(os.Stdout, st)
 			return nil
 		},
 	}
