@@ -220,9 +220,10 @@ type Config struct {
 	// nil when the link came up. The CLI tells the user why a --peer does
 	// not link. It is called on the dialling goroutine and must not block.
 	OnDial func(addr netip.AddrPort, err error)
-	// HitSpeed is the upload speed our QueryHits announce, in kbit/s (0:
-	// 1000, a guess, as no better figure is known).
-	HitSpeed uint32
+	// HitSpeed, when set, says the upload speed our QueryHits announce, in
+	// kbit/s; nil or 0 announces 1000, a guess, as no better figure is
+	// known. Node sets it (transfers.go). It is called for each hit built.
+	HitSpeed func() uint32
 }
 
 // DefaultConfig returns the defaults, the one place they live (the TTL

@@ -189,11 +189,13 @@ func (s *Servent) answerQuery(l *Link, h protocol.Header, q *protocol.Query, wal
 	}
 }
 
-// hitSpeed is the speed our hits announce: Config.HitSpeed, or 1000 kbit/s
-// when it is not known.
+// hitSpeed is the speed our hits announce: Config.HitSpeed's, or 1000
+// kbit/s when it is not known.
 func (s *Servent) hitSpeed() uint32 {
-	if s.cfg.HitSpeed > 0 {
-		return s.cfg.HitSpeed
+	if s.cfg.HitSpeed != nil {
+		if v := s.cfg.HitSpeed(); v > 0 {
+			return v
+		}
 	}
 	return 1000
 }
