@@ -25,7 +25,7 @@ func searchCommand() *cli.Command {
 		Description: "Uses the servent running with --data-dir (through its control API) when there is one;\n" +
 			"otherwise starts a short-lived servent that joins through --peer, with its own control API,\n" +
 			"and searches through it the same way. At --timeout or --max-results it prints the files\n" +
-			"found, one numbered row per file (its name, size, number of sources and URN), and the\n" +
+			"found, one numbered row per file (its name, size, speed, number of sources and URN), and the\n" +
 			"search ID: gnutella get SEARCH-ID N downloads row N, and gnutella get N row N of the last\n" +
 			"search made through the running servent. --json prints the same for machines.",
 		Flags: []cli.Flag{
