@@ -310,10 +310,14 @@ func TestTestnetSizes(t *testing.T) {
 		"testnet", "--once", "--leaves", "3", "--firewalled", "2")
 	wantRun(t, 2, "testnet: -1 firewalled leaves: cannot be negative", "testnet", "--once", "--firewalled", "-1")
 	wantRun(t, 2, "testnet: 1 ultrapeers: the demo needs at least 2", "testnet", "--once", "--ultrapeers", "1")
-	// No firewalled leaf: no push step, and a search word the few leaves share.
-	out := wantRun(t, 0, "", "testnet", "--once", "--ultrapeers", "3", "--leaves", "2", "--firewalled", "0")
+	wantRun(t, 2, "testnet: 0 leaves: the demo needs at least 2", "testnet", "--once", "--leaves", "0")
+	wantRun(t, 2, "testnet: 1 firewalled leaves of 2: at most 0", "testnet", "--once", "--leaves", "2", "--firewalled", "1")
+	// Two leaves leave room for no firewalled one: the default --firewalled
+	// shrinks to 0 (given, 1 is refused above); no push step, and a search
+	// word the few leaves share.
+	out := wantRun(t, 0, "", "testnet", "--once", "--ultrapeers", "3", "--leaves", "2")
 	if !strings.HasSuffix(out, "Every step worked.\n") || strings.Contains(out, "push download") {
-		t.Fatalf("testnet --once --ultrapeers 3 --leaves 2 --firewalled 0 printed:\n%s", out)
+		t.Fatalf("testnet --once --ultrapeers 3 --leaves 2 printed:\n%s", out)
 	}
 }
 
