@@ -119,10 +119,10 @@ func TestSearchSaysWhyItCannotLink(t *testing.T) {
 	dir := t.TempDir()
 	// A loopback --peer is dialled without --allow-private too.
 	wantRun(t, 1, "could not link to any --peer, so nothing was searched:\n"+
-		"  127.0.0.1:1: connection refused — is a servent listening there?\n",
+		"  127.0.0.1:1: connection refused: nothing listens there (check the address and port, or start the servent there first)\n",
 		"search", "--data-dir", dir, "--peer", "127.0.0.1:1", "koala")
 	wantRun(t, 1, "could not link to any --peer, so nothing was searched:\n"+
-		"  127.0.0.1:1: connection refused — is a servent listening there?\n",
+		"  127.0.0.1:1: connection refused: nothing listens there (check the address and port, or start the servent there first)\n",
 		"search", "--data-dir", dir, "--peer", "127.0.0.1:1", "--allow-private", "koala")
 }
 
@@ -244,7 +244,7 @@ func TestServeSaysWhichPeerItWillNotDial(t *testing.T) {
 		t.Fatalf("serve's stderr:\n%s\nwant it to say %q", s.out, want)
 	}
 	// The dial fails: serve says why and what to do.
-	s.tr.waitFor(t, "gnutella: cannot link to --peer 127.0.0.1:1: connection refused — is a servent listening there? (trying again later)\n")
+	s.tr.waitFor(t, "gnutella: cannot link to --peer 127.0.0.1:1: connection refused: nothing listens there (check the address and port, or start the servent there first); trying again later\n")
 	// A search through a servent without links reaches nobody: it says so.
 	wantRun(t, 1, "has no links, so a search would reach nobody", "search", "--data-dir", dir, "koala")
 	wantRun(t, 1, "has no links, so a search would reach nobody", "get", "--data-dir", dir, "urn:sha1:"+strings.Repeat("A", 32))

@@ -27,7 +27,7 @@ func peerHint(p string, err error) string {
 	case errors.As(err, &ae):
 		return fmt.Sprintf("%s: %v", p, err)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return p + ": connection refused — is a servent listening there?"
+		return p + ": connection refused: nothing listens there (check the address and port, or start the servent there first)"
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
 		return p + ": no answer in time — check the address and that its port is open"
 	case errors.As(err, &he):
@@ -114,7 +114,7 @@ func (r *peerReport) dialled(ap netip.AddrPort, err error) {
 	}
 	msg := "gnutella: linked to --peer " + p
 	if err != nil {
-		msg = "gnutella: cannot link to --peer " + peerHint(p, err) + " (trying again later)"
+		msg = "gnutella: cannot link to --peer " + peerHint(p, err) + "; trying again later"
 	}
 	if r.last[ap] != msg {
 		r.last[ap] = msg
