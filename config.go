@@ -28,9 +28,9 @@ import (
 // flag's name. A flag on the command line (or an environment variable, if
 // a flag ever gets one: urfave/cli counts it as set) wins over the file,
 // the file over the flag's default. The file is read
-// from the folder --data-dir names on the command line, else from the
-// default data folder (defaultDataDir); commands without --data-dir read
-// the default one.
+// from the folder --data-dir names on the command line or GNUTELLA_DATA_DIR
+// (dataDirEnv), else from the default data folder (defaultDataDir);
+// commands without --data-dir read the default one.
 
 // configFileName is the config file's name in the data folder.
 const configFileName = "config.toml"
@@ -420,10 +420,11 @@ func configCommand() *cli.Command {
 		ArgsUsage: "[--command] [COMMAND [SUBCOMMAND]] [its flags]",
 		Description: "Prints every flag of COMMAND (serve when none is named; --command NAME names it too) with\n" +
 			"the value it would have and where that comes from: flag (the command line, which wins),\n" +
-			"the config file (with its line), or default. Flags given after the command's name\n" +
+			"environment (GNUTELLA_DATA_DIR, every command's --data-dir), the config file (with its line),\n" +
+			"or default. Flags given after the command's name\n" +
 			"count as if given to it: gnutella config serve --listen 127.0.0.1:7000.\n\n" +
 			"The config file is DIR/config.toml in the data folder (--data-dir on the command line, else\n" +
-			"the default one). Global flags go at the top, a command's flags in a table named after it:\n\n" +
+			"GNUTELLA_DATA_DIR, else the default one). Global flags go at the top, a command's flags in a table named after it:\n\n" +
 			"  log-level = \"info\"\n" +
 			"  [serve]\n" +
 			"  listen = \"0.0.0.0:6346\"\n" +
@@ -498,6 +499,7 @@ func configSettings(w io.Writer, args []string) error {
 		names = append(names, cmd.Name)
 		cmds = cmd.Subcommands
 	}
+	argv := append(append([]string{"gnutella"}, path...), rest...)
 	// Run the app on the command, its Action replaced by one that reads
 	// what was set where; the config file is read here, not applied.
 	var out []setting
@@ -519,7 +521,9 @@ func configSettings(w io.Writer, args []string) error {
 			}
 			cv, inFile := cfg.values[t][name]
 			switch {
-			case c.IsSet(name): // no flag has an environment variable: set means given
+			case c.IsSet(name) && !given(argv, name) && envOf(f) != "":
+				s.Source = "environment " + envOf(f)
+			case c.IsSet(name):
 				s.Source = "flag"
 			case inFile:
 				s.Source = fmt.Sprintf("%s line %d", cfg.path, cv.line)
@@ -555,13 +559,36 @@ func configSettings(w io.Writer, args []string) error {
 		}
 		return nil
 	}
-	argv := append([]string{"gnutella"}, path...)
-	argv = append(argv, rest...)
 	app.ExitErrHandler = func(*cli.Context, error) {} // errors come back to us
 	if err := app.Run(reorderArgs(app, argv)); err != nil {
 		return cli.Exit("config: "+err.Error(), 2)
 	}
 	return runErr
+}
+
+// given reports whether flag name is among args, the command line.
+func given(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if isFlag(a) && lookupFlag([]cli.Flag{&cli.StringFlag{Name: name}}, a) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// envOf is the environment variable set for flag f, "" when none is.
+func envOf(f cli.Flag) string {
+	if d, ok := f.(cli.DocGenerationFlag); ok {
+		for _, e := range d.GetEnvVars() {
+			if _, ok := os.LookupEnv(e); ok {
+				return e
+			}
+		}
+	}
+	return ""
 }
 
 // flagValue is the value of flag f in c, written as in the config file.

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -49,14 +46,31 @@ func TestConfigSubcommandTableInTheDefaultFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeConfig(t, filepath.Join(home, "gnutella"), "[testnet.experiment]\nn = 1\n")
-	cmd := exec.Command(bin, "testnet", "experiment")
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+home, "HOME="+home)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(stderr.String(), "--n must be at least 2") {
-		t.Fatalf("testnet experiment with n = 1 in the config file: %v, stderr %q", err, stderr.String())
+	_, stderr, code := runEnv(t, []string{"XDG_CONFIG_HOME=" + home, "HOME=" + home}, "testnet", "experiment")
+	if code != 2 || !strings.Contains(stderr, "--n must be at least 2") {
+		t.Fatalf("testnet experiment with n = 1 in the config file: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// GNUTELLA_DATA_DIR names the data folder (and so the config file) of
+// every command when --data-dir is not given; --data-dir wins.
+func TestDataDirFromTheEnvironment(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	path := writeConfig(t, dir, "[serve]\nlinks = 5\n")
+	env := []string{dataDirEnv + "=" + dir}
+	out, _, code := runEnv(t, env, "config")
+	if code != 0 || !strings.Contains(out, `data-dir        = "`+dir+`"`) || !strings.Contains(out, "# environment "+dataDirEnv+"\n") ||
+		!strings.Contains(out, "# "+path+" line 2\n") {
+		t.Fatalf("config with %s=%s: exit %d\n%s", dataDirEnv, dir, code, out)
+	}
+	out, _, _ = runEnv(t, env, "config", "--data-dir", other)
+	if !strings.Contains(out, `data-dir        = "`+other+`"`) || strings.Contains(out, "environment") || strings.Contains(out, "links           = 5") {
+		t.Fatalf("config --data-dir with %s set:\n%s", dataDirEnv, out)
+	}
+	startServent(t, dir)
+	out, errOut, code := runEnv(t, env, "status", "--json")
+	if code != 0 || !strings.Contains(out, `"servent_id"`) {
+		t.Fatalf("status with %s: exit %d, %s %s", dataDirEnv, code, out, errOut)
 	}
 }
 

@@ -99,7 +99,7 @@ func downloadsCommand() *cli.Command {
 // downloadsFlags are the flags of downloads and its subcommands: each
 // takes --data-dir (before or after the subcommand's name, see dataDirOf).
 func downloadsFlags(list bool) []cli.Flag {
-	fl := []cli.Flag{&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent"}}
+	fl := []cli.Flag{dataDirFlag("`DIR` of the running servent")}
 	if list {
 		fl = append(fl, &cli.BoolFlag{Name: "json", Usage: "print the downloads as JSON (for machines)"})
 	}

@@ -41,7 +41,7 @@ func getCommand() *cli.Command {
 			"downloads follows it. --detach prints the download's ID and returns once it is queued.\n" +
 			"A file already in the download list that is paused, failed or cancelled goes on.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent"},
+			dataDirFlag("`DIR` of the running servent"),
 			&cli.DurationFlag{Name: "search-timeout", Value: time.Duration(d.TimeoutMS) * time.Millisecond, Usage: "how long to look for sources of a URN"},
 			&cli.BoolFlag{Name: "detach", Usage: "return once the download is queued, printing its ID (gnutella downloads follows it)"},
 		},

@@ -290,6 +290,15 @@ func logger(c *cli.Context) (zerolog.Logger, error) {
 	return l.Level(level).With().Timestamp().Logger(), nil
 }
 
+// dataDirEnv names the data folder when --data-dir is not given, for every
+// command that has one: set once, it points them all at one servent.
+const dataDirEnv = "GNUTELLA_DATA_DIR"
+
+// dataDirFlag is the --data-dir flag of a command, with usage.
+func dataDirFlag(usage string) *cli.StringFlag {
+	return &cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), EnvVars: []string{dataDirEnv}, Usage: usage}
+}
+
 func defaultDataDir() string {
 	if d, err := os.UserConfigDir(); err == nil {
 		return filepath.Join(d, "gnutella")

@@ -36,7 +36,7 @@ func searchCommand() *cli.Command {
 			&cli.StringFlag{Name: "urn", Usage: "search by hash: urn:sha1:<32 base32 characters>"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Duration(d.TimeoutMS) * time.Millisecond, Usage: "how long to wait for results"},
 			&cli.IntFlag{Name: "max-results", Usage: "stop after this many results (0: wait for --timeout)"},
-			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent to use"},
+			dataDirFlag("`DIR` of the running servent to use"),
 			&cli.StringSliceFlag{Name: "peer", Usage: "`HOST:PORT` to join through when no servent is running (repeatable)"},
 			&cli.BoolFlag{Name: "allow-private", Usage: "accept loopback and private addresses (a local testnet)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the search ID and the rows as JSON (for machines)"},

@@ -31,7 +31,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: d.ListenAddr, Usage: "`ADDR`ess (ip:port) of the one listening port"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "`HOST:PORT` of a servent to join through (repeatable)"},
 			&cli.StringSliceFlag{Name: "gwebcache", Usage: "`URL` of a GWebCache to ask for hosts (repeatable)"},
-			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` for the servent ID and host cache"},
+			dataDirFlag("`DIR` for the servent ID, host cache, control.json, config.toml and (by default) downloads"),
 			&cli.IntFlag{Name: "links", Value: d.WantLinks, Usage: "how many ultrapeer links to keep dialling for"},
 			&cli.IntFlag{Name: "max-links", Value: d.MaxLinks, Usage: "most ultrapeer links accepted; more get 503 with X-Try-Ultrapeers. Each takes 15 KB idle (more with its QRP table and traffic; 50 KB with deflate) and a file descriptor (BENCHMARKS.md)"},
 			&cli.IntFlag{Name: "max-leaves", Value: d.MaxLeaves, Usage: "most leaves accepted as an ultrapeer; more get 503 with X-Try-Ultrapeers. Each idle leaf takes about 20 KB, 40-60 KB with deflate, and a file descriptor (BENCHMARKS.md)"},

@@ -40,7 +40,7 @@ func askCommand(name, usage, description string, ask func(ctx context.Context, c
 	return &cli.Command{
 		Name: name, Usage: usage, Description: description,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent"},
+			dataDirFlag("`DIR` of the running servent"),
 			&cli.BoolFlag{Name: "json", Usage: "print it as JSON (for machines)"},
 		},
 		Action: func(c *cli.Context) error {
