@@ -420,11 +420,12 @@ func configCommand() *cli.Command {
 		ArgsUsage: "[--command] [COMMAND [SUBCOMMAND]] [its flags]",
 		Description: "Prints every flag of COMMAND (serve when none is named; --command NAME names it too) with\n" +
 			"the value it would have and where that comes from: flag (the command line, which wins),\n" +
-			"environment (GNUTELLA_DATA_DIR, every command's --data-dir), the config file (with its line),\n" +
-			"or default. Flags given after the command's name\n" +
-			"count as if given to it: gnutella config serve --listen 127.0.0.1:7000.\n\n" +
+			"environment (GNUTELLA_DATA_DIR, every command's --data-dir), the config file (with its\n" +
+			"line), or default. Flags given after the command's name count as if given to it:\n" +
+			"gnutella config serve --listen 127.0.0.1:7000.\n\n" +
 			"The config file is DIR/config.toml in the data folder (--data-dir on the command line, else\n" +
-			"GNUTELLA_DATA_DIR, else the default one). Global flags go at the top, a command's flags in a table named after it:\n\n" +
+			"GNUTELLA_DATA_DIR, else the default one). Global flags go at the top, a command's flags in\n" +
+			"a table named after it:\n\n" +
 			"  log-level = \"info\"\n" +
 			"  [serve]\n" +
 			"  listen = \"0.0.0.0:6346\"\n" +
