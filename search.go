@@ -95,7 +95,7 @@ func firewalledHint(ctx context.Context, cc *control.Client) {
 		return
 	}
 	fmt.Fprintln(os.Stderr, "gnutella: the servent searched through counts as firewalled (nobody has connected to it from "+
-		"outside yet), so sharers that are firewalled too do not answer it. On a local network, serve with --allow-private "+
+		"outside yet), so sharers that are firewalled too do not answer it. On a local network, give --allow-private (to serve, or to search --peer) "+
 		"so that connections from local addresses prove it reachable; on the Internet, open its --listen port.")
 }
 
