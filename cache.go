@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -34,17 +35,26 @@ func cacheCommand() *cli.Command {
 			cache.Name = "gnutella-gwc/" + servent.Version
 			cache.AllowLoopback = c.Bool("allow-private")
 			cache.AllowPrivate = c.Bool("allow-private")
-			srv := &http.Server{Addr: c.String("listen"), Handler: cache, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
-			log.Info().Str("listen", srv.Addr).Msg("GWebCache serving")
-			fmt.Fprintf(os.Stderr, "gnutella: GWebCache at http://%s/ (Ctrl-C to stop)\n", srv.Addr)
+			ln, err := net.Listen("tcp", c.String("listen"))
+			if err != nil {
+				hint := "give --listen an ip:port this machine has, such as 127.0.0.1:8080"
+				if errors.Is(err, syscall.EADDRINUSE) {
+					hint = "another program uses that port: choose another with --listen"
+				}
+				return cli.Exit(fmt.Sprintf("cannot listen on %s: %v (%s)", c.String("listen"), err, hint), 1)
+			}
+			srv := &http.Server{Handler: cache, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
+			log.Info().Stringer("listen", ln.Addr()).Msg("GWebCache serving")
+			// The port actually bound: --listen may have asked for any (:0).
+			fmt.Fprintf(os.Stderr, "gnutella: GWebCache at http://%s/ (Ctrl-C to stop)\n", ln.Addr())
 			go func() {
 				sig := make(chan os.Signal, 1)
 				signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 				<-sig
 				_ = srv.Close()
 			}()
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return cli.Exit(fmt.Sprintf("cannot serve on %s: %v (choose another with --listen)", srv.Addr, err), 1)
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return cli.Exit(fmt.Sprintf("GWebCache on %s: %v", ln.Addr(), err), 1)
 			}
 			return nil
 		},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -100,7 +99,7 @@ func downloadsCommand() *cli.Command {
 // downloadsFlags are the flags of downloads and its subcommands: each
 // takes --data-dir (before or after the subcommand's name, see dataDirOf).
 func downloadsFlags(list bool) []cli.Flag {
-	fl := []cli.Flag{&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent"}}
+	fl := []cli.Flag{dataDirFlag("`DIR` of the running servent")}
 	if list {
 		fl = append(fl, &cli.BoolFlag{Name: "json", Usage: "print the downloads as JSON (for machines)"})
 	}
@@ -163,9 +162,7 @@ func listDownloads(c *cli.Context) error {
 		if all == nil {
 			all = []transfer.Status{}
 		}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(all)
+		return writeJSON(os.Stdout, all)
 	}
 	printDownloads(os.Stdout, all)
 	return nil
@@ -210,7 +207,7 @@ func percent(st transfer.Status) string {
 func runningServent(dir string) (*control.Client, error) {
 	info, err := control.ReadInfo(dir)
 	if err != nil {
-		return nil, cli.Exit("no servent running with --data-dir "+dir+": start `gnutella serve --downloads DIR` first", 2)
+		return nil, cli.Exit("no servent running with --data-dir "+dir+": start `gnutella serve` first", 2)
 	}
 	return &control.Client{Info: info}, nil
 }
@@ -226,7 +223,7 @@ func apiExit(err error, verb, id, dir string) error {
 	case e.Status == http.StatusNotFound && id != "":
 		return cli.Exit(fmt.Sprintf(`no download %q; "gnutella downloads" lists them`, id), 1)
 	case e.Status == http.StatusServiceUnavailable:
-		return cli.Exit("the servent running with --data-dir "+dir+" has no download folder: restart it with `gnutella serve --downloads DIR`", 1)
+		return cli.Exit("the servent running with --data-dir "+dir+" has no download folder (it was started with --downloads \"\"): restart it without that, or with --downloads DIR", 1)
 	case e.Status == http.StatusConflict && verb == "remove":
 		return cli.Exit(fmt.Sprintf(`%s ("gnutella downloads cancel %s" does that)`, e.Message, id), 1)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,10 +28,11 @@ func getCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "get",
 		Usage:     "download a file through the running servent, showing its progress",
-		ArgsUsage: "urn:sha1:<base32> | magnet:?xt=urn:sha1:<base32> | SEARCH-ID N",
-		Description: "Asks the servent running with --data-dir (started with --downloads DIR) to download:\n" +
+		ArgsUsage: "urn:sha1:<base32> | magnet:?xt=urn:sha1:<base32> | SEARCH-ID N | N",
+		Description: "Asks the servent running with --data-dir to download (into its --downloads folder):\n" +
 			"a URN or magnet link is searched for first and fetched from every source found; a search\n" +
-			"ID and a row number N (as gnutella search prints them) fetch row N's file from its sources. Downloads\n" +
+			"ID and a row number N (as gnutella search prints them) fetch row N's file from its sources;\n" +
+			"N alone is row N of the last search gnutella search made through this servent. Downloads\n" +
 			"are verified by SHA-1 and resume after an interruption.\n\n" +
 			"It shows where the download stands (looking for sources, downloading from N sources,\n" +
 			"verifying) until the file is saved (exit 0) or the download fails (exit 1). Ctrl-C asks\n" +
@@ -39,7 +41,7 @@ func getCommand() *cli.Command {
 			"downloads follows it. --detach prints the download's ID and returns once it is queued.\n" +
 			"A file already in the download list that is paused, failed or cancelled goes on.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` of the running servent"},
+			dataDirFlag("`DIR` of the running servent"),
 			&cli.DurationFlag{Name: "search-timeout", Value: time.Duration(d.TimeoutMS) * time.Millisecond, Usage: "how long to look for sources of a URN"},
 			&cli.BoolFlag{Name: "detach", Usage: "return once the download is queued, printing its ID (gnutella downloads follows it)"},
 		},
@@ -61,6 +63,16 @@ func getCommand() *cli.Command {
 				if req, err = rowRequest(ctx, cc, c.Args().Get(0), n); err != nil {
 					return err
 				}
+			case c.NArg() == 1 && isRowNumber(c.Args().First()):
+				id, err := lastSearch(c.String("data-dir"))
+				if err != nil {
+					return cli.Exit("no last search to take row "+c.Args().First()+" of: run gnutella search WORDS first "+
+						"(through the servent running with --data-dir "+c.String("data-dir")+"), or give SEARCH-ID N", 2)
+				}
+				n, _ := strconv.Atoi(c.Args().First())
+				if req, err = rowRequest(ctx, cc, id, n); err != nil {
+					return err
+				}
 			case c.NArg() == 1:
 				urn := c.Args().First()
 				if strings.HasPrefix(urn, "magnet:") {
@@ -69,6 +81,10 @@ func getCommand() *cli.Command {
 						return cli.Exit(err.Error(), 2)
 					}
 					urn = u
+				}
+				var status control.StatusJSON
+				if err := cc.Do(ctx, "GET", "/api/v1/status", nil, &status); err == nil && status.Links+status.Leaves == 0 {
+					return noLinks(c.String("data-dir"))
 				}
 				sr := d
 				sr.URN, sr.TimeoutMS, sr.MaxResults = urn, int(c.Duration("search-timeout")/time.Millisecond), 10
@@ -83,11 +99,13 @@ func getCommand() *cli.Command {
 					return cli.Exit("stopped while looking for sources; nothing was queued", 1)
 				}
 				if n == 0 {
+					firewalledHint(ctx, cc)
 					return cli.Exit("no source found for "+urn+": nobody reachable shares it", 1)
 				}
 				req.SearchID, req.URN = id, urn
 			default:
-				return cli.Exit("give a urn:sha1, a magnet link, or a search ID and a row number (gnutella get SEARCH-ID N)", 2)
+				return cli.Exit("give a urn:sha1, a magnet link, a search ID and a row number (gnutella get SEARCH-ID N), "+
+					"or a row number of the last search (gnutella get N)", 2)
 			}
 			st, err := cc.StartDownload(ctx, req)
 			if err != nil {
@@ -265,6 +283,13 @@ func phase(st transfer.Status, numbers bool) string {
 		return "downloading from " + sources
 	}
 	return fmt.Sprintf("downloading from %s, %s/s", sources, humanSize(uint64(st.Speed)))
+}
+
+// isRowNumber reports whether a is a row number: 1, 2, ... (a URN or a
+// magnet link never is).
+func isRowNumber(a string) bool {
+	n, err := strconv.Atoi(a)
+	return err == nil && n >= 1
 }
 
 // rowRequest is the download of row n (from 1) of search id's results, as

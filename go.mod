@@ -15,7 +15,10 @@ require (
 	gonum.org/v1/plot v0.17.0
 )
 
-require golang.org/x/time v0.16.0
+require (
+	github.com/pelletier/go-toml/v2 v2.4.3
+	golang.org/x/time v0.16.0
+)
 
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect

@@ -9,7 +9,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,11 +47,17 @@ func newApp() *cli.App {
 			searchCommand(),
 			getCommand(),
 			downloadsCommand(),
+			statusCommand(),
+			linksCommand(),
 			cacheCommand(),
 			testnetCommand(),
 			decodeCommand(),
+			configCommand(),
 		},
 	}
+	app.OnUsageError = usageError
+	strictArgs(app.Commands)
+	withConfig(app, app.Commands)
 	app.Action = func(c *cli.Context) error {
 		if c.NArg() == 0 {
 			return cli.ShowAppHelp(c)
@@ -74,6 +82,81 @@ func unknownCommand(app *cli.App, name string) string {
 		return fmt.Sprintf("unknown command %q; did you mean %q? (gnutella --help lists the commands)", name, best)
 	}
 	return fmt.Sprintf("unknown command %q: gnutella --help lists the commands", name)
+}
+
+// usageError is the message for a flag a command does not have (or a bad
+// flag value): one line, with the nearest flag when one is near enough to
+// be a typo, and exit 2, instead of urfave/cli's whole help page.
+func usageError(c *cli.Context, err error, isSubcommand bool) error {
+	name := "gnutella"
+	flags := c.App.Flags
+	if c.Command != nil && isSubcommand {
+		name, flags = c.Command.HelpName, c.Command.Flags // "gnutella testnet experiment"
+		if name == "" {
+			name = "gnutella " + c.Command.Name
+		}
+	}
+	msg := strings.Replace(err.Error(), " for flag -", " for flag --", 1)
+	if bad, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		best, bestD := "", 3
+		for _, f := range configFlags(append(append([]cli.Flag{}, flags...), c.App.Flags...)) { // not help or version
+			for _, n := range f.Names() {
+				if d := editDistance(bad, n); d < bestD {
+					best, bestD = n, d
+				}
+			}
+		}
+		msg = fmt.Sprintf("%s has no flag --%s", name, bad)
+		if best != "" {
+			msg += fmt.Sprintf("; did you mean --%s?", best)
+		}
+	}
+	return cli.Exit(fmt.Sprintf("%s (%s --help lists the flags)", msg, name), 2)
+}
+
+// strictArgs makes each command that takes no arguments refuse them (a
+// mistyped subcommand, a forgotten flag name) rather than ignore them, and
+// every command answer a usage error as usageError does.
+func strictArgs(cmds []*cli.Command) {
+	for _, cmd := range cmds {
+		cmd.OnUsageError = usageError
+		strictArgs(cmd.Subcommands)
+		if cmd.ArgsUsage != "" || cmd.SkipFlagParsing || cmd.Action == nil {
+			continue
+		}
+		before, cmd := cmd.Before, cmd
+		cmd.Before = func(c *cli.Context) error {
+			if c.NArg() > 0 && cmd.Command(c.Args().First()) == nil { // a subcommand is run after Before
+				return cli.Exit(extraArgs(cmd, c.Args().First()), 2)
+			}
+			if before != nil {
+				return before(c)
+			}
+			return nil
+		}
+	}
+}
+
+// extraArgs is the message for argument a given to cmd, which takes none.
+func extraArgs(cmd *cli.Command, a string) string {
+	best, bestD := "", 3
+	var names []string
+	for _, sub := range cmd.Subcommands {
+		if sub.Name == "help" {
+			continue
+		}
+		names = append(names, sub.Name)
+		if d := editDistance(a, sub.Name); d < bestD {
+			best, bestD = sub.Name, d
+		}
+	}
+	switch {
+	case best != "":
+		return fmt.Sprintf("gnutella %s has no command %q; did you mean %q?", cmd.Name, a, best)
+	case len(names) > 0:
+		return fmt.Sprintf("gnutella %s has no command %q: its commands are %s", cmd.Name, a, strings.Join(names, ", "))
+	}
+	return fmt.Sprintf("gnutella %s takes no arguments, only flags: %q is not one (gnutella %s --help lists them)", cmd.Name, a, cmd.Name)
 }
 
 // editDistance is the Levenshtein distance of a and b.
@@ -119,7 +202,7 @@ func reorderArgs(app *cli.App, args []string) []string {
 		return out
 	}
 	cmd := app.Command(rest[0])
-	if cmd == nil {
+	if cmd == nil || cmd.SkipFlagParsing {
 		return append(out, rest...)
 	}
 	var global, flags, words []string
@@ -214,9 +297,25 @@ func logger(c *cli.Context) (zerolog.Logger, error) {
 	return l.Level(level).With().Timestamp().Logger(), nil
 }
 
+// dataDirEnv names the data folder when --data-dir is not given, for every
+// command that has one: set once, it points them all at one servent.
+const dataDirEnv = "GNUTELLA_DATA_DIR"
+
+// dataDirFlag is the --data-dir flag of a command, with usage.
+func dataDirFlag(usage string) *cli.StringFlag {
+	return &cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), EnvVars: []string{dataDirEnv}, Usage: usage}
+}
+
 func defaultDataDir() string {
 	if d, err := os.UserConfigDir(); err == nil {
 		return filepath.Join(d, "gnutella")
 	}
 	return ".gnutella"
+}
+
+// writeJSON prints v indented: what every --json prints.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,7 +46,14 @@ func TestMain(m *testing.M) {
 // run runs the binary with args and returns its stdout, stderr and exit code.
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runEnv(t, nil, args...)
+}
+
+// runEnv is run with env added to the environment.
+func runEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -72,6 +80,14 @@ func wantRun(t *testing.T, wantCode int, wantStderr string, args ...string) stri
 func TestUnknownCommandSuggests(t *testing.T) {
 	wantRun(t, 2, `unknown command "serch"; did you mean "search"?`, "serch", "koala")
 	wantRun(t, 2, `unknown command "frobnicate": gnutella --help lists the commands`, "frobnicate")
+	// A mistyped subcommand, flag or forgotten flag name: one line, exit 2.
+	wantRun(t, 2, `gnutella testnet has no command "experimnt"; did you mean "experiment"?`, "testnet", "--once", "experimnt")
+	wantRun(t, 2, "gnutella serve has no flag --lisen; did you mean --listen? (gnutella serve --help lists the flags)\n",
+		"serve", "--lisen", "127.0.0.1:0")
+	wantRun(t, 2, "gnutella testnet experiment has no flag --nn; did you mean --n?", "testnet", "experiment", "--nn", "5")
+	wantRun(t, 2, "gnutella has no flag --log-levle; did you mean --log-level?", "--log-levle", "info", "status")
+	wantRun(t, 2, `gnutella serve takes no arguments, only flags: "127.0.0.1:6346" is not one`, "serve", "127.0.0.1:6346")
+	wantRun(t, 2, `invalid value "soon" for flag --timeout`, "search", "--timeout", "soon", "koala")
 }
 
 func TestFlagsAfterTheSearchWords(t *testing.T) {
@@ -110,10 +126,10 @@ func TestSearchSaysWhyItCannotLink(t *testing.T) {
 	dir := t.TempDir()
 	// A loopback --peer is dialled without --allow-private too.
 	wantRun(t, 1, "could not link to any --peer, so nothing was searched:\n"+
-		"  127.0.0.1:1: connection refused — is a servent listening there?\n",
+		"  127.0.0.1:1: connection refused: nothing listens there (check the address and port, or start the servent there first)\n",
 		"search", "--data-dir", dir, "--peer", "127.0.0.1:1", "koala")
 	wantRun(t, 1, "could not link to any --peer, so nothing was searched:\n"+
-		"  127.0.0.1:1: connection refused — is a servent listening there?\n",
+		"  127.0.0.1:1: connection refused: nothing listens there (check the address and port, or start the servent there first)\n",
 		"search", "--data-dir", dir, "--peer", "127.0.0.1:1", "--allow-private", "koala")
 }
 
@@ -127,16 +143,23 @@ func startServe(t *testing.T, dir string, args ...string) (stderr string) {
 
 // A serveProc is a gnutella serve process of a test.
 type serveProc struct {
-	out  string // its stderr until its control API was up
-	addr string // where it listens
-	stop func() // interrupts it and waits for it to end
+	out  string      // its stderr until its control API was up
+	addr string      // where it listens
+	tr   *transcript // its stderr from then on
+	stop func()      // interrupts it and waits for it to end
 }
 
 // startServent runs gnutella serve with args on data folder dir, until
 // stop or the end of the test, and returns once its control API is up.
 func startServent(t *testing.T, dir string, args ...string) *serveProc {
 	t.Helper()
-	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--data-dir", dir}, args...)
+	return startProc(t, append([]string{"serve", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--data-dir", dir}, args...)...)
+}
+
+// startProc runs gnutella with args, a serve command, until stop or the
+// end of the test, and returns once its control API is up.
+func startProc(t *testing.T, args ...string) *serveProc {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -148,31 +171,29 @@ func startServent(t *testing.T, dir string, args ...string) *serveProc {
 	}
 	pw.Close()
 	var once sync.Once
-	stop := func() {
+	s := &serveProc{}
+	s.stop = func() {
 		once.Do(func() {
 			_ = cmd.Process.Signal(os.Interrupt)
 			_ = cmd.Wait()
+			if s.tr != nil {
+				s.tr.waitEnd()
+			}
 			pr.Close()
 		})
 	}
-	t.Cleanup(stop)
+	t.Cleanup(s.stop)
 	var got strings.Builder
-	buf := make([]byte, 4096)
-	for !strings.Contains(got.String(), "control API on") {
+	buf := make([]byte, 1)
+	for !strings.Contains(got.String(), "control API on") || !strings.HasSuffix(got.String(), "\n") {
 		n, err := pr.Read(buf)
 		got.Write(buf[:n])
 		if err != nil {
 			t.Fatalf("gnutella serve ended before its control API was up: %v\n%s", err, got.String())
 		}
 	}
-	go func() { // keep draining so the servent never blocks on stderr
-		for {
-			if _, err := pr.Read(buf); err != nil {
-				return
-			}
-		}
-	}()
-	s := &serveProc{out: got.String(), stop: stop}
+	s.out = got.String()
+	s.tr = newTranscript(pr) // keeps draining, so the servent never blocks on stderr
 	if _, rest, ok := strings.Cut(s.out, " listening on "); ok {
 		s.addr, _, _ = strings.Cut(rest, " ")
 	}
@@ -223,14 +244,55 @@ func TestServeMaxLeaves(t *testing.T) {
 
 func TestServeSaysWhichPeerItWillNotDial(t *testing.T) {
 	dir := t.TempDir()
-	out := startServe(t, dir, "--peer", "127.0.0.1:1")
+	s := startServent(t, dir, "--peer", "127.0.0.1:1")
 	want := "gnutella: dialling --peer 127.0.0.1:1 as given, but 127.0.0.1 is a loopback address: " +
 		"without --allow-private the hosts it names on such addresses are not; add it to join a local testnet\n"
-	if !strings.Contains(out, want) {
-		t.Fatalf("serve's stderr:\n%s\nwant it to say %q", out, want)
+	if !strings.Contains(s.out, want) {
+		t.Fatalf("serve's stderr:\n%s\nwant it to say %q", s.out, want)
 	}
+	// The dial fails: serve says why and what to do.
+	s.tr.waitFor(t, "gnutella: cannot link to --peer 127.0.0.1:1: connection refused: nothing listens there (check the address and port, or start the servent there first); trying again later\n")
 	// A search through a servent without links reaches nobody: it says so.
 	wantRun(t, 1, "has no links, so a search would reach nobody", "search", "--data-dir", dir, "koala")
+	wantRun(t, 1, "has no links, so a search would reach nobody", "get", "--data-dir", dir, "urn:sha1:"+strings.Repeat("A", 32))
+}
+
+// A search through a firewalled servent that finds nothing says why it may
+// have found nothing: firewalled sharers do not answer firewalled searchers.
+func TestSearchExplainsAFirewalledServent(t *testing.T) {
+	share := t.TempDir()
+	if err := os.WriteFile(filepath.Join(share, "koala.txt"), []byte("koala"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	upDir, dir := t.TempDir(), t.TempDir()
+	up := startServent(t, upDir, "--mode", "ultrapeer", "--share", share)
+	until(t, "koala.txt hashed", func() bool { l := apiStatus(t, upDir).Library; return l != nil && l.HashedFiles == 1 })
+	startServent(t, dir, "--peer", up.addr)
+	until(t, "the link", func() bool { return apiStatus(t, dir).Links == 1 })
+	out := wantRun(t, 0, "the servent searched through counts as firewalled", "search", "--data-dir", dir, "--timeout", "1s", "koala")
+	if !strings.HasPrefix(out, "No results") {
+		t.Fatalf("search printed %q, want no results", out)
+	}
+}
+
+// --listen with something that is no address says so, and what to give.
+func TestServeBadListenAddress(t *testing.T) {
+	_, errOut, code := run(t, "serve", "--listen", "garbage", "--control", "", "--data-dir", t.TempDir())
+	if code != 1 || !strings.Contains(errOut, "cannot listen on garbage: ") ||
+		!strings.Contains(errOut, "(give --listen an ip:port this machine has, such as 127.0.0.1:6346)") || strings.Contains(errOut, "another") {
+		t.Fatalf("serve --listen garbage: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// A servent with nothing to dial says how it would join.
+func TestServeSaysItHasNobodyToDial(t *testing.T) {
+	out := startServe(t, t.TempDir())
+	if !strings.Contains(out, "gnutella: no --peer, no --gwebcache and no saved hosts: this servent links only when others dial it") {
+		t.Fatalf("serve's stderr:\n%s", out)
+	}
+	if out := startServe(t, t.TempDir(), "--peer", "127.0.0.1:1"); strings.Contains(out, "no saved hosts") {
+		t.Fatalf("serve with a --peer:\n%s", out)
+	}
 }
 
 func TestNoColourWhenStderrIsNotATerminal(t *testing.T) {
@@ -247,9 +309,18 @@ func TestTwoServentsCannotShareADataFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctl, err := os.ReadFile(filepath.Join(dir, "control.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	pid := strings.TrimSpace(string(b))
 	wantRun(t, 1, "data folder "+dir+" is in use by another servent (pid "+pid+"): choose another with --data-dir\n",
 		"serve", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--data-dir", dir)
+	// The first one's control.json is untouched and it still answers.
+	if again, err := os.ReadFile(filepath.Join(dir, "control.json")); err != nil || !bytes.Equal(again, ctl) {
+		t.Fatalf("control.json after the second serve: %q, %v; want %q", again, err, ctl)
+	}
+	apiStatus(t, dir)
 }
 
 func TestTestnetSizes(t *testing.T) {
@@ -257,11 +328,106 @@ func TestTestnetSizes(t *testing.T) {
 		"testnet", "--once", "--leaves", "3", "--firewalled", "2")
 	wantRun(t, 2, "testnet: -1 firewalled leaves: cannot be negative", "testnet", "--once", "--firewalled", "-1")
 	wantRun(t, 2, "testnet: 1 ultrapeers: the demo needs at least 2", "testnet", "--once", "--ultrapeers", "1")
-	// No firewalled leaf: no push step, and a search word the few leaves share.
-	out := wantRun(t, 0, "", "testnet", "--once", "--ultrapeers", "3", "--leaves", "2", "--firewalled", "0")
+	wantRun(t, 2, "testnet: 0 leaves: the demo needs at least 2", "testnet", "--once", "--leaves", "0")
+	wantRun(t, 2, "testnet: 1 firewalled leaves of 2: at most 0", "testnet", "--once", "--leaves", "2", "--firewalled", "1")
+	// Two leaves leave room for no firewalled one: the default --firewalled
+	// shrinks to 0 (given, 1 is refused above); no push step, and a search
+	// word the few leaves share.
+	out := wantRun(t, 0, "", "testnet", "--once", "--ultrapeers", "3", "--leaves", "2")
 	if !strings.HasSuffix(out, "Every step worked.\n") || strings.Contains(out, "push download") {
-		t.Fatalf("testnet --once --ultrapeers 3 --leaves 2 --firewalled 0 printed:\n%s", out)
+		t.Fatalf("testnet --once --ultrapeers 3 --leaves 2 printed:\n%s", out)
 	}
+}
+
+// The demo's join hint works as printed: its serve command (in a fresh
+// folder instead of /tmp/me) joins, its search finds the word it names and
+// get downloads row 1 into the --downloads folder. --leaves 3 alone is
+// accepted: the default --firewalled shrinks to fit.
+func TestTestnetJoinHintWorksAsPrinted(t *testing.T) {
+	tr := background(t, false, "testnet", "--ultrapeers", "2", "--leaves", "3")
+	tr.waitFor(t, "Ctrl-C stops the network.")
+	out := tr.String()
+	if !strings.Contains(out, "Every step worked.") || !strings.Contains(out, "push download") {
+		t.Fatalf("testnet --ultrapeers 2 --leaves 3 printed:\n%s", out)
+	}
+	me := t.TempDir()
+	hint := strings.ReplaceAll(out[strings.Index(out, "Join it with"):], "/tmp/me", me)
+	serveLine, rest, _ := strings.Cut(hint[strings.Index(hint, "mkdir -p "):], "\\\n")
+	more, rest, _ := strings.Cut(rest, "\n")
+	mkdir, serve, ok := strings.Cut(serveLine, " && go run . ")
+	if !ok || mkdir != "mkdir -p "+me+"/share" {
+		t.Fatalf("join hint:\n%s", hint)
+	}
+	if err := os.MkdirAll(me+"/share", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	args := append(strings.Fields(serve), strings.Fields(more)...)
+	for _, want := range []string{"--share", "--downloads", "--peer"} {
+		if !strings.Contains(serve+more, want) {
+			t.Errorf("the join hint's serve has no %s: %s %s", want, serve, more)
+		}
+	}
+	startProc(t, args...)
+	searchLine := rest[strings.Index(rest, "go run . search"):]
+	searchLine, _, _ = strings.Cut(searchLine, "\n")
+	search, get, ok := strings.Cut(strings.TrimPrefix(searchLine, "go run . "), "    and    go run . ")
+	if !ok {
+		t.Fatalf("join hint's search line: %q", searchLine)
+	}
+	var id string
+	until(t, "the join hint's search finds something", func() bool {
+		out, _, code := run(t, strings.Fields(search)...)
+		_, after, found := strings.Cut(out, "Search ID ")
+		id, _, _ = strings.Cut(after, ":")
+		return code == 0 && found
+	})
+	getArgs := strings.Fields(strings.Replace(strings.Replace(get, "SEARCH-ID", id, 1), " N", " 1", 1))
+	wantRun(t, 0, "verified and saved: "+me+"/downloads/", getArgs...)
+}
+
+// cache --listen 127.0.0.1:0 prints the port it got, and answers there.
+func TestCachePrintsItsAddress(t *testing.T) {
+	tr := background(t, true, "cache", "--listen", "127.0.0.1:0")
+	tr.waitFor(t, "(Ctrl-C to stop)")
+	_, rest, _ := strings.Cut(tr.String(), "GWebCache at ")
+	url, _, _ := strings.Cut(rest, " ")
+	if strings.HasSuffix(url, ":0/") {
+		t.Fatalf("cache printed %q: the port 0 asked for, not the one it got", tr.String())
+	}
+	resp, err := http.Get(url + "?get=1&net=gnutella&client=TEST&version=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	wantRun(t, 1, "cannot listen on garbage: ", "cache", "--listen", "garbage")
+}
+
+// background runs gnutella with args until the end of the test (then
+// Ctrl-C) and returns the transcript of its stdout, or of its stderr.
+func background(t *testing.T, stderr bool, args ...string) *transcript {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	pipe := cmd.StdoutPipe
+	if stderr {
+		pipe = cmd.StderrPipe
+	}
+	r, err := pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tr := newTranscript(r)
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		tr.waitEnd()
+		_ = cmd.Wait()
+	})
+	return tr
 }
 
 // transcript collects what a process writes to r, for a test that waits for
@@ -424,11 +590,11 @@ func downloadsJSON(t *testing.T, dir string) map[string]transfer.Status {
 }
 
 // The downloads CLI and get against real servents: one seed serves
-// koala-open.bin, another has koala-busy.bin but no upload slot (a download
+// koala-open.bin (and does not download), another has koala-busy.bin but no upload slot (a download
 // of it waits for ever), and a servent with a download folder is linked to
 // both.
 func TestDownloadsCLI(t *testing.T) {
-	openDir, openSeed := seedServent(t, "koala-open.bin", 200_000)
+	openDir, openSeed := seedServent(t, "koala-open.bin", 200_000, "--downloads", "")
 	_, busySeed := seedServent(t, "koala-busy.bin", 50_000, "--upload-slots", "-1")
 	dir, dl := t.TempDir(), t.TempDir()
 	args := []string{"--downloads", dl, "--allow-private", "--mode", "leaf", "--peer", openSeed.addr, "--peer", busySeed.addr}
@@ -488,8 +654,8 @@ func TestDownloadsCLI(t *testing.T) {
 	wantRun(t, 2, `unknown downloads command "frob": use list, pause, resume, cancel, remove or priority (gnutella downloads --help)`+"\n",
 		"downloads", "frob", "--data-dir", dir)
 	empty := t.TempDir()
-	wantRun(t, 2, "no servent running with --data-dir "+empty+": start `gnutella serve --downloads DIR` first\n", "downloads", "--data-dir", empty)
-	wantRun(t, 1, "the servent running with --data-dir "+openDir+" has no download folder: restart it with `gnutella serve --downloads DIR`\n",
+	wantRun(t, 2, "no servent running with --data-dir "+empty+": start `gnutella serve` first\n", "downloads", "--data-dir", empty)
+	wantRun(t, 1, "the servent running with --data-dir "+openDir+" has no download folder (it was started with --downloads \"\"): restart it without that, or with --downloads DIR\n",
 		"downloads", "cancel", id, "--data-dir", openDir)
 	if out := wantRun(t, 0, "", "downloads", "--data-dir", openDir); !strings.HasPrefix(out, "No downloads.") {
 		t.Fatalf("downloads of a servent without downloads: %q", out)

@@ -23,11 +23,11 @@ func peerHint(p string, err error) string {
 	case errors.As(err, &ae) && ae.Class == firewall.AddrLoopback:
 		return fmt.Sprintf("%s is a loopback address: add --allow-private to join a local testnet", ae.Addr.Addr())
 	case errors.As(err, &ae) && (ae.Class == firewall.AddrPrivate || ae.Class == firewall.AddrLinkLocal || ae.Class == firewall.AddrBogon):
-		return fmt.Sprintf("%s is a %s address: add --allow-private to join a local network", ae.Addr.Addr(), ae.Class)
+		return fmt.Sprintf("%s is a %s: add --allow-private to join a local network", ae.Addr.Addr(), ae.Class)
 	case errors.As(err, &ae):
 		return fmt.Sprintf("%s: %v", p, err)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return p + ": connection refused — is a servent listening there?"
+		return p + ": connection refused: nothing listens there (check the address and port, or start the servent there first)"
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
 		return p + ": no answer in time — check the address and that its port is open"
 	case errors.As(err, &he):
@@ -79,6 +79,46 @@ func warnRefusedPeers(n *servent.Node, peers []string) {
 		default:
 			fmt.Fprintf(os.Stderr, "gnutella: not dialling --peer %s: %s\n", p, peerHint(p, err))
 		}
+	}
+}
+
+// A peerReport prints on stderr why a --peer of serve did not link, with
+// what to do (peerHint), and when it links: each peer's outcome once until
+// it changes, as the servent keeps trying with back-off. Its dialled
+// method is the servent's OnDial hook; learn names the peers before the
+// servent starts dialling.
+type peerReport struct {
+	mu    sync.Mutex
+	named map[netip.AddrPort]string
+	last  map[netip.AddrPort]string
+}
+
+// learn resolves the --peer values with n, as n's Start does.
+func (r *peerReport) learn(n *servent.Node, peers []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.named, r.last = map[netip.AddrPort]string{}, map[netip.AddrPort]string{}
+	for _, p := range peers {
+		if ap, _ := n.CheckPeer(p); ap.IsValid() {
+			r.named[ap] = p
+		}
+	}
+}
+
+func (r *peerReport) dialled(ap netip.AddrPort, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.named[ap]
+	if !ok {
+		return
+	}
+	msg := "gnutella: linked to --peer " + p
+	if err != nil {
+		msg = "gnutella: cannot link to --peer " + peerHint(p, err) + "; trying again later"
+	}
+	if r.last[ap] != msg {
+		r.last[ap] = msg
+		fmt.Fprintln(os.Stderr, msg)
 	}
 }
 

@@ -1,10 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"gnutella/routing"
 )
@@ -20,10 +22,32 @@ type row struct {
 	Size    uint64   `json:"size"`
 	URN     string   `json:"urn,omitempty"`
 	Sources []string `json:"sources"`
+	// Speed is the fastest upload speed its sources announce, in kbit/s.
+	Speed uint32 `json:"speed_kbps"`
 	// Push is true when every source is firewalled (reachable by Push only).
 	Push bool `json:"push"`
 	// FirstHit is the position of the row's first hit in the search's hits.
 	FirstHit int `json:"-"`
+}
+
+// lastSearchFile, in the data folder, holds the ID of the last search
+// gnutella search made through the running servent: gnutella get N takes
+// row N of it.
+const lastSearchFile = "last_search"
+
+// saveLastSearch notes id as the last search of the servent of dir. A
+// failure only costs the shortcut: get SEARCH-ID N still works.
+func saveLastSearch(dir, id string) {
+	_ = os.WriteFile(filepath.Join(dir, lastSearchFile), []byte(id+"\n"), 0o600)
+}
+
+// lastSearch is the ID saveLastSearch noted for dir.
+func lastSearch(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, lastSearchFile))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // groupHits groups hits into rows.
@@ -46,6 +70,7 @@ func groupHits(hits []routing.Hit) []row {
 		r := &rows[j]
 		r.Sources = append(r.Sources, h.Host.String())
 		r.Push = r.Push && h.Push
+		r.Speed = max(r.Speed, h.Speed)
 	}
 	return rows
 }
@@ -65,26 +90,38 @@ func humanSize(n uint64) string {
 	panic("unreachable")
 }
 
+// humanSpeed writes a speed announced in kbit/s as bytes per second, as
+// sizes and download speeds are written: 122.1 KB/s.
+func humanSpeed(kbps uint32) string {
+	if kbps == 0 {
+		return "?"
+	}
+	return humanSize(uint64(kbps)*1000/8) + "/s"
+}
+
 // printRows prints the rows of search id as a numbered table, and how to
-// download one.
-func printRows(w io.Writer, id string, rows []row) {
+// download one; last says get N takes them too.
+func printRows(w io.Writer, id string, rows []row, last bool) {
 	if len(rows) == 0 {
 		fmt.Fprintf(w, "No results (search %s).\n", id)
 		return
 	}
-	fmt.Fprintf(w, "%3s  %-40s %9s  %7s  %s\n", "#", "NAME", "SIZE", "SOURCES", "URN")
+	fmt.Fprintf(w, "%3s  %-40s %9s  %11s  %7s  %s\n", "#", "NAME", "SIZE", "SPEED", "SOURCES", "URN")
 	for _, r := range rows {
 		src := strconv.Itoa(len(r.Sources))
 		if r.Push {
 			src += " push"
 		}
-		fmt.Fprintf(w, "%3d  %-40s %9s  %7s  %s\n", r.N, clip(r.Name, 40), humanSize(r.Size), src, r.URN)
+		fmt.Fprintf(w, "%3d  %-40s %9s  %11s  %7s  %s\n", r.N, clip(r.Name, 40), humanSize(r.Size), humanSpeed(r.Speed), src, r.URN)
 	}
 	files := "files"
 	if len(rows) == 1 {
 		files = "file"
 	}
 	fmt.Fprintf(w, "%d %s. Search ID %s: download row N with\n  gnutella get %s N\n", len(rows), files, id, id)
+	if last {
+		fmt.Fprintln(w, "or, as it is the last search, gnutella get N")
+	}
 }
 
 // searchJSON is what search --json prints.
@@ -97,9 +134,7 @@ func printRowsJSON(w io.Writer, id string, rows []row) error {
 	if rows == nil {
 		rows = []row{}
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(searchJSON{ID: id, Rows: rows})
+	return writeJSON(w, searchJSON{ID: id, Rows: rows})
 }
 
 func clip(s string, n int) string {

@@ -50,17 +50,19 @@ func TestHumanSize(t *testing.T) {
 	}
 }
 
-// TestSearchThenGetRow runs two servents on loopback: one sharing a file,
-// one with a download folder linked to it; searches through the second,
-// then downloads row 1 of that search.
+// TestSearchThenGetRow runs two servents on loopback: one sharing a file
+// with its uploads capped at 100K (which its hits announce as its speed),
+// one linked to it with the default download folder; searches through the
+// second, then downloads row 1 of that search.
 func TestSearchThenGetRow(t *testing.T) {
 	share := t.TempDir()
 	content := strings.Repeat("koala bear ", 3000)
 	if err := os.WriteFile(filepath.Join(share, "koala.txt"), []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	upDir, downDir, downloads := t.TempDir(), t.TempDir(), t.TempDir()
-	startServe(t, upDir, "--mode", "ultrapeer", "--share", share, "--allow-private")
+	upDir, downDir := t.TempDir(), t.TempDir()
+	downloads := filepath.Join(downDir, "downloads")
+	startServe(t, upDir, "--mode", "ultrapeer", "--share", share, "--allow-private", "--upload-rate", "100K")
 	upInfo, err := control.ReadInfo(upDir)
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +71,7 @@ func TestSearchThenGetRow(t *testing.T) {
 	if err := (&control.Client{Info: upInfo}).Do(context.Background(), "GET", "/api/v1/status", nil, &up); err != nil {
 		t.Fatal(err)
 	}
-	startServe(t, downDir, "--mode", "leaf", "--peer", up.Addr, "--allow-private", "--downloads", downloads)
+	startServe(t, downDir, "--mode", "leaf", "--peer", up.Addr, "--allow-private")
 	info, err := control.ReadInfo(downDir)
 	if err != nil {
 		t.Fatal(err)
@@ -87,19 +89,26 @@ func TestSearchThenGetRow(t *testing.T) {
 		}
 		return len(res.Rows) == 1
 	})
-	if r := res.Rows[0]; r.N != 1 || r.Name != "koala.txt" || r.Size != uint64(len(content)) || len(r.Sources) != 1 || r.URN == "" {
+	if r := res.Rows[0]; r.N != 1 || r.Name != "koala.txt" || r.Size != uint64(len(content)) || len(r.Sources) != 1 || r.URN == "" || r.Speed != 100<<10*8/1000 {
 		t.Fatalf("row = %+v", r)
 	}
 	out := wantRun(t, 0, "", "search", "--data-dir", downDir, "koala", "--max-results", "1", "--timeout", "5s")
-	for _, want := range []string{"  1  koala.txt ", " 32.2 KB        1  " + res.Rows[0].URN + "\n", "1 file. Search ID ", "  gnutella get "} {
+	for _, want := range []string{"  1  koala.txt ", " 32.2 KB   100.0 KB/s        1  " + res.Rows[0].URN + "\n", "1 file. Search ID ", "  gnutella get "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("search printed\n%s\nwant it to hold %q", out, want)
 		}
 	}
+	if !strings.Contains(out, "or, as it is the last search, gnutella get N\n") {
+		t.Errorf("search printed\n%s\nwant it to offer get N", out)
+	}
 	wantRun(t, 2, "search "+res.ID+" has 1 rows, no row 2", "get", "--data-dir", downDir, res.ID, "2")
-	wantRun(t, 0, "verified and saved", "get", "--data-dir", downDir, res.ID, "1")
+	// get N: row N of the last search made through the servent.
+	wantRun(t, 2, "has 1 rows, no row 2", "get", "--data-dir", downDir, "2")
+	wantRun(t, 0, "verified and saved", "get", "--data-dir", downDir, "1")
 	got, err := os.ReadFile(filepath.Join(downloads, "koala.txt"))
 	if err != nil || string(got) != content {
 		t.Fatalf("downloaded koala.txt: %v, %d bytes; want %d", err, len(got), len(content))
 	}
+	// A servent nobody searched through has no last search.
+	wantRun(t, 2, "no last search to take row 1 of: run gnutella search WORDS first", "get", "--data-dir", upDir, "1")
 }

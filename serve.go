@@ -32,7 +32,7 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "peer", Usage: "`HOST:PORT` of a servent to join through (repeatable)"},
 			&cli.StringSliceFlag{Name: "gwebcache", Usage: "`URL` of a GWebCache to ask for hosts (repeatable)"},
 			&cli.StringSliceFlag{Name: "uhc", Usage: "`HOST:PORT` of a UDP host cache to ping for ultrapeers (repeatable; any ultrapeer of ours is one)"},
-			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "`DIR` for the servent ID and host cache"},
+			dataDirFlag("`DIR` for the servent ID, host cache, control.json, config.toml and (by default) downloads"),
 			&cli.IntFlag{Name: "links", Value: d.WantLinks, Usage: "how many ultrapeer links to keep dialling for"},
 			&cli.IntFlag{Name: "max-links", Value: d.MaxLinks, Usage: "most ultrapeer links accepted; more get 503 with X-Try-Ultrapeers. Each takes 15 KB idle (more with its QRP table and traffic; 50 KB with deflate) and a file descriptor (BENCHMARKS.md)"},
 			&cli.IntFlag{Name: "max-leaves", Value: d.MaxLeaves, Usage: "most leaves accepted as an ultrapeer; more get 503 with X-Try-Ultrapeers. Each idle leaf takes about 20 KB, 40-60 KB with deflate, and a file descriptor (BENCHMARKS.md)"},
@@ -41,7 +41,7 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-pong-caching", Usage: "flood pings and route pongs back (0.4 behaviour) instead of answering from the pong cache"},
 			&cli.BoolFlag{Name: "allow-private", Usage: "accept loopback and private addresses in the host cache, prove reachability and call back pushes there (for a local testnet)"},
 			&cli.StringSliceFlag{Name: "share", Usage: "`DIR` to share, recursively (repeatable)"},
-			&cli.StringFlag{Name: "downloads", Usage: "`DIR` where downloads go (none: this servent does not download)"},
+			&cli.StringFlag{Name: "downloads", DefaultText: "DIR/downloads", Usage: "`DIR` where downloads go (DIR/downloads is in --data-dir; \"\" turns downloading off)"},
 			&cli.IntFlag{Name: "upload-slots", Value: nd.UploadSlots, Usage: "uploads at once; more wait in the PARQ queue or get 503 with Retry-After"},
 			&cli.StringFlag{Name: "upload-rate", Value: "0", Usage: "`BYTES` per second for all uploads together, with K, M or G (1024s): 100K, 2M (0: unlimited)"},
 			&cli.StringFlag{Name: "control", Value: control.DefaultAddr, Usage: "loopback `ADDR`ess of the control API (\"\" to turn it off); its token goes to DIR/control.json"},
@@ -55,6 +55,9 @@ func serveCommand() *cli.Command {
 			ncfg := servent.DefaultNodeConfig()
 			ncfg.ShareDirs = c.StringSlice("share")
 			ncfg.DownloadDir = c.String("downloads")
+			if !c.IsSet("downloads") {
+				ncfg.DownloadDir = filepath.Join(c.String("data-dir"), "downloads")
+			}
 			ncfg.UploadSlots = c.Int("upload-slots")
 			if ncfg.UploadRate, err = parseRate(c.String("upload-rate")); err != nil {
 				return cli.Exit("--upload-rate: "+err.Error(), 2)
@@ -88,6 +91,8 @@ func serveCommand() *cli.Command {
 			cfg.AllowLoopback = c.Bool("allow-private")
 			cfg.AllowPrivate = c.Bool("allow-private")
 			cfg.Logger = log
+			report := &peerReport{}
+			cfg.OnDial = report.dialled
 			ncfg.Config = cfg
 			unlock, pid, err := lockDataDir(cfg.DataDir)
 			switch {
@@ -106,10 +111,15 @@ func serveCommand() *cli.Command {
 				return cli.Exit(startHint(err), 1)
 			}
 			warnRefusedPeers(s, cfg.Peers)
+			report.learn(s, cfg.Peers)
 			if err := s.Start(); err != nil {
 				return cli.Exit(startHint(err), 1)
 			}
 			fmt.Fprintf(os.Stderr, "gnutella: servent %s listening on %s (Ctrl-C to stop)\n", s.ID(), s.Addr())
+			if len(cfg.Peers) == 0 && len(cfg.GWebCaches) == 0 && s.Hosts().Len() == 0 {
+				fmt.Fprintln(os.Stderr, "gnutella: no --peer, no --gwebcache and no saved hosts: this servent links only "+
+					"when others dial it; give it a --peer HOST:PORT or a --gwebcache URL to join a network")
+			}
 			var ctl *control.Server
 			if addr := c.String("control"); addr != "" {
 				if ctl, err = control.Start(s, addr); err != nil {

@@ -25,7 +25,7 @@ func testnetCommand() *cli.Command {
 			&cli.BoolFlag{Name: "once", Usage: "run the steps and exit (status 0 only if every step worked)"},
 			&cli.IntFlag{Name: "ultrapeers", Value: d.Ultrapeers, Usage: "number of ultrapeers"},
 			&cli.IntFlag{Name: "leaves", Value: d.Leaves, Usage: "number of leaves (each links to 3 ultrapeers)"},
-			&cli.IntFlag{Name: "firewalled", Value: d.Firewalled, Usage: "how many of the leaves are firewalled (reachable by Push only)"},
+			&cli.IntFlag{Name: "firewalled", Value: d.Firewalled, Usage: "how many of the leaves are firewalled (reachable by Push only; at most --leaves - 2; 0 skips the push download)"},
 			&cli.StringFlag{Name: "dir", Usage: "`DIR` for shares, downloads and data (default: a temporary folder, removed at exit)"},
 			&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "seed of the topology"},
 			&cli.StringSliceFlag{Name: "uhc", Usage: "`HOST:PORT` of a UDP host cache every servent also pings for ultrapeers (repeatable)"},
@@ -40,6 +40,11 @@ func testnetCommand() *cli.Command {
 			cfg := testnet.DemoConfig{Ultrapeers: c.Int("ultrapeers"), Leaves: c.Int("leaves"),
 				Firewalled: c.Int("firewalled"), Dir: c.String("dir"), Seed: c.Uint64("seed"), UploadRate: rate,
 				UHCs: c.StringSlice("uhc")}
+			if !c.IsSet("firewalled") {
+				// The default fits the default leaves; fewer leaves get
+				// fewer firewalled ones rather than a refusal.
+				cfg.Firewalled = max(min(cfg.Firewalled, cfg.Leaves-2), 0)
+			}
 			if err := cfg.Check(); err != nil {
 				return cli.Exit("testnet: "+err.Error()+": change --ultrapeers, --leaves or --firewalled", 2)
 			}

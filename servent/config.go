@@ -229,6 +229,14 @@ type Config struct {
 	// OnHostile, when set, also hears the address of every such peer. It is
 	// called on the link's reader with no lock held and must not block.
 	OnHostile func(addr netip.Addr, reason string)
+	// OnDial, when set, hears how each dial of the connector ended: err is
+	// nil when the link came up. The CLI tells the user why a --peer does
+	// not link. It is called on the dialling goroutine and must not block.
+	OnDial func(addr netip.AddrPort, err error)
+	// HitSpeed, when set, says the upload speed our QueryHits announce, in
+	// kbit/s; nil or 0 announces 1000, a guess, as no better figure is
+	// known. Node sets it (transfers.go). It is called for each hit built.
+	HitSpeed func() uint32
 }
 
 // DefaultConfig returns the defaults, the one place they live (the TTL

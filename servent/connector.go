@@ -101,12 +101,15 @@ func (s *Servent) dial(addr netip.AddrPort) {
 		s.mu.Unlock()
 	}()
 	_, err := s.Connect(s.ctx, addr)
-	if err == nil {
-		return
-	}
 	var he *HandshakeError
 	if errors.As(err, &he) && he.Code == 409 {
 		return // already linked (the other way round): nothing wrong with the host
+	}
+	if s.cfg.OnDial != nil && s.ctx.Err() == nil {
+		s.cfg.OnDial(addr, err)
+	}
+	if err == nil {
+		return
 	}
 	if s.ctx.Err() == nil {
 		s.log.Debug().Stringer("addr", addr).Err(err).Msg("dial failed")

@@ -86,6 +86,8 @@ type Node struct {
 	table         *ultrapeer.Table // our library's QRP table
 	tableOf       uint64           // the library version it was built from
 	tablePartials []protocol.SHA1  // and the partial files' URNs, sorted
+
+	speed uploadSpeed // how fast our uploads go, for our hits (transfers.go)
 }
 
 // NewNode builds a node; nothing runs until Start.
@@ -108,6 +110,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.Uploads = &transfer.Server{Library: n.library(), Partials: n, Slots: cfg.UploadSlots, Bandwidth: cfg.UploadRate,
 		PerIP: cfg.UploadsPerIP, QueuePerIP: cfg.QueuePerIP, UserAgent: userAgent(), Logger: cfg.Logger}
 	c := cfg.Config
+	if c.HitSpeed == nil {
+		c.HitSpeed = n.hitSpeed // transfers.go
+	}
 	// Node is every seam of the servent; the configured Library and Pushes
 	// (a testnet's) are used through it (library.go, push.go).
 	c.Library, c.Transfers, c.Firewall, c.Pushes = n, n, n, n

@@ -184,9 +184,20 @@ func (s *Servent) answerQuery(l *Link, h protocol.Header, q *protocol.Query, wal
 	}
 	for start := 0; start < len(results); start += 10 {
 		end := min(start+10, len(results))
-		hit := protocol.NewQueryHit(ip4.As4(), self.Port(), 1000, results[start:end], trailer, s.id)
+		hit := protocol.NewQueryHit(ip4.As4(), self.Port(), s.hitSpeed(), results[start:end], trailer, s.id)
 		_ = l.sendMessage(protocol.Header{ID: h.ID, TTL: ttl}, hit)
 	}
+}
+
+// hitSpeed is the speed our hits announce: Config.HitSpeed's, or 1000
+// kbit/s when it is not known.
+func (s *Servent) hitSpeed() uint32 {
+	if s.cfg.HitSpeed != nil {
+		if v := s.cfg.HitSpeed(); v > 0 {
+			return v
+		}
+	}
+	return 1000
 }
 
 func (s *Servent) busy() bool { return s.cfg.Transfers != nil && s.cfg.Transfers.Busy() }

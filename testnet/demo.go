@@ -73,6 +73,7 @@ type Demo struct {
 	ownDir    bool
 	gwc       *http.Server
 	steps     []DemoStep
+	word      string // a word the demo's searches found, for JoinHelp
 	msgs      *msgCount
 }
 
@@ -243,6 +244,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 	// A search with each strategy, from an ultrapeer.
 	from := netw.Nodes[0]
 	common := demoVocabulary[direct*3%len(demoVocabulary)] // on the open leaf next to the seeker, and others
+	d.word = common
 	for _, st := range []routing.Strategy{
 		routing.Flood{TTL: 3},
 		routing.Ring{Start: 1, Step: 1, Max: 3, Wait: 300 * time.Millisecond},
@@ -336,15 +338,25 @@ func (d *Demo) JoinHelp() string {
 	sort.Strings(ups)
 	var b strings.Builder
 	fmt.Fprintf(&b, "Join it with your own servent:\n")
-	fmt.Fprintf(&b, "  go run . serve --listen 127.0.0.1:6346 --allow-private --data-dir /tmp/me --peer %s\n", ups[0])
+	fmt.Fprintf(&b, "  mkdir -p /tmp/me/share && go run . serve --listen 127.0.0.1:0 --allow-private --data-dir /tmp/me \\\n")
+	fmt.Fprintf(&b, "      --share /tmp/me/share --downloads /tmp/me/downloads --peer %s\n", ups[0])
 	fmt.Fprintf(&b, "  (or --gwebcache %s, or --uhc %s: every ultrapeer is a UDP host cache on its port),\n", d.GWebCache, ups[0])
-	fmt.Fprintf(&b, "  then: go run . search --data-dir /tmp/me wombat\n")
+	fmt.Fprintf(&b, "  then in another terminal:\n")
+	fmt.Fprintf(&b, "  go run . search --data-dir /tmp/me %s    and    go run . get --data-dir /tmp/me SEARCH-ID N\n", d.searchWord())
 	if d.Control != nil {
 		fmt.Fprintf(&b, "The demo's own leaf has a control API at http://%s/ ; use it with:\n", d.Control.Addr())
-		fmt.Fprintf(&b, "  go run . search --data-dir %s koala\n", d.SeekerDir)
+		fmt.Fprintf(&b, "  go run . search --data-dir %s %s\n", d.SeekerDir, d.searchWord())
 	}
 	fmt.Fprintf(&b, "Ultrapeers: %s\n", strings.Join(ups, ", "))
 	return b.String()
+}
+
+// searchWord is a word some leaf's files have.
+func (d *Demo) searchWord() string {
+	if d.word == "" {
+		return demoVocabulary[0]
+	}
+	return d.word
 }
 
 // Close stops everything and removes the temporary folder.
