@@ -35,6 +35,7 @@ func newApp() *cli.App {
 		},
 		Commands: []*cli.Command{
 			serveCommand(),
+			uiCommand(),
 			searchCommand(),
 			getCommand(),
 			downloadsCommand(),
