@@ -15,7 +15,15 @@ require (
 	gonum.org/v1/plot v0.17.0
 )
 
-require golang.org/x/time v0.16.0
+require (
+	github.com/chromedp/chromedp v0.23.1
+	golang.org/x/time v0.16.0
+)
+
+require (
+	github.com/chromedp/cdproto v0.160.1 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+)
 
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect

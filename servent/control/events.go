@@ -16,7 +16,7 @@ import (
 // a second while someone listens, and sends each listener what changed:
 //
 //	link              {"state": "up"|"down", "link": LinkJSON}
-//	hit               {"search_id": "…", "hit": Hit}
+//	hit               {"search_id": "…", "n": position in the search, "hit": Hit}
 //	search            SearchJSON without hits, when it changes (and when it ends)
 //	download          transfer.Status, when it changes
 //	download_removed  {"id": "…"}
@@ -205,8 +205,8 @@ func (h *hub) look() {
 		live[id] = true
 		seen := h.searches[id]
 		hits := s.search.Hits()
-		for _, hit := range hits[min(seen.hits, len(hits)):] {
-			add("hit", map[string]any{"search_id": id, "hit": hit})
+		for i := min(seen.hits, len(hits)); i < len(hits); i++ {
+			add("hit", map[string]any{"search_id": id, "n": i, "hit": hits[i]})
 		}
 		seen.hits = len(hits)
 		j, _ := json.Marshal(s.json(false))
