@@ -97,7 +97,7 @@ func Start(n *servent.Node, addr string) (*Server, error) {
 	handle("POST /api/v1/downloads/{id}/cancel", c.cancelDownload)
 	handle("PUT /api/v1/downloads/{id}/priority", c.setPriority)
 	profiles(handle)
-	c.srv = &http.Server{Handler: c.auth(jsonErrors(mux)), ReadHeaderTimeout: 10 * time.Second}
+	c.srv = &http.Server{Handler: withJSONErrors(c.auth(jsonErrors(mux))), ReadHeaderTimeout: 10 * time.Second}
 	if c.dataDir != "" {
 		info, _ := json.Marshal(Info{Addr: ln.Addr().String(), Token: c.token, PID: os.Getpid()})
 		if err := os.WriteFile(filepath.Join(c.dataDir, "control.json"), info, 0o600); err != nil {
