@@ -179,7 +179,8 @@ func (h *hub) look() {
 
 	// Links.
 	now := map[uint32]LinkJSON{}
-	for _, l := range h.c.linkList() {
+	list := h.c.linkList()
+	for _, l := range list {
 		now[l.ID] = l
 		if _, ok := h.links[l.ID]; !ok {
 			add("link", map[string]any{"state": "up", "link": l})
@@ -254,11 +255,10 @@ func (h *hub) look() {
 	stats := h.ticks%statsEvery == 1
 	var statsEv event
 	if stats {
-		se := StatsEvent{At: time.Now(), Routing: n.Stats(), Links: make([]LinkJSON, 0, len(now))}
-		for _, l := range h.c.linkList() {
+		se := StatsEvent{At: time.Now(), Routing: n.Stats(), Links: list}
+		for _, l := range list {
 			se.RxMessages += l.Stats.RxMessages
 			se.TxMessages += l.Stats.TxMessages
-			se.Links = append(se.Links, l)
 		}
 		b, _ := json.Marshal(se)
 		statsEv = event{"stats", b}

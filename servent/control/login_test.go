@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // noRedirect is a client that shows redirects rather than follow them.
@@ -126,5 +127,18 @@ func TestPreflightOnlyForLoopbackOrigins(t *testing.T) {
 		"Origin": "http://127.0.0.1:8080", "Authorization": "Bearer " + ctl.Token()}))
 	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:8080" {
 		t.Fatalf("token from a loopback page: %s %v", resp.Status, resp.Header)
+	}
+}
+
+// A login code older than LoginCodeTTL opens nothing.
+func TestLoginCodeExpires(t *testing.T) {
+	ctl := startServer(t, startNode(t, testNodeConfig()))
+	login := ctl.LoginURL()
+	code := login[strings.Index(login, "once=")+len("once="):]
+	ctl.logins.mu.Lock()
+	ctl.logins.codes[code] = time.Now().Add(-time.Second) // as if LoginCodeTTL had passed
+	ctl.logins.mu.Unlock()
+	if resp, _ := get(t, newReq(t, "GET", login, nil)); resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+		t.Fatalf("an expired code: %s, cookies %v", resp.Status, resp.Cookies())
 	}
 }

@@ -529,7 +529,8 @@ function connect() {
       if (r.ok) return; // a passing hiccup: EventSource reconnects
     } catch (e) { /* not running */ }
     banner(el("span", {}, "Lost the connection to the servent: is ", el("code", {}, "gnutella serve"),
-      " still running? This page reconnects by itself when it is back."), true);
+      " still running? This page keeps trying; if you restarted it, open the link it printed (or run ",
+      el("code", {}, "gnutella ui"), ")."), true);
   };
 }
 
