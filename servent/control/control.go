@@ -44,9 +44,10 @@ type Server struct {
 	searches map[string]*search
 	order    []string
 
-	routes []string // the mux's patterns, for the OpenAPI test
-	logins sessions // login.go
-	events *hub     // events.go
+	routes  []string      // the mux's patterns, for the OpenAPI test
+	logins  sessions      // login.go
+	events  *hub          // events.go
+	testnet testnetSource // testnet.go
 }
 
 // Start listens on addr, which must be a loopback address (e.g.
@@ -81,6 +82,7 @@ func Start(n *servent.Node, addr string) (*Server, error) {
 	handle("GET /api/v1/openapi.json", openAPI)
 	handle("GET /api/v1/events", c.streamEvents)
 	handle("POST /api/v1/shares/rescan", c.rescan)
+	handle("GET /api/v1/testnet", c.testnetGraph)
 	handle("GET /api/v1/status", c.status)
 	handle("GET /api/v1/links", c.links)
 	handle("GET /api/v1/shares", c.shares)
