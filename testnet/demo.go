@@ -346,6 +346,8 @@ func (d *Demo) JoinHelp() string {
 	if d.Control != nil {
 		fmt.Fprintf(&b, "The demo's own leaf has a control API at http://%s/ ; use it with:\n", d.Control.Addr())
 		fmt.Fprintf(&b, "  go run . search --data-dir %s koala\n", d.SeekerDir)
+		fmt.Fprintf(&b, "and its browser UI (with a Testnet page drawing how the searches spread): open\n  %s\n", d.Control.LoginURL())
+		fmt.Fprintf(&b, "  (works once, for 10 minutes; go run . ui --data-dir %s prints a fresh link)\n", d.SeekerDir)
 	}
 	fmt.Fprintf(&b, "Ultrapeers: %s\n", strings.Join(ups, ", "))
 	return b.String()

@@ -97,13 +97,14 @@ function compare(a, b, key, dir) {
 
 // ---- pages ----
 
-const pages = ["search", "downloads", "library", "network"];
+const pages = ["search", "downloads", "library", "network", "testnet"];
 function showPage() {
   const name = pages.includes(location.hash.slice(1)) ? location.hash.slice(1) : "search";
   for (const p of pages) $("#page-" + p).hidden = p !== name;
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === name));
   if (name === "library") loadShares();
   if (name === "network") { drawGraph(); loadStatus(); }
+  if (name === "testnet") loadTestnet();
 }
 window.addEventListener("hashchange", showPage);
 
@@ -468,6 +469,113 @@ function drawGraph() {
 }
 window.addEventListener("resize", drawGraph);
 
+// ---- the testnet: how one query spreads, strategy by strategy ----
+
+const tn = { graph: null, pos: null, step: 0, timer: null };
+
+// findTestnet shows the Testnet page when this servent is the demo's leaf.
+async function findTestnet() {
+  const r = await fetch("/api/v1/testnet").catch(() => null);
+  $("#nav-testnet").hidden = !(r && r.ok);
+}
+
+async function loadTestnet() {
+  try {
+    tn.graph = await api("GET", "/api/v1/testnet");
+  } catch (e) {
+    toast("Could not read the testnet", e.message);
+    return;
+  }
+  tn.pos = layout(tn.graph);
+  const box = $("#spreads");
+  box.replaceChildren(...tn.graph.spreads.map((sp, i) => el("div", { class: "card spread", "data-strategy": sp.strategy },
+    el("h3", {}, sp.strategy), el("div", { class: "facts", id: "spread-facts-" + i }), el("canvas", { id: "spread-" + i }))));
+  $("#spreads-empty").hidden = tn.graph.spreads.length > 0;
+  tn.step = Math.max(...tn.graph.spreads.map((s) => s.copies.length), 0); // the whole spread, until Play
+  drawSpreads();
+}
+
+// layout puts the ultrapeers on an inner circle and each leaf on an outer
+// one, beside its ultrapeers.
+function layout(g) {
+  const ups = g.nodes.map((n, i) => i).filter((i) => g.nodes[i].role === "ultrapeer");
+  const angle = {};
+  ups.forEach((u, k) => { angle[u] = (2 * Math.PI * k) / ups.length; });
+  const nbrs = g.nodes.map(() => []);
+  for (const [a, b] of g.edges) { nbrs[a].push(b); nbrs[b].push(a); }
+  const leaves = g.nodes.map((n, i) => i).filter((i) => g.nodes[i].role !== "ultrapeer");
+  const leafAngle = (i) => {
+    const us = nbrs[i].filter((j) => j in angle);
+    if (!us.length) return i;
+    let x = 0, y = 0;
+    for (const u of us) { x += Math.cos(angle[u]); y += Math.sin(angle[u]); }
+    return Math.atan2(y, x);
+  };
+  leaves.sort((a, b) => leafAngle(a) - leafAngle(b));
+  const pos = [];
+  for (const u of ups) pos[u] = { r: 0.42, a: angle[u] };
+  leaves.forEach((l, k) => { pos[l] = { r: 0.9, a: leafAngle(leaves[0]) + (2 * Math.PI * k) / leaves.length }; });
+  return pos;
+}
+
+function drawSpreads() {
+  if (!tn.graph) return;
+  const css = getComputedStyle(document.documentElement);
+  tn.graph.spreads.forEach((sp, i) => {
+    const c = $("#spread-" + i);
+    if (!c) return;
+    const dpr = window.devicePixelRatio || 1, w = c.clientWidth, h = 340;
+    if (!w) return;
+    c.width = w * dpr; c.height = h * dpr;
+    const g = c.getContext("2d");
+    g.scale(dpr, dpr);
+    const R = Math.min(w, h) / 2 - 10;
+    const xy = (n) => [w / 2 + R * tn.pos[n].r * Math.cos(tn.pos[n].a), h / 2 + R * tn.pos[n].r * Math.sin(tn.pos[n].a)];
+    g.strokeStyle = "#e3e7ee"; g.lineWidth = 1;
+    for (const [a, b] of tn.graph.edges) {
+      const [x1, y1] = xy(a), [x2, y2] = xy(b);
+      g.beginPath(); g.moveTo(x1, y1); g.lineTo(x2, y2); g.stroke();
+    }
+    const shown = sp.copies.slice(0, tn.step);
+    const reached = new Set([sp.origin]);
+    let dups = 0;
+    for (const cp of shown) { if (cp.dup) dups++; else reached.add(cp.node); }
+    // the last few messages, as arrows fading out
+    shown.slice(-12).forEach((cp, k, arr) => {
+      if (cp.from < 0) return;
+      const [x1, y1] = xy(cp.from), [x2, y2] = xy(cp.node);
+      g.globalAlpha = (k + 1) / arr.length;
+      g.strokeStyle = cp.dup ? css.getPropertyValue("--bad") : css.getPropertyValue("--routed");
+      g.lineWidth = 2.5;
+      g.beginPath(); g.moveTo(x1, y1); g.lineTo(x2, y2); g.stroke();
+    });
+    g.globalAlpha = 1;
+    tn.graph.nodes.forEach((n, j) => {
+      const [x, y] = xy(j);
+      const up = n.role === "ultrapeer";
+      g.beginPath(); g.arc(x, y, up ? 7 : 4, 0, 2 * Math.PI);
+      g.fillStyle = j === sp.origin ? css.getPropertyValue("--accent") : reached.has(j) ? css.getPropertyValue("--ok") : up ? "#8792a8" : "#c5ccd8";
+      g.fill();
+      if (n.firewalled) { g.setLineDash([2, 2]); g.strokeStyle = "#6b7385"; g.lineWidth = 1; g.beginPath(); g.arc(x, y, 7, 0, 2 * Math.PI); g.stroke(); g.setLineDash([]); }
+    });
+    $("#spread-facts-" + i).textContent = `${Math.min(tn.step, sp.copies.length)} of ${sp.copies.length} query messages, ` +
+      `${reached.size} of ${tn.graph.nodes.length} servents reached, ${dups} duplicates, ${sp.results} results`;
+  });
+}
+
+$("#spread-play").addEventListener("click", () => {
+  if (!tn.graph) return;
+  clearInterval(tn.timer);
+  tn.step = 0;
+  const end = Math.max(...tn.graph.spreads.map((s) => s.copies.length), 0);
+  tn.timer = setInterval(() => {
+    tn.step++;
+    drawSpreads();
+    if (tn.step >= end) clearInterval(tn.timer);
+  }, Number($("#spread-speed").value));
+});
+window.addEventListener("resize", drawSpreads);
+
 // ---- the event stream ----
 
 let events = null;
@@ -540,6 +648,7 @@ function scheduleResults() { if (!resultsQueued) { resultsQueued = true; request
 function scheduleDownloads() { if (!downloadsQueued) { downloadsQueued = true; requestAnimationFrame(() => { downloadsQueued = false; renderDownloads(); }); } }
 
 showPage();
+findTestnet();
 renderResults();
 renderDownloads();
 loadStatus();
