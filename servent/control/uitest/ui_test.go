@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"gnutella/protocol"
 	"gnutella/servent"
 	"gnutella/servent/control"
+	"gnutella/testnet"
 	"gnutella/testnet/await"
 	"gnutella/transfer"
 )
@@ -98,6 +100,16 @@ func hashed(n *servent.Node) func() bool {
 	}
 }
 
+// newPage starts a headless browser, closed at the end of the test.
+func newPage(t *testing.T, bin string) *page {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.WindowSize(1280, 900), chromedp.Flag("hide-scrollbars", true))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelB(); cancelA() })
+	return &page{t: t, ctx: bctx}
+}
+
 // page is a browser tab on the UI.
 type page struct {
 	t   *testing.T
@@ -163,6 +175,7 @@ func downloadButton(name, action string) string {
 // completes with the right SHA-1; pause, resume and cancel work from the
 // page; the library and the network pages show the shares and the links.
 func TestBrowserUI(t *testing.T) {
+	t.Parallel()
 	bin := chromium()
 	if bin == "" {
 		t.Skip("no chromium binary (apt-get install chromium, or set CHROMIUM=/path/to/chrome): the browser UI is not tested")
@@ -201,13 +214,7 @@ func TestBrowserUI(t *testing.T) {
 	}
 	defer ctl.Close()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.WindowSize(1280, 900), chromedp.Flag("hide-scrollbars", true))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
-	p := &page{t: t, ctx: bctx}
+	p := newPage(t, bin)
 
 	// Logging in: the front page without a cookie says how.
 	p.run(chromedp.Navigate("http://" + ctl.Addr() + "/"))
@@ -304,4 +311,40 @@ func TestBrowserUI(t *testing.T) {
 	}
 	p.until("messages counted", `[...document.querySelectorAll("#links tbody tr")].some(tr => !tr.children[6].textContent.startsWith("0 /"))`)
 	p.screenshot("network")
+}
+
+// The Testnet page of the demo's leaf draws the network and one spread per
+// strategy, and plays them.
+func TestBrowserTestnetPage(t *testing.T) {
+	t.Parallel() // the demo's searches mostly wait for their timeouts
+	bin := chromium()
+	if bin == "" {
+		t.Skip("no chromium binary (apt-get install chromium, or set CHROMIUM=/path/to/chrome): the browser UI is not tested")
+	}
+	cfg := testnet.DemoConfig{Ultrapeers: 3, Leaves: 12, Firewalled: 1, Seed: 3, Dir: t.TempDir()}
+	if os.Getenv("GNUTELLA_SCREENSHOTS") != "" {
+		cfg = testnet.DefaultDemoConfig() // the picture of README.md: the demo as `gnutella testnet` runs it
+		cfg.Dir = t.TempDir()
+	}
+	demo, err := testnet.RunDemo(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer demo.Close()
+	if !demo.OK() {
+		t.Fatalf("demo steps failed: %+v", demo.Steps())
+	}
+	p := newPage(t, bin)
+	p.run(chromedp.Navigate(demo.Control.LoginURL()))
+	p.run(chromedp.WaitVisible(chromedp.CSS("#search-q")))
+	p.until("the Testnet tab", `!document.querySelector("#nav-testnet").hidden`)
+	p.run(chromedp.Navigate("http://" + demo.Control.Addr() + "/#testnet"))
+	p.until("five spreads drawn", `document.querySelectorAll(".spread canvas").length === 5 && [...document.querySelectorAll(".spread .facts")].every(f => f.textContent.includes("servents reached"))`)
+	for _, st := range []string{"flood", "ring", "walk", "gossip"} {
+		p.until(st+" reaches servents", fmt.Sprintf(`document.querySelector('.spread[data-strategy^=%q] .facts').textContent.match(/, ([0-9]+) of [0-9]+ servents reached/)[1] > 1`, st))
+	}
+	p.js(`document.querySelector("#spread-speed").value = "4"; document.querySelector("#spread-play").click()`)
+	p.until("the animation at its start", `document.querySelector(".spread .facts").textContent.match(/^([0-9]+) of/)[1] < 5`)
+	p.until("the animation played out", `tn.step >= Math.max(...tn.graph.spreads.map(s => s.copies.length))`)
+	p.screenshot("testnet")
 }
