@@ -122,13 +122,12 @@ func (d *Demo) Graph() Graph {
 	if d.Net == nil {
 		return g
 	}
-	for i, n := range d.Net.Nodes {
+	for _, n := range d.Net.Nodes {
 		role := "leaf"
 		if n.Mode() == servent.ModeUltrapeer {
 			role = "ultrapeer"
 		}
 		g.Nodes = append(g.Nodes, GraphNode{Role: role, Firewalled: n.Firewalled(), Addr: n.Addr().String(), Seeker: n == d.Seeker})
-		_ = i
 	}
 	for _, e := range d.Net.Edges {
 		g.Edges = append(g.Edges, [2]int{e.A, e.B})

@@ -30,6 +30,9 @@ import (
 // LoginCodeTTL is how long a login URL works (once).
 const LoginCodeTTL = 10 * time.Minute
 
+// maxSessions bounds the browser sessions kept.
+const maxSessions = 256
+
 // maxLoginCodes bounds the codes waiting to be used; the oldest goes first.
 const maxLoginCodes = 32
 
@@ -91,6 +94,12 @@ func (s *sessions) useCode(code string) bool {
 func (s *sessions) newSession() string {
 	tok := randomHex(32)
 	s.mu.Lock()
+	for k := range s.sessions { // bounded: a browser past the limit logs in again
+		if len(s.sessions) < maxSessions {
+			break
+		}
+		delete(s.sessions, k)
+	}
 	s.sessions[tok] = struct{}{}
 	s.mu.Unlock()
 	return tok

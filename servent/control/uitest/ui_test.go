@@ -40,17 +40,9 @@ func chromium() string {
 	return ""
 }
 
+// nodeConfig is a testnet's servent with a data folder of its own.
 func nodeConfig(t *testing.T) servent.NodeConfig {
-	c := servent.DefaultNodeConfig()
-	c.ListenAddr = "127.0.0.1:0"
-	c.WantLinks = 0
-	c.AllowLoopback, c.AllowPrivate = true, true
-	c.AcceptLocalProof = true
-	c.AssumeReachable = true
-	c.PushPolicy.AllowLoopback, c.PushPolicy.AllowPrivate = true, true
-	c.UploadsPerIP, c.QueuePerIP = -1, -1
-	c.Rescan = 0
-	c.ByeGrace = time.Second
+	c := testnet.BaseNodeConfig()
 	c.DataDir = t.TempDir()
 	return c
 }
