@@ -155,8 +155,9 @@ function renderResults() {
   const empty = $("#results-empty");
   empty.hidden = groups.length > 0 || !search.id;
   empty.textContent = total > 0 ? "No result matches the filter." :
-    search.running ? "Searching… no results yet." :
-      "No results. Try other or fewer words, or a search that reaches further (a larger network, or expanding ring).";
+    net.ready && net.links.size === 0 ? "No results: this servent has no links, so no other servent heard the search. See Network for why." :
+      search.running ? "Searching… no results yet." :
+        "No results. Try other or fewer words, or a strategy that reaches further (flood with a larger TTL, or expanding ring).";
   updateSearchStatus(total);
 }
 
