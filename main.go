@@ -44,6 +44,7 @@ func newApp() *cli.App {
 		},
 		Commands: []*cli.Command{
 			serveCommand(),
+			uiCommand(),
 			searchCommand(),
 			getCommand(),
 			downloadsCommand(),

@@ -128,6 +128,7 @@ func serveCommand() *cli.Command {
 				}
 				fmt.Fprintf(os.Stderr, "gnutella: control API on http://%s/ (token in %s)\n", ctl.Addr(),
 					filepath.Join(cfg.DataDir, "control.json"))
+				fmt.Fprintf(os.Stderr, "gnutella: browser UI: open %s (works once, for 10 minutes; `gnutella ui` prints a fresh one)\n", ctl.LoginURL())
 			}
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)

@@ -149,15 +149,22 @@ func (s *Servent) Neighbours() []routing.Neighbour {
 // returned search holds the hits and what it cost; it answers walker checks
 // only while running.
 func (s *Servent) Search(ctx context.Context, q *protocol.Query, strategy routing.Strategy, enough int, timeout time.Duration) *routing.Search {
-	return s.run(ctx, routing.NewSearch(q, strategy.Name(), enough), strategy, timeout)
+	return s.run(ctx, routing.NewSearch(s.ownQuery(q), strategy.Name(), enough), strategy, timeout)
+}
+
+// ownQuery is q as we send it: marked firewalled when we are. It is set
+// before the search is handed out (StartSearch returns it at once, and
+// others read its Query while it runs).
+func (s *Servent) ownQuery(q *protocol.Query) *protocol.Query {
+	if !s.firewalled() {
+		return q
+	}
+	c := *q
+	c.Flags |= protocol.QueryFlagFirewalled
+	return &c
 }
 
 func (s *Servent) run(ctx context.Context, search *routing.Search, strategy routing.Strategy, timeout time.Duration) *routing.Search {
-	if s.firewalled() {
-		c := *search.Query
-		c.Flags |= protocol.QueryFlagFirewalled
-		search.Query = &c
-	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	strategy.Run(ctx, search, &searchNet{s: s, search: search})
@@ -188,7 +195,7 @@ func (s *Servent) StartSearch(q *protocol.Query, strategy routing.Strategy, enou
 	go func() {
 		defer s.wg.Done()
 		defer close(ch)
-		search := routing.NewSearch(q, strategy.Name(), enough)
+		search := routing.NewSearch(s.ownQuery(q), strategy.Name(), enough)
 		started <- search
 		s.run(s.ctx, search, strategy, timeout)
 	}()

@@ -75,6 +75,7 @@ type Demo struct {
 	steps     []DemoStep
 	word      string // a word the demo's searches found, for JoinHelp
 	msgs      *msgCount
+	spread    spreadLog // spread.go
 }
 
 // DemoStep is one thing the demo checked.
@@ -188,7 +189,10 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 		N: n, Transport: TCP, Topology: TwoTier{Ultrapeers: ups, UltrapeerDegree: float64(ups - 1), LeafUltrapeers: 3},
 		Seed: cfg.Seed, LinkTimeout: 60 * time.Second, Progress: out,
 		Configure: func(i int, c *servent.NodeConfig) {
-			c.Trace = func(_ *servent.Link, h protocol.Header, dup bool) { d.msgs.add(h) }
+			c.Trace = func(l *servent.Link, h protocol.Header, dup bool) {
+				d.msgs.add(h)
+				d.spread.add(i, l, h, dup)
+			}
 			c.UploadRate = cfg.UploadRate
 			c.GWebCaches = []string{d.GWebCache}
 			c.UHCs = cfg.UHCs
@@ -216,6 +220,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 		d.Close()
 		return nil, err
 	}
+	d.Control.SetTestnet(func() any { return d.Graph() }) // the UI's testnet page
 	d.step(out, "network formed", true, fmt.Sprintf("%d links in %v", len(netw.Edges), time.Since(started).Round(time.Millisecond)))
 	for i := 0; i < ups; i++ {
 		_ = (&gwc.Client{Version: servent.Version}).Update(ctx, d.GWebCache, netw.Servents[i].Addr())
@@ -253,10 +258,12 @@ func RunDemo(ctx context.Context, cfg DemoConfig, out io.Writer) (*Demo, error) 
 		routing.DynamicQuery{Target: 10, PerHop: 300 * time.Millisecond, ProbeWait: 500 * time.Millisecond},
 	} {
 		q := protocol.NewQuery(common, protocol.QueryFlagMark|protocol.QueryFlagGGEPH)
+		d.spread.start(netw.Nodes)
 		s := from.Search(ctx, q, st, 10, 3*time.Second)
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_ = netw.WaitQuiet(qctx)
 		cancel()
+		d.spread.finish(Spread{Strategy: st.Name(), Query: common, Origin: 0, Results: s.Len()}, s.GUIDs())
 		d.step(out, "search "+st.Name(), s.Len() > 0, fmt.Sprintf("%d results for %q, %d query messages network-wide, first hit after %v",
 			s.Len(), common, d.msgs.total(s.GUIDs()), s.Stats().FirstHit.Round(time.Microsecond)))
 	}
@@ -346,6 +353,8 @@ func (d *Demo) JoinHelp() string {
 	if d.Control != nil {
 		fmt.Fprintf(&b, "The demo's own leaf has a control API at http://%s/ ; use it with:\n", d.Control.Addr())
 		fmt.Fprintf(&b, "  go run . search --data-dir %s %s\n", d.SeekerDir, d.searchWord())
+		fmt.Fprintf(&b, "and its browser UI (with a Testnet page drawing how the searches spread): open\n  %s\n", d.Control.LoginURL())
+		fmt.Fprintf(&b, "  (works once, for 10 minutes; go run . ui --data-dir %s prints a fresh link)\n", d.SeekerDir)
 	}
 	fmt.Fprintf(&b, "Ultrapeers: %s\n", strings.Join(ups, ", "))
 	return b.String()

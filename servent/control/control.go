@@ -11,7 +11,6 @@ package control
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -22,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +43,11 @@ type Server struct {
 	mu       sync.Mutex
 	searches map[string]*search
 	order    []string
+
+	routes  []string      // the mux's patterns, for the OpenAPI test
+	logins  sessions      // login.go
+	events  *hub          // events.go
+	testnet testnetSource // testnet.go
 }
 
 // Start listens on addr, which must be a loopback address (e.g.
@@ -68,25 +71,36 @@ func Start(n *servent.Node, addr string) (*Server, error) {
 	}
 	c := &Server{n: n, dataDir: n.Config().DataDir, token: hex.EncodeToString(tok[:]), ln: ln,
 		served: make(chan struct{}), searches: map[string]*search{}}
+	c.logins = sessions{codes: map[string]time.Time{}, sessions: map[string]struct{}{}}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/status", c.status)
-	mux.HandleFunc("GET /api/v1/links", c.links)
-	mux.HandleFunc("GET /api/v1/udp", c.udp) // udp.go
-	mux.HandleFunc("GET /api/v1/shares", c.shares)
-	mux.HandleFunc("GET /api/v1/searches", c.listSearches)
-	mux.HandleFunc("POST /api/v1/searches", c.startSearch)
-	mux.HandleFunc("GET /api/v1/searches/{id}", c.getSearch)
-	mux.HandleFunc("GET /api/v1/searches/{id}/results", c.streamResults)
-	mux.HandleFunc("GET /api/v1/downloads", c.downloads)
-	mux.HandleFunc("POST /api/v1/downloads", c.startDownload)
-	mux.HandleFunc("GET /api/v1/downloads/{id}", c.getDownload)
-	mux.HandleFunc("DELETE /api/v1/downloads/{id}", c.removeDownload)
-	mux.HandleFunc("POST /api/v1/downloads/{id}/pause", c.pauseDownload)
-	mux.HandleFunc("POST /api/v1/downloads/{id}/resume", c.resumeDownload)
-	mux.HandleFunc("POST /api/v1/downloads/{id}/cancel", c.cancelDownload)
-	mux.HandleFunc("PUT /api/v1/downloads/{id}/priority", c.setPriority)
-	profiles(mux)
-	c.srv = &http.Server{Handler: c.auth(jsonErrors(mux)), ReadHeaderTimeout: 10 * time.Second}
+	handle := func(pattern string, h http.HandlerFunc) {
+		c.routes = append(c.routes, pattern)
+		mux.HandleFunc(pattern, h)
+	}
+	c.routeUI(handle) // ui.go
+	handle("POST /api/v1/login", c.loginCode)
+	handle("GET /api/v1/openapi.json", openAPI)
+	handle("GET /api/v1/events", c.streamEvents)
+	handle("POST /api/v1/shares/rescan", c.rescan)
+	handle("GET /api/v1/testnet", c.testnetGraph)
+	handle("GET /api/v1/status", c.status)
+	handle("GET /api/v1/links", c.links)
+	handle("GET /api/v1/udp", c.udp) // udp.go
+	handle("GET /api/v1/shares", c.shares)
+	handle("GET /api/v1/searches", c.listSearches)
+	handle("POST /api/v1/searches", c.startSearch)
+	handle("GET /api/v1/searches/{id}", c.getSearch)
+	handle("GET /api/v1/searches/{id}/results", c.streamResults)
+	handle("GET /api/v1/downloads", c.downloads)
+	handle("POST /api/v1/downloads", c.startDownload)
+	handle("GET /api/v1/downloads/{id}", c.getDownload)
+	handle("DELETE /api/v1/downloads/{id}", c.removeDownload)
+	handle("POST /api/v1/downloads/{id}/pause", c.pauseDownload)
+	handle("POST /api/v1/downloads/{id}/resume", c.resumeDownload)
+	handle("POST /api/v1/downloads/{id}/cancel", c.cancelDownload)
+	handle("PUT /api/v1/downloads/{id}/priority", c.setPriority)
+	profiles(handle)
+	c.srv = &http.Server{Handler: withJSONErrors(c.auth(jsonErrors(mux))), ReadHeaderTimeout: 10 * time.Second}
 	if c.dataDir != "" {
 		info, _ := json.Marshal(Info{Addr: ln.Addr().String(), Token: c.token, PID: os.Getpid()})
 		if err := os.WriteFile(filepath.Join(c.dataDir, "control.json"), info, 0o600); err != nil {
@@ -94,6 +108,7 @@ func Start(n *servent.Node, addr string) (*Server, error) {
 			return nil, fmt.Errorf("cannot write control.json: %w", err)
 		}
 	}
+	c.events = newHub(c) // events.go
 	go func() {
 		defer close(c.served)
 		_ = c.srv.Serve(ln)
@@ -110,6 +125,7 @@ func (c *Server) Info() Info { return Info{Addr: c.Addr(), Token: c.token, PID: 
 
 // Close stops the API, waits for it and removes control.json.
 func (c *Server) Close() error {
+	c.events.close() // ends the event streams
 	err := c.srv.Close()
 	<-c.served
 	if c.dataDir != "" {
@@ -123,24 +139,13 @@ func (c *Server) Close() error {
 // go. They sit on the API's own mux, behind its token: importing
 // net/http/pprof also registers them on http.DefaultServeMux, which nothing
 // in this program serves.
-func profiles(mux *http.ServeMux) {
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // /debug/pprof/heap, goroutine, allocs, ...
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-}
-
-func (c *Server) auth(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if subtle.ConstantTimeCompare([]byte(got), []byte(c.token)) != 1 {
-			writeJSON(w, http.StatusUnauthorized, apiError{"missing or wrong token: send Authorization: Bearer <token from control.json>"})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+func profiles(handle func(string, http.HandlerFunc)) {
+	handle("GET /debug/pprof/", pprof.Index) // /debug/pprof/heap, goroutine, allocs, ...
+	handle("GET /debug/pprof/cmdline", pprof.Cmdline)
+	handle("GET /debug/pprof/profile", pprof.Profile)
+	handle("GET /debug/pprof/symbol", pprof.Symbol)
+	handle("POST /debug/pprof/symbol", pprof.Symbol)
+	handle("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // jsonErrors makes the mux's own answers, 404 for a path the API does not
@@ -238,6 +243,11 @@ type LinkJSON struct {
 }
 
 func (c *Server) links(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, c.linkList())
+}
+
+// linkList is every link, by ID.
+func (c *Server) linkList() []LinkJSON {
 	links := c.n.Links()
 	out := make([]LinkJSON, 0, len(links))
 	for _, l := range links {
@@ -252,5 +262,5 @@ func (c *Server) links(w http.ResponseWriter, r *http.Request) {
 		out = append(out, j)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	writeJSON(w, http.StatusOK, out)
+	return out
 }

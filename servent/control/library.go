@@ -45,3 +45,19 @@ func (c *Server) library() *LibraryJSON {
 	p := c.n.Library.Progress()
 	return &LibraryJSON{Files: p.Files, HashedFiles: p.HashedFiles, Bytes: p.Bytes, HashedBytes: p.HashedBytes, Hashing: p.Current}
 }
+
+// rescan is POST /api/v1/shares/rescan: look at the shared folders again
+// now rather than at the next periodic rescan. New files are hashed in the
+// background (GET /api/v1/status or the "library" event shows how far).
+func (c *Server) rescan(w http.ResponseWriter, r *http.Request) {
+	lib := c.n.Library
+	if lib == nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{"this servent shares nothing: restart it with --share DIR"})
+		return
+	}
+	if err := lib.Rescan(); err != nil {
+		writeJSON(w, http.StatusInternalServerError, apiError{"the rescan failed: " + err.Error() + " (check that the shared folders exist and are readable)"})
+		return
+	}
+	writeJSON(w, http.StatusOK, c.library())
+}
