@@ -14,6 +14,7 @@ import (
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/servent/hostcache"
+	"gnutella/transfer"
 )
 
 // The 0.6 three-step handshake (docs/protocol.md §2.2) in both directions, the 0.4 inbound
@@ -58,6 +59,9 @@ func (s *Servent) ourHeaders(peer netip.Addr) protocol.Headers {
 	h.Add("Vendor-Message", "0.2")
 	h.Add("Bye-Packet", "0.1")
 	h.Add("X-Requeries", "False")
+	if s.servesBrowse() {
+		h.Add("X-Features", transfer.BrowseFeature) // browse.go
+	}
 	if s.cfg.Deflate {
 		h.Add("Accept-Encoding", "deflate")
 	}

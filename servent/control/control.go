@@ -84,6 +84,7 @@ func Start(n *servent.Node, addr string) (*Server, error) {
 	mux.HandleFunc("POST /api/v1/downloads/{id}/resume", c.resumeDownload)
 	mux.HandleFunc("POST /api/v1/downloads/{id}/cancel", c.cancelDownload)
 	mux.HandleFunc("PUT /api/v1/downloads/{id}/priority", c.setPriority)
+	mux.HandleFunc("POST /api/v1/browse", c.browse) // browse.go
 	profiles(mux)
 	c.srv = &http.Server{Handler: c.auth(jsonErrors(mux)), ReadHeaderTimeout: 10 * time.Second}
 	if c.dataDir != "" {
