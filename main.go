@@ -36,6 +36,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			serveCommand(),
 			searchCommand(),
+			browseCommand(),
 			getCommand(),
 			downloadsCommand(),
 			cacheCommand(),

@@ -66,10 +66,14 @@ func humanSize(n uint64) string {
 }
 
 // printRows prints the rows of search id as a numbered table, and how to
-// download one.
+// download one; id "" (a browse no servent keeps) has no download hint.
 func printRows(w io.Writer, id string, rows []row) {
 	if len(rows) == 0 {
-		fmt.Fprintf(w, "No results (search %s).\n", id)
+		if id == "" {
+			fmt.Fprintln(w, "No files.")
+		} else {
+			fmt.Fprintf(w, "No results (search %s).\n", id)
+		}
 		return
 	}
 	fmt.Fprintf(w, "%3s  %-40s %9s  %7s  %s\n", "#", "NAME", "SIZE", "SOURCES", "URN")
@@ -83,6 +87,10 @@ func printRows(w io.Writer, id string, rows []row) {
 	files := "files"
 	if len(rows) == 1 {
 		files = "file"
+	}
+	if id == "" {
+		fmt.Fprintf(w, "%d %s.\n", len(rows), files)
+		return
 	}
 	fmt.Fprintf(w, "%d %s. Search ID %s: download row N with\n  gnutella get %s N\n", len(rows), files, id, id)
 }

@@ -66,34 +66,44 @@ func (n *Node) browseHits(yield func(hit []byte) bool) {
 // BrowseStrategy is the Strategy name of the searches Browse makes.
 const BrowseStrategy = "browse"
 
-// Browse fetches the library of the servent at host and returns it as a
-// finished search, so that its hits are numbered and downloaded like any
-// search's. The hits' address is host, where we reached it (what the hits
-// say may be an address it cannot be reached on). When host cannot be
-// reached and serventID is not zero, a Push asks the servent to connect
-// back (a GIV), and the browse runs on that connection, as the Browse Host
+// BrowseHost fetches the library of the servent at host with b and returns
+// it as a finished search, so that its hits are numbered and downloaded
+// like any search's. The hits' address is host, where we reached it (what
+// the hits say may be an address it cannot be reached on). The browse is
+// bounded as b bounds it; when it stops early the records read so far
+// are returned with the error.
+func BrowseHost(ctx context.Context, b *transfer.Browser, host netip.AddrPort) (*routing.Search, error) {
+	search := newBrowseSearch(host)
+	defer search.Finish()
+	_, err := b.Browse(ctx, host, func(h *protocol.QueryHit) {
+		if a := host.Addr().Unmap(); a.Is4() {
+			h.IP, h.Port = a.As4(), host.Port()
+		}
+		search.AddQueryHit(h, 0, time.Now())
+	})
+	return search, err
+}
+
+func newBrowseSearch(host netip.AddrPort) *routing.Search {
+	return routing.NewSearch(protocol.NewQuery("browse "+host.String(), protocol.QueryFlagMark), BrowseStrategy, 0)
+}
+
+// Browse is BrowseHost through our transport. When host cannot be reached
+// and serventID is not zero, a Push asks the servent to connect back (a
+// GIV), and the browse runs on that connection, as the Browse Host
 // proposal has it; the hits then keep their own address.
-//
-// The browse is bounded as transfer.Browser bounds it; when it stops
-// early the records read so far are returned with the error.
 func (n *Node) Browse(ctx context.Context, host netip.AddrPort, serventID protocol.GUID) (*routing.Search, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(n.ctx, cancel) // Stop ends a browse under way
 	defer stop()
-	search := routing.NewSearch(protocol.NewQuery("browse "+host.String(), protocol.QueryFlagMark), BrowseStrategy, 0)
-	defer search.Finish()
 	b := &transfer.Browser{Dial: n.transport, UserAgent: userAgent()}
-	direct := func(h *protocol.QueryHit) {
-		if a := host.Addr().Unmap(); a.Is4() {
-			h.IP, h.Port = a.As4(), host.Port()
-		}
-		search.AddQueryHit(h, 0, time.Now())
-	}
-	_, err := b.Browse(ctx, host, direct)
+	search, err := BrowseHost(ctx, b, host)
 	if serventID.IsZero() || !errors.Is(err, transfer.ErrBrowseUnreachable) || ctx.Err() != nil {
 		return search, err
 	}
+	search = newBrowseSearch(host)
+	defer search.Finish()
 	src := transfer.Source{Addr: host, ServentID: serventID}
 	pctx, pcancel := context.WithTimeout(ctx, transfer.DefaultPushTimeout)
 	conn, br, perr := n.callbacks.Push(pctx, src, n.sendPush)
@@ -107,4 +117,3 @@ func (n *Node) Browse(ctx context.Context, host netip.AddrPort, serventID protoc
 	})
 	return search, err
 }
-
