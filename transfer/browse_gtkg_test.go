@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -94,3 +95,17 @@ func TestGtkBrowsedByUs(t *testing.T) {
 	}
 }
 
+
+// shell runs one command in gtk-gnutella's shell and returns its answer.
+func (g *gtkPeer) shell(t *testing.T, cmd string) string {
+	t.Helper()
+	dir := os.Getenv("GTKG_INTEROP")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "interop")
+	}
+	out, err := exec.Command(filepath.Join(dir, "shell.sh"), g.cfg, cmd).CombinedOutput()
+	if err != nil {
+		t.Fatalf("shell.sh %q: %v\n%s", cmd, err, out)
+	}
+	return string(out)
+}
