@@ -69,7 +69,8 @@ const BrowseStrategy = "browse"
 // BrowseHost fetches the library of the servent at host with b and returns
 // it as a finished search, so that its hits are numbered and downloaded
 // like any search's. The hits' address is host, where we reached it (what
-// the hits say may be an address it cannot be reached on). The browse is
+// the hits say may be an address it cannot be reached on), and they are
+// not marked firewalled: we reached it without a Push. The browse is
 // bounded as b bounds it; when it stops early the records read so far
 // are returned with the error.
 func BrowseHost(ctx context.Context, b *transfer.Browser, host netip.AddrPort) (*routing.Search, error) {
@@ -78,6 +79,7 @@ func BrowseHost(ctx context.Context, b *transfer.Browser, host netip.AddrPort) (
 	_, err := b.Browse(ctx, host, func(h *protocol.QueryHit) {
 		if a := host.Addr().Unmap(); a.Is4() {
 			h.IP, h.Port = a.As4(), host.Port()
+			h.ClearPush()
 		}
 		search.AddQueryHit(h, 0, time.Now())
 	})

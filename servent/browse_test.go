@@ -22,6 +22,9 @@ func TestBrowseNodeLibrary(t *testing.T) {
 	}
 	cs := testNodeConfig(t)
 	cs.ShareDirs = []string{dir}
+	// Firewalled as far as it knows: its hits say push, but a browser
+	// that reached it needs no Push.
+	cs.AcceptLocalProof = false
 	holder, browser := startNode(t, cs), startNode(t, testNodeConfig(t))
 	hashNow(t, holder)
 
@@ -34,7 +37,7 @@ func TestBrowseNodeLibrary(t *testing.T) {
 		t.Fatalf("browsed %d files, want %d: %+v", len(hits), len(want), hits)
 	}
 	for _, h := range hits {
-		if want[h.Name] != h.URN || h.Host != holder.Addr() || h.ServentID != holder.ID() {
+		if want[h.Name] != h.URN || h.Host != holder.Addr() || h.ServentID != holder.ID() || h.Push {
 			t.Fatalf("hit %+v: want urn %v from %v (%v)", h, want[h.Name], holder.Addr(), holder.ID())
 		}
 	}
@@ -42,14 +45,18 @@ func TestBrowseNodeLibrary(t *testing.T) {
 		t.Fatalf("strategy %q", s.Strategy)
 	}
 
-	// The hits as they come: with "BH" in the trailer, as our query hits.
-	bh := 0
+	// The hits as they come: with "BH" in the trailer, as our query hits,
+	// and the push flag of a firewalled servent.
+	bh, push := 0, 0
 	if _, err := (&transfer.Browser{}).Browse(ctxT(t), holder.Addr(), func(h *protocol.QueryHit) {
 		if _, ok := h.TrailerGGEP().Get("BH"); ok {
 			bh++
 		}
-	}); err != nil || bh == 0 {
-		t.Fatalf("browse: %v; %d hits with BH", err, bh)
+		if f, v := h.Flags(); f.Push && v.Push {
+			push++
+		}
+	}); err != nil || bh == 0 || push == 0 {
+		t.Fatalf("browse: %v; %d hits with BH, %d with push", err, bh, push)
 	}
 	hh := holder.ourHeaders(netip.Addr{})
 	if got := hh.Get("X-Features"); got != transfer.BrowseFeature {
