@@ -95,7 +95,6 @@ func TestGtkBrowsedByUs(t *testing.T) {
 	}
 }
 
-
 // shell runs one command in gtk-gnutella's shell and returns its answer.
 func (g *gtkPeer) shell(t *testing.T, cmd string) string {
 	t.Helper()
