@@ -95,6 +95,11 @@ func newBrowseSearch(host netip.AddrPort) *routing.Search {
 // GIV), and the browse runs on that connection, as the Browse Host
 // proposal has it; the hits then keep their own address.
 func (n *Node) Browse(ctx context.Context, host netip.AddrPort, serventID protocol.GUID) (*routing.Search, error) {
+	if n.ctx == nil {
+		search := newBrowseSearch(host)
+		search.Finish()
+		return search, errors.New("browse: the servent is not started")
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(n.ctx, cancel) // Stop ends a browse under way

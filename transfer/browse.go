@@ -123,7 +123,9 @@ var noChunked = []string{"LimeWire", "BearShare", "FrostWire"}
 func (s *Server) serveBrowse(conn net.Conn, r *request) bool {
 	head := r.method == "HEAD"
 	if s.Browse == nil {
-		s.refuse(conn, r, 403, "Browse Host Disabled", head)
+		// Nothing there, as before Browse Host (gtk-gnutella, switched
+		// off, says 403 Browse Host Disabled).
+		s.refuse(conn, r, 404, "Not Found", head)
 		return false
 	}
 	packets, ok := browseKind(&r.h)

@@ -166,8 +166,8 @@ func TestBrowseServerRefusals(t *testing.T) {
 		t.Fatalf("Accept: image/png: %d, want 406", code)
 	}
 	out = roundTrip(t, off.addr, "GET / HTTP/1.1\r\nAccept: application/x-gnutella-packets\r\n\r\n")
-	if code := statusCode(t, out); code != 403 {
-		t.Fatalf("browse disabled: %d, want 403", code)
+	if code := statusCode(t, out); code != 404 {
+		t.Fatalf("browse disabled: %d, want 404", code)
 	}
 	// A browser (no Accept, or text/html) gets the HTML list, by URN.
 	out = roundTrip(t, ts.addr, "GET / HTTP/1.1\r\nAccept: text/html\r\nConnection: close\r\n\r\n")

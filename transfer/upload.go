@@ -95,7 +95,8 @@ type Server struct {
 	PushProxy func(serventID protocol.GUID, xnode netip.AddrPort) int
 	// Browse lists what we share for Browse Host, GET / (browse.go): it
 	// calls yield with the payload of each QueryHit of the library, in
-	// order, until yield returns false. nil: GET / is 403.
+	// order, until yield returns false; a payload is valid until yield
+	// returns. nil: GET / is 404.
 	Browse func(yield func(hit []byte) bool)
 	// BrowseSlots is how many browses are served at once
 	// (DefaultBrowseSlots; negative means none); one address gets one at
