@@ -134,13 +134,15 @@ func (s *Server) serveBrowse(conn net.Conn, r *request) bool {
 		return false
 	}
 	ip := r.remote.Addr()
+	release := func() {}
 	if !head {
 		if !s.browsing.take(ip, s.browseSlots()) {
 			s.refuse(conn, r, 503, "Too Many Browses", head,
 				"Retry-After", strconv.Itoa(int(s.retryAfter()/time.Second)))
 			return false
 		}
-		defer s.browsing.release(ip)
+		release = sync.OnceFunc(func() { s.browsing.release(ip) })
+		defer release()
 	}
 	deflate := acceptsDeflate(&r.h)
 	chunked := r.minor >= 1
@@ -189,7 +191,8 @@ func (s *Server) serveBrowse(conn net.Conn, r *request) bool {
 	w = bw
 	var zw *zlib.Writer
 	if deflate {
-		zw = zlib.NewWriter(bw)
+		// Fast rather than small, as on links: a library is sent once.
+		zw, _ = zlib.NewWriterLevel(bw, zlib.BestSpeed) // a valid level
 		w = zw
 	}
 	var err error
@@ -198,6 +201,9 @@ func (s *Server) serveBrowse(conn net.Conn, r *request) bool {
 	} else {
 		err = s.writeBrowseHTML(w)
 	}
+	// The slot goes before the last bytes do, so that a client that has
+	// read them all may browse again at once.
+	release()
 	if err == nil && zw != nil {
 		err = zw.Close()
 	}

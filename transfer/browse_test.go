@@ -221,6 +221,10 @@ func TestBrowsePerIPLimit(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("first browse: %v", err)
 	}
+	// Its slot is free once it has read everything.
+	if _, err := (&Browser{}).Browse(context.Background(), ts.addr, func(*protocol.QueryHit) {}); err != nil {
+		t.Fatalf("browse after the first: %v", err)
+	}
 }
 
 // hostile is a raw server on 127.0.0.1 that reads the request head and
@@ -360,5 +364,25 @@ func TestBrowseUnreachable(t *testing.T) {
 	ln.Close()
 	if _, err := (&Browser{}).Browse(context.Background(), addr, func(*protocol.QueryHit) {}); !errors.Is(err, ErrBrowseUnreachable) {
 		t.Fatalf("browse of a closed port: %v", err)
+	}
+}
+
+// BenchmarkBrowse: a browse of 10,000 records over loopback, the server's
+// encoding (framing, deflate, chunks) and the client's reading and
+// decoding together.
+func BenchmarkBrowse(b *testing.B) {
+	hits, _, _ := browseLibrary(b, 10_000)
+	ts := startServer(b, &Server{Browse: browseFrom(hits)}, nil)
+	for _, deflate := range []bool{true, false} {
+		b.Run(fmt.Sprintf("deflate=%v", deflate), func(b *testing.B) {
+			br := &Browser{NoDeflate: !deflate}
+			for b.Loop() {
+				n, err := br.Browse(context.Background(), ts.addr, func(*protocol.QueryHit) {})
+				if err != nil || n != 10_000 {
+					b.Fatalf("%d records, %v", n, err)
+				}
+			}
+			b.ReportMetric(float64(10_000*b.N)/b.Elapsed().Seconds(), "records/s")
+		})
 	}
 }
