@@ -195,8 +195,13 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File, part *Partia
 		extra = append(extra, s.Mesh.headers(f.SHA1, r.remote, WantsFalt(&r.h), netip.AddrPort{})...)
 		s.Mesh.Learn(f.SHA1, &r.h, r.remote)
 	}
-	if s.Mesh != nil {
+	switch {
+	case s.Mesh != nil && s.Browse != nil:
+		extra = append(extra, "X-Features", FaltFeature+", "+BrowseFeature)
+	case s.Mesh != nil:
 		extra = append(extra, "X-Features", FaltFeature)
+	case s.Browse != nil:
+		extra = append(extra, "X-Features", BrowseFeature) // gtk-gnutella names it in its uploads
 	}
 	var have Ranges
 	if part != nil {
