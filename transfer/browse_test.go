@@ -386,3 +386,14 @@ func BenchmarkBrowse(b *testing.B) {
 		})
 	}
 }
+
+// Our file answers say we can be browsed, as gtk-gnutella's do.
+func TestBrowseFeatureInFileAnswers(t *testing.T) {
+	f := makeShared(t, t.TempDir(), 1, "koala.bin", content(3, 100))
+	hits, _, _ := browseLibrary(t, 1)
+	ts := startServer(t, &Server{Library: newFakeLibrary(f), Browse: browseFrom(hits)}, nil)
+	out := roundTrip(t, ts.addr, "GET /get/1/koala.bin HTTP/1.1\r\nConnection: close\r\n\r\n")
+	if statusCode(t, out) != 200 || !bytes.Contains(out, []byte("X-Features: "+BrowseFeature+"\r\n")) {
+		t.Fatalf("answer %q", truncate(string(out), 400))
+	}
+}
