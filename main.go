@@ -46,6 +46,7 @@ func newApp() *cli.App {
 			serveCommand(),
 			uiCommand(),
 			searchCommand(),
+			browseCommand(),
 			getCommand(),
 			downloadsCommand(),
 			statusCommand(),

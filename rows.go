@@ -100,10 +100,15 @@ func humanSpeed(kbps uint32) string {
 }
 
 // printRows prints the rows of search id as a numbered table, and how to
-// download one; last says get N takes them too.
+// download one (id "", a browse no servent keeps, has no download hint);
+// last says get N takes them too.
 func printRows(w io.Writer, id string, rows []row, last bool) {
 	if len(rows) == 0 {
-		fmt.Fprintf(w, "No results (search %s).\n", id)
+		if id == "" {
+			fmt.Fprintln(w, "No files.")
+		} else {
+			fmt.Fprintf(w, "No results (search %s).\n", id)
+		}
 		return
 	}
 	fmt.Fprintf(w, "%3s  %-40s %9s  %11s  %7s  %s\n", "#", "NAME", "SIZE", "SPEED", "SOURCES", "URN")
@@ -117,6 +122,10 @@ func printRows(w io.Writer, id string, rows []row, last bool) {
 	files := "files"
 	if len(rows) == 1 {
 		files = "file"
+	}
+	if id == "" {
+		fmt.Fprintf(w, "%d %s.\n", len(rows), files)
+		return
 	}
 	fmt.Fprintf(w, "%d %s. Search ID %s: download row N with\n  gnutella get %s N\n", len(rows), files, id, id)
 	if last {

@@ -319,6 +319,14 @@ func (h *QueryHit) Flags() (flags HitFlags, valid HitFlags) {
 	return
 }
 
+// ClearPush drops the push flag (the other flags stay): for a responder
+// we have reached directly, whatever it believes of itself (a browse).
+func (h *QueryHit) ClearPush() {
+	if len(h.OpenData) >= 2 {
+		h.OpenData[0] &^= hitFlagPush
+	}
+}
+
 // TrailerGGEP decodes the GGEP block of the private area: at its start
 // (gtk-gnutella) or after LimeWire's one-byte private flags. It returns nil
 // when there is none or it does not decode. It parses on each call, with

@@ -460,3 +460,23 @@ func TestResultAltLocs(t *testing.T) {
 		t.Error("alt-locs of a record without ALT")
 	}
 }
+
+func TestClearPushKeepsTheOtherFlags(t *testing.T) {
+	h := NewQueryHit([4]byte{192, 0, 2, 1}, 6346, 100, []Result{{Index: 1, Size: 5, Name: []byte("a")}},
+		HitTrailer{Vendor: VendorCode{'G', 'N', 'U', 'T'}, Push: true, Busy: true}, GUID{1})
+	b, err := h.AppendTo(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := DecodeQueryHit(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, v := d.Flags(); !(f.Push && v.Push && f.Busy && v.Busy) {
+		t.Fatalf("before: flags %+v valid %+v", f, v)
+	}
+	d.ClearPush()
+	if f, v := d.Flags(); f.Push || !v.Push || !(f.Busy && v.Busy) {
+		t.Fatalf("after: flags %+v valid %+v", f, v)
+	}
+}

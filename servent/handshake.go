@@ -14,6 +14,7 @@ import (
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/servent/hostcache"
+	"gnutella/transfer"
 )
 
 // The 0.6 three-step handshake (docs/protocol.md §2.2) in both directions, the 0.4 inbound
@@ -58,8 +59,15 @@ func (s *Servent) ourHeaders(peer netip.Addr) protocol.Headers {
 	h.Add("Vendor-Message", "0.2")
 	h.Add("Bye-Packet", "0.1")
 	h.Add("X-Requeries", "False")
+	var features []string
 	if s.cfg.TLS {
-		h.Add("X-Features", tlsFeature)
+		features = append(features, tlsFeature) // tls.go
+	}
+	if s.servesBrowse() {
+		features = append(features, transfer.BrowseFeature) // browse.go
+	}
+	if len(features) > 0 {
+		h.Add("X-Features", strings.Join(features, ", "))
 	}
 	if s.cfg.Deflate {
 		h.Add("Accept-Encoding", "deflate")

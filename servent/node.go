@@ -128,6 +128,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.guard = firewall.NewPushGuard(pp)
 	n.pushCallbacks = make(chan struct{}, maxPushCallbacks)
 	n.Uploads.PushProxy = s.servePushProxy // pushproxy.go
+	n.Uploads.Browse = n.browseHits        // browse.go
 	addrPolicy := firewall.AddrPolicy{AllowLoopback: cfg.AllowLoopback, AllowPrivate: cfg.AllowPrivate, Hostiles: s.Hostiles()}
 	n.Mesh = transfer.NewMesh(transfer.MeshConfig{AddrPolicy: &addrPolicy, Logger: cfg.Logger,
 		IsSelf: func(a netip.AddrPort) bool { return a == s.Addr() }, Advertise: n.advertise})

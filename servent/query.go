@@ -171,6 +171,25 @@ func (s *Servent) answerQuery(l *Link, h protocol.Header, q *protocol.Query, wal
 	if len(results) == 0 {
 		return
 	}
+	ttl := s.router.ttl.ReplyTTL(h.Hops)
+	if walkSteps > 0 {
+		ttl = uint8(min(int(walkSteps)+6, 255))
+	}
+	s.ourHits(results, func(hit *protocol.QueryHit) bool {
+		_ = l.sendMessage(protocol.Header{ID: h.ID, TTL: ttl}, hit)
+		return true
+	})
+}
+
+// hitRecords is how many records one of our QueryHits carries at most.
+const hitRecords = 10
+
+// ourHits builds our QueryHits for results, hitRecords records each, with
+// our address, our servent ID and the trailer (firewalled, busy, push
+// proxies, Browse Host), and hands each to emit until it returns false.
+// It builds nothing while we have no IPv4 address to put in them. Query
+// answers and Browse Host (browse.go) both use it.
+func (s *Servent) ourHits(results []protocol.Result, emit func(*protocol.QueryHit) bool) {
 	self := s.Addr()
 	ip4 := self.Addr().Unmap()
 	if !ip4.Is4() {
@@ -178,14 +197,14 @@ func (s *Servent) answerQuery(l *Link, h protocol.Header, q *protocol.Query, wal
 	}
 	trailer := protocol.HitTrailer{Vendor: VendorCode, Push: s.firewalled(), Busy: s.busy()}
 	trailer.GGEP = s.pushProxyGGEP()
-	ttl := s.router.ttl.ReplyTTL(h.Hops)
-	if walkSteps > 0 {
-		ttl = uint8(min(int(walkSteps)+6, 255))
+	if s.servesBrowse() {
+		trailer.GGEP = append(trailer.GGEP, protocol.Extension{ID: "BH"})
 	}
-	for start := 0; start < len(results); start += 10 {
-		end := min(start+10, len(results))
-		hit := protocol.NewQueryHit(ip4.As4(), self.Port(), s.hitSpeed(), results[start:end], trailer, s.id)
-		_ = l.sendMessage(protocol.Header{ID: h.ID, TTL: ttl}, hit)
+	for start := 0; start < len(results); start += hitRecords {
+		end := min(start+hitRecords, len(results))
+		if !emit(protocol.NewQueryHit(ip4.As4(), self.Port(), s.hitSpeed(), results[start:end], trailer, s.id)) {
+			return
+		}
 	}
 }
 

@@ -7,7 +7,8 @@
 // request).
 //
 //   - Server (upload.go, serve.go, uploadqueue.go): answers GET and HEAD for
-//     /get/<index>/<name> and /uri-res/N2R?urn:sha1:..., with a PARQ queue,
+//     /get/<index>/<name> and /uri-res/N2R?urn:sha1:... (and / for Browse
+//     Host), with a PARQ queue,
 //     partial files (Partials) and the download mesh's headers, and the
 //     push-proxy request for the leaves the servent proxies (pushproxy.go).
 //   - Downloader (download.go, swarm.go, partial.go, persist.go): fetches
@@ -40,6 +41,10 @@
 //   - The GIV callback, both sides (giv.go): Server.ServeCallback after a
 //     Push to us, Callbacks pairing incoming GIVs with waiting downloads.
 //   - RequestPushProxy (pushproxy.go): asking a push proxy for a Push.
+//   - Browse Host, both sides (browse.go): Server answers GET / with the
+//     QueryHits of the whole library (Server.Browse, built by the servent)
+//     or an HTML list; Browser fetches another host's under a deadline,
+//     byte, message and record caps.
 //
 // Both sides parse HTTP with the handshake limits of package protocol
 // (1024-byte lines, 128 header lines, 16 KiB per block), never net/http, so

@@ -3,9 +3,12 @@ package transfer
 import (
 	"bufio"
 	"bytes"
+	"compress/zlib"
+	"context"
 	"crypto/sha1"
 	"io"
 	"net"
+	"net/http/httputil"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -276,6 +279,55 @@ func FuzzMeshLearn(f *testing.F) {
 			if len(line) > meshLineMax {
 				t.Fatalf("header line of %d bytes", len(line))
 			}
+		}
+	})
+}
+
+// FuzzBrowseAnswer feeds a browse client arbitrary answers: it must end
+// (the answer ends, or a limit is hit), deliver no more records than
+// allowed and no hit without records.
+func FuzzBrowseAnswer(f *testing.F) {
+	hits, _, _ := browseLibrary(f, 12)
+	var stream []byte
+	for _, h := range hits {
+		hd := protocol.Header{Type: protocol.TypeQueryHit, TTL: 1, Length: uint32(len(h))}
+		stream = append(hd.AppendTo(stream), h...)
+	}
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	_, _ = zw.Write(stream)
+	_ = zw.Close()
+	var chunked bytes.Buffer
+	cw := httputil.NewChunkedWriter(&chunked)
+	_, _ = cw.Write(z.Bytes())
+	_ = cw.Close()
+	const head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-gnutella-packets\r\n"
+	f.Add([]byte(head + "\r\n" + string(stream)))
+	f.Add([]byte(head + "Content-Encoding: deflate\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked.String() + "\r\n"))
+	f.Add([]byte(head + "Content-Length: 40\r\n\r\n" + string(stream)))
+	f.Add([]byte(head + "Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n"))
+	f.Add([]byte("HTTP/1.1 503 Busy\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		client, server := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			go func() { _, _ = io.Copy(io.Discard, server) }()
+			_, _ = server.Write(answer)
+			server.Close()
+		}()
+		b := &Browser{MaxRecords: 15, MaxBytes: 64 << 10, Timeout: 2 * time.Second}
+		got := 0
+		n, _ := b.BrowseConn(context.Background(), client, nil, "127.0.0.1:6346", func(h *protocol.QueryHit) {
+			if len(h.Results) == 0 {
+				t.Fatal("a hit without records was delivered")
+			}
+			got += len(h.Results)
+		})
+		client.Close()
+		<-done
+		if n != got || n > b.MaxRecords {
+			t.Fatalf("%d records counted, %d delivered, at most %d allowed", n, got, b.MaxRecords)
 		}
 	})
 }

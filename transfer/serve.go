@@ -19,7 +19,7 @@ import (
 )
 
 // The URL spaces (docs/protocol.md §8.4): /get/<index>/<name>, /uri-res/N2R?<urn>,
-// and the push-proxy requests (the paths of firewall.IsPushProxyTarget,
+// / (Browse Host), and the push-proxy requests (the paths of firewall.IsPushProxyTarget,
 // matched as sent). Everything else is 404.
 type routeKind uint8
 
@@ -27,6 +27,7 @@ const (
 	routeGet routeKind = iota + 1
 	routeN2R
 	routePushProxy
+	routeBrowse // GET /: Browse Host (browse.go)
 )
 
 type route struct {
@@ -54,6 +55,9 @@ func parseTarget(target string) (r route, code int, reason string) {
 		if c := target[i]; c < 0x20 || c == 0x7f {
 			return r, 400, "Bad Request"
 		}
+	}
+	if target == "/" {
+		return route{kind: routeBrowse}, 0, ""
 	}
 	if firewall.IsPushProxyTarget(target) {
 		return route{kind: routePushProxy}, 0, ""
@@ -142,8 +146,11 @@ func (s *Server) answer(conn net.Conn, r *request) bool {
 		s.refuse(conn, r, code, reason, head)
 		return false
 	}
-	if rt.kind == routePushProxy {
+	switch rt.kind {
+	case routePushProxy:
 		return s.pushProxy(conn, r)
+	case routeBrowse:
+		return s.serveBrowse(conn, r)
 	}
 	var f share.File
 	var ok bool
@@ -187,8 +194,13 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File, part *Partia
 		extra = append(extra, s.Mesh.headers(f.SHA1, r.remote, WantsFalt(&r.h), AltLoc{})...)
 		s.Mesh.Learn(f.SHA1, &r.h, r.remote)
 	}
-	if s.Mesh != nil {
+	switch {
+	case s.Mesh != nil && s.Browse != nil:
+		extra = append(extra, "X-Features", FaltFeature+", "+BrowseFeature)
+	case s.Mesh != nil:
 		extra = append(extra, "X-Features", FaltFeature)
+	case s.Browse != nil:
+		extra = append(extra, "X-Features", BrowseFeature) // gtk-gnutella names it in its uploads
 	}
 	var have Ranges
 	if part != nil {

@@ -93,6 +93,15 @@ type Server struct {
 	// it sends a Push to the servent and returns the status to answer (202
 	// sent, 410 not connected). nil: such requests get 404.
 	PushProxy func(serventID protocol.GUID, xnode netip.AddrPort) int
+	// Browse lists what we share for Browse Host, GET / (browse.go): it
+	// calls yield with the payload of each QueryHit of the library, in
+	// order, until yield returns false; a payload is valid until yield
+	// returns. nil: GET / is 404.
+	Browse func(yield func(hit []byte) bool)
+	// BrowseSlots is how many browses are served at once
+	// (DefaultBrowseSlots; negative means none); one address gets one at
+	// a time.
+	BrowseSlots int
 
 	initOnce  sync.Once
 	limiter   *rate.Limiter // nil when Bandwidth is 0
@@ -105,6 +114,7 @@ type Server struct {
 	queue     uploadQueue
 	uploads   map[*upload]struct{}
 	conns     map[net.Conn]struct{}
+	browsing  browseLimit
 	closed    bool
 	wg        sync.WaitGroup
 

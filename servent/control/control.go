@@ -99,6 +99,7 @@ func Start(n *servent.Node, addr string) (*Server, error) {
 	handle("POST /api/v1/downloads/{id}/resume", c.resumeDownload)
 	handle("POST /api/v1/downloads/{id}/cancel", c.cancelDownload)
 	handle("PUT /api/v1/downloads/{id}/priority", c.setPriority)
+	handle("POST /api/v1/browse", c.browse) // browse.go
 	profiles(handle)
 	c.srv = &http.Server{Handler: withJSONErrors(c.auth(jsonErrors(mux))), ReadHeaderTimeout: 10 * time.Second}
 	if c.dataDir != "" {

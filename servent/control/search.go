@@ -86,16 +86,21 @@ func (c *Server) StartSearch(req SearchRequest) (string, error) {
 		timeout = 30 * time.Second
 	}
 	s, done := c.n.StartSearch(q, st, req.MaxResults, timeout)
+	return c.remember(s, done), nil
+}
+
+// remember keeps a search (the last maxSearches) and returns its ID.
+func (c *Server) remember(s *routing.Search, done <-chan struct{}) string {
 	id := s.ID.String()
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.searches[id] = &search{search: s, done: done}
 	c.order = append(c.order, id)
 	if len(c.order) > maxSearches {
 		delete(c.searches, c.order[0])
 		c.order = c.order[1:]
 	}
-	c.mu.Unlock()
-	return id, nil
+	return id
 }
 
 // BuildQuery makes the query a user asked for: words, or a urn:sha1,
