@@ -193,7 +193,10 @@ func startProc(t *testing.T, args ...string) *serveProc {
 		}
 	}
 	s.out = got.String()
-	s.tr = newTranscript(pr) // keeps draining, so the servent never blocks on stderr
+	// It keeps draining, so the servent never blocks on stderr; it holds
+	// what came before too, so that a message written before the control
+	// API's line (a dial fails as the servent starts) is found by waitFor.
+	s.tr = newTranscript(io.MultiReader(strings.NewReader(s.out), pr))
 	if _, rest, ok := strings.Cut(s.out, " listening on "); ok {
 		s.addr, _, _ = strings.Cut(rest, " ")
 	}
