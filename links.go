@@ -13,11 +13,11 @@ import (
 )
 
 func linksCommand() *cli.Command {
-	return askCommand("links", "list the running servent's links: address, role, direction, user agent, deflate, messages, age",
+	return askCommand("links", "list the running servent's links: address, role, direction, user agent, deflate, TLS, messages, age",
 		"Asks the servent running with --data-dir for its Gnutella links, one line each: the peer's\n"+
 			"address (where it listens when it said so), its role, whether we dialled it (out) or it\n"+
-			"dialled us (in), its user agent, whether the link is deflated (in, out or both), the\n"+
-			"messages received and sent, and how long the link has been up. --json prints the same for machines.",
+			"dialled us (in), its user agent, whether the link is deflated (in, out or both), whether it\n"+
+			"runs over TLS, the messages received and sent, and how long the link has been up. --json prints the same for machines.",
 		func(ctx context.Context, cc *control.Client, asJSON bool) error {
 			var links []control.LinkJSON
 			if err := cc.Do(ctx, "GET", "/api/v1/links", nil, &links); err != nil {
@@ -40,7 +40,7 @@ func printLinks(w io.Writer, links []control.LinkJSON, now time.Time) {
 		fmt.Fprintln(w, "No links. gnutella status says more; the servent's log (--log-level info) says why a dial failed.")
 		return
 	}
-	fmt.Fprintf(w, "%-22s  %-9s  %-3s  %-20s  %-7s  %8s  %8s  %s\n", "ADDRESS", "ROLE", "DIR", "USER AGENT", "DEFLATE", "IN", "OUT", "AGE")
+	fmt.Fprintf(w, "%-22s  %-9s  %-3s  %-20s  %-7s  %-3s  %8s  %8s  %s\n", "ADDRESS", "ROLE", "DIR", "USER AGENT", "DEFLATE", "TLS", "IN", "OUT", "AGE")
 	for _, l := range links {
 		addr := l.Remote
 		if l.Listen != "" {
@@ -63,8 +63,12 @@ func printLinks(w io.Writer, links []control.LinkJSON, now time.Time) {
 		if ua == "" {
 			ua = "?"
 		}
+		tls := "no"
+		if l.TLS {
+			tls = "yes"
+		}
 		age := max(now.Sub(l.Since), 0).Round(time.Second)
-		fmt.Fprintf(w, "%-22s  %-9s  %-3s  %-20s  %-7s  %8d  %8d  %s\n", addr, l.Kind, dir, clip(ua, 20), deflate,
+		fmt.Fprintf(w, "%-22s  %-9s  %-3s  %-20s  %-7s  %-3s  %8d  %8d  %s\n", addr, l.Kind, dir, clip(ua, 20), deflate, tls,
 			l.Stats.RxMessages, l.Stats.TxMessages, age)
 	}
 }

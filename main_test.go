@@ -290,7 +290,7 @@ func TestServeBadListenAddress(t *testing.T) {
 // A servent with nothing to dial says how it would join.
 func TestServeSaysItHasNobodyToDial(t *testing.T) {
 	out := startServe(t, t.TempDir())
-	if !strings.Contains(out, "gnutella: no --peer, no --gwebcache and no saved hosts: this servent links only when others dial it") {
+	if !strings.Contains(out, "gnutella: no --peer, no --gwebcache, no --uhc and no saved hosts: this servent links only when others dial it") {
 		t.Fatalf("serve's stderr:\n%s", out)
 	}
 	if out := startServe(t, t.TempDir(), "--peer", "127.0.0.1:1"); strings.Contains(out, "no saved hosts") {

@@ -116,9 +116,9 @@ func serveCommand() *cli.Command {
 				return cli.Exit(startHint(err), 1)
 			}
 			fmt.Fprintf(os.Stderr, "gnutella: servent %s listening on %s (Ctrl-C to stop)\n", s.ID(), s.Addr())
-			if len(cfg.Peers) == 0 && len(cfg.GWebCaches) == 0 && s.Hosts().Len() == 0 {
-				fmt.Fprintln(os.Stderr, "gnutella: no --peer, no --gwebcache and no saved hosts: this servent links only "+
-					"when others dial it; give it a --peer HOST:PORT or a --gwebcache URL to join a network")
+			if len(cfg.Peers) == 0 && len(cfg.GWebCaches) == 0 && len(cfg.UHCs) == 0 && s.Hosts().Len() == 0 {
+				fmt.Fprintln(os.Stderr, "gnutella: no --peer, no --gwebcache, no --uhc and no saved hosts: this servent links only "+
+					"when others dial it; give it a --peer HOST:PORT, a --gwebcache URL or a --uhc HOST:PORT to join a network")
 			}
 			var ctl *control.Server
 			if addr := c.String("control"); addr != "" {
