@@ -35,7 +35,8 @@ func TestGtkBrowsesUsByPush(t *testing.T) {
 	// its own searches (to its leaves).
 	gtk, shell := transfer.StartGtk(t, t.TempDir(), "download_debug = 1\nup_connections = 0")
 	if strings.Contains(shell("search browse"), "Unknown operation") {
-		t.Skip(`this gtk-gnutella's shell has no "search browse IP:PORT [GUID]" (the interop patch 04-shell-search-browse)`)
+		t.Skip(`this gtk-gnutella's shell has no "search browse IP:PORT [GUID]": copy testnet/gtkg/patches/04-shell-search-browse.patch ` +
+			`into ../shared/interop/patches/ and build gtk-gnutella again (../shared/interop/README.md)`)
 	}
 	c := servent.DefaultNodeConfig()
 	c.ListenAddr, c.WantLinks, c.Mode = "127.0.0.1:0", 0, servent.ModeLeaf
