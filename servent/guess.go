@@ -431,7 +431,9 @@ func (u *udpSide) guessServe(h protocol.Header, payload []byte, from netip.AddrP
 		r.stats.DropOther.Add(1)
 		return
 	}
-	if dup, _ := r.dups.Check(h.ID, protocol.TypeQuery, 1); dup {
+	dup, _ := r.dups.Check(h.ID, protocol.TypeQuery, 1)
+	r.trace(nil, h, dup)
+	if dup {
 		return // seen already (another copy, over TCP or UDP)
 	}
 	r.stats.Handled.Add(1)
@@ -677,4 +679,17 @@ func (u *udpSide) askKey(ctx context.Context, host netip.AddrPort) ([]byte, bool
 		return nil, false
 	}
 	return s.guess.heldKey(host, s.now())
+}
+
+// AskQueryKey asks the GUESS ultrapeer to for our query key, as a search
+// does before its first query there, and reports whether one came (until
+// ctx ends or the key request times out). The key pong also marks to as a
+// GUESS host and adds the GUESS hosts its "IPP" lists: testnets use it to
+// introduce servents to each other.
+func (s *Servent) AskQueryKey(ctx context.Context, to netip.AddrPort) bool {
+	if s.udp == nil {
+		return false
+	}
+	_, ok := s.udp.askKey(ctx, to)
+	return ok
 }

@@ -10,8 +10,8 @@ import (
 
 	"gnutella/protocol"
 	"gnutella/routing"
-	"gnutella/ultrapeer"
 	"gnutella/testnet/await"
+	"gnutella/ultrapeer"
 )
 
 // zebraLibrary answers "zebra" with one file and counts the queries it saw.
