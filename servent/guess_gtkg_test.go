@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,4 +100,40 @@ func TestGtkAnswersOurGUESSKeyRequestAndQuery(t *testing.T) {
 	if len(hits) == 0 || hits[0].Host != g.Addr {
 		t.Errorf("hits %+v: want gtk-gnutella's file", hits)
 	}
+}
+
+// gtk-gnutella as a GUESS client (enable_guess_client = TRUE): our
+// ultrapeer introduces itself with a key request (GUE with its port, as
+// an ultrapeer does), gtk-gnutella runs a search, and when the search goes
+// idle (gtk-gnutella's SEARCH_ACTIVITY_TIMEOUT, 120 s) it runs GUESS: it
+// asks our ultrapeer for a key and queries it by UDP; our ultrapeer hands
+// the query to its leaf by QRP and relays the leaf's hit by datagram, and
+// gtk-gnutella lists it. This test takes over two minutes of real time.
+func TestGtkQueriesOurUltrapeerByGUESS(t *testing.T) {
+	g := gtkg.Start(t, t.TempDir(), "enable_guess = TRUE\nenable_guess_client = TRUE\nrecv_solicited_udp = TRUE")
+	up := startServent(t, testConfig())
+	lc := testConfig()
+	lc.Mode = ModeLeaf
+	lc.Library = zebraLibrary(nil)
+	leaf := startServent(t, lc)
+	if _, err := leaf.Connect(ctxT(t), up.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	other := startServent(t, testConfig()) // a link, so that gtk-gnutella is online
+	g.Shell(t, "node add "+other.Addr().String())
+	if err := other.WaitLinks(ctxT(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	if !up.AskQueryKey(ctxT(t), g.Addr) {
+		t.Fatal("gtk-gnutella gave our ultrapeer no key")
+	}
+	t.Logf("search add: %s", g.Shell(t, "search add zebra"))
+	await.Until(t, "gtk-gnutella's GUESS query to our ultrapeer", func() bool { return up.GUESSStats().QueriesRead > 0 })
+	await.Until(t, "the leaf's hit relayed to gtk-gnutella", func() bool { return up.GUESSStats().HitsRelayed > 0 })
+	t.Logf("our ultrapeer: %+v", up.GUESSStats())
+	await.Until(t, "gtk-gnutella to list the hit", func() bool {
+		out := g.Shell(t, "search results")
+		return strings.Contains(out, "zebra.ogg")
+	})
+	t.Logf("gtk-gnutella's results:\n%s", g.Shell(t, "search results"))
 }
