@@ -41,8 +41,14 @@ const (
 // GUESSNetwork is a Network with a UDP side that can run GUESS probes.
 type GUESSNetwork interface {
 	Network
+	// GUESSLinks hands the query under id to the hosts we hold links to,
+	// as GUESS has them take it, and returns how many copies went out: an
+	// ultrapeer sends it at TTL 1 to its links and its matching leaves; a
+	// leaf sends nothing (its ultrapeers would run a leaf's query as a
+	// dynamic query: they are probed by UDP like any GUESS host).
+	GUESSLinks(id protocol.GUID, q *protocol.Query) int
 	// GUESSHosts returns up to n GUESS ultrapeers to probe, best first,
-	// none that skip refuses and none we hold a link to.
+	// none that skip refuses and none that GUESSLinks reached.
 	GUESSHosts(n int, skip func(netip.AddrPort) bool) []netip.AddrPort
 	// GUESSProbe sends the search's query under id to host over UDP, first
 	// asking host for a query key when we hold none (waiting for it until
@@ -76,13 +82,15 @@ func (g GUESS) params() (hosts, parallel int, wait time.Duration) {
 func (g GUESS) Run(ctx context.Context, s *Search, n Network) {
 	maxHosts, parallel, wait := g.params()
 	s.addGUID(s.ID)
-	// Our own links first, over TCP, at TTL 1: they answer and hand it to
-	// their leaves by QRP, as a GUESS ultrapeer does with a UDP query.
-	s.addSent(n.SendQuery(s.ID, s.Query, 1, nil))
 	gn, ok := n.(GUESSNetwork)
 	if !ok {
+		// no UDP: our own links at TTL 1 is all GUESS can do
+		s.addSent(n.SendQuery(s.ID, s.Query, 1, nil))
 		return
 	}
+	// Our own links first, over TCP, at TTL 1: they answer and hand it to
+	// their leaves by QRP, as a GUESS ultrapeer does with a UDP query.
+	s.addSent(gn.GUESSLinks(s.ID, s.Query))
 	tried := make(map[netip.AddrPort]bool)
 	for len(tried) < maxHosts && !s.Enough() && ctx.Err() == nil {
 		hosts := gn.GUESSHosts(min(parallel, maxHosts-len(tried)), func(a netip.AddrPort) bool { return tried[a] })

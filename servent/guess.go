@@ -576,9 +576,17 @@ func (u *udpSide) guessHitIn(h protocol.Header, payload []byte, from netip.AddrP
 	return true
 }
 
+// GUESSLinks implements routing.GUESSNetwork.
+func (n *searchNet) GUESSLinks(id protocol.GUID, q *protocol.Query) int {
+	if n.s.isLeaf() {
+		return n.SendQuery(id, q, 1, []routing.LinkID{}) // registers the search's GUID, sends nothing
+	}
+	return n.SendQuery(id, q, 1, nil)
+}
+
 // GUESSHosts implements routing.GUESSNetwork: GUESS ultrapeers of the host
-// cache, never ourselves nor a host we hold a link to (it had the query
-// over TCP).
+// cache, never ourselves, and as an ultrapeer never a host we hold a link
+// to (it had the query over TCP).
 func (n *searchNet) GUESSHosts(k int, skip func(netip.AddrPort) bool) []netip.AddrPort {
 	s := n.s
 	if s.udp == nil {
@@ -587,6 +595,9 @@ func (n *searchNet) GUESSHosts(k int, skip func(netip.AddrPort) bool) []netip.Ad
 	self, selfUDP := s.Addr(), s.UDPAddr()
 	linked := map[netip.AddrPort]bool{}
 	for _, l := range s.Links() {
+		if s.isLeaf() {
+			break
+		}
 		linked[hostcache.Canon(l.Remote)] = true
 		if l.Listen.IsValid() {
 			linked[hostcache.Canon(l.Listen)] = true

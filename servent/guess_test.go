@@ -257,3 +257,44 @@ func TestGUESSProbesAreBounded(t *testing.T) {
 	default:
 	}
 }
+
+// A leaf searching with GUESS sends nothing over TCP (its ultrapeer would
+// run a leaf's query as a dynamic query): it probes its own ultrapeer by
+// UDP like any GUESS host, which hands the query to its other leaf.
+func TestGUESSFromLeafProbesItsUltrapeerByUDP(t *testing.T) {
+	up := startServent(t, testConfig())
+	hc := testConfig()
+	hc.Mode = ModeLeaf
+	hc.Library = zebraLibrary(nil)
+	holder := startServent(t, hc)
+	sc := testConfig()
+	sc.Mode = ModeLeaf
+	seeker := startServent(t, sc)
+	for _, l := range []*Servent{holder, seeker} {
+		if _, err := l.Connect(ctxT(t), up.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	await.Until(t, "the holder's QRP table at the ultrapeer", func() bool {
+		for _, l := range up.Links() {
+			if l.PeerID == holder.ID() && l.PeerTable() != nil {
+				return true
+			}
+		}
+		return false
+	})
+	if !seeker.AskQueryKey(ctxT(t), up.UDPAddr()) {
+		t.Fatal("the ultrapeer gave its leaf no key")
+	}
+	search := seeker.Search(ctxT(t), protocol.NewQuery("zebra", 0), routing.GUESS{}, 1, 10*time.Second)
+	hits := search.Hits()
+	if len(hits) != 1 || hits[0].Host != holder.Addr() {
+		t.Fatalf("hits %+v: want zebra.ogg from the holder %v", hits, holder.Addr())
+	}
+	if st := search.Stats(); st.Sent != 1 {
+		t.Errorf("the leaf sent %d query copies: want 1, the UDP probe", st.Sent)
+	}
+	if st := up.GUESSStats(); st.QueriesRead != 1 || st.HitsRelayed != 1 {
+		t.Errorf("ultrapeer stats %+v: want one UDP query read, one hit relayed", st)
+	}
+}
