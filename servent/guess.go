@@ -88,10 +88,14 @@ type guessState struct {
 	owed                                              map[netip.AddrPort]guessOwed
 }
 
-// guessKey is a query key another host gave us.
+// guessKey is a query key another host gave us. unacked is when a query
+// first went out with it since its last ack (zero: none waiting): a key
+// whose query got no ack within guessKeyWait is asked for again, since the
+// host may have changed its secret.
 type guessKey struct {
-	key []byte
-	at  time.Time
+	key     []byte
+	at      time.Time
+	unacked time.Time
 }
 
 // guessPing is a ping of ours awaiting its pong: a key request (done is
@@ -392,6 +396,12 @@ func (u *udpSide) guessPongIn(h protocol.Header, payload []byte, from netip.Addr
 	}
 	if isAck {
 		g.acks.Add(1)
+		g.mu.Lock()
+		if k, ok := g.keys[from]; ok {
+			k.unacked = time.Time{}
+			g.keys[from] = k
+		}
+		g.mu.Unlock()
 	}
 	if isPing && ping.done != nil {
 		close(ping.done)
@@ -646,6 +656,7 @@ func (n *searchNet) GUESSProbe(ctx context.Context, id protocol.GUID, search *ro
 	if !u.send(host, b, udpPrioBulk) {
 		return false
 	}
+	g.sentWith(host, now)
 	g.probes.Add(1)
 	return true
 }
@@ -655,10 +666,20 @@ func (g *guessState) heldKey(host netip.AddrPort, now time.Time) ([]byte, bool) 
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	k, ok := g.keys[host]
-	if !ok || now.Sub(k.at) >= guessKeyLife {
+	if !ok || now.Sub(k.at) >= guessKeyLife || !k.unacked.IsZero() && now.Sub(k.unacked) >= guessKeyWait {
 		return nil, false
 	}
 	return k.key, true
+}
+
+// sentWith notes that a query went to host with its key.
+func (g *guessState) sentWith(host netip.AddrPort, now time.Time) {
+	g.mu.Lock()
+	if k, ok := g.keys[host]; ok && k.unacked.IsZero() {
+		k.unacked = now
+		g.keys[host] = k
+	}
+	g.mu.Unlock()
 }
 
 // askKey sends host a key request and waits for its key, until ctx ends

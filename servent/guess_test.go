@@ -298,3 +298,49 @@ func TestGUESSFromLeafProbesItsUltrapeerByUDP(t *testing.T) {
 		t.Errorf("ultrapeer stats %+v: want one UDP query read, one hit relayed", st)
 	}
 }
+
+// A key whose query got no ack within guessKeyWait is no longer used (the
+// host may have changed its secret: the next probe asks again); an ack
+// keeps it; keys expire after guessKeyLife.
+func TestGUESSKeyWithoutAckIsAskedAgain(t *testing.T) {
+	var g guessState
+	host := netip.MustParseAddrPort("127.0.0.9:6346")
+	t0 := time.Unix(1_000_000, 0)
+	g.keys = map[netip.AddrPort]guessKey{host: {key: []byte{1, 2, 3, 4}, at: t0}}
+	if _, ok := g.heldKey(host, t0); !ok {
+		t.Fatal("a fresh key is not held")
+	}
+	g.sentWith(host, t0)
+	if _, ok := g.heldKey(host, t0.Add(guessKeyWait-time.Millisecond)); !ok {
+		t.Fatal("the key was dropped before its ack could come")
+	}
+	if _, ok := g.heldKey(host, t0.Add(guessKeyWait)); ok {
+		t.Fatal("a key whose query got no ack is still used")
+	}
+	g.keys[host] = guessKey{key: []byte{1, 2, 3, 4}, at: t0} // acked: unacked cleared
+	if _, ok := g.heldKey(host, t0.Add(guessKeyLife-time.Second)); !ok {
+		t.Fatal("an acked key expired early")
+	}
+	if _, ok := g.heldKey(host, t0.Add(guessKeyLife)); ok {
+		t.Fatal("a key older than guessKeyLife is still used")
+	}
+}
+
+// Our own keys: valid for the address they were made for, under the
+// current and the previous secret; not for another port; not after two
+// rotations.
+func TestGUESSOwnKeyRotation(t *testing.T) {
+	var g guessState
+	a := netip.MustParseAddrPort("127.0.0.9:6346")
+	t0 := time.Unix(1_000_000, 0)
+	k := g.key(a, t0)
+	if !g.validKey(k, a, t0) || g.validKey(k, netip.MustParseAddrPort("127.0.0.9:6347"), t0) {
+		t.Fatal("a key is not bound to its address and port")
+	}
+	if !g.validKey(k, a, t0.Add(guessKeyRotate)) {
+		t.Fatal("the key died at the first rotation: the previous secret must stay valid")
+	}
+	if g.validKey(k, a, t0.Add(2*guessKeyRotate)) {
+		t.Fatal("the key outlived two rotations")
+	}
+}
