@@ -29,7 +29,7 @@ func searchCommand() *cli.Command {
 			"search ID: gnutella get SEARCH-ID N downloads row N, and gnutella get N row N of the last\n" +
 			"search made through the running servent. --json prints the same for machines.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "strategy", Value: d.Strategy, Usage: "flood, ring (expanding ring), walk (random walkers with checking) or gossip"},
+			&cli.StringFlag{Name: "strategy", Value: d.Strategy, Usage: "flood, ring (expanding ring), walk (random walkers with checking), gossip, or guess (GUESS: UDP unicast to GUESS ultrapeers, a few at a time)"},
 			&cli.IntFlag{Name: "ttl", Value: d.TTL, Usage: "TTL of flood and gossip, largest ring of ring"},
 			&cli.IntFlag{Name: "walkers", Value: d.Walkers, Usage: "number of random walkers (strategy walk)"},
 			&cli.Float64Flag{Name: "p", Value: d.P, Usage: "forwarding probability (strategy gossip)"},

@@ -91,7 +91,7 @@ func experimentCommand() *cli.Command {
 			&cli.IntFlag{Name: "n", Value: d.N, Usage: "number of servents (10000 fits in memory on this machine)"},
 			&cli.Float64Flag{Name: "degree", Usage: "mean degree of random and power-law graphs (0: 4 for random, 4.46 for power-law)"},
 			&cli.StringFlag{Name: "transport", Value: string(d.Transport), Usage: "mem (in memory) or tcp (loopback)"},
-			&cli.StringFlag{Name: "strategies", Usage: "comma-separated list, e.g. flood,ring:7,walk:32,gossip,dq (default: a TTL sweep of flooding, the ring, 16/32/64 walkers with checking, gossip, and dq on two-tier)"},
+			&cli.StringFlag{Name: "strategies", Usage: "comma-separated list, e.g. flood,ring:7,walk:32,gossip,dq,guess (guess needs --transport tcp; default: a TTL sweep of flooding, the ring, 16/32/64 walkers with checking, gossip, and dq on two-tier)"},
 			&cli.IntFlag{Name: "files", Value: d.Files, Usage: "distinct files"},
 			&cli.StringFlag{Name: "replication", Value: d.Replication, Usage: "uniform, proportional or sqrt"},
 			&cli.Float64Flag{Name: "ratio", Value: d.ReplicationRatio, Usage: "mean fraction of servents holding a file"},

@@ -102,6 +102,12 @@ const (
 	// GGEPGUESS ("GUE") carries the GUESS version; in a ping it asks for
 	// GUESS hosts in IPP.
 	GGEPGUESS = "GUE"
+	// GGEPQueryKey ("QK"): empty in a UDP ping, a request for a GUESS query
+	// key; in the pong that answers it and in a GUESS query, the key.
+	GGEPQueryKey = "QK"
+	// GGEPDeflateUDP ("Z") in a GUESS query: the querier can read deflated
+	// hits.
+	GGEPDeflateUDP = "Z"
 )
 
 // SCP flags (gtk-gnutella's pcache.h): what kind of hosts the pinger wants.

@@ -28,6 +28,9 @@ const (
 	// Local is the reserved LinkID meaning "ourselves", e.g. the route of a
 	// query we originated: replies routed to Local are for us to handle.
 	Local LinkID = 1<<32 - 1
+	// UDP is the reserved LinkID of a query that came over UDP (a GUESS
+	// query): its hits go back by datagram to the querier, not on a link.
+	UDP LinkID = 1<<32 - 2
 )
 
 // clock turns the caller's time.Time values into int64 nanosecond offsets

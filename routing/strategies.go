@@ -269,7 +269,8 @@ type StrategyOptions struct {
 	Wait    time.Duration // expanding ring: wait per unit of TTL (default 1 s)
 }
 
-// ParseStrategy builds a strategy from its name: flood, ring, walk or gossip.
+// ParseStrategy builds a strategy from its name: flood, ring, walk, gossip
+// or guess (GUESS over UDP, with its defaults).
 func ParseStrategy(name string, o StrategyOptions) (Strategy, error) {
 	ttl := o.TTL
 	if ttl == 0 {
@@ -305,6 +306,8 @@ func ParseStrategy(name string, o StrategyOptions) (Strategy, error) {
 			p = 0.5
 		}
 		return Gossip{P: p, TTL: ttl}, nil
+	case "guess":
+		return GUESS{}, nil
 	}
-	return nil, fmt.Errorf("unknown strategy %q: use flood, ring, walk or gossip", name)
+	return nil, fmt.Errorf("unknown strategy %q: use flood, ring, walk, gossip or guess", name)
 }

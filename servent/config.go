@@ -210,7 +210,9 @@ type Config struct {
 	Firewall  Firewall
 	Pushes    PushHandler
 	// Trace, when set, sees every descriptor a link hands to the router,
-	// with whether it was a duplicate (route.go). Tests count with it.
+	// with whether it was a duplicate (route.go), and every GUESS query
+	// that came by datagram with a valid key, with a nil link (guess.go).
+	// Tests count with it.
 	Trace TraceFunc
 	// UDP turns on the UDP socket on the listening port (udp.go), when the
 	// Transport has a UDP side (PacketTransport). UHCs are UDP host caches

@@ -232,3 +232,85 @@ func FuzzUDPDatagram(f *testing.F) {
 		}
 	})
 }
+
+// FuzzGUESSDatagram feeds any datagram to the UDP entry point as GUESS
+// sees it (guess.go), from a host we sent a key request and a GUESS query
+// to: it must not panic, must queue nothing for any other address, must
+// answer no query that lacks the sender's valid key, and must keep no key
+// longer than guessMaxKeyLen.
+func FuzzGUESSDatagram(f *testing.F) {
+	c := testConfig()
+	c.UDPRate = 0
+	c.Library = zebraLibrary(nil)
+	s, err := New(c)
+	if err != nil {
+		f.Fatal(err)
+	}
+	self := netip.MustParseAddrPort("127.0.0.1:6346")
+	s.self.Store(&self)
+	s.started = s.now()
+	u := newUDPSide(s, nil)
+	s.udp = u
+	from := netip.MustParseAddrPort("127.0.0.2:40000")
+	key := s.guess.key(from, s.now())
+	qid, pid := protocol.GUID{1}, protocol.GUID{2}
+	msg := func(h protocol.Header, p protocol.Payload) []byte {
+		b, err := (&protocol.Message{Header: h, Payload: p}).AppendTo(nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	pong := func(g protocol.GGEP) *protocol.Pong {
+		return &protocol.Pong{Port: 40000, IP: [4]byte{127, 0, 0, 2}, KB: 8, GGEP: g}
+	}
+	ipp := protocol.PackedHostsExtension([]netip.AddrPort{netip.MustParseAddrPort("127.0.0.3:6346")})
+	f.Add(msg(protocol.Header{ID: qid, TTL: 1}, withGUESS(protocol.NewQuery("zebra", 0), key)))
+	f.Add(msg(protocol.Header{ID: qid, TTL: 1}, withGUESS(protocol.NewQuery("zebra", 0), []byte{1, 2, 3, 4, 5, 6, 7, 8})))
+	f.Add(msg(protocol.Header{ID: qid, TTL: 1}, protocol.NewQuery("zebra", 0)))
+	f.Add(msg(protocol.Header{ID: qid, TTL: 1}, keyPing()))
+	f.Add(msg(protocol.Header{ID: pid, TTL: 1}, pong(protocol.GGEP{guessExtension(), {ID: "QK", Data: make([]byte, 40)}, ipp})))
+	f.Add(msg(protocol.Header{ID: pid, TTL: 1}, pong(protocol.GGEP{guessExtension(), {ID: "QK", Data: []byte{9, 9, 9, 9}}})))
+	f.Add(msg(protocol.Header{ID: qid, TTL: 1}, pong(protocol.GGEP{guessExtension(), ipp})))
+	sha := protocol.SHA1{4}
+	f.Add(msg(protocol.Header{ID: qid, TTL: 1}, protocol.NewQueryHit([4]byte{127, 0, 0, 2}, 40000, 100,
+		[]protocol.Result{fileResult(1, "zebra.ogg", 10, sha, false, nil)}, protocol.HitTrailer{Vendor: VendorCode}, protocol.GUID{3})))
+	f.Add([]byte{})
+
+	f.Fuzz(func(t *testing.T, in []byte) {
+		now := s.now()
+		g := &s.guess
+		g.mu.Lock()
+		g.queries = map[protocol.GUID]*guessQuery{qid: {hosts: map[netip.AddrPort]bool{from: true}, at: now}}
+		g.pending = map[protocol.GUID]*guessPing{pid: {to: from, at: now, done: make(chan struct{})}}
+		g.mu.Unlock()
+		read := g.queriesRead.Load()
+		valid := false
+		if h, payload, err := protocol.DecodeDatagram(in, c.Limits); err == nil && h.Type == protocol.TypeQuery {
+			if q, err := protocol.DecodeQuery(payload); err == nil {
+				k, _ := q.Extensions.GGEP().Get(protocol.GGEPQueryKey)
+				valid = bytes.Equal(k, key)
+			}
+		}
+		u.handleDatagram(in, from)
+		if !valid && g.queriesRead.Load() != read {
+			t.Fatal("a query without the sender's key was read")
+		}
+		for {
+			out, ok := u.pop()
+			if !ok {
+				break
+			}
+			if out.to != from {
+				t.Fatalf("queued a datagram for %v, not the sender", out.to)
+			}
+		}
+		g.mu.Lock()
+		for a, k := range g.keys {
+			if len(k.key) > guessMaxKeyLen {
+				t.Fatalf("kept a key of %d bytes for %v", len(k.key), a)
+			}
+		}
+		g.mu.Unlock()
+	})
+}

@@ -29,6 +29,7 @@ func (r *router) handlePong(l *Link, h protocol.Header, payload []byte) {
 		if s.hosts.Add(addr, p.Ultrapeer(), hostcache.SourcePong, now) && s.cfg.PongCaching {
 			s.pongs.add(p, payload, h.Hops, l.ID, now)
 		}
+		s.noteGUESS(p, addr, now)
 	}
 	dst, ok := r.pings.Lookup(h.ID, now)
 	switch {
@@ -97,6 +98,9 @@ func (s *Servent) ownPong() *protocol.Pong {
 		p.GGEP = append(p.GGEP, protocol.UltrapeerInfo{
 			Version: 2, FreeLeafSlots: uint8(min(freeLeaves, 255)), FreeUltrapeerSlots: uint8(min(freeUP, 255)),
 		}.Extension())
+		if s.udp != nil {
+			p.GGEP = append(p.GGEP, guessExtension()) // we answer GUESS queries (guess.go)
+		}
 	}
 	return p
 }

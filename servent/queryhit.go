@@ -29,6 +29,10 @@ func (r *router) handleQueryHit(l *Link, h protocol.Header, payload []byte) {
 	copy(servent[:], payload[len(payload)-16:])
 	r.pushes.Learn(servent, l.ID, now)
 	r.query.Touch(h.ID, now)
+	if dst == routing.UDP {
+		s.guessRelayHit(h, payload, now) // a GUESS query's: by datagram (guess.go)
+		return
+	}
 	if dst == routing.Local {
 		// Only hits for our own searches are decoded; the others go on as
 		// bytes, so a relayed GGEP bomb costs us nothing.

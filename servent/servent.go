@@ -69,8 +69,9 @@ type Servent struct {
 	leafFlow     leafHopsFlow                 // connector goroutine
 	dq           ultrapeer.LeafQueries[*Link] // our leaves' dynamic queries (dq.go)
 
-	udp  *udpSide         // nil without UDP (udp.go); set in Start
-	uhcs []netip.AddrPort // Config.UHCs, resolved at Start
+	udp   *udpSide         // nil without UDP (udp.go); set in Start
+	guess guessState       // GUESS (guess.go)
+	uhcs  []netip.AddrPort // Config.UHCs, resolved at Start
 }
 
 // WalkChecks is how many walker checks this servent made (each one a

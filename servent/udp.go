@@ -318,6 +318,9 @@ func (u *udpSide) handleDatagram(b []byte, from netip.AddrPort) {
 		u.stats.malformed.Add(1)
 		return
 	}
+	if u.handleGUESS(h, payload, len(b), from, now) { // guess.go
+		return
+	}
 	switch h.Type {
 	case protocol.TypePing:
 		u.handlePing(h, payload, len(b), from, now)
@@ -432,6 +435,7 @@ func (u *udpSide) handlePong(h protocol.Header, payload []byte, from netip.AddrP
 	u.stats.pongsRead.Add(1)
 	s := u.s
 	s.hosts.SawUDP(from, p.Ultrapeer(), p.UDPHostCache(), now)
+	s.noteGUESS(p, from, now)
 	if p.SpeaksTLS() {
 		s.tls.speaksTLS(from)
 	}

@@ -237,8 +237,8 @@ func DefaultStrategies(topo Topology, n int, seed uint64) []routing.Strategy {
 
 // ParseStrategies builds a strategy list from names separated by commas:
 // flood (the whole TTL sweep) or flood:T, ring or ring:MAX, walk (16, 32
-// and 64 walkers) or walk:K, gossip or gossip:P, dq; "all" or "" is
-// DefaultStrategies.
+// and 64 walkers) or walk:K, gossip or gossip:P, dq, guess or guess:HOSTS
+// (TCP transport only); "all" or "" is DefaultStrategies.
 func ParseStrategies(list string, topo Topology, n int, seed uint64) ([]routing.Strategy, error) {
 	def := DefaultStrategies(topo, n, seed)
 	if list == "" || list == "all" {
@@ -295,8 +295,14 @@ func ParseStrategies(list string, topo Topology, n int, seed uint64) ([]routing.
 			out = append(out, routing.Gossip{P: v, TTL: top, Rand: rng})
 		case "dq":
 			out = append(out, LeafDynamicQuery{TTL: 4})
+		case "guess":
+			v, err := num(routing.DefaultGUESSHosts)
+			if err != nil || v < 1 || v > routing.MaxGUESSHosts {
+				return nil, fmt.Errorf("bad GUESS host count %q", arg)
+			}
+			out = append(out, routing.GUESS{MaxHosts: int(v), Wait: 30 * time.Millisecond})
 		default:
-			return nil, fmt.Errorf("unknown strategy %q: use flood, ring, walk, gossip or dq", name)
+			return nil, fmt.Errorf("unknown strategy %q: use flood, ring, walk, gossip, dq or guess", name)
 		}
 	}
 	return out, nil
@@ -325,6 +331,8 @@ func kindOf(st routing.Strategy) (kind string, ttl, walkers int) {
 		return "gossip", int(s.TTL), 0
 	case LeafDynamicQuery, routing.DynamicQuery:
 		return "dq", 0, 0
+	case routing.GUESS:
+		return "guess", 0, 0
 	}
 	return st.Name(), 0, 0
 }
@@ -415,6 +423,9 @@ func RunExperimentReport(ctx context.Context, cfg ExperimentConfig, progress io.
 		progress = io.Discard
 	}
 	cfg = cfg.withDefaults()
+	if cfg.Transport == Memory && (hasGUESS(cfg.Strategies) || hasGUESS(cfg.ChurnStrategies)) {
+		return nil, errGUESSMemory
+	}
 	x := &experiment{cfg: cfg, counter: &queryCounter{m: map[protocol.GUID]*guidCount{}}, progress: progress}
 	topo := Fix(cfg.Topology, cfg.N, cfg.Seed)
 	edges := topo.Edges(cfg.N, nil)
@@ -520,6 +531,9 @@ func RunExperimentReport(ctx context.Context, cfg ExperimentConfig, progress io.
 		if err := x.waitTables(ctx); err != nil {
 			return nil, err
 		}
+	}
+	if hasGUESS(cfg.Strategies) || hasGUESS(cfg.ChurnStrategies) {
+		x.introduceGUESS(ctx)
 	}
 	if err := x.settle(ctx); err != nil {
 		return nil, err
@@ -772,6 +786,8 @@ func (x *experiment) idleBound(st routing.Strategy) time.Duration {
 		return max(x.cfg.DQProbeWait, x.cfg.DQPerHop*time.Duration(max(x.net.Servents[0].Config().MaxTTL, 4))) + slack
 	case routing.Walk:
 		return 2 * slack // a walker waits for its originator's answer every 4 steps
+	case routing.GUESS:
+		return x.cfg.Timeout // its probes go by UDP, which the balance does not see: wait for the search's end
 	}
 	return slack
 }
@@ -781,7 +797,7 @@ func (x *experiment) idleBound(st routing.Strategy) time.Duration {
 // flooding and gossip cannot stop, and dynamic querying has its own target.
 func enough(st routing.Strategy) int {
 	switch st.(type) {
-	case routing.Ring, routing.Walk:
+	case routing.Ring, routing.Walk, routing.GUESS:
 		return 1
 	}
 	return 0

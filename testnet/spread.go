@@ -85,9 +85,11 @@ func (s *spreadLog) add(node int, l *servent.Link, h protocol.Header, dup bool) 
 	if !s.on || s.n >= maxSpreadCopies {
 		return
 	}
-	from, ok := s.index[l.PeerID]
-	if !ok {
-		from = -1
+	from := -1 // unknown, or a datagram (a GUESS query has no link)
+	if l != nil {
+		if f, ok := s.index[l.PeerID]; ok {
+			from = f
+		}
 	}
 	s.copies[h.ID] = append(s.copies[h.ID], SpreadCopy{Node: node, From: from, Hops: h.Hops,
 		AtMS: float64(time.Since(s.started).Microseconds()) / 1000, Dup: dup})

@@ -24,7 +24,7 @@ const maxSearches = 100
 type SearchRequest struct {
 	Query      string  `json:"query"`
 	URN        string  `json:"urn,omitempty"`
-	Strategy   string  `json:"strategy,omitempty"` // flood (default), ring, walk, gossip
+	Strategy   string  `json:"strategy,omitempty"` // flood (default), ring, walk, gossip, guess
 	TTL        int     `json:"ttl,omitempty"`
 	Walkers    int     `json:"walkers,omitempty"`
 	P          float64 `json:"p,omitempty"`

@@ -96,12 +96,14 @@ type hostEntry struct {
 
 // hostUDP is what a host showed over UDP, saved as the fifth field of its
 // line: 0 nothing, 1 it answered a UDP ping of ours, 3 it is also a UDP
-// host cache (its pong carried "UDPHC").
+// host cache (its pong carried "UDPHC"); bit 4 marks a GUESS ultrapeer (its
+// pong carried "GUE", docs/protocol.md §11 "GUESS").
 type hostUDP uint8
 
 const (
 	hostSpeaksUDP hostUDP = 1 << 0
 	hostIsUHC     hostUDP = 1 << 1
+	hostGUESS     hostUDP = 1 << 2
 )
 
 // Cache holds the addresses a servent knows and can dial. It is bounded:
@@ -385,6 +387,32 @@ func (c *Cache) SawUDP(a netip.AddrPort, ultra, uhc bool, now time.Time) bool {
 	return true
 }
 
+// SawGUESS records that a is an ultrapeer that serves GUESS queries (a pong
+// of it or about it carried "GUE", or a GUESS server listed it in "IPP"),
+// adding it when the policy admits it. It reports whether a is in the
+// cache afterwards.
+func (c *Cache) SawGUESS(a netip.AddrPort, now time.Time) bool {
+	a = Canon(a)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.hosts[a]
+	if !ok {
+		if c.Check(a) != nil {
+			return false
+		}
+		e = c.addLocked(a, true, SourcePong, now)
+	}
+	e.ultra = true
+	e.udp |= hostGUESS
+	return true
+}
+
+// GUESSHosts returns up to n of the GUESS ultrapeers the cache knows, best
+// first, skipping what skip says.
+func (c *Cache) GUESSHosts(n int, skip func(netip.AddrPort) bool) []netip.AddrPort {
+	return c.withUDP(hostGUESS, n, skip)
+}
+
 // SpeaksUDP reports whether a answered a UDP ping of ours.
 func (c *Cache) SpeaksUDP(a netip.AddrPort) bool {
 	c.mu.Lock()
@@ -396,7 +424,13 @@ func (c *Cache) SpeaksUDP(a netip.AddrPort) bool {
 // HostCaches returns up to n of the UDP host caches the cache knows (hosts
 // whose pong carried "UDPHC"), best first, skipping what skip says.
 func (c *Cache) HostCaches(n int, skip func(netip.AddrPort) bool) []netip.AddrPort {
-	addrs := c.ranked(func(e *hostEntry) bool { return e.udp&hostIsUHC != 0 && c.CheckHostile(e.addr) == nil })
+	return c.withUDP(hostIsUHC, n, skip)
+}
+
+// withUDP returns up to n hosts that showed flag over UDP, best first,
+// skipping hostile ones and what skip says.
+func (c *Cache) withUDP(flag hostUDP, n int, skip func(netip.AddrPort) bool) []netip.AddrPort {
+	addrs := c.ranked(func(e *hostEntry) bool { return e.udp&flag != 0 && c.CheckHostile(e.addr) == nil })
 	out := make([]netip.AddrPort, 0, min(n, len(addrs)))
 	for _, a := range addrs {
 		if len(out) == n {
@@ -624,7 +658,7 @@ func parseHostLine(line []byte, now time.Time) (hostEntry, bool) {
 	var udp hostUDP
 	if len(f) > 4 {
 		if v, err := strconv.ParseUint(f[4], 10, 8); err == nil {
-			udp = hostUDP(v) & (hostSpeaksUDP | hostIsUHC)
+			udp = hostUDP(v) & (hostSpeaksUDP | hostIsUHC | hostGUESS)
 		}
 	}
 	seen := time.Unix(secs, 0)

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -544,5 +545,37 @@ func TestHostilesAreNotStoredPickedOrSampled(t *testing.T) {
 	}
 	if got := c.Sample(10, false, nil); len(got) != 0 {
 		t.Errorf("banned hosts sampled: %v", got)
+	}
+}
+
+// SawGUESS marks a host (adding it, as an ultrapeer, when the policy
+// admits it); GUESSHosts lists only marked ones; the mark survives a save
+// and a load (bit 4 of the fifth field).
+func TestHostCacheGUESSMarkSurvivesSaveAndLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hosts.txt")
+	hc := New(100)
+	hc.Add(hcPub(1), false, SourcePong, hcT0)
+	if !hc.SawGUESS(hcPub(1), hcT0) || !hc.SawGUESS(hcPub(2), hcT0) {
+		t.Fatal("SawGUESS refused a public address")
+	}
+	if hc.SawGUESS(hcAP("127.0.0.1:7000"), hcT0) {
+		t.Error("SawGUESS added a loopback address the policy refuses")
+	}
+	hc.Add(hcPub(3), true, SourcePong, hcT0)
+	got := hc.GUESSHosts(10, nil)
+	slices.SortFunc(got, netip.AddrPort.Compare)
+	if !slices.Equal(got, []netip.AddrPort{hcPub(1), hcPub(2)}) {
+		t.Fatalf("GUESSHosts = %v, want %v and %v", got, hcPub(1), hcPub(2))
+	}
+	if err := hc.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	hc2 := New(100)
+	if _, err := hc2.Load(path, hcT0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	got2 := hc2.GUESSHosts(10, func(a netip.AddrPort) bool { return a == hcPub(2) })
+	if !slices.Equal(got2, []netip.AddrPort{hcPub(1)}) {
+		t.Errorf("after Load, GUESSHosts skipping %v = %v, want %v", hcPub(2), got2, hcPub(1))
 	}
 }

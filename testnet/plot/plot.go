@@ -82,7 +82,7 @@ func logAxis(a *plot.Axis) {
 }
 
 // kindOrder fixes colours and shapes per kind of strategy.
-var kindOrder = []string{"flood", "ring", "walk", "gossip", "dq"}
+var kindOrder = []string{"flood", "ring", "walk", "gossip", "dq", "guess"}
 
 func kindStyle(kind string) (color.Color, draw.GlyphDrawer) {
 	for i, k := range kindOrder {
