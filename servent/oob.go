@@ -154,7 +154,7 @@ func (s *Servent) offerOOB(h protocol.Header, q *protocol.Query, results []proto
 	to := hostcache.Canon(h.ID.OOBAddrPort())
 	ip := to.Addr()
 	if !ip.Is4() || to.Port() == 0 || ip.IsUnspecified() || ip.IsMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}) ||
-		to == s.Addr() || to == s.UDPAddr() {
+		to == s.Addr() {
 		u.oob.stats.badReturn.Add(1)
 		return false
 	}
@@ -280,7 +280,7 @@ func (s *Servent) oobQuerier() (netip.AddrPort, bool) {
 		return netip.AddrPort{}, false
 	}
 	a := s.Addr()
-	if !a.Addr().Unmap().Is4() || a.Port() == 0 || a.Port() != s.UDPAddr().Port() {
+	if !a.Addr().Unmap().Is4() || a.Port() == 0 { // UDP listens on the TCP port (startUDP)
 		return netip.AddrPort{}, false
 	}
 	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()), true
