@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gnutella/firewall"
 	"gnutella/protocol"
 	"gnutella/routing"
 	"gnutella/servent/hostcache"
@@ -153,14 +154,17 @@ func (s *Servent) offerOOB(h protocol.Header, q *protocol.Query, results []proto
 	}
 	to := hostcache.Canon(h.ID.OOBAddrPort())
 	ip := to.Addr()
-	if !ip.Is4() || to.Port() == 0 || ip.IsUnspecified() || ip.IsMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}) ||
-		to == s.Addr() {
-		u.oob.stats.badReturn.Add(1)
-		return false
-	}
 	if _, bad := s.hostiles.Banned(ip); bad {
 		u.oob.stats.badReturn.Add(1)
 		return true // gtk-gnutella drops a query with a hostile return address
+	}
+	// The address policy of our dials: no loopback or private address
+	// unless configured (a remote querier must not aim our datagrams at
+	// our own host or LAN), never multicast, broadcast or port 0.
+	policy := firewall.AddrPolicy{AllowLoopback: s.cfg.AllowLoopback, AllowPrivate: s.cfg.AllowPrivate}
+	if !ip.Is4() || policy.Check(to) != nil || to == s.Addr() {
+		u.oob.stats.badReturn.Add(1)
+		return false // answered over TCP (gtk-gnutella clears the flag)
 	}
 	ind := protocol.NewOOBReplyIndication(protocol.OOBReplyIndication{
 		Hits: uint8(min(len(results), 255)), Unsolicited: !s.firewalled(), Secure: hasSecureOOB(q),
