@@ -62,6 +62,7 @@ func sharing(word string, n int, mode Mode, log *queryLog) Config {
 //   - our leaf's OOB search relayed by gtk-gnutella (an ultrapeer) reaches
 //     our other servent with the flag cleared, and its hits come back by
 //     TCP.
+//
 // Both halves hold the counters at zero; if a gtk-gnutella ever does OOB on
 // loopback, this test fails and says so.
 func TestGtkOOBOnLoopback(t *testing.T) {
