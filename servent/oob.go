@@ -188,9 +188,7 @@ func (s *Servent) offerOOB(h protocol.Header, q *protocol.Query, results []proto
 		o.mu.Unlock()
 		return true // the same query again (a higher-TTL copy): already offered
 	}
-	if len(o.offers) >= oobMaxOffers || o.perAddr[ip] >= oobMaxOffersPerAddr {
-		o.pruneLocked(now)
-	}
+	o.pruneLocked(now) // at most oobMaxOffers+oobMaxClaims entries: cheap, and keeps "expired" exact
 	if len(o.offers) >= oobMaxOffers || o.perAddr[ip] >= oobMaxOffersPerAddr {
 		o.mu.Unlock()
 		o.stats.viaTCP.Add(1)
