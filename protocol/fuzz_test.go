@@ -106,3 +106,44 @@ func FuzzDecodeDatagram(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOOBVendor: any payload read as LIME/12 or LIME/11 (every version)
+// gives a typed error or values that build back into a message reading
+// the same.
+func FuzzOOBVendor(f *testing.F) {
+	f.Add(uint16(2), []byte{3, 1})
+	f.Add(uint16(3), []byte{255, 0})
+	f.Add(uint16(1), []byte{1})
+	f.Add(uint16(2), []byte{0, 1})
+	ack3 := NewOOBReplyAck(7, []byte("tok"))
+	f.Add(uint16(3), ack3.Data)
+	f.Add(uint16(3), []byte{7, 0xC3, 0x82, 'S', 'O', 0x40})
+	f.Add(uint16(3), []byte{7})
+	f.Fuzz(func(t *testing.T, version uint16, data []byte) {
+		ind := &Vendor{Kind: TypeVendor, Vendor: VendorLIME, Selector: 12, Version: version, Data: data}
+		if i, err := ind.OOBReplyIndication(); err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("LIME/12: untyped error %v", err)
+			}
+		} else if back, err := NewOOBReplyIndication(i).OOBReplyIndication(); err != nil || (version > 1 && back != i) {
+			t.Fatalf("LIME/12 %+v rebuilt as %+v, %v", i, back, err)
+		}
+		ack := &Vendor{Kind: TypeVendor, Vendor: VendorLIME, Selector: 11, Version: version, Data: data}
+		want, token, err := ack.OOBReplyAck()
+		if err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("LIME/11: untyped error %v", err)
+			}
+			return
+		}
+		if len(token) > MaxOOBToken {
+			t.Fatalf("token of %d bytes", len(token))
+		}
+		w2, t2, err := NewOOBReplyAck(want, token).OOBReplyAck()
+		if err != nil || w2 != want || string(t2) != string(token) {
+			t.Fatalf("LIME/11 want=%d token=%x rebuilt as %d %x, %v", want, token, w2, t2, err)
+		}
+	})
+}

@@ -1,8 +1,10 @@
 package protocol
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 
 	"github.com/google/uuid"
 )
@@ -100,4 +102,22 @@ func (g GUID) Format(f fmt.State, verb rune) {
 	default:
 		_, _ = f.Write([]byte(g.String()))
 	}
+}
+
+// NewOOBGUID returns a query MUID that names ap as the address for
+// out-of-band hits (docs/protocol.md §11.6): bytes 0..3 the IPv4 address
+// in network order, bytes 13..14 the port little-endian, the rest random
+// with the modern marking of NewGUID. ap must be IPv4.
+func NewOOBGUID(ap netip.AddrPort) GUID {
+	g := NewGUID()
+	ip := ap.Addr().Unmap().As4()
+	copy(g[0:4], ip[:])
+	binary.LittleEndian.PutUint16(g[13:15], ap.Port())
+	return g
+}
+
+// OOBAddrPort is the reply address an out-of-band query's MUID names
+// (see NewOOBGUID). It is whatever the bytes say: the caller checks it.
+func (g GUID) OOBAddrPort() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte(g[0:4])), binary.LittleEndian.Uint16(g[13:15]))
 }

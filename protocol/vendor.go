@@ -73,7 +73,20 @@ var (
 	QueryStatusResponseID = VendorMessageID{VendorBEAR, 12, 1}
 	PushProxyRequestID    = VendorMessageID{VendorLIME, 21, 1}
 	PushProxyAckID        = VendorMessageID{VendorLIME, 22, 2}
+	// Out-of-band hits (docs/protocol.md §11.6): the responder's "reply
+	// number" LIME/12 and the querier's ack LIME/11. Both go out as v2, or
+	// v3 (secure OOB, GGEP "SO") when the query asked for it.
+	OOBReplyAckID        = VendorMessageID{VendorLIME, 11, 2}
+	OOBReplyIndicationID = VendorMessageID{VendorLIME, 12, 2}
 )
+
+// GGEPSecureOOB ("SO") marks a query that speaks secure OOB (empty), and
+// carries the querier's token in LIME/11v3 and in the hits that answer it.
+const GGEPSecureOOB = "SO"
+
+// MaxOOBToken is the longest secure-OOB token read (gtk-gnutella's
+// MAX_OOB_TOKEN_SIZE).
+const MaxOOBToken = 16
 
 // QueryStatusStop is the Query Status Response hit count that asks the
 // ultrapeer to stop the dynamic query.
@@ -309,6 +322,89 @@ func (v *Vendor) PushProxyAck() (netip.AddrPort, error) {
 	return netip.AddrPortFrom(ip, binary.LittleEndian.Uint16(v.Data[4:6])), nil
 }
 
+// OOBReplyIndication is LIME/12: how many hits the sender holds for the
+// query of the descriptor's MUID, and whether it can receive unsolicited
+// UDP. Secure says it answers a query that carried "SO" (v3).
+type OOBReplyIndication struct {
+	Hits        uint8 // 1..255; 255 means 255 or more
+	Unsolicited bool  // the sender receives unsolicited UDP
+	Secure      bool
+}
+
+// NewOOBReplyIndication builds LIME/12: v3 when i.Secure, else v2.
+func NewOOBReplyIndication(i OOBReplyIndication) *Vendor {
+	id := OOBReplyIndicationID
+	if i.Secure {
+		id.Version = 3
+	}
+	var flags byte
+	if i.Unsolicited {
+		flags = 1
+	}
+	return newVendor(id, []byte{i.Hits, flags})
+}
+
+// OOBReplyIndication reads LIME/12 v1 (one byte), v2 or v3 (two; later
+// bytes are ignored, as the v3 text asks). Zero hits is malformed.
+func (v *Vendor) OOBReplyIndication() (OOBReplyIndication, error) {
+	need := 2
+	if v.Version == 1 {
+		need = 1
+	}
+	if err := v.check(OOBReplyIndicationID, 1, 3, need); err != nil {
+		return OOBReplyIndication{}, err
+	}
+	i := OOBReplyIndication{Hits: v.Data[0], Secure: v.Version == 3}
+	if i.Hits == 0 {
+		return OOBReplyIndication{}, errAt("vendor "+OOBReplyIndicationID.String(), VendorHeaderLen, ErrMalformed, "no hits")
+	}
+	if v.Version > 1 {
+		i.Unsolicited = v.Data[1]&1 != 0
+	}
+	return i, nil
+}
+
+// NewOOBReplyAck builds LIME/11: want hits (255: all), as v3 carrying
+// token in GGEP "SO" when token is not empty, else as v2.
+func NewOOBReplyAck(want uint8, token []byte) *Vendor {
+	if len(token) == 0 {
+		return newVendor(OOBReplyAckID, []byte{want})
+	}
+	id := OOBReplyAckID
+	id.Version = 3
+	d, err := GGEP{{ID: GGEPSecureOOB, Data: token}}.AppendTo([]byte{want})
+	if err != nil { // a short token always encodes; keep the count at least
+		d = []byte{want}
+	}
+	return newVendor(id, d)
+}
+
+// OOBReplyAck reads LIME/11 v2 or v3 (LimeWire never took v1): the number
+// of hits wanted and, in v3, the secure-OOB token of its GGEP "SO" (1 to
+// MaxOOBToken bytes; v3 without one, or with a longer one, is malformed).
+func (v *Vendor) OOBReplyAck() (want uint8, token []byte, err error) {
+	if err := v.check(OOBReplyAckID, 2, 3, 1); err != nil {
+		return 0, nil, err
+	}
+	want = v.Data[0]
+	if v.Version == 2 {
+		return want, nil, nil
+	}
+	what := "vendor " + OOBReplyAckID.String()
+	if len(v.Data) < 2 {
+		return 0, nil, errAt(what, VendorHeaderLen+1, ErrTruncated, "v3 without its GGEP block")
+	}
+	g, _, err := DecodeGGEP(v.Data[1:])
+	if err != nil {
+		return 0, nil, shiftOffset(err, VendorHeaderLen+1)
+	}
+	token, ok := g.Get(GGEPSecureOOB)
+	if !ok || len(token) == 0 || len(token) > MaxOOBToken {
+		return 0, nil, errAt(what, VendorHeaderLen+1, ErrMalformed, "no secure-OOB token of 1 to %d bytes", MaxOOBToken)
+	}
+	return want, token, nil
+}
+
 // String summarises the message: its ID, its name when known, and the
 // decoded content of the messages this package reads.
 func (v *Vendor) String() string {
@@ -357,6 +453,12 @@ func (v *Vendor) summary() (string, bool) {
 	case v.Is(PushProxyAckID):
 		ap, err := v.PushProxyAck()
 		return ap.String(), err == nil
+	case v.Is(OOBReplyIndicationID):
+		i, err := v.OOBReplyIndication()
+		return fmt.Sprintf("hits=%d unsolicited=%t", i.Hits, i.Unsolicited), err == nil
+	case v.Is(OOBReplyAckID):
+		n, tok, err := v.OOBReplyAck()
+		return fmt.Sprintf("want=%d token=%x", n, tok), err == nil
 	}
 	return "", false
 }

@@ -215,6 +215,17 @@ func (s *Search) Enough() bool {
 	return s.enough > 0 && len(s.hits) >= s.enough
 }
 
+// Wanted is how many more results the search wants (0 once it has
+// enough), or -1 when it has no target.
+func (s *Search) Wanted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.enough <= 0 {
+		return -1
+	}
+	return max(s.enough-len(s.hits), 0)
+}
+
 // Changed is closed when new hits arrive.
 func (s *Search) Changed() <-chan struct{} {
 	s.mu.Lock()

@@ -219,7 +219,11 @@ type Config struct {
 	// ("host:port") pinged for ultrapeers when the host cache has none to
 	// dial (--uhc). UDPRate datagrams per UDPRateWindow are read from one
 	// address (loopback included); 0 turns the budget off.
-	UDP           bool
+	UDP bool
+	// OOB asks for out-of-band hits in our searches (oob.go): on by
+	// default; it takes effect only while UDP runs, we are not firewalled
+	// and we have an IPv4 address to put in the MUID.
+	OOB           bool
 	UHCs          []string
 	UDPRate       int
 	UDPRateWindow time.Duration
@@ -276,6 +280,7 @@ func DefaultConfig() Config {
 		FDReserve:            64,
 		HostileBan:           10 * time.Minute,
 		UDP:                  true,
+		OOB:                  true,
 		UDPRate:              50,
 		UDPRateWindow:        10 * time.Second,
 		AlivePingInterval:    20 * time.Second,

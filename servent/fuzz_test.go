@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gnutella/protocol"
+	"gnutella/routing"
 )
 
 // fuzzConn is the servent's side of an inbound connection whose peer sent
@@ -200,6 +201,21 @@ func FuzzUDPDatagram(f *testing.F) {
 	f.Add(msg(protocol.Header{ID: id, TTL: 1}, &protocol.Pong{Port: 6346, IP: [4]byte{127, 0, 0, 2}, KB: 8, GGEP: protocol.GGEP{ipp, {ID: "UDPHC"}}}))
 	f.Add(msg(protocol.Header{ID: id, TTL: 1}, protocol.NewQuery("udp query", 0)))
 	f.Add(msg(protocol.Header{ID: id, TTL: 1}, protocol.NewPushProxyRequest()))
+	// Out-of-band hits (oob.go): LIME/12 for a search of ours (registered
+	// below), v1 to v3, LIME/11 v2 and v3, and a QueryHit for that search.
+	self := netip.MustParseAddrPort("127.0.0.1:6346")
+	oobID := protocol.NewOOBGUID(self)
+	for _, sec := range []bool{false, true} {
+		f.Add(msg(protocol.Header{ID: oobID, TTL: 1}, protocol.NewOOBReplyIndication(protocol.OOBReplyIndication{Hits: 3, Secure: sec})))
+	}
+	v1 := protocol.NewOOBReplyIndication(protocol.OOBReplyIndication{Hits: 255})
+	v1.Version, v1.Data = 1, v1.Data[:1]
+	f.Add(msg(protocol.Header{ID: oobID, TTL: 1}, v1))
+	f.Add(msg(protocol.Header{ID: oobID, TTL: 1}, protocol.NewOOBReplyAck(255, nil)))
+	f.Add(msg(protocol.Header{ID: oobID, TTL: 9}, protocol.NewOOBReplyAck(2, []byte("token"))))
+	f.Add(msg(protocol.Header{ID: oobID, TTL: 1}, protocol.NewQueryHit([4]byte{127, 0, 0, 2}, 40000, 100,
+		[]protocol.Result{{Index: 1, Size: 10, Name: []byte("zebra.txt")}},
+		protocol.HitTrailer{Vendor: VendorCode, GGEP: protocol.GGEP{{ID: protocol.GGEPSecureOOB, Data: []byte("token")}}}, id)))
 	bad := msg(protocol.Header{ID: id, TTL: 1}, &protocol.Ping{})
 	bad[19] = 0xff // length over the data
 	f.Add(bad)
@@ -213,11 +229,11 @@ func FuzzUDPDatagram(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	self := netip.MustParseAddrPort("127.0.0.1:6346")
 	s.self.Store(&self)
 	s.started = s.now()
 	u := newUDPSide(s, nil)
 	s.udp = u
+	s.searches.register(oobID, routing.NewSearch(protocol.NewQuery("zebra", 0), "fuzz", 100))
 	from := netip.MustParseAddrPort("127.0.0.2:40000")
 	f.Fuzz(func(t *testing.T, in []byte) {
 		u.handleDatagram(in, from)

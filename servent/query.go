@@ -168,8 +168,8 @@ func (s *Servent) answerQuery(l *Link, h protocol.Header, q *protocol.Query, wal
 		return // firewalled to firewalled cannot transfer
 	}
 	results := s.cfg.Library.Answer(q, h)
-	if len(results) == 0 {
-		return
+	if len(results) == 0 || s.offerOOB(h, q, results) {
+		return // none, or offered by UDP (oob.go)
 	}
 	ttl := s.router.ttl.ReplyTTL(h.Hops)
 	if walkSteps > 0 {
@@ -190,6 +190,12 @@ const hitRecords = 10
 // It builds nothing while we have no IPv4 address to put in them. Query
 // answers and Browse Host (browse.go) both use it.
 func (s *Servent) ourHits(results []protocol.Result, emit func(*protocol.QueryHit) bool) {
+	s.buildHits(results, hitRecords, nil, emit)
+}
+
+// buildHits is ourHits with per records a hit and extra GGEP in each
+// trailer (out-of-band hits, oob.go: smaller datagrams, the "SO" token).
+func (s *Servent) buildHits(results []protocol.Result, per int, extra protocol.GGEP, emit func(*protocol.QueryHit) bool) {
 	self := s.Addr()
 	ip4 := self.Addr().Unmap()
 	if !ip4.Is4() {
@@ -200,8 +206,9 @@ func (s *Servent) ourHits(results []protocol.Result, emit func(*protocol.QueryHi
 	if s.servesBrowse() {
 		trailer.GGEP = append(trailer.GGEP, protocol.Extension{ID: "BH"})
 	}
-	for start := 0; start < len(results); start += hitRecords {
-		end := min(start+hitRecords, len(results))
+	trailer.GGEP = append(trailer.GGEP, extra...)
+	for start := 0; start < len(results); start += per {
+		end := min(start+per, len(results))
 		if !emit(protocol.NewQueryHit(ip4.As4(), self.Port(), s.hitSpeed(), results[start:end], trailer, s.id)) {
 			return
 		}

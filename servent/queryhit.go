@@ -42,7 +42,7 @@ func (r *router) handleQueryHit(l *Link, h protocol.Header, payload []byte) {
 			r.undecodable(l, h, err)
 			return
 		}
-		s.searches.deliver(h, hit, l)
+		s.searches.deliver(h, hit, now)
 		return
 	}
 	r.forwardReply(dst, h, payload)

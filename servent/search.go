@@ -47,7 +47,7 @@ func (s *Servent) WatchHits(id protocol.GUID, fn HitWatcher) (cancel func()) {
 	}
 }
 
-func (t *searchTable) deliver(h protocol.Header, hit *protocol.QueryHit, l *Link) {
+func (t *searchTable) deliver(h protocol.Header, hit *protocol.QueryHit, at time.Time) {
 	t.mu.Lock()
 	fn := t.watchers[h.ID]
 	t.mu.Unlock()
@@ -55,7 +55,7 @@ func (t *searchTable) deliver(h protocol.Header, hit *protocol.QueryHit, l *Link
 		t.tap(hit)
 	}
 	if fn != nil {
-		fn(h, hit, l.s.now())
+		fn(h, hit, at)
 	}
 }
 
@@ -101,6 +101,7 @@ func (n *searchNet) Self() netip.AddrPort { return n.s.Addr() }
 
 func (n *searchNet) SendQuery(id protocol.GUID, q *protocol.Query, ttl uint8, to []routing.LinkID) int {
 	s := n.s
+	q = s.oobQuery(id, q) // marked for out-of-band hits when id names us (oob.go)
 	s.searches.register(id, n.search)
 	if _, ok := s.searches.watcher(id); !ok {
 		search := n.search
@@ -149,7 +150,7 @@ func (s *Servent) Neighbours() []routing.Neighbour {
 // returned search holds the hits and what it cost; it answers walker checks
 // only while running.
 func (s *Servent) Search(ctx context.Context, q *protocol.Query, strategy routing.Strategy, enough int, timeout time.Duration) *routing.Search {
-	return s.run(ctx, routing.NewSearch(s.ownQuery(q), strategy.Name(), enough), strategy, timeout)
+	return s.run(ctx, s.newSearch(s.ownQuery(q), strategy.Name(), enough), strategy, timeout)
 }
 
 // ownQuery is q as we send it: marked firewalled when we are. It is set
@@ -195,7 +196,7 @@ func (s *Servent) StartSearch(q *protocol.Query, strategy routing.Strategy, enou
 	go func() {
 		defer s.wg.Done()
 		defer close(ch)
-		search := routing.NewSearch(s.ownQuery(q), strategy.Name(), enough)
+		search := s.newSearch(s.ownQuery(q), strategy.Name(), enough)
 		started <- search
 		s.run(s.ctx, search, strategy, timeout)
 	}()

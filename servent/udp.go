@@ -97,18 +97,19 @@ type udpOwed struct {
 
 // UDPStats counts what the UDP side did, in datagrams.
 type UDPStats struct {
-	Received    int64 `json:"received"`
-	Sent        int64 `json:"sent"`
-	Malformed   int64 `json:"malformed"`    // dropped: not one well-formed descriptor
-	Oversized   int64 `json:"oversized"`    // dropped: longer than maxUDPDatagram
-	RateLimited int64 `json:"rate_limited"` // dropped: over the address's budget
-	Hostile     int64 `json:"hostile"`      // dropped: from a hostile or banned address
-	Unsolicited int64 `json:"unsolicited"`  // dropped: pongs to no ping of ours
-	Unhandled   int64 `json:"unhandled"`    // dropped: types not handled over UDP (yet)
-	QueueFull   int64 `json:"queue_full"`   // replies dropped because the send queue was full
-	Proofs      int64 `json:"proofs"`       // bare pings sent to prove a pinger's address
-	PongsSent   int64 `json:"pongs_sent"`
-	PongsRead   int64 `json:"pongs_read"`
+	Received    int64    `json:"received"`
+	Sent        int64    `json:"sent"`
+	Malformed   int64    `json:"malformed"`    // dropped: not one well-formed descriptor
+	Oversized   int64    `json:"oversized"`    // dropped: longer than maxUDPDatagram
+	RateLimited int64    `json:"rate_limited"` // dropped: over the address's budget
+	Hostile     int64    `json:"hostile"`      // dropped: from a hostile or banned address
+	Unsolicited int64    `json:"unsolicited"`  // dropped: pongs to no ping of ours
+	Unhandled   int64    `json:"unhandled"`    // dropped: types not handled over UDP (yet)
+	QueueFull   int64    `json:"queue_full"`   // replies dropped because the send queue was full
+	Proofs      int64    `json:"proofs"`       // bare pings sent to prove a pinger's address
+	PongsSent   int64    `json:"pongs_sent"`
+	PongsRead   int64    `json:"pongs_read"`
+	OOB         OOBStats `json:"oob"` // out-of-band hits (oob.go)
 }
 
 type udpStats struct {
@@ -132,6 +133,7 @@ type udpSide struct {
 	await   map[netip.AddrPort]time.Time    // hosts we pinged, last time
 	owed    map[netip.AddrPort]udpOwed      // pongs owed to unproven pingers
 	lastUHC map[netip.AddrPort]time.Time    // last ping to each host cache
+	oob     oobState                        // out-of-band hits (oob.go), its own lock
 	q       [udpPrios][]udpOut
 	queued  int
 }
@@ -195,6 +197,7 @@ func (s *Servent) UDPStats() UDPStats {
 		Unsolicited: st.unsolicited.Load(), Unhandled: st.unhandled.Load(),
 		QueueFull: st.queueFull.Load(), Proofs: st.proofs.Load(),
 		PongsSent: st.pongsSent.Load(), PongsRead: st.pongsRead.Load(),
+		OOB: s.udp.oob.snapshot(),
 	}
 }
 
@@ -326,8 +329,10 @@ func (u *udpSide) handleDatagram(b []byte, from netip.AddrPort) {
 		u.handlePing(h, payload, len(b), from, now)
 	case protocol.TypePong:
 		u.handlePong(h, payload, from, now)
+	case protocol.TypeVendor, protocol.TypeStdVendor, protocol.TypeQueryHit:
+		u.handleOOB(h, payload, from, now) // oob.go
 	default:
-		u.stats.unhandled.Add(1) // out-of-band hits and GUESS queries come here later
+		u.stats.unhandled.Add(1)
 	}
 }
 

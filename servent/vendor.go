@@ -12,6 +12,8 @@ var ourVendorMessages = []protocol.VendorMessageID{
 	protocol.QueryStatusResponseID,
 	protocol.PushProxyRequestID,
 	protocol.PushProxyAckID,
+	{Vendor: protocol.VendorLIME, Selector: 11, Version: 3}, // OOB ack (oob.go), v2 and v3
+	{Vendor: protocol.VendorLIME, Selector: 12, Version: 3}, // OOB reply number, v1 to v3
 }
 
 func supportedVendorMessages() *protocol.Vendor {
