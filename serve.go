@@ -31,6 +31,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: d.ListenAddr, Usage: "`ADDR`ess (ip:port) of the one listening port"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "`HOST:PORT` of a servent to join through (repeatable)"},
 			&cli.StringSliceFlag{Name: "gwebcache", Usage: "`URL` of a GWebCache to ask for hosts (repeatable)"},
+			&cli.BoolFlag{Name: "no-tls", Usage: "neither accept TLS on the listening port nor dial TLS to peers that say they speak it (docs/protocol.md §12)"},
 			&cli.BoolFlag{Name: "no-oob", Usage: "do not ask for out-of-band hits (by UDP) in our searches; we still answer others' OOB queries"},
 			&cli.StringSliceFlag{Name: "uhc", Usage: "`HOST:PORT` of a UDP host cache to ping for ultrapeers (repeatable; any ultrapeer of ours is one)"},
 			dataDirFlag("`DIR` for the servent ID, host cache, control.json, config.toml and (by default) downloads"),
@@ -76,6 +77,9 @@ func serveCommand() *cli.Command {
 			cfg.Peers = c.StringSlice("peer")
 			cfg.GWebCaches = c.StringSlice("gwebcache")
 			cfg.UHCs = c.StringSlice("uhc")
+			if c.Bool("no-tls") {
+				cfg.TLS = false
+			}
 			if c.Bool("no-oob") {
 				cfg.OOB = false
 			}
