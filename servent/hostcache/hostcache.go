@@ -370,6 +370,17 @@ func (c *Cache) Len() int {
 // UDP host cache, adding it (as an ultrapeer when ultra) when the policy
 // admits it. It reports whether a is in the cache afterwards.
 func (c *Cache) SawUDP(a netip.AddrPort, ultra, uhc bool, now time.Time) bool {
+	flags := hostSpeaksUDP
+	if uhc {
+		flags |= hostIsUHC
+	}
+	return c.markUDP(a, ultra, false, flags, now)
+}
+
+// markUDP sets flags on a's entry, adding it (as an ultrapeer when ultra)
+// as learnt from a pong when the policy admits it; sure makes a known entry
+// an ultrapeer too. It reports whether a is in the cache afterwards.
+func (c *Cache) markUDP(a netip.AddrPort, ultra, sure bool, flags hostUDP, now time.Time) bool {
 	a = Canon(a)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -380,10 +391,10 @@ func (c *Cache) SawUDP(a netip.AddrPort, ultra, uhc bool, now time.Time) bool {
 		}
 		e = c.addLocked(a, ultra, SourcePong, now)
 	}
-	e.udp |= hostSpeaksUDP
-	if uhc {
-		e.udp |= hostIsUHC
+	if sure {
+		e.ultra = true
 	}
+	e.udp |= flags
 	return true
 }
 
@@ -392,19 +403,7 @@ func (c *Cache) SawUDP(a netip.AddrPort, ultra, uhc bool, now time.Time) bool {
 // adding it when the policy admits it. It reports whether a is in the
 // cache afterwards.
 func (c *Cache) SawGUESS(a netip.AddrPort, now time.Time) bool {
-	a = Canon(a)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.hosts[a]
-	if !ok {
-		if c.Check(a) != nil {
-			return false
-		}
-		e = c.addLocked(a, true, SourcePong, now)
-	}
-	e.ultra = true
-	e.udp |= hostGUESS
-	return true
+	return c.markUDP(a, true, true, hostGUESS, now)
 }
 
 // GUESSHosts returns up to n of the GUESS ultrapeers the cache knows, best
