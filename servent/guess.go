@@ -270,8 +270,9 @@ func (u *udpSide) giveKey(id protocol.GUID, ipp bool, size int, from netip.AddrP
 		return
 	}
 	if len(pong) <= size || u.provenOrAwaited(from, now) {
-		if u.send(from, pong, udpPrioControl) {
-			s.guess.keysGiven.Add(1)
+		s.guess.keysGiven.Add(1) // before the send: the answer can beat this goroutine
+		if !u.send(from, pong, udpPrioControl) {
+			s.guess.keysGiven.Add(-1)
 		}
 		return
 	}
@@ -554,9 +555,11 @@ func (s *Servent) guessRelayHit(h protocol.Header, payload []byte, now time.Time
 	if err != nil {
 		return
 	}
-	if u.send(rl.to, b, udpPrioBulk) {
-		g.hitsRelayed.Add(1)
-		s.router.stats.Routed.Add(1)
+	g.hitsRelayed.Add(1) // before the send: the hit can arrive before this goroutine runs again
+	s.router.stats.Routed.Add(1)
+	if !u.send(rl.to, b, udpPrioBulk) {
+		g.hitsRelayed.Add(-1)
+		s.router.stats.Routed.Add(^uint64(0))
 	}
 }
 

@@ -197,8 +197,11 @@ func (s *Servent) offerOOB(h protocol.Header, q *protocol.Query, results []proto
 	o.offers[h.ID] = &oobOffer{to: to, results: results, at: now}
 	o.perAddr[ip]++
 	o.mu.Unlock()
-	if u.send(to, msg, udpPrioControl) {
-		o.stats.offers.Add(1)
+	// Counted before the send: the ack and the hits can come back before
+	// this goroutine runs again.
+	o.stats.offers.Add(1)
+	if !u.send(to, msg, udpPrioControl) {
+		o.stats.offers.Add(-1)
 	}
 	return true
 }
@@ -268,8 +271,9 @@ func (u *udpSide) oobAck(id protocol.GUID, want uint8, token []byte, from netip.
 		if err != nil || len(b) > maxUDPDatagram {
 			return true
 		}
-		if u.send(from, b, udpPrioBulk) {
-			o.stats.hitsSent.Add(1)
+		o.stats.hitsSent.Add(1) // before the send, as offers above
+		if !u.send(from, b, udpPrioBulk) {
+			o.stats.hitsSent.Add(-1)
 		}
 		return true
 	})
