@@ -158,6 +158,9 @@ func Start(ctx context.Context, opts Options) (*Network, error) {
 	return n, nil
 }
 
+// linkAttempts is how many times link dials one edge before giving up.
+const linkAttempts = 3
+
 // link dials every edge (a bounded number at a time) and waits for both
 // ends of each to be up.
 func (n *Network) link(ctx context.Context) error {
@@ -173,7 +176,16 @@ func (n *Network) link(ctx context.Context) error {
 			defer wg.Done()
 			defer func() { <-sem }()
 			a, b := n.Servents[e.A], n.Servents[e.B]
-			if _, err := a.Connect(ctx, b.Addr()); err != nil {
+			// A loaded machine (hundreds of servents, a build beside them)
+			// can make one handshake miss its timeout: try an edge up to
+			// linkAttempts times before the whole network fails.
+			var err error
+			for try := 1; try <= linkAttempts; try++ {
+				if _, err = a.Connect(ctx, b.Addr()); err == nil || ctx.Err() != nil {
+					break
+				}
+			}
+			if err != nil {
 				errs <- fmt.Errorf("testnet: link %d→%d: %w", e.A, e.B, err)
 			}
 		}()
