@@ -187,13 +187,16 @@ func TestOOBWithGtkGnutellaInNetns(t *testing.T) {
 			t.Fatalf("%v to %v: %v", l.s.Addr(), l.to, err)
 		}
 	}
-	await.Until(t, "sharer's QRP table at our ultrapeer", func() bool {
+	// Our ultrapeer sends a query on its last hop only where the QRP table matches: sharer's table, and
+	// gtk-gnutella's (ultrapeer QRP), must be in before the first search.
+	await.Until(t, "sharer's and gtk-gnutella's QRP tables at our ultrapeer", func() bool {
+		tables := 0
 		for _, l := range ourUp.Links() {
-			if l.PeerID == sharer.ID() && l.PeerTable() != nil {
-				return true
+			if (l.PeerID == sharer.ID() || l.Remote == gtk.Addr) && l.PeerTable() != nil {
+				tables++
 			}
 		}
-		return false
+		return tables == 2
 	})
 
 	// searchGtk runs searches of s for "oobzebu <word>", a fresh word each time, until one has 3 results.
@@ -232,7 +235,9 @@ func TestOOBWithGtkGnutellaInNetns(t *testing.T) {
 			text = fresh()
 			gtk.Shell(t, "search close")
 			gtk.Shell(t, `search add "`+text+`"`)
-			deadline := time.Now().Add(8 * time.Second)
+			// gtk-gnutella sends its searches one per search_queue_spacing (10 s at least, sq.c), the first
+			// one 10 s after start: wait longer than that before trying again.
+			deadline := time.Now().Add(15 * time.Second)
 			for time.Now().Before(deadline) {
 				if out = gtk.Shell(t, "search results"); strings.Count(out, "oobkiwi") >= len(results) {
 					return true
