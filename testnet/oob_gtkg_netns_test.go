@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -307,8 +308,43 @@ func TestOOBWithGtkGnutellaInNetns(t *testing.T) {
 			t.Errorf("the leaf got something by UDP: %+v", pst)
 		}
 	})
+	// gtk-gnutella's own counters (its shell's "stats general") for the same story: it claimed our hits with
+	// tokens (b, and c's proxy) and took them as requested; it answered our leaf's claim (a); it stripped one
+	// leaf query and proxied one.
+	stats := gtk.Shell(t, "stats general")
+	for _, c := range []struct {
+		name string
+		min  int
+		max  int
+	}{
+		{"oob_hits_securely_claimed", 2, -1}, // (b) and (c)'s proxy: LIME/11 v3 sent to our sharer
+		{"unrequested_oob_hits", 0, 0},       // our hits all carried its token
+		{"oob_hits_with_alien_ip", 0, 0},     // and our own address
+		{"claimed_oob_hits", 1, -1},          // (a): our querier's LIME/11 claimed its hits
+		{"spurious_oob_hit_claim", 0, 0},
+		{"oob_queries_stripped", 1, -1}, // (c)
+		{"oob_proxied_query_hits", 1, -1},
+	} {
+		n, ok := gtkStat(stats, c.name)
+		t.Logf("gtk-gnutella's %s: %d", c.name, n)
+		if !ok || n < c.min || (c.max >= 0 && n > c.max) {
+			t.Errorf("gtk-gnutella's %s is %d (found: %v), want %d..%d", c.name, n, ok, c.min, c.max)
+		}
+	}
 	if t.Failed() {
 		t.Logf("gtk-gnutella: %s", gtk.Shell(t, "props -v is_firewalled is_udp_firewalled recv_solicited_udp send_oob_queries process_oob_queries proxy_oob_queries current_peermode"))
 		t.Logf("gtk-gnutella: stats:\n%s", gtk.Shell(t, "stats drop"))
 	}
+}
+
+// gtkStat reads the counter called name from the output of gtk-gnutella's "stats general" ("name value" lines).
+func gtkStat(out, name string) (int, bool) {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == name {
+			n, err := strconv.Atoi(f[1])
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
