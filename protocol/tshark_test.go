@@ -309,8 +309,12 @@ func TestTsharkFlagsACorruptedQueryHit(t *testing.T) {
 // table accepts), so a capture of our UDP traffic shows bare UDP payloads.
 // A datagram holds exactly one descriptor, the same bytes a TCP segment of
 // a link would carry, so the descriptors of the UDP side (the host-cache
-// ping with SCP and VC, the bare proof ping, the pong with IPP and UDPHC)
-// are judged here as TCP segments, one per segment.
+// ping with SCP and VC, the bare proof ping, the pong with IPP and UDPHC,
+// and out-of-band hits: LIME/12 v2 and v3, LIME/11 v2 and v3 with a token,
+// and a QueryHit echoing that token in GGEP "SO", as servent/oob.go sends
+// them) are judged here as TCP segments, one per segment. The dissector
+// shows the vendor messages as unknown payloads: only their framing is
+// judged.
 func TestTsharkDecodesOurUDPDescriptorsWithoutMalformedPackets(t *testing.T) {
 	tshark, text2pcap := needTshark(t)
 	hosts := []netip.AddrPort{netip.MustParseAddrPort("192.0.2.10:6346"), netip.MustParseAddrPort("192.0.2.11:6347")}
@@ -323,9 +327,34 @@ func TestTsharkDecodesOurUDPDescriptorsWithoutMalformedPackets(t *testing.T) {
 		{Header: Header{ID: NewGUID(), TTL: 1}, Payload: &Ping{}},
 		{Header: Header{ID: NewGUID(), TTL: 1}, Payload: pong},
 	}
+	muid := NewOOBGUID(netip.MustParseAddrPort("192.0.2.20:6346"))
+	token := []byte{1, 2, 3, 4, 5, 6, 7, 8}
+	var oobResults []Result
+	for i := range 5 {
+		oobResults = append(oobResults, Result{Index: uint32(i + 1), Size: 4096, Name: []byte(fmt.Sprintf("oob %d.bin", i))})
+	}
+	oobHit := NewQueryHit([4]byte{192, 0, 2, 21}, 6346, 1000, oobResults,
+		HitTrailer{Vendor: VendorCode{'G', 'N', 'U', 'T'}, GGEP: GGEP{{ID: GGEPSecureOOB, Data: token}}},
+		GUID{0x0e, 0xfd, 0x31, 0x02})
+	msgs = append(msgs,
+		&Message{Header: Header{ID: muid, TTL: 1}, Payload: NewOOBReplyIndication(OOBReplyIndication{Hits: 5, Unsolicited: true})},
+		&Message{Header: Header{ID: muid, TTL: 1}, Payload: NewOOBReplyIndication(OOBReplyIndication{Hits: 5, Secure: true})},
+		&Message{Header: Header{ID: muid, TTL: 1}, Payload: NewOOBReplyAck(5, nil)},
+		&Message{Header: Header{ID: muid, TTL: 1}, Payload: NewOOBReplyAck(5, token)},
+		&Message{Header: Header{ID: muid, TTL: 1}, Payload: oobHit},
+	)
 	_, descs := encodeAll(t, msgs)
 	pcap := writePcap(t, text2pcap, descs)
 	noMalformed(t, tshark, pcap)
+	var hitRows [][]string
+	for _, r := range tsharkFields(t, tshark, pcap, "gnutella.queryhit.count", "gnutella.queryhit.ip", "gnutella.header.id") {
+		if len(r) == 3 && r[0] != "" {
+			hitRows = append(hitRows, r)
+		}
+	}
+	if want := [][]string{{"5", "192.0.2.21", fmt.Sprintf("%x", muid[:])}}; fmt.Sprint(hitRows) != fmt.Sprint(want) {
+		t.Errorf("tshark reads the out-of-band hit as %q, want %q", hitRows, want)
+	}
 	var got [][]string
 	for _, r := range tsharkFields(t, tshark, pcap, "gnutella.pong.port", "gnutella.pong.ip", "gnutella.pong.files") {
 		if strings.Join(r, "") != "" {

@@ -61,7 +61,10 @@ func sharing(word string, n int, mode Mode, log *queryLog) Config {
 //     ultrapeer, hops 1) without the OOB flag, and our hits go back by TCP;
 //   - our leaf's OOB search relayed by gtk-gnutella (an ultrapeer) reaches
 //     our other servent with the flag cleared, and its hits come back by
-//     TCP.
+//     TCP. (A gtk-gnutella ultrapeer never relays its own leaf's OOB flag,
+//     routable or not: it OOB-proxies the query or strips the flag, dq.c
+//     dq_launch_net; testnet/oob_gtkg_netns_test.go shows OOB with
+//     gtk-gnutella both ways on routable addresses.)
 //
 // Both halves hold the counters at zero; if a gtk-gnutella ever does OOB on
 // loopback, this test fails and says so.

@@ -306,3 +306,47 @@ func newUDPPeerOn(t *testing.T, ip string) *udpPeer {
 	t.Cleanup(func() { conn.Close() })
 	return &udpPeer{t: t, conn: conn}
 }
+
+// A leaf's query that its ultrapeer runs as a dynamic query leaves the
+// ultrapeer with hops 1, so a servent two hops from the leaf (here an
+// ultrapeer next to the leaf's) sees it at hops 1 and answers out of band,
+// by UDP to the leaf. Found against gtk-gnutella in a lab
+// (testnet/oob_gtkg_netns_test.go): our ultrapeer sent its leaves' queries
+// with hops 0, so gtk-gnutella, two hops from our leaf, took them for a
+// neighbour's own queries and answered over TCP.
+func TestOOBLeafQueryRunByItsUltrapeerLeavesAtHopsOne(t *testing.T) {
+	qc := testConfig()
+	qc.Mode = ModeLeaf
+	var hops atomic.Int32
+	hops.Store(-1)
+	rc := testConfig()
+	rc.Library = StaticLibrary{
+		Results: func(q *protocol.Query, h protocol.Header) []protocol.Result {
+			hops.Store(int32(h.Hops))
+			return zebraResults(7)
+		},
+		Table: ultrapeer.BuildTable(16, [][]string{{"zebra"}}, nil),
+	}
+	up, querier, responder := startServent(t, testConfig()), startServent(t, qc), startServent(t, rc)
+	if _, err := querier.Connect(ctxT(t), up.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Connect(ctxT(t), responder.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := responder.WaitLinks(ctxT(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	search, done := querier.StartSearch(protocol.NewQuery("zebra", 0), routing.Flood{TTL: 3}, 7, time.Minute)
+	await.Recv(t, "the search to end with 7 results", done)
+	if n := search.Len(); n != 7 {
+		t.Fatalf("%d results, want 7", n)
+	}
+	if h := hops.Load(); h != 1 {
+		t.Errorf("the responder got the leaf's query at hops %d, want 1", h)
+	}
+	q, r := querier.UDPStats().OOB, responder.UDPStats().OOB
+	if q.ResultsRead != 7 || r.Offers != 1 || r.HitsSent == 0 {
+		t.Errorf("not answered out of band: querier %+v, responder %+v", q, r)
+	}
+}

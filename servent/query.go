@@ -232,6 +232,12 @@ func (s *Servent) busy() bool { return s.cfg.Transfers != nil && s.cfg.Transfers
 // TTL, to the given links (every ultrapeer and normal link when to is nil).
 // Hits come back through WatchHits and Searches.
 func (s *Servent) OriginateQuery(id protocol.GUID, q *protocol.Query, ttl uint8, to []*Link) int {
+	return s.sendQuery(id, q, ttl, 0, to)
+}
+
+// sendQuery is OriginateQuery with the hop count the query leaves with: 0
+// for ours, 1 for a leaf's query we run as a dynamic query (dq.go).
+func (s *Servent) sendQuery(id protocol.GUID, q *protocol.Query, ttl, hops uint8, to []*Link) int {
 	payload, err := q.AppendTo(nil)
 	if err != nil {
 		return 0
@@ -239,7 +245,7 @@ func (s *Servent) OriginateQuery(id protocol.GUID, q *protocol.Query, ttl uint8,
 	r := s.router
 	dup, _ := r.dups.Check(id, protocol.TypeQuery, ttl)
 	r.query.Add(id, routing.Local, s.now())
-	h := protocol.Header{ID: id, Type: protocol.TypeQuery, TTL: ttl}
+	h := protocol.Header{ID: id, Type: protocol.TypeQuery, TTL: ttl, Hops: hops}
 	qq := &lazyQRP{q: q}
 	leaves := 0
 	if !dup && !s.isLeaf() {

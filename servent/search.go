@@ -119,7 +119,16 @@ func (n *searchNet) SendQuery(id protocol.GUID, q *protocol.Query, ttl uint8, to
 			return 0
 		}
 	}
-	return s.OriginateQuery(id, q, ttl, links)
+	// A leaf's query (exclude is that leaf) has come one hop already: it
+	// leaves with hops 1, as gtk-gnutella's dynamic querying sends its
+	// leaves' queries (dq.c). With hops 0 a servent two hops from the leaf
+	// would take it for a direct neighbour's query and answer only over
+	// TCP, never out of band (gtk-gnutella: hops > 1; offerOOB: hops > 0).
+	var hops uint8
+	if n.exclude != nil {
+		hops = 1
+	}
+	return s.sendQuery(id, q, ttl, hops, links)
 }
 
 func (t *searchTable) watcher(id protocol.GUID) (HitWatcher, bool) {

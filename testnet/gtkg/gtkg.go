@@ -1,11 +1,13 @@
 // Package gtkg runs a real gtk-gnutella beside a test (../shared/interop/README.md): Start runs one on 127.0.0.1
-// when GTKG_BIN names its binary and the interop scripts are found (GTKG_INTEROP, default ../../shared/interop
-// from the test's package folder), and skips the test saying why otherwise.
+// (StartWith: or inside a network namespace, on that host's address) when GTKG_BIN names its binary and the
+// interop scripts are found (GTKG_INTEROP, default ../../shared/interop from the test's package folder), and skips
+// the test saying why otherwise.
 //
 // It is test equipment: the gnutella command does not import it.
 package gtkg
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -19,10 +21,26 @@ import (
 	"gnutella/testnet/await"
 )
 
-// Peer is a running gtk-gnutella on 127.0.0.1.
+// Peer is a running gtk-gnutella.
 type Peer struct {
 	Addr netip.AddrPort // its TCP and UDP port
 	Dir  string         // its config folder: gtkg.log is its log
+}
+
+// Options says how StartWith runs gtk-gnutella.
+type Options struct {
+	// Mode is "ultra" (the default when empty), "leaf" or "auto".
+	Mode string
+	// Share is the folder it shares.
+	Share string
+	// Props are extra config_gnet properties, "name = value" lines; they override run-peer.sh's.
+	Props string
+	// Netns, when set, is a network namespace (`ip netns` name) it runs in, listening on Addr:Port there
+	// instead of 127.0.0.1 (a free port). Its local shell is a Unix socket in its config folder, which the test
+	// reaches from outside the namespace.
+	Netns string
+	Addr  netip.Addr
+	Port  uint16
 }
 
 // Start starts gtk-gnutella as an ultrapeer sharing dir, with extra config_gnet properties ("name = value"
@@ -35,6 +53,16 @@ func Start(t testing.TB, share, props string) *Peer {
 // StartAs is Start in mode "ultra" or "leaf".
 func StartAs(t testing.TB, mode, share, props string) *Peer {
 	t.Helper()
+	return StartWith(t, Options{Mode: mode, Share: share, Props: props})
+}
+
+// StartWith starts gtk-gnutella as o says, and stops it when the test ends (logging its log if the test failed).
+func StartWith(t testing.TB, o Options) *Peer {
+	t.Helper()
+	mode, share, props := o.Mode, o.Share, o.Props
+	if mode == "" {
+		mode = "ultra"
+	}
 	if os.Getenv("GTKG_BIN") == "" {
 		t.Skip("GTKG_BIN is not set: build gtk-gnutella as ../shared/interop/README.md says to run this test")
 	}
@@ -49,7 +77,18 @@ func StartAs(t testing.TB, mode, share, props string) *Peer {
 	if _, err := os.Stat(script); err != nil {
 		t.Skipf("the interop scripts are not there (%v): set GTKG_INTEROP to ../shared/interop", err)
 	}
-	port := freePort(t)
+	addr := netip.MustParseAddr("127.0.0.1")
+	var port int
+	if o.Netns != "" {
+		if !o.Addr.Is4() || o.Port == 0 {
+			t.Fatalf("gtkg: namespace %s without an IPv4 address and port (%v, %d)", o.Netns, o.Addr, o.Port)
+		}
+		addr, port = o.Addr, int(o.Port)
+		// run-peer.sh binds to 127.0.0.1: these lines come after its own, and the later line wins.
+		props = fmt.Sprintf("forced_local_ip = \"%s\"\n%s", addr, props)
+	} else {
+		port = freePort(t)
+	}
 	// gtk-gnutella runs as nobody (it refuses root): it must reach its
 	// config folder and the shared one.
 	base := t.TempDir()
@@ -60,6 +99,10 @@ func StartAs(t testing.TB, mode, share, props string) *Peer {
 	}
 	cfg := filepath.Join(base, "gtkg")
 	cmd := exec.Command(script, strconv.Itoa(port), cfg, mode, share)
+	if o.Netns != "" {
+		// ip netns exec runs the script, and so gtk-gnutella that it starts, in the namespace.
+		cmd = exec.Command("ip", "netns", "exec", o.Netns, script, strconv.Itoa(port), cfg, mode, share)
+	}
 	cmd.Env = append(os.Environ(), "GTKG_EXTRA_PROPS="+props)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -80,7 +123,7 @@ func StartAs(t testing.TB, mode, share, props string) *Peer {
 			}
 		}
 	})
-	return &Peer{Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)), Dir: cfg}
+	return &Peer{Addr: netip.AddrPortFrom(addr, uint16(port)), Dir: cfg}
 }
 
 // Shell runs a command of gtk-gnutella's local shell (status, nodes, stats drop, ...) and returns its output.

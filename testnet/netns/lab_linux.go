@@ -20,7 +20,8 @@ import (
 // A Lab is a small network of "hosts" built from Linux network namespaces:
 //
 //	namespace <prefix>-sw:     bridge br0, with one port v<i> per host
-//	namespace <prefix>-<host>: lo, and eth0 (the other end of v<i>) with address 10.77.0.<i+1>/24
+//	namespace <prefix>-<host>: lo, and eth0 (the other end of v<i>) with address 10.77.0.<i+1>/24 (New), or
+//	                           host i+1 of the /24 given to NewOn
 //
 // The commands it runs, for each lab (all through `ip`, so the root namespace is left untouched: no interface,
 // address, route or rule is ever added there):
@@ -71,8 +72,9 @@ type HostSpec struct {
 // Host is one host of a lab.
 type Host struct {
 	Name string
-	// Addr is the host's address, 10.77.0.<i+1>. These addresses exist only inside the lab's namespaces: nothing
-	// outside the lab can reach them, and the lab cannot reach anything outside.
+	// Addr is the host's address, 10.77.0.<i+1> (or host i+1 of NewOn's subnet). These addresses exist only inside
+	// the lab's namespaces: the hosts have no route but their /24 on the lab's bridge, so nothing outside the lab
+	// can reach them, and the lab cannot reach anything outside, whatever the addresses are.
 	Addr netip.Addr
 	// Path is the namespace file (/run/netns/<ns>), for Transport.
 	Path       string
@@ -117,10 +119,24 @@ func unavailable(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnavailable, fmt.Sprintf(format, args...))
 }
 
-// New builds a lab named name with the given hosts. The caller must Close it (in a test: t.Cleanup). When the
-// error wraps ErrUnavailable this machine cannot build it (see there); other errors are bad arguments or a
-// command that failed. On error, whatever New had made is deleted again.
+// DefaultSubnet is the hosts' subnet in a lab made by New: private addresses (RFC 1918).
+var DefaultSubnet = netip.MustParsePrefix("10.77.0.0/24")
+
+// New builds a lab named name with the given hosts on DefaultSubnet. The caller must Close it (in a test:
+// t.Cleanup). When the error wraps ErrUnavailable this machine cannot build it (see there); other errors are bad
+// arguments or a command that failed. On error, whatever New had made is deleted again.
 func New(name string, hosts []HostSpec) (*Lab, error) {
+	return NewOn(name, DefaultSubnet, hosts)
+}
+
+// NewOn is New with the hosts on subnet, an IPv4 /24: host i gets its address i+1. A test picks another subnet
+// when a peer judges addresses: gtk-gnutella, for one, does no out-of-band hits for a private address, and a
+// subnet it deems routable (such as 100.64.0.0/24, shared address space that is never on the Internet) lets it.
+// The lab still has no route out, so nothing sent to such an address leaves the machine.
+func NewOn(name string, subnet netip.Prefix, hosts []HostSpec) (*Lab, error) {
+	if !subnet.Addr().Is4() || subnet.Bits() != 24 {
+		return nil, fmt.Errorf("netns lab: subnet %v, want an IPv4 /24", subnet)
+	}
 	if !nameRE.MatchString(name) {
 		return nil, fmt.Errorf("netns lab: bad lab name %q", name)
 	}
@@ -143,14 +159,14 @@ func New(name string, hosts []HostSpec) (*Lab, error) {
 	l := &Lab{bridge: "br0", prefix: fmt.Sprintf("%s%d-%d-%s", prefix, os.Getpid(), labSeq.Add(1), name)}
 	l.RemovedStale = removeStale()
 	l.sw = l.prefix + "-sw"
-	if err := l.build(hosts); err != nil {
+	if err := l.build(subnet.Masked().Addr().As4(), hosts); err != nil {
 		return nil, errors.Join(err, l.Close())
 	}
 	return l, nil
 }
 
 // build makes the switch and the hosts.
-func (l *Lab) build(hosts []HostSpec) error {
+func (l *Lab) build(net [4]byte, hosts []HostSpec) error {
 	if out, err := l.addNetns(l.sw); err != nil {
 		return unavailable("cannot create a network namespace here (%v: %s)", err, out)
 	}
@@ -161,7 +177,7 @@ func (l *Lab) build(hosts []HostSpec) error {
 		return err
 	}
 	for i, spec := range hosts {
-		h := &Host{Name: spec.Name, Addr: netip.AddrFrom4([4]byte{10, 77, 0, byte(i + 1)}),
+		h := &Host{Name: spec.Name, Addr: netip.AddrFrom4([4]byte{net[0], net[1], net[2], byte(i + 1)}),
 			Firewalled: spec.Firewalled, ns: l.prefix + "-" + spec.Name}
 		h.Path = "/run/netns/" + h.ns
 		if out, err := l.addNetns(h.ns); err != nil {
@@ -228,6 +244,9 @@ func (l *Lab) Remaining() ([]string, error) {
 	}
 	return left, nil
 }
+
+// Netns is the name of h's namespace, for `ip netns exec NAME command`.
+func (h *Host) Netns() string { return h.ns }
 
 // Transport returns a Transport whose sockets live in h's namespace.
 func (l *Lab) Transport(h *Host) Transport {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -123,5 +124,53 @@ func TestLabDelay(t *testing.T) {
 	c.Close()
 	if took < delay {
 		t.Errorf("a connect to the delayed host took %v, want at least %v", took, delay)
+	}
+}
+
+// NewOn puts the hosts on the subnet given, and a Transport's UDP socket lives in its host's namespace: a
+// datagram from one host reaches the other with the sender's lab address as its source.
+func TestLabOnSubnetCarriesDatagrams(t *testing.T) {
+	if _, err := NewOn("bad", netip.MustParsePrefix("100.64.0.0/16"), []HostSpec{{Name: "a"}}); err == nil || errors.Is(err, ErrUnavailable) {
+		t.Errorf("NewOn with a /16: %v, want an argument error", err)
+	}
+	lab, err := NewOn("udp", netip.MustParsePrefix("100.64.0.0/24"), []HostSpec{{Name: "a"}, {Name: "b"}})
+	if errors.Is(err, ErrUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	a, b := lab.Host("a"), lab.Host("b")
+	if a.Addr != netip.MustParseAddr("100.64.0.1") || b.Addr != netip.MustParseAddr("100.64.0.2") {
+		t.Fatalf("hosts at %v and %v, want 100.64.0.1 and 100.64.0.2", a.Addr, b.Addr)
+	}
+	if !strings.HasSuffix(a.Path, "/"+a.Netns()) {
+		t.Errorf("namespace %q, file %q", a.Netns(), a.Path)
+	}
+	pb, err := lab.Transport(b).ListenPacket(netip.AddrPortFrom(b.Addr, 6346).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pb.Close()
+	pa, err := lab.Transport(a).ListenPacket(netip.AddrPortFrom(a.Addr, 6346).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pa.Close()
+	if _, err := pa.WriteTo([]byte("hello"), pb.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	n, from, err := pb.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	if got := from.String(); got != "100.64.0.1:6346" {
+		t.Errorf("the datagram came from %s, want 100.64.0.1:6346", got)
 	}
 }

@@ -33,7 +33,10 @@ type Transport struct {
 	Dialer net.Dialer
 }
 
-var _ servent.Transport = Transport{}
+var (
+	_ servent.Transport       = Transport{}
+	_ servent.PacketTransport = Transport{}
+)
 
 // Listen listens on the TCP address addr inside the namespace.
 func (t Transport) Listen(addr string) (net.Listener, error) {
@@ -75,6 +78,25 @@ func (t Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		return nil, err
 	}
 	return conn, nil
+}
+
+// ListenPacket listens for UDP datagrams on addr inside the namespace (servent.PacketTransport): a servent on this
+// Transport gets its UDP side there too.
+func (t Transport) ListenPacket(addr string) (net.PacketConn, error) {
+	var pc net.PacketConn
+	err := t.inNetns(func() error {
+		var err error
+		var lc net.ListenConfig
+		pc, err = lc.ListenPacket(context.Background(), "udp", addr)
+		return err
+	})
+	if err != nil {
+		if pc != nil { // made, but the thread could not be restored
+			pc.Close()
+		}
+		return nil, err
+	}
+	return pc, nil
 }
 
 // errRestore marks a thread that could not be switched back to its own namespace.
