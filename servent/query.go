@@ -66,6 +66,14 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 	if s.isLeaf() {
 		return // a leaf never relays (docs/protocol.md §3.9)
 	}
+	leafID := h.ID // the leaf's MUID, for its dynamic query
+	if !dup && l.Kind == LinkLeaf {
+		// A leaf's query that asks for no out-of-band hits: we ask for
+		// them in its place, under a MUID of ours (oobproxy.go).
+		if ph, pq, pp, ok := s.oobProxyQuery(l, h, q); ok {
+			h, q, payload = ph, pq, pp
+		}
+	}
 	qq := &lazyQRP{q: q}
 	out, ok := r.ttl.Forward(h)
 	if !dup {
@@ -81,7 +89,7 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 	if l.Kind == LinkLeaf {
 		// A leaf's query: we run it as a dynamic query instead of flooding
 		// it with the leaf's TTL (docs/protocol.md §5.4).
-		if !dup && s.startLeafDQ(l, h, q) {
+		if !dup && s.startLeafDQ(l, leafID, h, q) {
 			return
 		}
 	}
