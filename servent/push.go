@@ -3,6 +3,7 @@ package servent
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"time"
 
@@ -147,7 +148,16 @@ func (n *Node) HandlePush(p *protocol.Push, h protocol.Header) {
 		defer n.wg.Done()
 		defer func() { <-n.pushCallbacks }()
 		ctx, cancel := context.WithTimeout(n.ctx, 20*time.Second)
-		conn, err := n.transport.Dial(ctx, addr.String())
+		var conn net.Conn
+		var err error
+		if p.SpeaksTLS() && n.cfg.TLS {
+			// The downloader takes TLS at addr (gtk-gnutella's Push "TLS"):
+			// the callback goes over TLS, plain again if that fails.
+			n.tls.speaksTLS(addr)
+			conn, err = n.dialLink(ctx, addr)
+		} else {
+			conn, err = n.transport.Dial(ctx, addr.String())
+		}
 		cancel()
 		if err != nil {
 			n.guard.Failed(addr, time.Now())
@@ -188,6 +198,11 @@ func (n *Node) sendPush(src transfer.Source) error {
 		}
 	}
 	p := &protocol.Push{ServentID: src.ServentID, Index: src.Index, IP: self.Addr().Unmap().As4(), Port: self.Port()}
+	if n.cfg.TLS {
+		// we take TLS on our port: ask for the callback over TLS, as
+		// gtk-gnutella does whenever its TLS is on
+		p.GGEP = protocol.GGEP{{ID: protocol.GGEPTLS}}
+	}
 	if n.SendPush(p, n.cfg.MaxTTL) == 0 {
 		return errors.New("no route to the servent: no link carried a hit from it")
 	}

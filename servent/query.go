@@ -194,7 +194,7 @@ const hitRecords = 10
 
 // ourHits builds our QueryHits for results, hitRecords records each, with
 // our address, our servent ID and the trailer (firewalled, busy, push
-// proxies, Browse Host), and hands each to emit until it returns false.
+// proxies, Browse Host, TLS), and hands each to emit until it returns false.
 // It builds nothing while we have no IPv4 address to put in them. Query
 // answers and Browse Host (browse.go) both use it.
 func (s *Servent) ourHits(results []protocol.Result, emit func(*protocol.QueryHit) bool) {
@@ -213,6 +213,11 @@ func (s *Servent) buildHits(results []protocol.Result, per int, extra protocol.G
 	trailer.GGEP = s.pushProxyGGEP()
 	if s.servesBrowse() {
 		trailer.GGEP = append(trailer.GGEP, protocol.Extension{ID: "BH"})
+	}
+	if s.cfg.TLS {
+		// we accept TLS on our port: a direct download, or the Push that
+		// asks for a callback over TLS, can use it (gtk-gnutella's qhit.c)
+		trailer.GGEP = append(trailer.GGEP, protocol.Extension{ID: protocol.GGEPTLS})
 	}
 	trailer.GGEP = append(trailer.GGEP, extra...)
 	for start := 0; start < len(results); start += per {

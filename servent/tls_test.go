@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -170,5 +171,56 @@ func TestTLSDownload(t *testing.T) {
 	}
 	if n := holder.tls.accepted.Load() - linkTLS; n < 1 {
 		t.Errorf("the holder accepted %d TLS connections for the download", n)
+	}
+}
+
+// A firewalled holder that takes TLS says so in its hits (GGEP "TLS"); the
+// getter's Push asks for a TLS callback (GGEP "TLS") and the holder's GIV
+// callback comes over TLS. A holder without TLS says nothing and calls
+// back in plain TCP. The file is right either way.
+func TestPushCallbackOverTLSWhenTheHolderSaysTLS(t *testing.T) {
+	for _, holderTLS := range []bool{true, false} {
+		t.Run(fmt.Sprintf("holder TLS %v", holderTLS), func(t *testing.T) {
+			shareDir := t.TempDir()
+			content := sharedFile(t, shareDir, "numbat push tls.bin", 150_000)
+			cs := testNodeConfig(t)
+			cs.ShareDirs = []string{shareDir}
+			cs.AcceptLocalProof = false // firewalled: nothing proves it reachable
+			cs.TLS = holderTLS
+			cd := testNodeConfig(t)
+			cd.DownloadDir = t.TempDir()
+			holder, getter := startNode(t, cs), startNode(t, cd)
+			hashNow(t, holder)
+			if _, err := holder.Connect(ctxT(t), getter.Addr()); err != nil {
+				t.Fatal(err)
+			}
+			await.Until(t, "the getter to be reachable", func() bool { return !getter.Firewall.Firewalled() })
+			if err := getter.WaitLinks(ctxT(t), 1); err != nil {
+				t.Fatal(err)
+			}
+			hit := searchOne(t, getter, "numbat push")
+			if !hit.Push || hit.TLS != holderTLS {
+				t.Fatalf("hit push=%v tls=%v, want push, tls=%v", hit.Push, hit.TLS, holderTLS)
+			}
+			before := getter.tls.accepted.Load()
+			d, err := getter.Download(hit, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Wait(ctxT(t)); err != nil {
+				t.Fatalf("download: %v (%+v)", err, d.Status())
+			}
+			got, err := os.ReadFile(d.Status().Path)
+			if err != nil || !bytes.Equal(got, content) {
+				t.Fatalf("downloaded file differs (%v)", err)
+			}
+			n := getter.tls.accepted.Load() - before
+			if holderTLS && n < 1 {
+				t.Errorf("the getter accepted no TLS connection: the callback was plain")
+			}
+			if !holderTLS && n != 0 {
+				t.Errorf("the getter accepted %d TLS connections from a holder without TLS", n)
+			}
+		})
 	}
 }
