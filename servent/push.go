@@ -191,7 +191,7 @@ func (n *Node) sendPush(src transfer.Source) error {
 		}
 		asked[proxy.Addr().Unmap()] = true
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-		err := transfer.RequestPushProxy(ctx, n.transport, proxy, src.ServentID, self, userAgent())
+		err := transfer.RequestPushProxy(ctx, n.transport, proxy, src.ServentID, self, n.cfg.TLS, userAgent())
 		cancel()
 		if err == nil {
 			return nil

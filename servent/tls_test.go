@@ -224,3 +224,58 @@ func TestPushCallbackOverTLSWhenTheHolderSaysTLS(t *testing.T) {
 		})
 	}
 }
+
+// The same through a push proxy: a firewalled leaf names its ultrapeer in
+// its hits, the getter asks that proxy with gtk-gnutella's "&tls=true",
+// the proxy's Push carries GGEP "TLS" and the leaf calls back over TLS.
+func TestPushCallbackOverTLSThroughAPushProxy(t *testing.T) {
+	shareDir := t.TempDir()
+	content := sharedFile(t, shareDir, "bilby proxy tls.bin", 120_000)
+	cs := testNodeConfig(t)
+	cs.Mode = ModeLeaf
+	cs.ShareDirs = []string{shareDir}
+	cs.AcceptLocalProof = false
+	cu := testNodeConfig(t)
+	cd := testNodeConfig(t)
+	cd.DownloadDir = t.TempDir()
+	holder, up, getter := startNode(t, cs), startNode(t, cu), startNode(t, cd)
+	hashNow(t, holder)
+	// The ultrapeer dials the getter: that inbound connection makes the
+	// getter reachable (a firewalled getter gets no answer from a
+	// firewalled leaf).
+	if _, err := up.Connect(ctxT(t), getter.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, "the getter to be reachable", func() bool { return !getter.Firewall.Firewalled() })
+	if _, err := holder.Connect(ctxT(t), up.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, "the ultrapeer to be the leaf's push proxy", func() bool { return len(holder.ourPushProxies()) == 1 })
+	await.Until(t, "the leaf's QRP table at the ultrapeer", func() bool {
+		for _, l := range up.Links() {
+			if l.PeerID == holder.ID() && l.PeerTable() != nil {
+				return true
+			}
+		}
+		return false
+	})
+	hit := searchOne(t, getter, "bilby proxy")
+	if !hit.Push || !hit.TLS || len(hit.Proxies) != 1 || hit.Proxies[0] != up.Addr() {
+		t.Fatalf("hit push=%v tls=%v proxies %v, want push, tls, proxy %s", hit.Push, hit.TLS, hit.Proxies, up.Addr())
+	}
+	before := getter.tls.accepted.Load()
+	d, err := getter.Download(hit, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(ctxT(t)); err != nil {
+		t.Fatalf("download: %v (%+v)", err, d.Status())
+	}
+	got, err := os.ReadFile(d.Status().Path)
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("downloaded file differs (%v)", err)
+	}
+	if n := getter.tls.accepted.Load() - before; n < 1 {
+		t.Errorf("the getter accepted no TLS connection: the callback was plain")
+	}
+}
