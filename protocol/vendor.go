@@ -87,6 +87,10 @@ var (
 // carries the querier's token in LIME/11v3 and in the hits that answer it.
 const GGEPSecureOOB = "SO"
 
+// GGEPNoOOBProxy ("NP"), empty, in a leaf's query asks its ultrapeer not
+// to OOB-proxy it (LimeWire's; gtk-gnutella strips it and proxies anyway).
+const GGEPNoOOBProxy = "NP"
+
 // MaxOOBToken is the longest secure-OOB token read (gtk-gnutella's
 // MAX_OOB_TOKEN_SIZE).
 const MaxOOBToken = 16

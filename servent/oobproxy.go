@@ -21,9 +21,16 @@ import (
 // its link with the leaf's MUID put back. The leaf never sees the mangled
 // MUID.
 //
-// A leaf can opt out with LIME/13 (OOB Proxy Veto), which we honour.
-// gtk-gnutella reads it but, since 2014, proxies anyway (dq.c: it deems the
-// veto obsolete with OOB v3); there is no query flag for it.
+// A leaf can opt out for all its queries with LIME/13 (OOB Proxy Veto), or
+// for one with an empty GGEP "NP" in the query; we honour both.
+// gtk-gnutella reads both but, since 2012-2014, proxies anyway (dq.c,
+// search.c: it deems them obsolete with OOB v3). No query flag bit says
+// it (0x0004 is in the max-hits bits).
+//
+// Unlike gtk-gnutella we do not proxy a leaf's query that asks for OOB
+// hits itself (gtk-gnutella also proxies those of leaves that are not
+// leaf-guided or say they are firewalled, to save TCP traffic); nor an
+// old-style query without the 0x8000 mark (its speed field is not flags).
 
 const (
 	// oobProxyLife is how long a proxied query is remembered after its
@@ -50,7 +57,8 @@ type oobProxied struct {
 func (s *Servent) oobProxyQuery(leaf *Link, h protocol.Header, q *protocol.Query) (protocol.Header, *protocol.Query, []byte, bool) {
 	u := s.udp
 	if u == nil || !s.cfg.OOBProxy || leaf.Kind != LinkLeaf || leaf.noOOBProxy.Load() ||
-		!q.Flags.Has(protocol.QueryFlagMark) || q.Flags.Has(protocol.QueryFlagOOB) {
+		!q.Flags.Has(protocol.QueryFlagMark) || q.Flags.Has(protocol.QueryFlagOOB) ||
+		q.Extensions.GGEP().Has(protocol.GGEPNoOOBProxy) {
 		return h, q, nil, false
 	}
 	me, ok := s.oobReplyAddr()

@@ -64,10 +64,11 @@ func newOOBProxyNet(t *testing.T, responderUDP bool) *oobProxyNet {
 	return n
 }
 
-// search runs the querier's search for zebra until it holds 12 results.
-func (n *oobProxyNet) search(t *testing.T) *routing.Search {
+// search runs the querier's search q (for zebra) until it holds 12
+// results.
+func (n *oobProxyNet) search(t *testing.T, q *protocol.Query) *routing.Search {
 	t.Helper()
-	search, done := n.querier.StartSearch(protocol.NewQuery("zebra", 0), routing.Flood{TTL: 3}, 12, 8*time.Second)
+	search, done := n.querier.StartSearch(q, routing.Flood{TTL: 3}, 12, time.Minute)
 	await.Recv(t, "the search to end with 12 results", done)
 	if got := search.Len(); got != 12 {
 		t.Logf("ultrapeer %+v", n.up.UDPStats())
@@ -100,7 +101,7 @@ func (n *oobProxyNet) checkHitsCarry(t *testing.T, id protocol.GUID, want int) {
 // leaf's own MUID.
 func TestOOBProxyLeafWithoutUDPGetsItsHitsByWayOfTheUltrapeer(t *testing.T) {
 	n := newOOBProxyNet(t, true)
-	search := n.search(t)
+	search := n.search(t, protocol.NewQuery("zebra", 0))
 
 	n.mu.Lock()
 	seenID, seenOOB := n.seenID, n.seenOOB
@@ -132,7 +133,7 @@ func TestOOBProxyLeafWithoutUDPGetsItsHitsByWayOfTheUltrapeer(t *testing.T) {
 // leaf's MUID as well.
 func TestOOBProxyHitsOverTCPReachTheLeafWithItsMUID(t *testing.T) {
 	n := newOOBProxyNet(t, false)
-	search := n.search(t)
+	search := n.search(t, protocol.NewQuery("zebra", 0))
 	n.checkHitsCarry(t, search.ID, 2) // 12 results, 10 a hit over TCP
 	up := n.up.UDPStats().OOB
 	if up.Proxied != 1 || up.ProxyHitsTCP != 2 || up.ProxyHitsUDP != 0 || up.ProxyResults != 12 || up.Indications != 0 {
@@ -140,35 +141,42 @@ func TestOOBProxyHitsOverTCPReachTheLeafWithItsMUID(t *testing.T) {
 	}
 }
 
-// A leaf that sent LIME/13 (OOB Proxy Veto) has its query go on as it
-// sent it: the responder sees the leaf's MUID without the OOB flag.
-func TestOOBProxyVetoedByTheLeaf(t *testing.T) {
-	n := newOOBProxyNet(t, true)
-	var link *Link
-	for _, l := range n.querier.Links() {
-		link = l
-	}
-	if err := link.sendMessage(protocol.Header{ID: protocol.NewGUID(), TTL: 1}, protocol.NewOOBProxyVeto(255)); err != nil {
-		t.Fatal(err)
-	}
-	await.Until(t, "the veto taken", func() bool {
-		for _, l := range n.up.Links() {
-			if l.PeerID == n.querier.ID() {
-				return l.noOOBProxy.Load()
+// A leaf that sent LIME/13 (OOB Proxy Veto), or whose query carries GGEP
+// "NP", has its query go on as it sent it: the responder sees the leaf's
+// MUID without the OOB flag, and the hits come back over TCP.
+func TestOOBProxyOptOutByTheLeaf(t *testing.T) {
+	for _, how := range []string{"LIME/13", "NP"} {
+		t.Run(how, func(t *testing.T) {
+			n := newOOBProxyNet(t, true)
+			q := protocol.NewQuery("zebra", 0)
+			if how == "NP" {
+				q.Extensions = append(q.Extensions, protocol.GGEPItem(protocol.GGEP{{ID: protocol.GGEPNoOOBProxy}}))
+			} else {
+				link := n.querier.Links()[0]
+				if err := link.sendMessage(protocol.Header{ID: protocol.NewGUID(), TTL: 1}, protocol.NewOOBProxyVeto(255)); err != nil {
+					t.Fatal(err)
+				}
+				await.Until(t, "the veto taken", func() bool {
+					for _, l := range n.up.Links() {
+						if l.PeerID == n.querier.ID() {
+							return l.noOOBProxy.Load()
+						}
+					}
+					return false
+				})
 			}
-		}
-		return false
-	})
-	search := n.search(t)
-	n.mu.Lock()
-	seenID, seenOOB := n.seenID, n.seenOOB
-	n.mu.Unlock()
-	if seenOOB || seenID != search.ID {
-		t.Errorf("the responder saw OOB=%v MUID %s, want the leaf's %s without OOB", seenOOB, seenID, search.ID)
-	}
-	n.checkHitsCarry(t, search.ID, 2)
-	if up := n.up.UDPStats().OOB; up.Proxied != 0 || up.ProxyResults != 0 {
-		t.Errorf("ultrapeer OOB counters %+v", up)
+			search := n.search(t, q)
+			n.mu.Lock()
+			seenID, seenOOB := n.seenID, n.seenOOB
+			n.mu.Unlock()
+			if seenOOB || seenID != search.ID {
+				t.Errorf("the responder saw OOB=%v MUID %s, want the leaf's %s without OOB", seenOOB, seenID, search.ID)
+			}
+			n.checkHitsCarry(t, search.ID, 2)
+			if up := n.up.UDPStats().OOB; up.Proxied != 0 || up.ProxyResults != 0 {
+				t.Errorf("ultrapeer OOB counters %+v", up)
+			}
+		})
 	}
 }
 
