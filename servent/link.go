@@ -93,13 +93,16 @@ type Link struct {
 	byeSent   atomic.Bool
 	byeCode   atomic.Uint32
 
-	lastRx     atomic.Int64 // unix nanoseconds of the last message received
-	aliveSent  atomic.Int32 // alive pings not yet answered
-	aliveID    atomic.Pointer[protocol.GUID]
-	flowSince  atomic.Int64 // when the send queue entered flow control (0: not)
-	hopsFlow   atomic.Uint32
-	vendorIDs  atomic.Pointer[[]protocol.VendorMessageID]
-	noOOBProxy atomic.Bool // the leaf vetoed OOB-proxying of its queries (LIME/13, oobproxy.go)
+	lastRx    atomic.Int64 // unix nanoseconds of the last message received
+	aliveSent atomic.Int32 // alive pings not yet answered
+	aliveID   atomic.Pointer[protocol.GUID]
+	flowSince atomic.Int64 // when the send queue entered flow control (0: not)
+	hopsFlow  atomic.Uint32
+	vendorIDs atomic.Pointer[[]protocol.VendorMessageID]
+
+	// noOOBProxy: the leaf vetoed OOB-proxying of its queries (LIME/13,
+	// oobproxy.go).
+	noOOBProxy atomic.Bool
 
 	// Owned by the reader goroutine.
 	lastPing time.Time
