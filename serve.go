@@ -33,6 +33,7 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "gwebcache", Usage: "`URL` of a GWebCache to ask for hosts (repeatable)"},
 			&cli.BoolFlag{Name: "no-tls", Usage: "neither accept TLS on the listening port nor dial TLS to peers that say they speak it (docs/protocol.md §12)"},
 			&cli.BoolFlag{Name: "no-oob", Usage: "do not ask for out-of-band hits (by UDP) in our searches; we still answer others' OOB queries"},
+			&cli.BoolFlag{Name: "no-oob-proxy", Usage: "as an ultrapeer, do not OOB-proxy our leaves' queries that ask for no out-of-band hits (docs/protocol.md §11.6)"},
 			&cli.StringSliceFlag{Name: "uhc", Usage: "`HOST:PORT` of a UDP host cache to ping for ultrapeers (repeatable; any ultrapeer of ours is one)"},
 			dataDirFlag("`DIR` for the servent ID, host cache, control.json, config.toml and (by default) downloads"),
 			&cli.IntFlag{Name: "links", Value: d.WantLinks, Usage: "how many ultrapeer links to keep dialling for"},
@@ -82,6 +83,9 @@ func serveCommand() *cli.Command {
 			}
 			if c.Bool("no-oob") {
 				cfg.OOB = false
+			}
+			if c.Bool("no-oob-proxy") {
+				cfg.OOBProxy = false
 			}
 			cfg.DataDir = c.String("data-dir")
 			cfg.WantLinks = c.Int("links")

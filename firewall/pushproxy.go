@@ -129,9 +129,9 @@ func IsPushProxyTarget(target string) bool {
 // ParsePushProxyRequest parses the request of a downloader to a push proxy
 // (docs/protocol.md §6.5, gtk-gnutella pproxy.c):
 //
-//	GET /gnutella/push-proxy?ServerId=<base32 GUID>[&file=<index>]
-//	GET /gnutella/pushproxy?ServerId=<base32 GUID>[&file=<index>]
-//	GET /gnet/push-proxy?guid=<32 hex>[&file=<index>]
+//	GET /gnutella/push-proxy?ServerId=<base32 GUID>[&file=<index>][&tls=true]
+//	GET /gnutella/pushproxy?ServerId=<base32 GUID>[&file=<index>][&tls=true]
+//	GET /gnet/push-proxy?guid=<32 hex>[&file=<index>][&tls=true]
 //	X-Node: <ip>:<port>
 //
 // target is the request target (path and query, percent-encoded as sent);
@@ -190,6 +190,24 @@ func ParsePushProxyRequest(target string, xnode string) (servent protocol.GUID, 
 		return protocol.GUID{}, 0, netip.AddrPort{}, bad("%v", err)
 	}
 	return servent, index, node, nil
+}
+
+// PushProxyWantsTLS reports whether a push-proxy request target carries
+// gtk-gnutella's "tls=true" parameter: the downloader takes TLS at its
+// X-Node, so the Push the proxy sends asks for a TLS callback (GGEP
+// "TLS"). A target that ParsePushProxyRequest refuses says false.
+func PushProxyWantsTLS(target string) bool {
+	for _, p := range pushProxyPaths {
+		if rest, ok := strings.CutPrefix(target, p.prefix); ok {
+			values, err := url.ParseQuery(rest)
+			if err != nil {
+				return false
+			}
+			v, ok := queryGet(values, "tls")
+			return ok && strings.EqualFold(v, "true")
+		}
+	}
+	return false
 }
 
 // queryGet returns the first value of name, matched exactly, or else

@@ -259,7 +259,12 @@ func FuzzParsePushProxyRequest(f *testing.F) {
 	f.Add("/gnet/push-proxy?guid="+testServent.String()+"&file=4294967295", "[::ffff:8.8.8.8]:65535")
 	f.Add("/gnet/push-proxy?guid=%zz", "")
 	f.Add("/gnutella/push-proxy?ServerId=;", "1.2.3.4")
+	f.Add("/gnutella/push-proxy?ServerId="+b32+"&tls=true", "1.2.3.4:6346")
+	f.Add("/gnet/push-proxy?guid="+testServent.String()+"&TLS=TRUE&tls=false", "1.2.3.4:6346")
 	f.Fuzz(func(t *testing.T, target, xnode string) {
+		if PushProxyWantsTLS(target) && (!IsPushProxyTarget(target) || !strings.Contains(strings.ToLower(target), "tls=")) {
+			t.Fatalf("tls wanted by %q", target)
+		}
 		g, idx, node, err := ParsePushProxyRequest(target, xnode)
 		if err != nil {
 			if !errors.Is(err, ErrPushProxyRequest) {
@@ -324,5 +329,24 @@ func TestRelayGuardLimitsRequesterAndLeaf(t *testing.T) {
 	later := now.Add(DefaultRelayWindow)
 	if err := g.Allow(req, leaf, later); err != nil {
 		t.Fatalf("after the window: %v", err)
+	}
+}
+
+// gtk-gnutella's downloader adds "&tls=true" when its TLS is on: the
+// proxy's Push then asks for a TLS callback. Anything else is no.
+func TestPushProxyWantsTLS(t *testing.T) {
+	b32 := testServent.Base32()
+	for target, want := range map[string]bool{
+		"/gnutella/push-proxy?ServerId=" + b32 + "&tls=true":          true,
+		"/gnutella/pushproxy?ServerId=" + b32 + "&file=3&TLS=True":    true,
+		"/gnet/push-proxy?guid=" + testServent.String() + "&tls=true": true,
+		"/gnutella/push-proxy?ServerId=" + b32:                        false,
+		"/gnutella/push-proxy?ServerId=" + b32 + "&tls=false":         false,
+		"/gnutella/push-proxy?ServerId=" + b32 + "&tls=%zz":           false,
+		"/uri-res/N2R?tls=true":                                       false,
+	} {
+		if got := PushProxyWantsTLS(target); got != want {
+			t.Errorf("PushProxyWantsTLS(%q) = %v, want %v", target, got, want)
+		}
 	}
 }

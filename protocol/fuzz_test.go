@@ -107,7 +107,7 @@ func FuzzDecodeDatagram(f *testing.F) {
 	})
 }
 
-// FuzzOOBVendor: any payload read as LIME/12 or LIME/11 (every version)
+// FuzzOOBVendor: any payload read as LIME/12, LIME/11 or LIME/13 (every version)
 // gives a typed error or values that build back into a message reading
 // the same.
 func FuzzOOBVendor(f *testing.F) {
@@ -119,6 +119,9 @@ func FuzzOOBVendor(f *testing.F) {
 	f.Add(uint16(3), ack3.Data)
 	f.Add(uint16(3), []byte{7, 0xC3, 0x82, 'S', 'O', 0x40})
 	f.Add(uint16(3), []byte{7})
+	f.Add(uint16(1), []byte{})
+	f.Add(uint16(1), []byte{2})
+	f.Add(uint16(1), []byte{255, 9})
 	f.Fuzz(func(t *testing.T, version uint16, data []byte) {
 		ind := &Vendor{Kind: TypeVendor, Vendor: VendorLIME, Selector: 12, Version: version, Data: data}
 		if i, err := ind.OOBReplyIndication(); err != nil {
@@ -128,6 +131,17 @@ func FuzzOOBVendor(f *testing.F) {
 			}
 		} else if back, err := NewOOBReplyIndication(i).OOBReplyIndication(); err != nil || (version > 1 && back != i) {
 			t.Fatalf("LIME/12 %+v rebuilt as %+v, %v", i, back, err)
+		}
+		veto := &Vendor{Kind: TypeVendor, Vendor: VendorLIME, Selector: 13, Version: version, Data: data}
+		if v, err := veto.OOBProxyVeto(); err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("LIME/13: untyped error %v", err)
+			}
+		} else if len(data) > 0 {
+			if back, err := NewOOBProxyVeto(data[0]).OOBProxyVeto(); err != nil || back != v {
+				t.Fatalf("LIME/13 %x veto=%v rebuilt as %v, %v", data, v, back, err)
+			}
 		}
 		ack := &Vendor{Kind: TypeVendor, Vendor: VendorLIME, Selector: 11, Version: version, Data: data}
 		want, token, err := ack.OOBReplyAck()

@@ -109,7 +109,14 @@ func (g GUID) Format(f fmt.State, verb rune) {
 // in network order, bytes 13..14 the port little-endian, the rest random
 // with the modern marking of NewGUID. ap must be IPv4.
 func NewOOBGUID(ap netip.AddrPort) GUID {
-	g := NewGUID()
+	return NewGUID().WithOOBAddrPort(ap)
+}
+
+// WithOOBAddrPort is g with its bytes 0..3 and 13..14 naming ap, as in
+// NewOOBGUID, and its other bytes kept: the MUID an ultrapeer gives a
+// leaf's query it OOB-proxies (gtk-gnutella's "mangled" MUID). ap must be
+// IPv4.
+func (g GUID) WithOOBAddrPort(ap netip.AddrPort) GUID {
 	ip := ap.Addr().Unmap().As4()
 	copy(g[0:4], ip[:])
 	binary.LittleEndian.PutUint16(g[13:15], ap.Port())

@@ -74,6 +74,11 @@ func (p *Push) AddrPort() netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4(p.IP), p.Port)
 }
 
+// SpeaksTLS reports whether the Push carries GGEP "TLS": the requester
+// accepts TLS at the address it gives, so the GIV callback should be made
+// over TLS (gtk-gnutella's build_push and uploads.c).
+func (p *Push) SpeaksTLS() bool { return p.GGEP.Has(GGEPTLS) }
+
 // String summarises the push.
 func (p *Push) String() string {
 	s := fmt.Sprintf("Push servent=%s index=%d to %s", p.ServentID, p.Index, p.AddrPort())

@@ -113,3 +113,28 @@ func FuzzPush(f *testing.F) {
 		_ = p.String()
 	})
 }
+
+// A Push asks for a TLS callback with an empty GGEP "TLS" after its 26
+// bytes (gtk-gnutella's build_push); one without it does not.
+func TestPushSpeaksTLS(t *testing.T) {
+	for _, want := range []bool{true, false} {
+		p := &Push{ServentID: GUID{7}, Index: 3, IP: [4]byte{192, 0, 2, 9}, Port: 6346}
+		if want {
+			p.GGEP = GGEP{{ID: GGEPTLS}}
+		}
+		b, err := p.AppendTo(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want && len(b) == PushLen || !want && len(b) != PushLen {
+			t.Fatalf("Push of %d bytes", len(b))
+		}
+		back, err := DecodePush(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back.SpeaksTLS() != want {
+			t.Errorf("SpeaksTLS %v, want %v", back.SpeaksTLS(), want)
+		}
+	}
+}

@@ -370,6 +370,15 @@ func (h *QueryHit) PushProxies() []netip.AddrPort {
 	return ipPorts(d)
 }
 
+// SpeaksTLS reports whether the trailer's GGEP carries "TLS" (or
+// gtk-gnutella's older "GTKG.TLS"), empty: the responder accepts TLS on
+// its port (gtk-gnutella's qhit.c). A push callback to a downloader that
+// asked for TLS in its Push (Push.SpeaksTLS) is made over TLS.
+func (h *QueryHit) SpeaksTLS() bool {
+	g := h.TrailerGGEP()
+	return g.Has(GGEPTLS) || g.Has("GTKG.TLS")
+}
+
 // ipPorts reads N × 6 bytes of IPv4 (network order) and port
 // (little-endian), the form of "PUSH" and "ALT". An incomplete last entry is
 // ignored.

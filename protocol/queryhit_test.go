@@ -480,3 +480,32 @@ func TestClearPushKeepsTheOtherFlags(t *testing.T) {
 		t.Fatalf("after: flags %+v valid %+v", f, v)
 	}
 }
+
+// A hit says it takes TLS with an empty GGEP "TLS" in its trailer
+// (gtk-gnutella's qhit.c), or the older "GTKG.TLS"; the wire form read
+// back says the same.
+func TestQueryHitSpeaksTLS(t *testing.T) {
+	res := []Result{{Index: 1, Size: 10, Name: []byte("a.txt")}}
+	for _, tc := range []struct {
+		ggep GGEP
+		want bool
+	}{
+		{GGEP{{ID: GGEPTLS}}, true},
+		{GGEP{{ID: "BH"}, {ID: "GTKG.TLS"}}, true},
+		{GGEP{{ID: "BH"}}, false},
+		{nil, false},
+	} {
+		h := NewQueryHit([4]byte{192, 0, 2, 1}, 6346, 100, res, HitTrailer{Vendor: VendorGTKG, GGEP: tc.ggep}, GUID{1})
+		b, err := h.AppendTo(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := DecodeQueryHit(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := back.SpeaksTLS(); got != tc.want {
+			t.Errorf("trailer GGEP %v: SpeaksTLS %v, want %v", tc.ggep, got, tc.want)
+		}
+	}
+}

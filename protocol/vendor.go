@@ -78,11 +78,18 @@ var (
 	// v3 (secure OOB, GGEP "SO") when the query asked for it.
 	OOBReplyAckID        = VendorMessageID{VendorLIME, 11, 2}
 	OOBReplyIndicationID = VendorMessageID{VendorLIME, 12, 2}
+	// OOBProxyVetoID is LIME/13, a leaf's "do not OOB-proxy my queries"
+	// (LimeWire's OOB Proxy Control; gtk-gnutella reads v1).
+	OOBProxyVetoID = VendorMessageID{VendorLIME, 13, 1}
 )
 
 // GGEPSecureOOB ("SO") marks a query that speaks secure OOB (empty), and
 // carries the querier's token in LIME/11v3 and in the hits that answer it.
 const GGEPSecureOOB = "SO"
+
+// GGEPNoOOBProxy ("NP"), empty, in a leaf's query asks its ultrapeer not
+// to OOB-proxy it (LimeWire's; gtk-gnutella strips it and proxies anyway).
+const GGEPNoOOBProxy = "NP"
 
 // MaxOOBToken is the longest secure-OOB token read (gtk-gnutella's
 // MAX_OOB_TOKEN_SIZE).
@@ -461,4 +468,21 @@ func (v *Vendor) summary() (string, bool) {
 		return fmt.Sprintf("want=%d token=%x", n, tok), err == nil
 	}
 	return "", false
+}
+
+// NewOOBProxyVeto builds LIME/13v1 with its one byte: the highest OOB
+// version whose queries the leaf does not want proxied (LimeWire's
+// control byte: 0 allows proxying, 255 forbids it for every version).
+func NewOOBProxyVeto(maxVersion uint8) *Vendor {
+	return newVendor(OOBProxyVetoID, []byte{maxVersion})
+}
+
+// OOBProxyVeto reads LIME/13v1 as gtk-gnutella does: the leaf vetoes
+// proxying unless the message carries a byte below 3 (proxying of OOB v3
+// queries, the only version proxied, is not vetoed). No byte vetoes.
+func (v *Vendor) OOBProxyVeto() (veto bool, err error) {
+	if err := v.check(OOBProxyVetoID, 1, 1, 0); err != nil {
+		return false, err
+	}
+	return len(v.Data) == 0 || v.Data[0] >= 3, nil
 }

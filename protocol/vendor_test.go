@@ -294,3 +294,22 @@ func FuzzVendor(f *testing.F) {
 		}
 	})
 }
+
+// LIME/13 (OOB Proxy Veto) read as gtk-gnutella reads it: no byte, or a
+// byte of 3 or more, vetoes; a byte below 3 allows proxying (of OOB v3
+// queries). Another version is refused.
+func TestOOBProxyVeto(t *testing.T) {
+	for data, want := range map[string]bool{"": true, "\x00": false, "\x02": false, "\x03": true, "\xff": true} {
+		v := &Vendor{Kind: TypeVendor, Vendor: VendorLIME, Selector: 13, Version: 1, Data: []byte(data)}
+		if got, err := v.OOBProxyVeto(); err != nil || got != want {
+			t.Errorf("LIME/13 %x: veto %v (%v), want %v", data, got, err, want)
+		}
+	}
+	if veto, err := NewOOBProxyVeto(255).OOBProxyVeto(); err != nil || !veto {
+		t.Errorf("NewOOBProxyVeto(255) reads veto=%v, %v", veto, err)
+	}
+	v2 := &Vendor{Kind: TypeVendor, Vendor: VendorLIME, Selector: 13, Version: 2}
+	if _, err := v2.OOBProxyVeto(); err == nil {
+		t.Error("LIME/13v2 read")
+	}
+}

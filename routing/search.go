@@ -48,6 +48,7 @@ type Hit struct {
 	Speed     uint32
 	Push      bool // the responder is firewalled: download by Push
 	Busy      bool
+	TLS       bool // the responder accepts TLS on its port (GGEP "TLS" in its trailer)
 	Hops      uint8
 	At        time.Time
 	Proxies   []netip.AddrPort
@@ -159,6 +160,7 @@ func (s *Search) AddQueryHit(h *protocol.QueryHit, hops uint8, at time.Time) int
 	flags, valid := h.Flags()
 	host := h.AddrPort()
 	proxies := h.PushProxies()
+	tls := h.SpeaksTLS()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	added := 0
@@ -179,7 +181,7 @@ func (s *Search) AddQueryHit(h *protocol.QueryHit, hops uint8, at time.Time) int
 		s.hits = append(s.hits, Hit{
 			Name: string(r.Name), Size: r.FileSize(), URN: urn, Index: r.Index, Host: host,
 			ServentID: h.ServentID, Speed: h.Speed, Push: valid.Push && flags.Push,
-			Busy: valid.Busy && flags.Busy, Hops: hops, At: at, Proxies: proxies,
+			Busy: valid.Busy && flags.Busy, TLS: tls, Hops: hops, At: at, Proxies: proxies,
 		})
 		if len(s.hits) == 1 {
 			s.firstHit = at.Sub(s.Started)

@@ -223,7 +223,11 @@ type Config struct {
 	// OOB asks for out-of-band hits in our searches (oob.go): on by
 	// default; it takes effect only while UDP runs, we are not firewalled
 	// and we have an IPv4 address to put in the MUID.
-	OOB           bool
+	OOB bool
+	// OOBProxy lets us, as an ultrapeer, OOB-proxy our leaves' queries
+	// that do not ask for out-of-band hits (oobproxy.go): on by default;
+	// it takes effect under the same conditions as OOB.
+	OOBProxy      bool
 	UHCs          []string
 	UDPRate       int
 	UDPRateWindow time.Duration
@@ -281,6 +285,7 @@ func DefaultConfig() Config {
 		HostileBan:           10 * time.Minute,
 		UDP:                  true,
 		OOB:                  true,
+		OOBProxy:             true,
 		UDPRate:              50,
 		UDPRateWindow:        10 * time.Second,
 		AlivePingInterval:    20 * time.Second,

@@ -15,13 +15,15 @@ import (
 
 // startLeafDQ runs a dynamic query for a leaf's query, in the background.
 // It reports false when too many are running (the caller then floods).
-func (s *Servent) startLeafDQ(leaf *Link, h protocol.Header, q *protocol.Query) bool {
-	lq, ok := s.dq.Start(h.ID, leaf)
+// leafID is the leaf's MUID, h.ID the one the query goes out with: the
+// same, or the mangled MUID of a query we OOB-proxy (oobproxy.go).
+func (s *Servent) startLeafDQ(leaf *Link, leafID protocol.GUID, h protocol.Header, q *protocol.Query) bool {
+	lq, ok := s.dq.Start(leafID, leaf)
 	if !ok {
 		return false
 	}
 	search := routing.NewSearch(q, "dq-leaf", 0)
-	search.ID = h.ID    // the leaf's GUID: the hits route back to it
+	search.ID = h.ID    // the hits route back to the leaf, or to us for a proxied query
 	var asked time.Time // the last status request (the strategy's goroutine only)
 	strategy := routing.DynamicQuery{
 		Target: ultrapeer.LeafDQTarget, Results: lq.Results, PerHop: s.cfg.DQPerHop, ProbeWait: s.cfg.DQProbeWait,
@@ -35,7 +37,7 @@ func (s *Servent) startLeafDQ(leaf *Link, h protocol.Header, q *protocol.Query) 
 			if q.Flags.Has(protocol.QueryFlagLeafGuided) && leaf.Supports(protocol.QueryStatusRequestID) {
 				if now := s.now(); now.Sub(asked) >= s.cfg.DQPerHop {
 					asked = now
-					_ = leaf.sendMessage(protocol.Header{ID: h.ID, TTL: 1}, protocol.NewQueryStatusRequest())
+					_ = leaf.sendMessage(protocol.Header{ID: leafID, TTL: 1}, protocol.NewQueryStatusRequest())
 				}
 			}
 			return false
@@ -44,7 +46,7 @@ func (s *Servent) startLeafDQ(leaf *Link, h protocol.Header, q *protocol.Query) 
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer s.dq.Done(h.ID)
+		defer s.dq.Done(leafID)
 		ctx := s.ctx
 		strategy.Run(ctx, search, &searchNet{s: s, search: search, exclude: leaf})
 		s.searches.unregister(search)

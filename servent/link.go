@@ -100,6 +100,10 @@ type Link struct {
 	hopsFlow  atomic.Uint32
 	vendorIDs atomic.Pointer[[]protocol.VendorMessageID]
 
+	// noOOBProxy: the leaf vetoed OOB-proxying of its queries (LIME/13,
+	// oobproxy.go).
+	noOOBProxy atomic.Bool
+
 	// Owned by the reader goroutine.
 	lastPing time.Time
 	abuse    routing.LinkAbuse

@@ -208,13 +208,23 @@ func (n *Node) Download(pick routing.Hit, all []routing.Hit) (*transfer.Download
 	}
 	for _, h := range all {
 		if same(h) {
-			req.Sources = append(req.Sources, SourceOf(h))
+			req.Sources = append(req.Sources, n.sourceOf(h))
 		}
 	}
 	if len(req.Sources) == 0 {
-		req.Sources = append(req.Sources, SourceOf(pick))
+		req.Sources = append(req.Sources, n.sourceOf(pick))
 	}
 	return n.Downloads.Add(req)
+}
+
+// sourceOf is SourceOf, noting that a reachable responder whose hit said
+// TLS takes TLS on its port: the download dials it over TLS (tls.go). A
+// firewalled one calls us back: over TLS when our Push asks (push.go).
+func (n *Node) sourceOf(h routing.Hit) transfer.Source {
+	if h.TLS && !h.Push {
+		n.tls.speaksTLS(h.Host)
+	}
+	return SourceOf(h)
 }
 
 // SourceOf turns a search hit into a download source.

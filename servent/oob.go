@@ -69,15 +69,26 @@ type OOBStats struct {
 	Indications int64 `json:"indications"`  // LIME/12 read for a search of ours
 	Unwanted    int64 `json:"unwanted"`     // LIME/12 for no running search, or one that wants no more
 	AcksSent    int64 `json:"acks_sent"`    // LIME/11 sent
-	HitsRead    int64 `json:"hits_read"`    // QueryHit datagrams taken into a search
+	HitsRead    int64 `json:"hits_read"`    // QueryHit datagrams taken into a search, or relayed to a proxied leaf
 	ResultsRead int64 `json:"results_read"` // their records
 	HitsDropped int64 `json:"hits_dropped"` // QueryHit datagrams refused: unclaimed, wrong address, over the count, wrong token
+	// As an ultrapeer OOB-proxying its leaves' queries (oobproxy.go); the
+	// offers, acks and hits of proxied queries count above as well.
+	Proxied      int64 `json:"proxied"`        // leaves' queries sent on under a mangled MUID
+	ProxyRefused int64 `json:"proxy_refused"`  // leaves' queries not proxied: MUID collision or the table full
+	ProxyExpired int64 `json:"proxy_expired"`  // proxied queries forgotten after oobProxyLife unused
+	ProxyHitsUDP int64 `json:"proxy_hits_udp"` // QueryHits for a proxied query that came by UDP
+	ProxyHitsTCP int64 `json:"proxy_hits_tcp"` // ... and over TCP
+	ProxyResults int64 `json:"proxy_results"`  // records relayed to the leaves, under their own MUIDs
+	ProxyLost    int64 `json:"proxy_lost"`     // QueryHits for a proxied query whose leaf is gone
 }
 
 type oobStats struct {
 	offers, viaTCP, acksRead, spurious, hitsSent, expired, badReturn atomic.Int64
 	indications, unwanted, acksSent, hitsRead, resultsRead           atomic.Int64
 	hitsDropped                                                      atomic.Int64
+	proxied, proxyRefused, proxyExpired, proxyHitsUDP, proxyHitsTCP  atomic.Int64
+	proxyResults, proxyLost                                          atomic.Int64
 }
 
 // oobOffer is hits we hold for a querier until it acks.
@@ -107,6 +118,7 @@ type oobState struct {
 	offers  map[protocol.GUID]*oobOffer
 	perAddr map[netip.Addr]int
 	claims  map[oobClaimKey]*oobClaim
+	proxied map[protocol.GUID]*oobProxied // by mangled MUID (oobproxy.go)
 }
 
 func (o *oobState) snapshot() OOBStats {
@@ -117,6 +129,9 @@ func (o *oobState) snapshot() OOBStats {
 		BadReturn: st.badReturn.Load(), Indications: st.indications.Load(), Unwanted: st.unwanted.Load(),
 		AcksSent: st.acksSent.Load(), HitsRead: st.hitsRead.Load(), ResultsRead: st.resultsRead.Load(),
 		HitsDropped: st.hitsDropped.Load(),
+		Proxied:     st.proxied.Load(), ProxyRefused: st.proxyRefused.Load(), ProxyExpired: st.proxyExpired.Load(),
+		ProxyHitsUDP: st.proxyHitsUDP.Load(), ProxyHitsTCP: st.proxyHitsTCP.Load(),
+		ProxyResults: st.proxyResults.Load(), ProxyLost: st.proxyLost.Load(),
 	}
 }
 
@@ -282,7 +297,16 @@ func (u *udpSide) oobAck(id protocol.GUID, want uint8, token []byte, from netip.
 // oobQuerier is our reply address for out-of-band hits, when our
 // searches ask for them.
 func (s *Servent) oobQuerier() (netip.AddrPort, bool) {
-	if !s.cfg.OOB || s.udp == nil || s.firewalled() {
+	if !s.cfg.OOB {
+		return netip.AddrPort{}, false
+	}
+	return s.oobReplyAddr()
+}
+
+// oobReplyAddr is the address a MUID of ours names for out-of-band hits:
+// none without UDP, while firewalled, or without an IPv4 address.
+func (s *Servent) oobReplyAddr() (netip.AddrPort, bool) {
+	if s.udp == nil || s.firewalled() {
 		return netip.AddrPort{}, false
 	}
 	a := s.Addr()
@@ -310,10 +334,18 @@ func (s *Servent) oobQuery(id protocol.GUID, q *protocol.Query) *protocol.Query 
 	if !ok || id.OOBAddrPort() != a || q.Flags.Has(protocol.QueryFlagOOB) {
 		return q
 	}
+	return markOOB(q)
+}
+
+// markOOB is a copy of q asking for out-of-band hits: the OOB flag, and an
+// empty "SO" (secure OOB) unless q has one.
+func markOOB(q *protocol.Query) *protocol.Query {
 	c := *q
 	c.Flags |= protocol.QueryFlagMark | protocol.QueryFlagOOB
-	c.Extensions = append(append(protocol.ExtensionArea(nil), q.Extensions...),
-		protocol.GGEPItem(protocol.GGEP{{ID: protocol.GGEPSecureOOB}}))
+	if !hasSecureOOB(q) {
+		c.Extensions = append(append(protocol.ExtensionArea(nil), q.Extensions...),
+			protocol.GGEPItem(protocol.GGEP{{ID: protocol.GGEPSecureOOB}}))
+	}
 	return &c
 }
 
@@ -324,11 +356,8 @@ func (s *Servent) oobQuery(id protocol.GUID, q *protocol.Query) *protocol.Query 
 // LIME/12, and an unproven address gets nothing larger than it sent.
 func (u *udpSide) oobIndication(id protocol.GUID, ind protocol.OOBReplyIndication, from netip.AddrPort, now time.Time) {
 	o := &u.oob
-	s := u.s
-	s.searches.mu.Lock()
-	search := s.searches.searches[id]
-	s.searches.mu.Unlock()
-	if a, ok := s.oobQuerier(); search == nil || search.Done() || !ok || id.OOBAddrPort() != a {
+	wanted, ours := u.s.oobWanted(id, now)
+	if !ours {
 		o.stats.unwanted.Add(1)
 		return
 	}
@@ -344,7 +373,7 @@ func (u *udpSide) oobIndication(id protocol.GUID, ind protocol.OOBReplyIndicatio
 		return
 	}
 	want := int(ind.Hits)
-	if wanted := search.Wanted(); wanted >= 0 {
+	if wanted >= 0 {
 		claimed := 0
 		for k, c := range o.claims {
 			if k.id == id && now.Sub(c.at) < oobLife {
@@ -379,6 +408,23 @@ func (u *udpSide) oobIndication(id protocol.GUID, ind protocol.OOBReplyIndicatio
 	if err == nil && u.send(from, msg, udpPrioControl) {
 		o.stats.acksSent.Add(1)
 	}
+}
+
+// oobWanted is how many more results the query of MUID id wants (-1: no
+// limit), and whether it is ours to claim hits for: a search of ours still
+// running whose MUID names our reply address, or a leaf's query we proxy
+// (oobproxy.go).
+func (s *Servent) oobWanted(id protocol.GUID, now time.Time) (wanted int, ours bool) {
+	if want, ok := s.oobProxyWanted(id, now); ok {
+		return want, true
+	}
+	s.searches.mu.Lock()
+	search := s.searches.searches[id]
+	s.searches.mu.Unlock()
+	if a, ok := s.oobQuerier(); search == nil || search.Done() || !ok || id.OOBAddrPort() != a {
+		return 0, false
+	}
+	return search.Wanted(), true
 }
 
 // oobHit is a QueryHit by UDP: taken into its search only when it answers
@@ -425,5 +471,8 @@ func (u *udpSide) oobHit(h protocol.Header, payload []byte, from netip.AddrPort,
 	}
 	o.stats.hitsRead.Add(1)
 	o.stats.resultsRead.Add(int64(n))
+	if u.s.oobProxyHit(h, payload, true) {
+		return // a leaf's query we proxy: relayed to the leaf (oobproxy.go)
+	}
 	u.s.searches.deliver(h, hit, now)
 }

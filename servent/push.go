@@ -3,6 +3,7 @@ package servent
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"time"
 
@@ -147,7 +148,16 @@ func (n *Node) HandlePush(p *protocol.Push, h protocol.Header) {
 		defer n.wg.Done()
 		defer func() { <-n.pushCallbacks }()
 		ctx, cancel := context.WithTimeout(n.ctx, 20*time.Second)
-		conn, err := n.transport.Dial(ctx, addr.String())
+		var conn net.Conn
+		var err error
+		if p.SpeaksTLS() && n.cfg.TLS {
+			// The downloader takes TLS at addr (gtk-gnutella's Push "TLS"):
+			// the callback goes over TLS, plain again if that fails.
+			n.tls.speaksTLS(addr)
+			conn, err = n.dialLink(ctx, addr)
+		} else {
+			conn, err = n.transport.Dial(ctx, addr.String())
+		}
 		cancel()
 		if err != nil {
 			n.guard.Failed(addr, time.Now())
@@ -181,13 +191,18 @@ func (n *Node) sendPush(src transfer.Source) error {
 		}
 		asked[proxy.Addr().Unmap()] = true
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-		err := transfer.RequestPushProxy(ctx, n.transport, proxy, src.ServentID, self, userAgent())
+		err := transfer.RequestPushProxy(ctx, n.transport, proxy, src.ServentID, self, n.cfg.TLS, userAgent())
 		cancel()
 		if err == nil {
 			return nil
 		}
 	}
 	p := &protocol.Push{ServentID: src.ServentID, Index: src.Index, IP: self.Addr().Unmap().As4(), Port: self.Port()}
+	if n.cfg.TLS {
+		// we take TLS on our port: ask for the callback over TLS, as
+		// gtk-gnutella does whenever its TLS is on
+		p.GGEP = protocol.GGEP{{ID: protocol.GGEPTLS}}
+	}
 	if n.SendPush(p, n.cfg.MaxTTL) == 0 {
 		return errors.New("no route to the servent: no link carried a hit from it")
 	}

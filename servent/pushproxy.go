@@ -67,7 +67,7 @@ func (s *Servent) pushProxyAck(l *Link, h protocol.Header, v *protocol.Vendor) {
 // 403 for a hostile X-Node (our leaf would connect to it), 503 over the
 // relay limits (per X-Node IP and per leaf, firewall.RelayGuard). It
 // starts no goroutine: the Push goes on the leaf's bounded send queue.
-func (s *Servent) servePushProxy(servent protocol.GUID, xnode netip.AddrPort) int {
+func (s *Servent) servePushProxy(servent protocol.GUID, xnode netip.AddrPort, tls bool) int {
 	lid, ok := s.proxies.forLeaves.Lookup(servent)
 	if !ok {
 		return 410
@@ -85,6 +85,9 @@ func (s *Servent) servePushProxy(servent protocol.GUID, xnode netip.AddrPort) in
 		return 503
 	}
 	p := &protocol.Push{ServentID: servent, IP: xnode.Addr().Unmap().As4(), Port: xnode.Port()}
+	if tls {
+		p.GGEP = protocol.GGEP{{ID: protocol.GGEPTLS}} // the callback over TLS (gtk-gnutella's pproxy.c)
+	}
 	if err := l.sendMessage(protocol.Header{ID: protocol.NewGUID(), TTL: max(s.cfg.MaxTTL-1, 1), Hops: 1}, p); err != nil {
 		return 410
 	}

@@ -38,7 +38,7 @@ func TestPushProxyEntryLeavesWithTheLeaf(t *testing.T) {
 		t.Fatalf("proxy table holds %d leaves, want 1", up.proxies.forLeaves.Len())
 	}
 	self := up.Addr()
-	if code := up.servePushProxy(guid, self); code != 202 {
+	if code := up.servePushProxy(guid, self, false); code != 202 {
 		t.Fatalf("push proxy for our leaf answered %d, want 202", code)
 	}
 	leaf.conn.Close()
@@ -46,7 +46,7 @@ func TestPushProxyEntryLeavesWithTheLeaf(t *testing.T) {
 	if n := up.proxies.forLeaves.Len(); n != 0 {
 		t.Fatalf("proxy table still holds %d leaves after the link closed", n)
 	}
-	if code := up.servePushProxy(guid, self); code != 410 {
+	if code := up.servePushProxy(guid, self, false); code != 410 {
 		t.Fatalf("push proxy for a gone leaf answered %d, want 410", code)
 	}
 }
@@ -118,12 +118,12 @@ func TestPushProxyRelaysAreLimited(t *testing.T) {
 	xnode := netip.MustParseAddrPort("5.6.7.8:6346")
 	codes := map[int]int{}
 	for range 100 {
-		codes[up.servePushProxy(guid, xnode)]++
+		codes[up.servePushProxy(guid, xnode, false)]++
 	}
 	if codes[202] != firewall.DefaultRelayPerRequester || codes[503] != 100-firewall.DefaultRelayPerRequester {
 		t.Fatalf("100 requests for one X-Node answered %v", codes)
 	}
-	if code := up.servePushProxy(guid, netip.MustParseAddrPort("127.0.0.9:6346")); code != 403 {
+	if code := up.servePushProxy(guid, netip.MustParseAddrPort("127.0.0.9:6346"), false); code != 403 {
 		t.Fatalf("hostile X-Node answered %d, want 403", code)
 	}
 	// Exactly the relayed Pushes reach the leaf: the sync ping's pong

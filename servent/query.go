@@ -66,6 +66,14 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 	if s.isLeaf() {
 		return // a leaf never relays (docs/protocol.md §3.9)
 	}
+	leafID := h.ID // the leaf's MUID, for its dynamic query
+	if !dup && l.Kind == LinkLeaf {
+		// A leaf's query that asks for no out-of-band hits: we ask for
+		// them in its place, under a MUID of ours (oobproxy.go).
+		if ph, pq, pp, ok := s.oobProxyQuery(l, h, q); ok {
+			h, q, payload = ph, pq, pp
+		}
+	}
 	qq := &lazyQRP{q: q}
 	out, ok := r.ttl.Forward(h)
 	if !dup {
@@ -81,7 +89,7 @@ func (r *router) handleQuery(l *Link, h protocol.Header, payload []byte) {
 	if l.Kind == LinkLeaf {
 		// A leaf's query: we run it as a dynamic query instead of flooding
 		// it with the leaf's TTL (docs/protocol.md §5.4).
-		if !dup && s.startLeafDQ(l, h, q) {
+		if !dup && s.startLeafDQ(l, leafID, h, q) {
 			return
 		}
 	}
@@ -186,7 +194,7 @@ const hitRecords = 10
 
 // ourHits builds our QueryHits for results, hitRecords records each, with
 // our address, our servent ID and the trailer (firewalled, busy, push
-// proxies, Browse Host), and hands each to emit until it returns false.
+// proxies, Browse Host, TLS), and hands each to emit until it returns false.
 // It builds nothing while we have no IPv4 address to put in them. Query
 // answers and Browse Host (browse.go) both use it.
 func (s *Servent) ourHits(results []protocol.Result, emit func(*protocol.QueryHit) bool) {
@@ -205,6 +213,11 @@ func (s *Servent) buildHits(results []protocol.Result, per int, extra protocol.G
 	trailer.GGEP = s.pushProxyGGEP()
 	if s.servesBrowse() {
 		trailer.GGEP = append(trailer.GGEP, protocol.Extension{ID: "BH"})
+	}
+	if s.cfg.TLS {
+		// we accept TLS on our port: a direct download, or the Push that
+		// asks for a callback over TLS, can use it (gtk-gnutella's qhit.c)
+		trailer.GGEP = append(trailer.GGEP, protocol.Extension{ID: protocol.GGEPTLS})
 	}
 	trailer.GGEP = append(trailer.GGEP, extra...)
 	for start := 0; start < len(results); start += per {

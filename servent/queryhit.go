@@ -34,6 +34,9 @@ func (r *router) handleQueryHit(l *Link, h protocol.Header, payload []byte) {
 		return
 	}
 	if dst == routing.Local {
+		if s.oobProxyHit(h, payload, false) {
+			return // a leaf's query we proxy: relayed to the leaf (oobproxy.go)
+		}
 		// Only hits for our own searches are decoded; the others go on as
 		// bytes, so a relayed GGEP bomb costs us nothing.
 		r.stats.Handled.Add(1)

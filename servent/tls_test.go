@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -170,5 +171,111 @@ func TestTLSDownload(t *testing.T) {
 	}
 	if n := holder.tls.accepted.Load() - linkTLS; n < 1 {
 		t.Errorf("the holder accepted %d TLS connections for the download", n)
+	}
+}
+
+// A firewalled holder that takes TLS says so in its hits (GGEP "TLS"); the
+// getter's Push asks for a TLS callback (GGEP "TLS") and the holder's GIV
+// callback comes over TLS. A holder without TLS says nothing and calls
+// back in plain TCP. The file is right either way.
+func TestPushCallbackOverTLSWhenTheHolderSaysTLS(t *testing.T) {
+	for _, holderTLS := range []bool{true, false} {
+		t.Run(fmt.Sprintf("holder TLS %v", holderTLS), func(t *testing.T) {
+			shareDir := t.TempDir()
+			content := sharedFile(t, shareDir, "numbat push tls.bin", 150_000)
+			cs := testNodeConfig(t)
+			cs.ShareDirs = []string{shareDir}
+			cs.AcceptLocalProof = false // firewalled: nothing proves it reachable
+			cs.TLS = holderTLS
+			cd := testNodeConfig(t)
+			cd.DownloadDir = t.TempDir()
+			holder, getter := startNode(t, cs), startNode(t, cd)
+			hashNow(t, holder)
+			if _, err := holder.Connect(ctxT(t), getter.Addr()); err != nil {
+				t.Fatal(err)
+			}
+			await.Until(t, "the getter to be reachable", func() bool { return !getter.Firewall.Firewalled() })
+			if err := getter.WaitLinks(ctxT(t), 1); err != nil {
+				t.Fatal(err)
+			}
+			hit := searchOne(t, getter, "numbat push")
+			if !hit.Push || hit.TLS != holderTLS {
+				t.Fatalf("hit push=%v tls=%v, want push, tls=%v", hit.Push, hit.TLS, holderTLS)
+			}
+			before := getter.tls.accepted.Load()
+			d, err := getter.Download(hit, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Wait(ctxT(t)); err != nil {
+				t.Fatalf("download: %v (%+v)", err, d.Status())
+			}
+			got, err := os.ReadFile(d.Status().Path)
+			if err != nil || !bytes.Equal(got, content) {
+				t.Fatalf("downloaded file differs (%v)", err)
+			}
+			n := getter.tls.accepted.Load() - before
+			if holderTLS && n < 1 {
+				t.Errorf("the getter accepted no TLS connection: the callback was plain")
+			}
+			if !holderTLS && n != 0 {
+				t.Errorf("the getter accepted %d TLS connections from a holder without TLS", n)
+			}
+		})
+	}
+}
+
+// The same through a push proxy: a firewalled leaf names its ultrapeer in
+// its hits, the getter asks that proxy with gtk-gnutella's "&tls=true",
+// the proxy's Push carries GGEP "TLS" and the leaf calls back over TLS.
+func TestPushCallbackOverTLSThroughAPushProxy(t *testing.T) {
+	shareDir := t.TempDir()
+	content := sharedFile(t, shareDir, "bilby proxy tls.bin", 120_000)
+	cs := testNodeConfig(t)
+	cs.Mode = ModeLeaf
+	cs.ShareDirs = []string{shareDir}
+	cs.AcceptLocalProof = false
+	cu := testNodeConfig(t)
+	cd := testNodeConfig(t)
+	cd.DownloadDir = t.TempDir()
+	holder, up, getter := startNode(t, cs), startNode(t, cu), startNode(t, cd)
+	hashNow(t, holder)
+	// The ultrapeer dials the getter: that inbound connection makes the
+	// getter reachable (a firewalled getter gets no answer from a
+	// firewalled leaf).
+	if _, err := up.Connect(ctxT(t), getter.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, "the getter to be reachable", func() bool { return !getter.Firewall.Firewalled() })
+	if _, err := holder.Connect(ctxT(t), up.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, "the ultrapeer to be the leaf's push proxy", func() bool { return len(holder.ourPushProxies()) == 1 })
+	await.Until(t, "the leaf's QRP table at the ultrapeer", func() bool {
+		for _, l := range up.Links() {
+			if l.PeerID == holder.ID() && l.PeerTable() != nil {
+				return true
+			}
+		}
+		return false
+	})
+	hit := searchOne(t, getter, "bilby proxy")
+	if !hit.Push || !hit.TLS || len(hit.Proxies) != 1 || hit.Proxies[0] != up.Addr() {
+		t.Fatalf("hit push=%v tls=%v proxies %v, want push, tls, proxy %s", hit.Push, hit.TLS, hit.Proxies, up.Addr())
+	}
+	before := getter.tls.accepted.Load()
+	d, err := getter.Download(hit, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(ctxT(t)); err != nil {
+		t.Fatalf("download: %v (%+v)", err, d.Status())
+	}
+	got, err := os.ReadFile(d.Status().Path)
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("downloaded file differs (%v)", err)
+	}
+	if n := getter.tls.accepted.Load() - before; n < 1 {
+		t.Errorf("the getter accepted no TLS connection: the callback was plain")
 	}
 }

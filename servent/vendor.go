@@ -14,6 +14,7 @@ var ourVendorMessages = []protocol.VendorMessageID{
 	protocol.PushProxyAckID,
 	{Vendor: protocol.VendorLIME, Selector: 11, Version: 3}, // OOB ack (oob.go), v2 and v3
 	{Vendor: protocol.VendorLIME, Selector: 12, Version: 3}, // OOB reply number, v1 to v3
+	protocol.OOBProxyVetoID,                                 // a leaf's "do not OOB-proxy my queries" (oobproxy.go)
 }
 
 func supportedVendorMessages() *protocol.Vendor {
@@ -49,6 +50,8 @@ func (r *router) handleVendor(l *Link, h protocol.Header, payload []byte) {
 		r.s.pushProxyRequest(l, h, v) // pushproxy.go
 	case v.Is(protocol.PushProxyAckID):
 		r.s.pushProxyAck(l, h, v)
+	case v.Is(protocol.OOBProxyVetoID):
+		r.s.oobProxyVeto(l, v) // oobproxy.go
 	}
 }
 

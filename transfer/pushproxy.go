@@ -35,7 +35,10 @@ func (s *Server) pushProxy(conn net.Conn, r *request) bool {
 		s.refuse(conn, r, int(firewall.PushProxyBadRequest), firewall.PushProxyBadRequest.Reason(), head)
 		return false
 	}
-	code := s.PushProxy(servent, xnode)
+	// gtk-gnutella's "tls=true", or X-Features: tls: the Push asks for a
+	// TLS callback
+	tls := firewall.PushProxyWantsTLS(r.target) || r.h.HasFeature("tls")
+	code := s.PushProxy(servent, xnode, tls)
 	reason := http.StatusText(code)
 	switch st := firewall.PushProxyStatus(code); st {
 	case firewall.PushProxySent, firewall.PushProxyRouted, firewall.PushProxyBadRequest, firewall.PushProxyGone:
@@ -67,11 +70,12 @@ var ErrProxyGone = errors.New("transfer: push proxy no longer serves that serven
 
 // RequestPushProxy asks a push proxy (docs/protocol.md §6.5) to send a Push to
 // serventID on our behalf: GET /gnutella/push-proxy?ServerId=<base32> with
-// X-Node, our listening address. nil means 202 or 203 (sent); any other
+// X-Node, our listening address, and "&tls=true" when tls (we take TLS
+// there: the callback may use it, as gtk-gnutella asks). nil means 202 or 203 (sent); any other
 // answer, or none, means the proxy must not be used again. A nil dial
 // means firewall.TCPDialer.
 func RequestPushProxy(ctx context.Context, dial firewall.Dialer,
-	proxy netip.AddrPort, serventID protocol.GUID, xnode netip.AddrPort, userAgent string) error {
+	proxy netip.AddrPort, serventID protocol.GUID, xnode netip.AddrPort, tls bool, userAgent string) error {
 	if dial == nil {
 		dial = firewall.TCPDialer{}
 	}
@@ -83,8 +87,11 @@ func RequestPushProxy(ctx context.Context, dial firewall.Dialer,
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 	_ = conn.SetDeadline(time.Now().Add(PushProxyTimeout))
-	id := serventID.Base32()
-	req := "GET /gnutella/push-proxy?ServerId=" + id + " HTTP/1.1\r\n" +
+	target := "/gnutella/push-proxy?ServerId=" + serventID.Base32()
+	if tls {
+		target += "&tls=true"
+	}
+	req := "GET " + target + " HTTP/1.1\r\n" +
 		"User-Agent: " + userAgent + "\r\n" +
 		"Host: " + proxy.String() + "\r\n" +
 		"X-Node: " + xnode.String() + "\r\n" +

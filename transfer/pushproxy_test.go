@@ -50,7 +50,7 @@ func TestDownloadThroughPushProxyAndCallbacks(t *testing.T) {
 
 	// The push proxy: knows fwID only; "sends the Push" by making the
 	// firewalled servent call X-Node back.
-	proxy := &Server{PushProxy: func(id protocol.GUID, xnode netip.AddrPort) int {
+	proxy := &Server{PushProxy: func(id protocol.GUID, xnode netip.AddrPort, _ bool) int {
 		if id != fwID {
 			return 410
 		}
@@ -67,10 +67,10 @@ func TestDownloadThroughPushProxyAndCallbacks(t *testing.T) {
 	}}
 	pts := startServer(t, proxy, nil)
 
-	if err := RequestPushProxy(context.Background(), nil, pts.addr, protocol.GUID{9}, ourAddr, "gnutella/test"); !errors.Is(err, ErrProxyGone) {
+	if err := RequestPushProxy(context.Background(), nil, pts.addr, protocol.GUID{9}, ourAddr, false, "gnutella/test"); !errors.Is(err, ErrProxyGone) {
 		t.Fatalf("unknown servent: %v", err)
 	}
-	if err := RequestPushProxy(context.Background(), nil, fx.ts.addr, fwID, ourAddr, "gnutella/test"); err == nil {
+	if err := RequestPushProxy(context.Background(), nil, fx.ts.addr, fwID, ourAddr, false, "gnutella/test"); err == nil {
 		t.Fatal("a server without push-proxy support accepted")
 	}
 
@@ -78,7 +78,7 @@ func TestDownloadThroughPushProxyAndCallbacks(t *testing.T) {
 		return cb.Push(ctx, src, func(s Source) error {
 			var errs []error
 			for _, p := range s.PushProxies {
-				err := RequestPushProxy(ctx, nil, p, s.ServentID, ourAddr, "gnutella/test")
+				err := RequestPushProxy(ctx, nil, p, s.ServentID, ourAddr, false, "gnutella/test")
 				if err == nil {
 					return nil
 				}

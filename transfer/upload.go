@@ -91,8 +91,9 @@ type Server struct {
 	IdleTimeout time.Duration
 	// PushProxy serves GET /gnutella/push-proxy?ServerId=... (docs/protocol.md §6.5):
 	// it sends a Push to the servent and returns the status to answer (202
-	// sent, 410 not connected). nil: such requests get 404.
-	PushProxy func(serventID protocol.GUID, xnode netip.AddrPort) int
+	// sent, 410 not connected). tls says the downloader asked for a TLS
+	// callback ("tls=true" or X-Features: tls). nil: such requests get 404.
+	PushProxy func(serventID protocol.GUID, xnode netip.AddrPort, tls bool) int
 	// Browse lists what we share for Browse Host, GET / (browse.go): it
 	// calls yield with the payload of each QueryHit of the library, in
 	// order, until yield returns false; a payload is valid until yield

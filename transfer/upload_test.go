@@ -408,7 +408,7 @@ func TestUploadPerIPLimit(t *testing.T) {
 func TestUploadPushProxy(t *testing.T) {
 	var calls atomic.Int32
 	want := protocol.GUID{0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
-	srv := &Server{PushProxy: func(id protocol.GUID, xnode netip.AddrPort) int {
+	srv := &Server{PushProxy: func(id protocol.GUID, xnode netip.AddrPort, _ bool) int {
 		calls.Add(1)
 		if xnode != netip.MustParseAddrPort("10.0.0.1:6346") {
 			return 400

@@ -107,3 +107,17 @@ func (t *LeafQueries[L]) Status(id protocol.GUID, from L, kept uint16) {
 		q.reported.Store(int64(kept))
 	}
 }
+
+// Wanted is how many more results query id wants (0 once it gathered
+// LeafDQTarget or its leaf said stop), and false when it is not running.
+// An ultrapeer OOB-proxying the query claims no more than that.
+func (t *LeafQueries[L]) Wanted(id protocol.GUID) (int, bool) {
+	q := t.get(id)
+	if q == nil {
+		return 0, false
+	}
+	if q.Stopped() {
+		return 0, true
+	}
+	return max(LeafDQTarget-q.Results(), 0), true
+}
