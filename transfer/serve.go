@@ -322,11 +322,9 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File, part *Partia
 	return r.keepAlive
 }
 
-// sendBody sends n bytes of fh from start. It seeks fh and copies with
-// io.CopyN, whose *io.LimitedReader around the *os.File lets
-// (*net.TCPConn).ReadFrom use sendfile(2) (net/sendfile.go unwraps exactly
-// that); an io.SectionReader would not, and would copy through a 32 KiB
-// buffer in user space instead. Under a Bandwidth limit each s.rateChunk
+// sendBody sends n bytes of fh from start. It seeks fh and sends with
+// sendFile (sendfile(2) on a TCP connection, sendfile_linux.go), a chunk
+// at a time, from the first byte. Under a Bandwidth limit each s.rateChunk
 // is paid for before it is sent (still by sendfile): the limiter serves
 // waiters in turn, so uploads share the bandwidth.
 //
@@ -363,7 +361,7 @@ func (s *Server) sendBody(conn net.Conn, fh *os.File, start, n int64, u *upload)
 			_ = conn.SetWriteDeadline(progress.Add(idle))
 			armed = progress
 		}
-		w, err := io.CopyN(conn, fh, c)
+		w, err := sendFile(conn, fh, c)
 		n -= w
 		pos += w
 		u.sent.Add(w)
@@ -376,7 +374,7 @@ func (s *Server) sendBody(conn net.Conn, fh *os.File, start, n int64, u *upload)
 				return err
 			}
 			// Slow, not stalled: the deadline moves on. Without
-			// sendfile io.Copy read more of fh than was written.
+			// sendfile io.CopyN read more of fh than was written.
 			if _, err := fh.Seek(pos, io.SeekStart); err != nil {
 				return err
 			}
