@@ -84,7 +84,7 @@ func benchCleanup() {
 
 // serveRaw runs srv on a plain loopback listener (no test wrappers, so the
 // connections are *net.TCPConn and sendfile applies).
-func serveRaw(b *testing.B, srv *Server) (addr string, stop func()) {
+func serveRaw(b testing.TB, srv *Server) (addr string, stop func()) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
