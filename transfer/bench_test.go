@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -85,7 +84,7 @@ func benchCleanup() {
 
 // serveRaw runs srv on a plain loopback listener (no test wrappers, so the
 // connections are *net.TCPConn and sendfile applies).
-func serveRaw(b *testing.B, srv *Server) (addr string, stop func()) {
+func serveRaw(b testing.TB, srv *Server) (addr string, stop func()) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -113,8 +112,8 @@ func serveRaw(b *testing.B, srv *Server) (addr string, stop func()) {
 	}
 }
 
-// fetchAll sends one GET and reads the whole body with a 256 KiB buffer,
-// the same client for both servers.
+// fetchAll sends one GET and reads the whole body with a 256 KiB buffer
+// (BenchmarkUploadVsNginx's client when curl is not installed).
 func fetchAll(addr, target string, buf []byte) (int64, error) {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -148,68 +147,6 @@ func fetchAll(addr, target string, buf []byte) (int64, error) {
 		}
 	}
 	return got, nil
-}
-
-// BenchmarkUpload1GiB measures the upload of a 1 GiB file over loopback
-// through Server and, in the same run and with the same client, through
-// Go's http.FileServer serving the same file.
-//
-//	go test -run '^$' -bench Upload1GiB -benchtime 5x ./transfer/
-func BenchmarkUpload1GiB(b *testing.B) {
-	f := benchFixture(b)
-	srv := &Server{Library: newFakeLibrary(f), UserAgent: "gnutella/bench"}
-	gAddr, stop := serveRaw(b, srv)
-	defer stop()
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := &http.Server{Handler: http.FileServer(http.Dir(filepath.Dir(f.Path)))}
-	go hs.Serve(ln)
-	defer hs.Close()
-	hAddr := ln.Addr().String()
-
-	buf := make([]byte, 256<<10)
-	var gTime, hTime time.Duration
-	var gBest, hBest time.Duration // the fastest round of each: less sensitive to a loaded machine
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for k := 0; k < 2; k++ {
-			gnut := (i+k)%2 == 0 // alternate which goes first
-			addr, target := hAddr, "/big.bin"
-			if gnut {
-				addr, target = gAddr, "/get/1/big.bin"
-			}
-			t0 := time.Now()
-			n, err := fetchAll(addr, target, buf)
-			d := time.Since(t0)
-			if err != nil || n != f.Size {
-				b.Fatalf("%s: %d bytes, %v", addr, n, err)
-			}
-			if gnut {
-				gTime += d
-				if gBest == 0 || d < gBest {
-					gBest = d
-				}
-			} else {
-				hTime += d
-				if hBest == 0 || d < hBest {
-					hBest = d
-				}
-			}
-		}
-	}
-	b.StopTimer()
-	mb := float64(f.Size) * float64(b.N) / 1e6
-	g, h := mb/gTime.Seconds(), mb/hTime.Seconds()
-	b.ReportMetric(g, "gnutella-MB/s")
-	b.ReportMetric(h, "fileserver-MB/s")
-	b.ReportMetric(g/h, "ratio")
-	b.ReportMetric(hBest.Seconds()/gBest.Seconds(), "best-ratio")
-	b.ReportMetric(0, "ns/op")
-	b.Logf("%s 1 GiB file; %d round(s); best round: gnutella %.0f MB/s, FileServer %.0f MB/s",
-		benchKind, b.N, float64(f.Size)/1e6/gBest.Seconds(), float64(f.Size)/1e6/hBest.Seconds())
 }
 
 // BenchmarkUploadMemory opens 100 concurrent downloads that read nothing

@@ -57,9 +57,9 @@ const (
 	// long closeGracefully drains the peer after it.
 	refuseWriteTimeout = 5 * time.Second
 	closeLinger        = time.Second
-	// sendChunk is how much one sendfile call may take before the write
-	// deadline is pushed back: a client that takes more than IdleTimeout
-	// to accept this much is dropped.
+	// sendChunk is the most one sendfile call of an unlimited upload is
+	// given: how often the upload's Sent and the server's BytesSent move
+	// on, and the write deadline with them (sendBody).
 	sendChunk = 1 << 20
 
 	// DefaultMaxActive is Downloader.MaxActive: downloads at once.

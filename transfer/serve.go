@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"errors"
 	"io"
 	"mime"
 	"net"
@@ -321,13 +322,21 @@ func (s *Server) serveFile(conn net.Conn, r *request, f share.File, part *Partia
 	return r.keepAlive
 }
 
-// sendBody sends n bytes of fh from start. It seeks fh and copies with
-// io.CopyN, whose *io.LimitedReader around the *os.File lets
-// (*net.TCPConn).ReadFrom use sendfile(2) (net/sendfile.go unwraps exactly
-// that); an io.SectionReader would not, and would copy through a 32 KiB
-// buffer in user space instead. Under a Bandwidth limit each s.rateChunk
+// sendBody sends n bytes of fh from start. It seeks fh and sends with
+// sendFile (sendfile(2) on a TCP connection, sendfile_linux.go), a chunk
+// at a time, from the first byte. Under a Bandwidth limit each s.rateChunk
 // is paid for before it is sent (still by sendfile): the limiter serves
 // waiters in turn, so uploads share the bandwidth.
+//
+// The write deadline detects a stalled client, not a slow one: it is
+// IdleTimeout after the last time bytes went out (or the limiter let us
+// send), and it is moved only when that is more than IdleTimeout/8 old.
+// Moving it on every chunk cost a runtime timer change per MiB (the
+// scheduler then woke a thread to look at the timers), which nginx does
+// not pay. A chunk cut by the deadline after some of its bytes went out is
+// a slow client: the loop goes on. A client is dropped after a whole
+// deadline window without a byte taken: between 7/8 of IdleTimeout and
+// twice IdleTimeout after the last byte it took.
 func (s *Server) sendBody(conn net.Conn, fh *os.File, start, n int64, u *upload) error {
 	if _, err := fh.Seek(start, io.SeekStart); err != nil {
 		return err
@@ -336,20 +345,39 @@ func (s *Server) sendBody(conn net.Conn, fh *os.File, start, n int64, u *upload)
 	if s.limiter != nil {
 		chunk = int64(s.rateChunk)
 	}
+	idle := s.idle()
+	var armed time.Time // what the deadline counts from
+	progress := time.Now()
+	pos := start // the next byte of fh to send
 	for n > 0 {
 		c := min(n, chunk)
 		if s.limiter != nil {
 			if err := s.limiter.WaitN(s.ctx, int(c)); err != nil {
 				return err
 			}
+			progress = time.Now() // our own wait is not the client's stall
 		}
-		_ = conn.SetWriteDeadline(time.Now().Add(s.idle()))
-		w, err := io.CopyN(conn, fh, c)
+		if progress.Sub(armed) > idle/8 {
+			_ = conn.SetWriteDeadline(progress.Add(idle))
+			armed = progress
+		}
+		w, err := sendFile(conn, fh, c)
 		n -= w
+		pos += w
 		u.sent.Add(w)
 		s.bytesSent.Add(w)
+		if w > 0 {
+			progress = time.Now()
+		}
 		if err != nil {
-			return err
+			if w == 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+				return err
+			}
+			// Slow, not stalled: the deadline moves on. Without
+			// sendfile io.CopyN read more of fh than was written.
+			if _, err := fh.Seek(pos, io.SeekStart); err != nil {
+				return err
+			}
 		}
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
