@@ -192,4 +192,3 @@ func procCPU(b *testing.B, pid int) time.Duration {
 	}
 	return time.Duration(ticks) * 10 * time.Millisecond
 }
-
