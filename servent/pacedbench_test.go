@@ -109,27 +109,9 @@ func benchRoutePacedServent(b *testing.B, rate int) {
 			b.Fatal("the servent did not greet every peer")
 		}
 	}
-	payload, _ := protocol.NewQuery("zebra quokka interop", protocol.QueryFlagMark).AppendTo(nil)
-	every := time.Second / time.Duration(rate)
 	cpu0, own0 := procCPU(b, pid), processCPU(b)
 	b.ResetTimer()
-	start := time.Now()
-	var buf []byte
-	for i := 0; i < b.N; i++ {
-		if d := time.Until(start.Add(time.Duration(i) * every)); d > 0 {
-			time.Sleep(d)
-		}
-		h := protocol.Header{ID: protocol.NewGUID(), Type: protocol.TypeQuery, TTL: 2, Length: uint32(len(payload))}
-		buf = append(h.AppendTo(buf[:0]), payload...)
-		if _, err := in.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for range outs {
-		if n := <-got; n != b.N {
-			b.Fatalf("a peer received %d of %d", n, b.N)
-		}
-	}
+	sendPaced(b, in, rate, outs, got)
 	b.StopTimer()
 	perQuery := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) / float64(b.N) }
 	b.ReportMetric(perQuery(procCPU(b, pid)-cpu0), "cpu-µs/query")
