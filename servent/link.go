@@ -100,6 +100,11 @@ type Link struct {
 	hopsFlow  atomic.Uint32
 	vendorIDs atomic.Pointer[[]protocol.VendorMessageID]
 
+	// rmu guards rstate: whether a reader runs, or the link is parked in
+	// the servent's poller (park.go).
+	rmu    sync.Mutex
+	rstate readerState
+
 	// Owned by the reader goroutine.
 	lastPing time.Time
 	abuse    routing.LinkAbuse
@@ -197,14 +202,22 @@ func (l *Link) close(err error) {
 		}
 		close(l.done)
 		l.q.close()
+		l.closeReader() // out of the poller before the socket goes
 		_ = l.conn.Close()
 		l.s.removeLink(l)
 	})
 }
 
-// readLoop is the link's only reader.
+// readLoop is the link's only reader. On a parkable link it exits when
+// the link has been quiet for ParkAfter, and the poller starts a new one at
+// the next byte (park.go).
 func (l *Link) readLoop() {
 	defer l.s.wg.Done()
+	if l.br == nil { // woken from the poller
+		l.br = readBufPool.Get().(*bufio.Reader)
+		l.br.Reset(l.conn)
+	}
+	park := l.parkable()
 	var src io.Reader = l.br
 	if l.DeflateIn {
 		zr, err := zlib.NewReader(l.br)
@@ -217,6 +230,16 @@ func (l *Link) readLoop() {
 	}
 	r := protocol.NewReader(src, l.s.cfg.Limits)
 	for {
+		if park && l.br.Buffered() == 0 && !l.closing.Load() {
+			parked, err := l.waitOrPark()
+			if parked {
+				return
+			}
+			if err != nil {
+				l.readFailed(err)
+				return
+			}
+		}
 		h, payload, err := r.ReadRaw()
 		if err != nil {
 			l.readFailed(err)
@@ -372,6 +395,7 @@ func (l *Link) finishAfterBye(flush func() error, dw *deflateWriter) {
 		_ = cw.CloseWrite()
 	}
 	_ = l.conn.SetReadDeadline(l.s.now().Add(l.s.cfg.ByeGrace))
+	l.wake() // a parked link needs a reader to see the peer go within the grace
 }
 
 // leafPingSpacing is the least time between two pings a leaf sends its
