@@ -104,7 +104,7 @@ func (l *Link) wake() {
 }
 
 // closeReader takes a parked link out of the poller before its socket is
-// closed, and keeps it from parking again.
+// closed, keeps it from parking again, and stops its clock.
 func (l *Link) closeReader() {
 	l.rmu.Lock()
 	defer l.rmu.Unlock()
@@ -112,6 +112,9 @@ func (l *Link) closeReader() {
 		l.s.poller.remove(l)
 	}
 	l.rstate = readerClosed
+	if l.clock != nil {
+		l.clock.Stop()
+	}
 }
 
 // parked reports whether the link's reader is parked.
