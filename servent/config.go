@@ -168,6 +168,11 @@ type Config struct {
 	FlowControlTimeout time.Duration
 	// ByeGrace is how long we keep reading (and discarding) after sending Bye.
 	ByeGrace time.Duration
+	// ParkAfter is how long a plain TCP link (Linux, no inbound deflate)
+	// may be quiet before its reader goroutine and read buffer are given
+	// up and its socket waits in the servent's poller, to be woken by the
+	// next byte (park.go): what makes an idle leaf cheap. 0 never parks.
+	ParkAfter time.Duration
 
 	// SendQueueBytes bounds each link's send queue; flow control starts at half.
 	SendQueueBytes int
@@ -293,6 +298,7 @@ func DefaultConfig() Config {
 		IdleTimeout:          180 * time.Second,
 		FlowControlTimeout:   180 * time.Second,
 		ByeGrace:             5 * time.Second,
+		ParkAfter:            3 * time.Second,
 		SendQueueBytes:       96 << 10,
 		Limits:               protocol.DefaultLimits(),
 		DupCacheSize:         1 << 16,

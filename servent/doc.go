@@ -55,8 +55,10 @@
 // handles every descriptor the peer sends, so all handlers run on the
 // reader of the link the descriptor came from, concurrently across links;
 // and a writer (writeLoop), the only one to write to the connection, which
-// drains the link's send queue and runs the link's clock (alive pings,
-// idle and flow-control timeouts).
+// drains the link's send queue. Both exist only while needed: the writer
+// from the first message queued to an empty queue, the reader of a quiet
+// plain TCP link parks (park.go). The link's clock (alive pings, idle and
+// flow-control timeouts) is a timer (Link.tick).
 //
 // Ownership. The reader owns Link.lastPing and Link.abuse (a link's QRP
 // receiver lives in qrpState.recv, under its own mutex, so that the link's

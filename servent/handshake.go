@@ -451,11 +451,11 @@ func (s *Servent) newLink(conn net.Conn, br *bufio.Reader, inbound bool, kind Li
 	l := &Link{
 		Kind: kind, Inbound: inbound, Remote: addrPortOf(conn.RemoteAddr()), Caps: caps,
 		Since: s.now(), s: s, conn: conn, br: br,
-		q:      newSendQueue(s.cfg.SendQueueBytes),
 		done:   make(chan struct{}),
 		log:    s.log,
 		leafID: -1,
 	}
+	l.q = newSendQueue(s.cfg.SendQueueBytes, l.startWriter)
 	l.abuse.Limits = routing.DefaultAbuseLimits() // zero limits kick on the first duplicate
 	return l
 }

@@ -132,6 +132,16 @@ func linkMemory(b *testing.B, n int, peer func(i int) benchPeer) {
 		}
 		return true
 	})
+	if pollerSupported && c.ParkAfter > 0 {
+		await.Until(b, "every plain link to park its reader", func() bool {
+			for _, l := range s.Links() {
+				if l.parkable() && !l.parked() {
+					return false
+				}
+			}
+			return true
+		})
+	}
 	heap1, stack1, rss1 := memNow(b)
 	b.ReportMetric(float64(heap1-heap0)/float64(n), "heap-B/link")
 	b.ReportMetric(float64(stack1-stack0)/float64(n), "stack-B/link")

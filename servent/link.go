@@ -64,8 +64,10 @@ type Capabilities struct {
 	Degree                int
 }
 
-// Link is one Gnutella connection. It has exactly one reader and one writer
-// goroutine; everything else talks to it through its send queue.
+// Link is one Gnutella connection. It has at most one reader and one writer
+// goroutine: the writer runs only while its send queue holds messages, the
+// reader of an idle link may park (park.go); everything else talks to it
+// through its send queue.
 type Link struct {
 	ID        routing.LinkID
 	Kind      LinkKind
@@ -103,6 +105,14 @@ type Link struct {
 	// noOOBProxy: the leaf vetoed OOB-proxying of its queries (LIME/13,
 	// oobproxy.go).
 	noOOBProxy atomic.Bool
+
+	// rmu guards rstate: whether a reader runs, or the link is parked in
+	// the servent's poller (park.go).
+	rmu    sync.Mutex
+	rstate readerState
+	clock  *time.Timer // alivePeriod's tick (clockTick); under rmu
+
+	dw *deflateWriter // the outbound stream's state between writers (DeflateOut)
 
 	// Owned by the reader goroutine.
 	lastPing time.Time
@@ -145,13 +155,46 @@ func (l *Link) String() string {
 	return fmt.Sprintf("link#%d %s %s", l.ID, l.Kind, l.Remote)
 }
 
-// start launches the reader and writer goroutines.
+// start launches the reader and the clock; the first message queued
+// starts a writer.
 func (l *Link) start() {
 	l.lastRx.Store(l.s.now().UnixNano())
 	l.hopsFlow.Store(255)
-	l.s.wg.Add(2)
+	if l.DeflateOut {
+		l.dw = newDeflateWriter(l.conn)
+	}
+	l.rmu.Lock()
+	l.clock = time.AfterFunc(l.alivePeriod(), l.tick)
+	l.rmu.Unlock()
+	l.s.wg.Add(1)
 	go l.readLoop()
+}
+
+// startWriter is the send queue's wake: it found no writer running. The
+// queue is not closed (push checked, under its lock), so the link's close,
+// and Stop's wait after it, come later.
+func (l *Link) startWriter() {
+	l.s.wg.Add(1)
 	go l.writeLoop()
+}
+
+// tick runs clockTick every alivePeriod, in a goroutine of its own that
+// Stop waits for, until the link is closed.
+func (l *Link) tick() {
+	l.rmu.Lock()
+	if l.rstate == readerClosed {
+		l.rmu.Unlock()
+		return
+	}
+	l.s.wg.Add(1)
+	l.rmu.Unlock()
+	defer l.s.wg.Done()
+	l.clockTick()
+	l.rmu.Lock()
+	if l.rstate != readerClosed {
+		l.clock.Reset(l.alivePeriod())
+	}
+	l.rmu.Unlock()
 }
 
 // send queues a descriptor. It never blocks. payload must not change
@@ -201,14 +244,22 @@ func (l *Link) close(err error) {
 		}
 		close(l.done)
 		l.q.close()
+		l.closeReader() // out of the poller before the socket goes
 		_ = l.conn.Close()
 		l.s.removeLink(l)
 	})
 }
 
-// readLoop is the link's only reader.
+// readLoop is the link's only reader. On a parkable link it exits when
+// the link has been quiet for ParkAfter, and the poller starts a new one at
+// the next byte (park.go).
 func (l *Link) readLoop() {
 	defer l.s.wg.Done()
+	if l.br == nil { // woken from the poller
+		l.br = readBufPool.Get().(*bufio.Reader)
+		l.br.Reset(l.conn)
+	}
+	park := l.parkable()
 	var src io.Reader = l.br
 	if l.DeflateIn {
 		zr, err := zlib.NewReader(l.br)
@@ -221,6 +272,16 @@ func (l *Link) readLoop() {
 	}
 	r := protocol.NewReader(src, l.s.cfg.Limits)
 	for {
+		if park && l.br.Buffered() == 0 && !l.closing.Load() {
+			parked, err := l.waitOrPark()
+			if parked {
+				return
+			}
+			if err != nil {
+				l.readFailed(err)
+				return
+			}
+		}
 		h, payload, err := r.ReadRaw()
 		if err != nil {
 			l.readFailed(err)
@@ -274,15 +335,16 @@ func byeTooLargeReason(err error) string {
 	return "Too large message"
 }
 
-// writeLoop is the link's only writer. It drains the queue in priority
-// order, flushes (and syncs the compressor) at the end of every burst or
-// every 4 KiB, and runs the alive-ping and timeout clock.
+// writeLoop is the link's only writer, started when its queue receives a
+// message with no writer running. It drains the queue in priority order,
+// flushes (and syncs the compressor) at the end of every burst or every
+// 4 KiB, and exits once the queue is empty after a flush, so that an idle
+// link holds no writer goroutine.
 func (l *Link) writeLoop() {
 	defer l.s.wg.Done()
-	var dw *deflateWriter
+	dw := l.dw
 	var w io.Writer = l.conn
-	if l.DeflateOut {
-		dw = newDeflateWriter(l.conn)
+	if dw != nil {
 		w = dw
 	}
 	// The 4 KiB write buffer, like the compressor, is held only during a
@@ -293,8 +355,6 @@ func (l *Link) writeLoop() {
 			bufWriterPool.Put(bw)
 		}
 	}()
-	tick := time.NewTimer(l.alivePeriod())
-	defer tick.Stop()
 	flush := func() error {
 		err := bw.Flush()
 		if err == nil && dw != nil {
@@ -306,15 +366,6 @@ func (l *Link) writeLoop() {
 		return err
 	}
 	for {
-		select {
-		case <-l.done:
-			return
-		case <-tick.C:
-			l.clockTick()
-			tick.Reset(l.alivePeriod())
-			continue
-		case <-l.q.ready:
-		}
 		unflushed := 0
 		for {
 			m, ok := l.q.pop()
@@ -348,11 +399,13 @@ func (l *Link) writeLoop() {
 		if _, fc, _ := l.q.state(); !fc && l.flowSince.Swap(0) != 0 {
 			l.hopsFlowForQueue(255) // drained below the low-water mark: queries welcome again
 		}
-		if bw == nil {
-			continue
+		if bw != nil {
+			if err := flush(); err != nil {
+				l.close(err)
+				return
+			}
 		}
-		if err := flush(); err != nil {
-			l.close(err)
+		if l.q.idle() {
 			return
 		}
 	}
@@ -376,6 +429,7 @@ func (l *Link) finishAfterBye(flush func() error, dw *deflateWriter) {
 		_ = cw.CloseWrite()
 	}
 	_ = l.conn.SetReadDeadline(l.s.now().Add(l.s.cfg.ByeGrace))
+	l.wake() // a parked link needs a reader to see the peer go within the grace
 }
 
 // leafPingSpacing is the least time between two pings a leaf sends its
@@ -393,7 +447,7 @@ func (l *Link) alivePeriod() time.Duration {
 	return d
 }
 
-// clockTick runs every alivePeriod in the writer goroutine: idle and
+// clockTick runs every alivePeriod (tick): idle and
 // flow-control timeouts, unanswered alive pings, and the next alive ping.
 func (l *Link) clockTick() {
 	if l.closing.Load() {

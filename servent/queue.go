@@ -88,15 +88,19 @@ type sendQueue struct {
 	hiwat   int
 	lowat   int
 	seq     uint64
-	flowCtl bool          // between hiwat and back under lowat
-	dropped uint64        // messages dropped for room
-	evicted int64         // dropped since the last takeEvicted
-	ready   chan struct{} // holds a token once the queue goes from empty to non-empty
+	flowCtl bool   // between hiwat and back under lowat
+	dropped uint64 // messages dropped for room
+	evicted int64  // dropped since the last takeEvicted
+	// writing says a writer runs: from the push that finds none until the
+	// writer finds the queue empty (idle). wake starts one; nil: nobody is
+	// woken (tests of the queue alone).
+	writing bool
+	wake    func()
 	closed  bool
 }
 
-func newSendQueue(max int) *sendQueue {
-	return &sendQueue{max: max, hiwat: max / 2, lowat: max / 4, ready: make(chan struct{}, 1)}
+func newSendQueue(max int, wake func()) *sendQueue {
+	return &sendQueue{max: max, hiwat: max / 2, lowat: max / 4, wake: wake}
 }
 
 // enqueueResult says what happened to a message offered to the queue.
@@ -141,10 +145,10 @@ func (q *sendQueue) push(m outMsg) enqueueResult {
 		q.dropped++
 		q.evicted++
 	}
-	// Only a queue that was empty wakes the writer: one that holds messages
-	// has a writer still draining it (or a wake-up already pending), which
-	// takes this one too.
-	wake := len(q.items) == 0
+	// Only a queue without a writer starts one: a running writer drains
+	// this message too before it goes.
+	wake := !q.writing
+	q.writing = true
 	q.seq++
 	q.items = append(q.items, m)
 	q.up(len(q.items) - 1)
@@ -153,13 +157,22 @@ func (q *sendQueue) push(m outMsg) enqueueResult {
 		q.flowCtl = true
 	}
 	q.mu.Unlock()
-	if wake {
-		select {
-		case q.ready <- struct{}{}:
-		default:
-		}
+	if wake && q.wake != nil {
+		q.wake()
 	}
 	return enqueued
+}
+
+// idle is the writer's last word after a flush: true (and the writer must
+// exit) when the queue is empty, so that the next push starts a new one.
+func (q *sendQueue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 {
+		q.writing = false
+		return true
+	}
+	return false
 }
 
 // pop removes the most important message.

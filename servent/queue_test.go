@@ -14,7 +14,7 @@ func msgOf(t protocol.Type, hops uint8, size int) outMsg {
 // QueryHit > Pong > Query > Ping; within queries fewer hops first, within
 // hits more hops first; FIFO among equals.
 func TestSendQueueOrder(t *testing.T) {
-	q := newSendQueue(1 << 20)
+	q := newSendQueue(1<<20, nil)
 	in := []outMsg{
 		msgOf(protocol.TypePing, 0, 0),
 		msgOf(protocol.TypeQuery, 3, 10),
@@ -67,7 +67,7 @@ func TestSendQueueOrder(t *testing.T) {
 // dropped, and a Bye that cannot fit says the link must go.
 func TestSendQueueDropsLowestFirst(t *testing.T) {
 	const max = 1000
-	q := newSendQueue(max)
+	q := newSendQueue(max, nil)
 	// fill with pings and queries (each 23+77 = 100 bytes)
 	for i := 0; i < 5; i++ {
 		q.push(msgOf(protocol.TypePing, 0, 77))
@@ -97,7 +97,7 @@ func TestSendQueueDropsLowestFirst(t *testing.T) {
 		t.Errorf("a ping into a queue of pings and better: %v, want dropped", r)
 	}
 	// fill with QRP: never dropped to make room, and never displaced
-	q2 := newSendQueue(300)
+	q2 := newSendQueue(300, nil)
 	for i := 0; i < 3; i++ {
 		if q2.push(msgOf(protocol.TypeRouteTable, 0, 77)) != enqueued {
 			t.Fatal("QRP refused")
@@ -117,7 +117,7 @@ func TestSendQueueDropsLowestFirst(t *testing.T) {
 // Flow control starts at the high-water mark (half) and ends at the
 // low-water mark (a quarter), as gtk-gnutella's queues do.
 func TestSendQueueFlowControlMarks(t *testing.T) {
-	q := newSendQueue(1000)
+	q := newSendQueue(1000, nil)
 	for i := 0; i < 4; i++ {
 		q.push(msgOf(protocol.TypeQuery, 0, 77)) // 100 bytes each
 	}

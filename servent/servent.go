@@ -54,6 +54,7 @@ type Servent struct {
 
 	searches searchTable
 	adm      admissions // inbound connections before they are links (admission.go)
+	poller   poller     // parked idle links (park.go)
 
 	// Message balance across the network: queued for a link (net of
 	// messages dropped from a queue) and fully handled after reading.
@@ -241,6 +242,7 @@ wait:
 	for _, l := range s.Links() {
 		l.close(nil)
 	}
+	s.poller.stop()
 	s.wg.Wait()
 	var err error
 	if s.cfg.DataDir != "" {

@@ -1,0 +1,150 @@
+//go:build linux
+
+package servent
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"gnutella/protocol"
+	"gnutella/testnet/await"
+)
+
+// parkConfig parks a quiet link after 100 ms.
+func parkConfig() Config {
+	c := testConfig()
+	c.ParkAfter = 100 * time.Millisecond
+	c.Deflate = false
+	return c
+}
+
+// awaitParked waits until the servent has n links, all parked.
+func awaitParked(t *testing.T, s *Servent, n int) {
+	t.Helper()
+	await.Until(t, "every link parked", func() bool {
+		links := s.Links()
+		if len(links) != n {
+			return false
+		}
+		for _, l := range links {
+			if !l.parked() {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestParkedLinkWakesAndReadsAQuery(t *testing.T) {
+	s := startServent(t, parkConfig())
+	a, err := dialBenchPeer(s.Addr(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := dialBenchPeer(s.Addr(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	awaitParked(t, s, 2)
+
+	// twice: a link parks again after its first wake-up
+	for round := range 2 {
+		id := protocol.NewGUID()
+		q := protocol.Message{Header: protocol.Header{ID: id, TTL: 2}, Payload: &protocol.Query{Search: []byte("parked wake")}}
+		raw, err := q.AppendTo(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var la *Link
+		for _, l := range s.Links() {
+			if l.Remote.String() == a.LocalAddr().String() {
+				la = l
+			}
+		}
+		before := la.Stats().RxMessages
+		if _, err := a.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		await.Until(t, "the parked link to wake and read the query", func() bool { return la.Stats().RxMessages > before })
+		awaitParked(t, s, 2)
+		t.Logf("round %d: read and parked again", round)
+	}
+}
+
+func TestParkedLinkWhosePeerClosesIsRemoved(t *testing.T) {
+	s := startServent(t, parkConfig())
+	a, err := dialBenchPeer(s.Addr(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitParked(t, s, 1)
+	l := s.Links()[0]
+	a.Close()
+	select {
+	case <-l.Done():
+	case <-ctxT(t).Done():
+		t.Fatal("a parked link whose peer closed is still up")
+	}
+	await.Until(t, "the link removed", func() bool { return s.LinkCount() == 0 })
+}
+
+func TestStopWithParkedLinksLeavesNoGoroutine(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	c := parkConfig()
+	c.ByeGrace = 200 * time.Millisecond
+	s, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	for range 3 {
+		conn, err := dialBenchPeer(s.Addr(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, conn)
+	}
+	awaitParked(t, s, 3)
+	// one peer closes as we stop: a wake-up racing the close
+	conns[0].Close()
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	goleak.VerifyNone(t, ignore)
+}
+
+func TestParkedLinkGetsItsByeAndGoes(t *testing.T) {
+	// an idle timeout on a parked link ends it (this raw peer announced no
+	// Bye-Packet, so it is closed without a Bye)
+	c := parkConfig()
+	c.AlivePingInterval = 150 * time.Millisecond
+	c.IdleTimeout = 400 * time.Millisecond
+	s := startServent(t, c)
+	a, err := dialBenchPeer(s.Addr(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	await.Until(t, "one link", func() bool { return s.LinkCount() == 1 })
+	l := s.Links()[0]
+	await.Until(t, "the link parked once", func() bool { return l.parked() || l.ByeCode() != 0 })
+	select {
+	case <-l.Done():
+	case <-ctxT(t).Done():
+		t.Fatal("the link did not end after its Bye")
+	}
+	if got := l.ByeCode(); got != protocol.ByeActivityTimeout {
+		t.Errorf("bye code %v, want %v", got, protocol.ByeActivityTimeout)
+	}
+}
