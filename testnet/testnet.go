@@ -196,14 +196,51 @@ func (n *Network) link(ctx context.Context) error {
 		return err
 	}
 	for i, d := range degrees(len(n.Servents), n.Edges) {
+		// A link that came up and went again (its peer's handshake ended
+		// by a timeout on a loaded machine) is dialled once more.
+		for try := 1; try < linkAttempts; try++ {
+			wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+			err := n.Servents[i].WaitLinks(wctx, d)
+			wcancel()
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			for _, e := range n.missingEdges(i) {
+				_, _ = n.Servents[e.A].Connect(ctx, n.Servents[e.B].Addr())
+			}
+		}
 		if err := n.Servents[i].WaitLinks(ctx, d); err != nil {
-			return fmt.Errorf("testnet: servent %d: %w", i, err)
+			return fmt.Errorf("testnet: servent %d: %w (no link on edges %v)", i, err, n.missingEdges(i))
 		}
 		if p := n.opts.Progress; p != nil && (i+1)%10 == 0 {
 			fmt.Fprintf(p, "  ... %d of %d servents linked\n", i+1, len(n.Servents))
 		}
 	}
 	return nil
+}
+
+// missingEdges are the edges of servent i that neither end has a link on.
+func (n *Network) missingEdges(i int) []Edge {
+	var missing []Edge
+	for _, e := range n.Edges {
+		if e.A != i && e.B != i {
+			continue
+		}
+		if !linked(n.Servents[e.A], n.Servents[e.B]) && !linked(n.Servents[e.B], n.Servents[e.A]) {
+			missing = append(missing, e)
+		}
+	}
+	return missing
+}
+
+// linked says whether a has a link to b.
+func linked(a, b *servent.Servent) bool {
+	for _, l := range a.Links() {
+		if l.PeerID == b.ID() {
+			return true
+		}
+	}
+	return false
 }
 
 // Stop stops every servent and waits for them.
