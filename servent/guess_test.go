@@ -275,14 +275,7 @@ func TestGUESSFromLeafProbesItsUltrapeerByUDP(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	await.Until(t, "the holder's QRP table at the ultrapeer", func() bool {
-		for _, l := range up.Links() {
-			if l.PeerID == holder.ID() && l.PeerTable() != nil {
-				return true
-			}
-		}
-		return false
-	})
+	awaitPeerTable(t, up, holder.ID())
 	if !seeker.AskQueryKey(ctxT(t), up.UDPAddr()) {
 		t.Fatal("the ultrapeer gave its leaf no key")
 	}

@@ -110,20 +110,9 @@ func TestDirectAndPushDownloadsAreVerified(t *testing.T) {
 			if hit.URN != protocol.SHA1(want) || hit.Push != tc.firewalled {
 				t.Fatalf("hit %+v: want urn %x, push %v", hit, want, tc.firewalled)
 			}
-			d, err := getter.Download(hit, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Wait(ctxT(t)); err != nil {
-				t.Fatalf("download: %v (%+v)", err, d.Status())
-			}
-			st := d.Status()
-			got, err := os.ReadFile(st.Path)
-			if err != nil || !bytes.Equal(got, content) {
-				t.Fatalf("downloaded file differs (%v)", err)
-			}
-			if filepath.Dir(st.Path) != dlDir {
-				t.Fatalf("file landed at %s", st.Path)
+			path := downloadHit(ctxT(t), t, getter, hit, content)
+			if filepath.Dir(path) != dlDir {
+				t.Fatalf("file landed at %s", path)
 			}
 		})
 	}
@@ -172,4 +161,36 @@ func TestCurlDownloadsBothURLForms(t *testing.T) {
 			t.Errorf("range %q answered %s", tc.rng, strings.SplitN(string(head), "\r\n", 2)[0])
 		}
 	}
+}
+
+// downloadHit downloads hit with n, waits for it within ctx, checks that
+// the file saved holds want, and returns where it was saved.
+func downloadHit(ctx context.Context, t *testing.T, n *Node, hit routing.Hit, want []byte) string {
+	t.Helper()
+	d, err := n.Download(hit, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(ctx); err != nil {
+		t.Fatalf("download: %v (%+v)", err, d.Status())
+	}
+	path := d.Status().Path
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("downloaded file differs (%v)", err)
+	}
+	return path
+}
+
+// awaitPeerTable waits until at holds peer's QRP table on its link to it.
+func awaitPeerTable(t *testing.T, at interface{ Links() []*Link }, peer protocol.GUID) {
+	t.Helper()
+	await.Until(t, "the peer's QRP table", func() bool {
+		for _, l := range at.Links() {
+			if l.PeerID == peer && l.PeerTable() != nil {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -64,14 +64,7 @@ func TestOOBLeafSearchGetsItsHitsByUDP(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	await.Until(t, "the sharing leaf's QRP table at the ultrapeer", func() bool {
-		for _, l := range up.Links() {
-			if l.PeerID == responder.ID() && l.PeerTable() != nil {
-				return true
-			}
-		}
-		return false
-	})
+	awaitPeerTable(t, up, responder.ID())
 	search, done := querier.StartSearch(protocol.NewQuery("zebra", 0), routing.Flood{TTL: 3}, 12, time.Minute)
 	if search.ID.OOBAddrPort() != querier.Addr() {
 		t.Fatalf("search MUID %s names %s, want %s", search.ID, search.ID.OOBAddrPort(), querier.Addr())

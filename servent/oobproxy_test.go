@@ -53,14 +53,7 @@ func newOOBProxyNet(t *testing.T, responderUDP bool) *oobProxyNet {
 			t.Fatal(err)
 		}
 	}
-	await.Until(t, "the sharing leaf's QRP table at the ultrapeer", func() bool {
-		for _, l := range n.up.Links() {
-			if l.PeerID == n.responder.ID() && l.PeerTable() != nil {
-				return true
-			}
-		}
-		return false
-	})
+	awaitPeerTable(t, n.up, n.responder.ID())
 	return n
 }
 

@@ -1,9 +1,7 @@
 package servent
 
 import (
-	"bytes"
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -52,19 +50,9 @@ func TestGtkHitSaysTLS(t *testing.T) {
 		t.Fatal("gtk-gnutella's hit carries no GGEP TLS")
 	}
 	before := getter.tls.accepted.Load()
-	d, err := getter.Download(hit, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := d.Wait(ctx); err != nil {
-		t.Fatalf("download: %v (%+v)", err, d.Status())
-	}
-	got, err := os.ReadFile(d.Status().Path)
-	if err != nil || !bytes.Equal(got, content) {
-		t.Fatalf("downloaded file differs (%v)", err)
-	}
+	downloadHit(ctx, t, getter, hit, content)
 	n := getter.tls.accepted.Load() - before
 	t.Logf("TLS connections the getter accepted during the download: %d", n)
 	if hit.Push && n < 1 {

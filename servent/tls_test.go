@@ -6,13 +6,11 @@ package servent
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -158,17 +156,7 @@ func TestTLSDownload(t *testing.T) {
 		linkTLS = 1
 	}
 	hit := searchOne(t, getter, "wombat tls")
-	d, err := getter.Download(hit, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Wait(ctxT(t)); err != nil {
-		t.Fatalf("download: %v (%+v)", err, d.Status())
-	}
-	got, err := os.ReadFile(d.Status().Path)
-	if err != nil || !bytes.Equal(got, content) {
-		t.Fatalf("downloaded file differs (%v)", err)
-	}
+	downloadHit(ctxT(t), t, getter, hit, content)
 	if n := holder.tls.accepted.Load() - linkTLS; n < 1 {
 		t.Errorf("the holder accepted %d TLS connections for the download", n)
 	}
@@ -198,22 +186,13 @@ func TestPushCallbackOverTLSWhenTheHolderSaysTLS(t *testing.T) {
 			if err := getter.WaitLinks(ctxT(t), 1); err != nil {
 				t.Fatal(err)
 			}
+			awaitPeerTable(t, getter, holder.ID()) // searching before it may find nothing
 			hit := searchOne(t, getter, "numbat push")
 			if !hit.Push || hit.TLS != holderTLS {
 				t.Fatalf("hit push=%v tls=%v, want push, tls=%v", hit.Push, hit.TLS, holderTLS)
 			}
 			before := getter.tls.accepted.Load()
-			d, err := getter.Download(hit, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Wait(ctxT(t)); err != nil {
-				t.Fatalf("download: %v (%+v)", err, d.Status())
-			}
-			got, err := os.ReadFile(d.Status().Path)
-			if err != nil || !bytes.Equal(got, content) {
-				t.Fatalf("downloaded file differs (%v)", err)
-			}
+			downloadHit(ctxT(t), t, getter, hit, content)
 			n := getter.tls.accepted.Load() - before
 			if holderTLS && n < 1 {
 				t.Errorf("the getter accepted no TLS connection: the callback was plain")
@@ -251,30 +230,13 @@ func TestPushCallbackOverTLSThroughAPushProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	await.Until(t, "the ultrapeer to be the leaf's push proxy", func() bool { return len(holder.ourPushProxies()) == 1 })
-	await.Until(t, "the leaf's QRP table at the ultrapeer", func() bool {
-		for _, l := range up.Links() {
-			if l.PeerID == holder.ID() && l.PeerTable() != nil {
-				return true
-			}
-		}
-		return false
-	})
+	awaitPeerTable(t, up, holder.ID())
 	hit := searchOne(t, getter, "bilby proxy")
 	if !hit.Push || !hit.TLS || len(hit.Proxies) != 1 || hit.Proxies[0] != up.Addr() {
 		t.Fatalf("hit push=%v tls=%v proxies %v, want push, tls, proxy %s", hit.Push, hit.TLS, hit.Proxies, up.Addr())
 	}
 	before := getter.tls.accepted.Load()
-	d, err := getter.Download(hit, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Wait(ctxT(t)); err != nil {
-		t.Fatalf("download: %v (%+v)", err, d.Status())
-	}
-	got, err := os.ReadFile(d.Status().Path)
-	if err != nil || !bytes.Equal(got, content) {
-		t.Fatalf("downloaded file differs (%v)", err)
-	}
+	downloadHit(ctxT(t), t, getter, hit, content)
 	if n := getter.tls.accepted.Load() - before; n < 1 {
 		t.Errorf("the getter accepted no TLS connection: the callback was plain")
 	}
