@@ -305,7 +305,7 @@ func (s *Servent) acceptGnutella(conn net.Conn, br *bufio.Reader, first string, 
 	if featuresTLS(&req.Headers) && listen.IsValid() && listen.Addr() == l.Remote.Addr() {
 		s.tls.speaksTLS(listen)
 	}
-	l.DeflateOut = deflateOut
+	l.setDeflateOut(deflateOut)
 	l.DeflateIn = sendsDeflate(&final.Headers)
 	if l.DeflateIn && !s.cfg.Deflate {
 		writeAndClose(conn, "") // gtk 400-Byes this; we just refuse the stream
@@ -420,7 +420,7 @@ func (s *Servent) Connect(ctx context.Context, addr netip.AddrPort) (*Link, erro
 	if featuresTLS(&resp.Headers) {
 		s.tls.speaksTLS(addr)
 	}
-	l.DeflateOut = deflateOut
+	l.setDeflateOut(deflateOut)
 	l.DeflateIn = sendsDeflate(&resp.Headers)
 	if l.DeflateIn && !s.cfg.Deflate {
 		return refuse(400, "Compression not accepted")

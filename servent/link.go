@@ -155,14 +155,21 @@ func (l *Link) String() string {
 	return fmt.Sprintf("link#%d %s %s", l.ID, l.Kind, l.Remote)
 }
 
+// setDeflateOut says whether what we send is compressed, and makes the
+// stream's state. It is called before the link is registered: from then
+// on, a message routed to the link starts a writer that reads l.dw.
+func (l *Link) setDeflateOut(on bool) {
+	l.DeflateOut = on
+	if on {
+		l.dw = newDeflateWriter(l.conn)
+	}
+}
+
 // start launches the reader and the clock; the first message queued
 // starts a writer.
 func (l *Link) start() {
 	l.lastRx.Store(l.s.now().UnixNano())
 	l.hopsFlow.Store(255)
-	if l.DeflateOut {
-		l.dw = newDeflateWriter(l.conn)
-	}
 	l.rmu.Lock()
 	l.clock = time.AfterFunc(l.alivePeriod(), l.tick)
 	l.rmu.Unlock()
