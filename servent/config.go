@@ -168,10 +168,11 @@ type Config struct {
 	FlowControlTimeout time.Duration
 	// ByeGrace is how long we keep reading (and discarding) after sending Bye.
 	ByeGrace time.Duration
-	// ParkAfter is how long a plain TCP link (Linux, no inbound deflate)
-	// may be quiet before its reader goroutine and read buffer are given
-	// up and its socket waits in the servent's poller, to be woken by the
-	// next byte (park.go): what makes an idle leaf cheap. 0 never parks.
+	// ParkAfter is how long a plain TCP link (Linux) may be quiet before
+	// its reader goroutine and read buffer (and a compressed link's
+	// inflater, once its peer has sync-flushed: inflate.go) are given up
+	// and its socket waits in the servent's poller, to be woken by the next
+	// byte (park.go): what makes an idle leaf cheap. 0 never parks.
 	ParkAfter time.Duration
 
 	// SendQueueBytes bounds each link's send queue; flow control starts at half.

@@ -3,6 +3,8 @@ package servent
 import (
 	"bufio"
 	"bytes"
+	"compress/zlib"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -328,5 +330,64 @@ func FuzzGUESSDatagram(f *testing.F) {
 			}
 		}
 		g.mu.Unlock()
+	})
+}
+
+// FuzzInflater feeds a compressed link's stream to the inflater, which
+// parks whenever it may, read by pieces whose sizes come from the input
+// too, and checks it against compress/zlib: the same bytes for a good
+// stream, an error for a bad one, and never a panic.
+func FuzzInflater(f *testing.F) {
+	stream, _ := compressedBursts(f, repetitiveBursts())
+	f.Add(stream, []byte{23, 200, 1})
+	small, _ := compressedBursts(f, [][]byte{[]byte("ping"), []byte("pong, pong"), []byte("ping")})
+	f.Add(small, []byte{1})
+	f.Add(small[:len(small)-3], []byte{7, 3})
+	f.Add([]byte{0x78, 0x9c, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0xff, 0xff}, []byte{5})
+	f.Add([]byte{0x78, 0x01, 0xff, 0xff, 0xff}, []byte{})
+	f.Fuzz(func(t *testing.T, stream, pieces []byte) {
+		const maxOut = 64 << 10
+		if len(stream) > 8<<10 {
+			return // longer streams test nothing more, and slowly
+		}
+		zr, err := zlib.NewReader(bytes.NewReader(stream))
+		var want []byte
+		if err == nil {
+			want, err = io.ReadAll(io.LimitReader(zr, maxOut+1))
+		}
+		wantOK := err == nil
+		z := newInflater(bufio.NewReader(bytes.NewReader(stream)))
+		var got []byte
+		buf := make([]byte, 256)
+		var gotErr error
+		parks := 0
+		for i := 0; len(got) <= maxOut; i++ {
+			// a link parks only after seconds of quiet: a stream of
+			// empty blocks parked at each would only test the fuzzer's patience
+			if z.quiet() && parks < 32 {
+				z.park()
+				parks++
+			}
+			size := 1
+			if len(pieces) > 0 {
+				size = int(pieces[i%len(pieces)]) + 1
+			}
+			n, err := z.Read(buf[:size])
+			got = append(got, buf[:n]...)
+			if err != nil {
+				gotErr = err
+				break
+			}
+		}
+		z.release()
+		if len(got) > maxOut {
+			return // zlib's side was cut at the same length
+		}
+		if wantOK && (gotErr != io.EOF || !bytes.Equal(got, want)) {
+			t.Fatalf("zlib reads %d bytes; the inflater %d, ending with %v", len(want), len(got), gotErr)
+		}
+		if !wantOK && gotErr == io.EOF && len(stream) > 0 {
+			t.Fatalf("zlib fails (%v); the inflater read %d bytes and a clean end", err, len(got))
+		}
 	})
 }

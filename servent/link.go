@@ -2,7 +2,6 @@ package servent
 
 import (
 	"bufio"
-	"compress/zlib"
 	"errors"
 	"fmt"
 	"io"
@@ -112,7 +111,8 @@ type Link struct {
 	rstate readerState
 	clock  *time.Timer // alivePeriod's tick (clockTick); under rmu
 
-	dw *deflateWriter // the outbound stream's state between writers (DeflateOut)
+	dw  *deflateWriter // the outbound stream's state between writers (DeflateOut)
+	inf *inflater      // the inbound stream's state between readers (DeflateIn); the reader's
 
 	// Owned by the reader goroutine.
 	lastPing time.Time
@@ -269,29 +269,27 @@ func (l *Link) readLoop() {
 	park := l.parkable()
 	var src io.Reader = l.br
 	if l.DeflateIn {
-		zr, err := zlib.NewReader(l.br)
-		if err != nil {
-			l.readFailed(err)
-			return
+		if l.inf == nil {
+			l.inf = newInflater(l.br)
 		}
-		defer zr.Close()
-		src = zr
+		l.inf.setSource(l.br)
+		src = l.inf
 	}
 	r := protocol.NewReader(src, l.s.cfg.Limits)
 	for {
-		if park && l.br.Buffered() == 0 && !l.closing.Load() {
+		if park && l.br.Buffered() == 0 && (l.inf == nil || l.inf.quiet()) && !l.closing.Load() {
 			parked, err := l.waitOrPark()
 			if parked {
 				return
 			}
 			if err != nil {
-				l.readFailed(err)
+				l.readEnded(err)
 				return
 			}
 		}
 		h, payload, err := r.ReadRaw()
 		if err != nil {
-			l.readFailed(err)
+			l.readEnded(err)
 			return
 		}
 		if l.closing.Load() {
@@ -299,6 +297,7 @@ func (l *Link) readLoop() {
 			if l.byeSent.Load() {
 				continue // draining after our Bye
 			}
+			l.readEnded(nil)
 			return
 		}
 		l.rxMsgs.Add(1)
@@ -306,6 +305,18 @@ func (l *Link) readLoop() {
 		l.lastRx.Store(l.s.now().UnixNano())
 		l.s.handle(l, h, payload)
 		l.s.handledMsgs.Add(1)
+	}
+}
+
+// readEnded is the reader's last act when it ends for good (not when it
+// parks): the inflater's pooled state goes back, and a read error ends the
+// link (readFailed).
+func (l *Link) readEnded(err error) {
+	if l.inf != nil {
+		l.inf.release()
+	}
+	if err != nil {
+		l.readFailed(err)
 	}
 }
 

@@ -12,10 +12,11 @@ import (
 // Config.ParkAfter, with nothing buffered, gives up its reader goroutine
 // and its read buffer, and its socket waits in the servent's one poller
 // (park_linux.go) instead; the first byte (or the peer's close) starts a new
-// reader. This only works where the poller does (Linux) and on plain TCP
-// links without inbound compression: a TLS connection or an inflater may
-// hold bytes the socket no longer shows, and the in-memory transport has no
-// file descriptor. Those links keep their reader goroutine for good.
+// reader. A compressed link parks only between bursts, after its peer's
+// sync flush, and its inflater parks with it (inflate.go). This only works
+// where the poller does (Linux) and on plain TCP links: a TLS connection
+// may hold bytes the socket no longer shows, and the in-memory transport
+// has no file descriptor. Those links keep their reader goroutine for good.
 
 // readerState is where a link's reader is; under Link.rmu.
 type readerState uint8
@@ -34,7 +35,7 @@ var readBufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, re
 
 // parkable says whether this link's reader may park.
 func (l *Link) parkable() bool {
-	if l.s.cfg.ParkAfter <= 0 || l.DeflateIn || !pollerSupported {
+	if l.s.cfg.ParkAfter <= 0 || !pollerSupported {
 		return false
 	}
 	_, ok := l.conn.(*net.TCPConn)
@@ -60,6 +61,9 @@ func (l *Link) waitOrPark() (parked bool, err error) {
 	}
 	if l.br.Buffered() != 0 || l.closing.Load() {
 		return false, nil
+	}
+	if l.inf != nil {
+		l.inf.park() // before l.park: a new reader may take the link at once
 	}
 	br := l.br
 	l.br = nil

@@ -3,6 +3,8 @@
 package servent
 
 import (
+	"compress/zlib"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -146,5 +148,46 @@ func TestParkedLinkGetsItsByeAndGoes(t *testing.T) {
 	}
 	if got := l.ByeCode(); got != protocol.ByeActivityTimeout {
 		t.Errorf("bye code %v, want %v", got, protocol.ByeActivityTimeout)
+	}
+}
+
+// A compressed link parks after its peer's sync flush, and its inflater
+// with it; what the peer sends next refers back to the window of what it
+// sent before the park, and must decode.
+func TestParkedCompressedLinkWakesWithItsWindow(t *testing.T) {
+	c := parkConfig()
+	c.Deflate = true
+	s := startServent(t, c)
+	zw := zlib.NewWriter(io.Discard)
+	a, err := dialBench(s.Addr(), benchPeer{deflate: true, zw: zw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	awaitParked(t, s, 1)
+	l := s.Links()[0]
+	if !l.DeflateIn {
+		t.Fatal("the link is not compressed")
+	}
+	for round := range 3 {
+		if l.inf == nil || l.inf.fr != nil || len(l.inf.saved) == 0 {
+			t.Fatalf("round %d: the parked link's inflater is not parked", round)
+		}
+		// the same query each round: its bytes are in the window
+		q := protocol.Message{Header: protocol.Header{ID: protocol.NewGUID(), TTL: 2}, Payload: &protocol.Query{Search: []byte("a compressed link wakes with its window")}}
+		raw, err := q.AppendTo(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := l.Stats().RxMessages
+		zw.Write(raw)
+		if err := zw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		await.Until(t, "the parked link to wake and read the query", func() bool { return l.Stats().RxMessages > before || l.ByeCode() != 0 })
+		if code := l.ByeCode(); code != 0 {
+			t.Fatalf("round %d: the link ended with Bye %v", round, code)
+		}
+		awaitParked(t, s, 1)
 	}
 }
