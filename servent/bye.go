@@ -3,6 +3,8 @@ package servent
 import (
 	"io"
 
+	"github.com/rs/zerolog"
+
 	"gnutella/protocol"
 )
 
@@ -19,7 +21,7 @@ func (r *router) handleBye(l *Link, h protocol.Header, payload []byte) {
 	}
 	if b, err := protocol.DecodeBye(payload); err == nil {
 		l.byeCode.CompareAndSwap(0, uint32(b.Code))
-		l.log.Debug().Int("code", int(b.Code)).Str("reason", b.Reason()).Msg("peer said bye")
+		l.log(zerolog.DebugLevel).Int("code", int(b.Code)).Str("reason", b.Reason()).Msg("peer said bye")
 	}
 	l.close(nil)
 }
@@ -33,7 +35,7 @@ func (l *Link) Bye(code protocol.ByeCode, reason string) {
 	}
 	l.closing.Store(true)
 	l.byeCode.CompareAndSwap(0, uint32(code))
-	l.log.Debug().Int("code", int(code)).Str("reason", reason).Msg("sending bye")
+	l.log(zerolog.DebugLevel).Int("code", int(code)).Str("reason", reason).Msg("sending bye")
 	if !l.Caps.ByePacket {
 		l.close(nil) // only peers that announced Bye-Packet get a Bye (docs/protocol.md §1.5)
 		return

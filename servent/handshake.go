@@ -84,6 +84,14 @@ func boolHeader(b bool) string {
 
 // capsOf reads the peer's capabilities from its headers.
 func capsOf(version string, h *protocol.Headers) Capabilities {
+	// a constant rather than the slice of the handshake's first line, which
+	// would otherwise live as long as the link
+	switch version {
+	case "0.6":
+		version = "0.6"
+	case "0.4":
+		version = "0.4"
+	}
 	c := Capabilities{Version: version}
 	if version == "0.4" {
 		return c
@@ -451,8 +459,6 @@ func (s *Servent) newLink(conn net.Conn, br *bufio.Reader, inbound bool, kind Li
 	l := &Link{
 		Kind: kind, Inbound: inbound, Remote: addrPortOf(conn.RemoteAddr()), Caps: caps,
 		Since: s.now(), s: s, conn: conn, br: br,
-		done:   make(chan struct{}),
-		log:    s.log,
 		leafID: -1,
 	}
 	l.q = newSendQueue(s.cfg.SendQueueBytes, l.startWriter)

@@ -9,8 +9,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 	"testing"
 	"time"
@@ -143,6 +145,7 @@ func linkMemory(b *testing.B, n int, peer func(i int) benchPeer) {
 		})
 	}
 	heap1, stack1, rss1 := memNow(b)
+	writeHeapProfile(b, n)
 	b.ReportMetric(float64(heap1-heap0)/float64(n), "heap-B/link")
 	b.ReportMetric(float64(stack1-stack0)/float64(n), "stack-B/link")
 	b.ReportMetric(float64(rss1-rss0)/float64(n), "rss-B/link")
@@ -170,6 +173,29 @@ func memNow(b *testing.B) (heap, stack, rss int64) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse + m.StackInuse), int64(m.StackInuse), int64(vmRSS(b)) << 10
+}
+
+// writeHeapProfile writes the heap profile of the idle links to the file
+// $GNUTELLA_BENCH_HEAPPROFILE names, when set, with the link count in its
+// name (-memprofile writes its profile after the servent has stopped). Run
+// with -memprofilerate 1 to have every allocation in it:
+//
+//	GNUTELLA_BENCH_HEAPPROFILE=/tmp/leaf.prof go test -run '^$' \
+//	    -bench 'LeafLinkMemory/links=1000/deflate=false' -benchtime 1x -memprofilerate 1 ./servent/
+//	go tool pprof -sample_index=inuse_space -top /tmp/leaf.prof.1000
+func writeHeapProfile(b *testing.B, n int) {
+	name := os.Getenv("GNUTELLA_BENCH_HEAPPROFILE")
+	if name == "" {
+		return
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%d", name, n))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // raiseFileLimit raises the soft limit on open files to the hard one and

@@ -86,9 +86,13 @@ type Link struct {
 	conn net.Conn
 	br   *bufio.Reader // handshake leftovers come first
 	q    *sendQueue
-	log  zerolog.Logger
 
-	done      chan struct{} // closed when the link is over
+	// done is closed when the link is over. It is made by the first Done
+	// (a channel is 96 bytes, and only Stop and tests wait on a link);
+	// ended says close has run. Both under dmu.
+	dmu       sync.Mutex
+	done      chan struct{}
+	ended     bool
 	closeOnce sync.Once
 	closing   atomic.Bool // a Bye was sent or received: handle nothing more
 	byeSent   atomic.Bool
@@ -115,7 +119,7 @@ type Link struct {
 	inf *inflater      // the inbound stream's state between readers (DeflateIn); the reader's
 
 	// Owned by the reader goroutine.
-	lastPing time.Time
+	lastPing int64 // unix nanoseconds of the last Ping answered (0: none)
 	abuse    routing.LinkAbuse
 
 	qrt     atomic.Pointer[ultrapeer.Table] // the peer's QRP table, once complete
@@ -146,13 +150,36 @@ func (l *Link) Stats() LinkStats {
 }
 
 // Done is closed when the link has ended.
-func (l *Link) Done() <-chan struct{} { return l.done }
+func (l *Link) Done() <-chan struct{} {
+	l.dmu.Lock()
+	defer l.dmu.Unlock()
+	if l.done == nil {
+		l.done = make(chan struct{})
+		if l.ended {
+			close(l.done)
+		}
+	}
+	return l.done
+}
 
 // ByeCode is the code of the Bye that ended the link (sent or received), or 0.
 func (l *Link) ByeCode() protocol.ByeCode { return protocol.ByeCode(l.byeCode.Load()) }
 
 func (l *Link) String() string {
 	return fmt.Sprintf("link#%d %s %s", l.ID, l.Kind, l.Remote)
+}
+
+// log starts an event of the given level on the servent's logger, with
+// the link's ID and peer address once it is registered, or returns nil
+// when that level is off. The logger is not kept in the link: a
+// zerolog.Logger with its context is about 600 bytes, a tenth of what an
+// idle leaf link may cost (issue 14), and links rarely log.
+func (l *Link) log(level zerolog.Level) *zerolog.Event {
+	e := l.s.log.WithLevel(level)
+	if e == nil || l.ID == 0 {
+		return e
+	}
+	return e.Uint32("link", uint32(l.ID)).Str("peer", l.Remote.String())
 }
 
 // setDeflateOut says whether what we send is compressed, and makes the
@@ -247,9 +274,14 @@ func (l *Link) close(err error) {
 	l.closeOnce.Do(func() {
 		l.closing.Store(true)
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-			l.log.Debug().Err(err).Msg("link closed")
+			l.log(zerolog.DebugLevel).Err(err).Msg("link closed")
 		}
-		close(l.done)
+		l.dmu.Lock()
+		l.ended = true
+		if l.done != nil {
+			close(l.done)
+		}
+		l.dmu.Unlock()
 		l.q.close()
 		l.closeReader() // out of the poller before the socket goes
 		_ = l.conn.Close()
@@ -326,7 +358,7 @@ func (l *Link) readFailed(err error) {
 	case l.byeSent.Load():
 		l.close(nil) // the peer closed (or the grace ran out) after our Bye
 	case errors.Is(err, protocol.ErrTooLarge):
-		l.log.Info().Err(err).Msg("oversized message")
+		l.log(zerolog.InfoLevel).Err(err).Msg("oversized message")
 		l.Bye(protocol.ByeMessageTooLarge, byeTooLargeReason(err))
 		l.drainAfterBye()
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrUnexpectedEOF):

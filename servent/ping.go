@@ -39,11 +39,11 @@ func (r *router) handlePing(l *Link, h protocol.Header, payload []byte) {
 		if l.Kind == LinkLeaf {
 			throttle = 20 * s.cfg.PingThrottle
 		}
-		if !l.lastPing.IsZero() && now.Sub(l.lastPing) < throttle {
+		if l.lastPing != 0 && now.UnixNano()-l.lastPing < int64(throttle) {
 			r.stats.DropOther.Add(1)
 			return
 		}
-		l.lastPing = now
+		l.lastPing = now.UnixNano()
 		s.sendOwnPong(l, h, false)
 		if !s.isLeaf() {
 			s.pongs.answer(l, h) // leaves answer with their own pong only

@@ -20,7 +20,7 @@ import (
 // hop only.
 //
 // A leaf's table is held once: the Receiver's last complete table, compacted
-// to its slot list when that is smaller (a leaf sharing 50 words: 600 bytes
+// to its slot list when that is smaller (a leaf sharing 50 words: 300 bytes
 // instead of 8 KiB), is the link's PeerTable and what the LeafIndex keeps to
 // take the leaf out again; the index's own entries are 4 bytes per slot. The
 // patch bytes and the inflater of an update are given back (to their pools)

@@ -99,11 +99,11 @@ func oneFileTable(name string) *ultrapeer.Table {
 }
 
 // honestTableBytes is what the ultrapeer holds of honestTable(name): its
-// present slots, 4 bytes each, not the 8 KiB of a whole 2^16 table.
+// present slots, 2 bytes each, not the 8 KiB of a whole 2^16 table.
 func honestTableBytes(t *testing.T, name string) int64 {
 	tb := oneFileTable(name)
 	tb.Compact()
-	if n := tb.Bytes(); n != int64(4*tb.Count()) || n >= 1<<qrpBits/8 {
+	if n := tb.Bytes(); n != int64(2*tb.Count()) || n >= 1<<qrpBits/8 {
 		t.Fatalf("the table of %q takes %d bytes for %d slots", name, n, tb.Count())
 	}
 	return tb.Bytes()

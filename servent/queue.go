@@ -165,10 +165,14 @@ func (q *sendQueue) push(m outMsg) enqueueResult {
 
 // idle is the writer's last word after a flush: true (and the writer must
 // exit) when the queue is empty, so that the next push starts a new one.
+// An idle queue holds no slice: the next push, which starts a goroutine
+// anyway, makes a new one (an idle leaf link should hold nothing it does
+// not need, issue 14).
 func (q *sendQueue) idle() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.items) == 0 {
+		q.items = nil
 		q.writing = false
 		return true
 	}

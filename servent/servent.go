@@ -233,7 +233,7 @@ func (s *Servent) Stop() error {
 wait:
 	for _, l := range links {
 		select {
-		case <-l.done:
+		case <-l.Done():
 		case <-deadline.C:
 			break wait // the grace is over for every link at once
 		}
@@ -310,7 +310,6 @@ func (s *Servent) addLink(l *Link) error {
 	}
 	s.nextID++
 	l.ID = s.nextID
-	l.log = s.log.With().Uint32("link", uint32(l.ID)).Str("peer", l.Remote.String()).Logger()
 	s.links[l.ID] = l
 	s.publishLocked()
 	return nil

@@ -168,7 +168,7 @@ func TestUnfinishedUncompressedSequenceHoldsOneTable(t *testing.T) {
 }
 
 // A leaf's table with a few hundred slots present is kept, and charged, as
-// its slot list: 4 bytes a slot, not the 8 KiB of 2^16 bits. Once a
+// its slot list: 2 bytes a slot, not the 8 KiB of 2^16 bits. Once a
 // sequence completes, nothing of it is held but the table (the compressed
 // bytes of a multi-message zlib sequence and the dense copy it was applied
 // to are gone), and an update patches the sparse table as it would the
@@ -199,7 +199,7 @@ func TestSparseTableHeldAsSlots(t *testing.T) {
 		if !got.Equal(tb) || !tb.Equal(got) {
 			t.Fatalf("update %d: received table differs", i)
 		}
-		want := int64(4 * tb.Count())
+		want := int64(2 * tb.Count())
 		if got.Bytes() != want || r.Held() != want || b.InUse() != want || r.z != nil || r.work != nil {
 			t.Fatalf("update %d: %d slots, table %d bytes, held %d, budget %d (compressed bytes %v, work %v), want %d",
 				i, tb.Count(), got.Bytes(), r.Held(), b.InUse(), r.z != nil, r.work != nil, want)

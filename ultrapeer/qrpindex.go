@@ -192,12 +192,29 @@ func (x *LeafIndex) fill(id int, t *Table) {
 		i, e := x.entry(slot, id)
 		b := x.bucket[i]
 		if p, found := slices.BinarySearch(b, e); !found {
-			x.bucket[i] = slices.Insert(b, p, e)
+			x.bucket[i] = insertEntry(b, p, e)
 			if r := x.runOf(slot); len(r) > x.hotLimit() {
 				x.promote(slot)
 			}
 		}
 	})
+}
+
+// insertEntry inserts e in bucket b at p. A full bucket grows by an
+// eighth, not by append's doubling: the buckets are most of the index's
+// memory (4 bytes per slot and leaf), and doubling left them a third
+// empty on average, 200 bytes per leaf sharing 50 words (issue 14). The
+// extra copies are a few per entry, against the half bucket every insert
+// moves anyway.
+func insertEntry(b []uint32, p int, e uint32) []uint32 {
+	if len(b) == cap(b) {
+		// append of make does not allocate the make, and rounds the
+		// capacity up to the allocation's size class
+		nb := append([]uint32(nil), make([]uint32, len(b)+max(4, len(b)/8))...)
+		copy(nb, b)
+		b = nb[:len(b)]
+	}
+	return slices.Insert(b, p, e)
 }
 
 // promote turns the list of slot into a hot row.
@@ -226,7 +243,7 @@ func (x *LeafIndex) demote(slot uint32) {
 			id := w*64 + bits.TrailingZeros64(m)
 			i, e := x.entry(slot, id)
 			p, _ := slices.BinarySearch(x.bucket[i], e)
-			x.bucket[i] = slices.Insert(x.bucket[i], p, e)
+			x.bucket[i] = insertEntry(x.bucket[i], p, e)
 		}
 	}
 }

@@ -340,7 +340,7 @@ var inflaters = sync.Pool{New: func() any { return new(inflater) }}
 // error the connection should be closed, but the Receiver stays usable and
 // waits for a sequence starting at seq_no 1.
 //
-// Memory: the last complete table, compacted (Table.Compact: 4 bytes per
+// Memory: the last complete table, compacted (Table.Compact: 2 or 4 bytes per
 // present slot when that is less than the 2^bits/8 bytes of the dense
 // form); during a sequence,
 // the compressed bytes of a zlib sequence of more than one message until

@@ -16,9 +16,9 @@ import (
 // recommended 2^16 slots, with slots stored most significant bit first in
 // 64-bit words, the order of gtk-gnutella's 1-bit patches, so such a patch
 // XORs in word by word. The sparse one is the sorted list of the present
-// slots, 4 bytes each: a leaf sharing 50 words has about 150 slots of
-// 65,536 present, 600 bytes instead of 8 KiB, and an empty table holds no
-// slot memory at all. NewTable makes a dense table, and every method that
+// slots, 2 bytes each up to 2^16 slots, 4 above: a leaf sharing 50 words
+// has about 150 slots of 65,536 present, 300 bytes instead of 8 KiB, and
+// an empty table holds no slot memory at all. NewTable makes a dense table, and every method that
 // adds slots works on the dense form (a sparse table turns dense first);
 // Compact turns a table sparse when that is smaller, as Receiver does with
 // every table it completes, since an ultrapeer keeps hundreds of them.
@@ -30,7 +30,24 @@ type Table struct {
 	bits  uint8
 	shift uint8    // 32 - bits: hash code >> shift = slot
 	w     []uint64 // dense form; nil when sparse
-	s     []uint32 // sparse form: the present slots in increasing order
+	// the sparse form: the present slots in increasing order, in h up to
+	// 2^16 slots (half the memory of an ultrapeer's many leaf tables), in
+	// s above
+	s []uint32
+	h []uint16
+}
+
+// sparseLen is the number of present slots of a sparse table.
+func (t *Table) sparseLen() int { return len(t.s) + len(t.h) }
+
+// eachSparse calls f with every present slot of a sparse table, in order.
+func (t *Table) eachSparse(f func(slot uint32)) {
+	for _, s := range t.h {
+		f(uint32(s))
+	}
+	for _, s := range t.s {
+		f(s)
+	}
 }
 
 // NewTable returns an empty table of 2^bits slots. It panics when bits is
@@ -52,12 +69,12 @@ func (t *Table) Bits() uint8 { return t.bits }
 func (t *Table) Size() int { return 1 << t.bits }
 
 // Bytes returns the memory the table's slots take: 2^bits/8 bytes in the
-// dense form, 4 bytes per present slot in the sparse one.
+// dense form, 2 or 4 bytes per present slot in the sparse one.
 func (t *Table) Bytes() int64 {
 	if t.w != nil {
 		return int64(cap(t.w)) * 8
 	}
-	return int64(cap(t.s)) * 4
+	return int64(cap(t.s))*4 + int64(cap(t.h))*2
 }
 
 // Compact turns the table into its sparse form when that takes less memory
@@ -73,6 +90,12 @@ func (t *Table) Compact() {
 	if n*4 >= len(t.w)*8 {
 		return
 	}
+	if t.bits <= 16 {
+		h := make([]uint16, 0, n)
+		t.eachSet(func(slot uint32) { h = append(h, uint16(slot)) })
+		t.w, t.h = nil, h
+		return
+	}
 	s := make([]uint32, 0, n)
 	t.eachSet(func(slot uint32) { s = append(s, slot) })
 	t.w, t.s = nil, s
@@ -84,10 +107,8 @@ func (t *Table) densify() {
 		return
 	}
 	w := make([]uint64, denseWords(t.bits))
-	for _, slot := range t.s {
-		w[slot>>6] |= 1 << (63 - slot&63)
-	}
-	t.w, t.s = w, nil
+	t.eachSparse(func(slot uint32) { w[slot>>6] |= 1 << (63 - slot&63) })
+	t.w, t.s, t.h = w, nil, nil
 }
 
 // words returns the dense form of t: its own words, or a copy built from
@@ -96,7 +117,7 @@ func (t *Table) words() []uint64 {
 	if t.w != nil {
 		return t.w
 	}
-	c := &Table{bits: t.bits, s: t.s}
+	c := &Table{bits: t.bits, s: t.s, h: t.h}
 	c.densify()
 	return c.w
 }
@@ -126,6 +147,10 @@ func (t *Table) has(s uint32) bool {
 	if t.w != nil {
 		return t.w[s>>6]&(1<<(63-s&63)) != 0
 	}
+	if t.bits <= 16 {
+		_, ok := slices.BinarySearch(t.h, uint16(s))
+		return ok
+	}
 	_, ok := slices.BinarySearch(t.s, s)
 	return ok
 }
@@ -145,7 +170,7 @@ func (t *Table) setCode(code uint32) {
 // Count returns the number of present slots.
 func (t *Table) Count() int {
 	if t.w == nil {
-		return len(t.s)
+		return t.sparseLen()
 	}
 	n := 0
 	for _, w := range t.w {
@@ -161,7 +186,7 @@ func (t *Table) Fill() float64 { return float64(t.Count()) / float64(t.Size()) }
 
 // Clone returns a copy of t, in the same form.
 func (t *Table) Clone() *Table {
-	return &Table{bits: t.bits, shift: t.shift, w: slices.Clone(t.w), s: slices.Clone(t.s)}
+	return &Table{bits: t.bits, shift: t.shift, w: slices.Clone(t.w), s: slices.Clone(t.s), h: slices.Clone(t.h)}
 }
 
 // denseClone returns a copy of t in the dense form, ready to be patched.
@@ -183,19 +208,16 @@ func (t *Table) Equal(o *Table) bool {
 	case t.w != nil && o.w != nil:
 		return slices.Equal(t.w, o.w)
 	case t.w == nil && o.w == nil:
-		return slices.Equal(t.s, o.s)
+		return slices.Equal(t.s, o.s) && slices.Equal(t.h, o.h)
 	case t.w == nil:
 		t, o = o, t // t dense, o sparse
 	}
-	if t.Count() != len(o.s) {
+	if t.Count() != o.sparseLen() {
 		return false
 	}
-	for _, s := range o.s {
-		if !t.has(s) {
-			return false
-		}
-	}
-	return true
+	equal := true
+	o.eachSparse(func(s uint32) { equal = equal && t.has(s) })
+	return equal
 }
 
 // AddKeyword marks the slot of w present, w as it is: no prefixes (see
@@ -365,9 +387,7 @@ func (t *Table) Scale(bits uint8) *Table {
 // eachSet calls f with every present slot, in order.
 func (t *Table) eachSet(f func(slot uint32)) {
 	if t.w == nil {
-		for _, s := range t.s {
-			f(s)
-		}
+		t.eachSparse(f)
 		return
 	}
 	for i, w := range t.w {
@@ -402,9 +422,7 @@ func (t *Table) Or(o *Table) {
 	}
 	t.densify()
 	if o.w == nil {
-		for _, s := range o.s {
-			t.w[s>>6] |= 1 << (63 - s&63)
-		}
+		o.eachSparse(func(s uint32) { t.w[s>>6] |= 1 << (63 - s&63) })
 		return
 	}
 	for i, w := range o.w {
