@@ -74,6 +74,9 @@ func (l *Link) waitOrPark() (parked bool, err error) {
 	}
 	l.br = readBufPool.Get().(*bufio.Reader)
 	l.br.Reset(l.conn)
+	if l.inf != nil {
+		l.inf.setSource(l.br) // its old source went back to the pool
+	}
 	return false, nil
 }
 
