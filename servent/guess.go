@@ -295,8 +295,9 @@ func (u *udpSide) giveKey(id protocol.GUID, ipp bool, size int, from netip.AddrP
 	}
 	g.owed[from] = guessOwed{ping: id, ipp: ipp, at: now}
 	g.mu.Unlock()
-	if u.guessPing(from, &protocol.Ping{}, nil, now) {
-		u.stats.proofs.Add(1)
+	u.stats.proofs.Add(1) // counted first: the reply to it can race back
+	if !u.guessPing(from, &protocol.Ping{}, nil, now) {
+		u.stats.proofs.Add(-1)
 	}
 }
 
@@ -360,8 +361,11 @@ func (u *udpSide) guessPongIn(h protocol.Header, payload []byte, from netip.Addr
 	u.stats.pongsRead.Add(1)
 	if isPing && ping.done == nil {
 		if isOwed && now.Sub(owed.at) < udpAwaitLife {
-			if pong := s.guessPong(owed.ping, from, true, owed.ipp, now); pong != nil && u.send(from, pong, udpPrioControl) {
-				g.keysGiven.Add(1)
+			if pong := s.guessPong(owed.ping, from, true, owed.ipp, now); pong != nil {
+				g.keysGiven.Add(1) // counted first: the reply to it can race back
+				if !u.send(from, pong, udpPrioControl) {
+					g.keysGiven.Add(-1)
+				}
 			}
 		}
 		return true

@@ -401,8 +401,9 @@ func (u *udpSide) handlePing(h protocol.Header, payload []byte, size int, from n
 }
 
 func (u *udpSide) sendPong(to netip.AddrPort, pong []byte) {
-	if u.send(to, pong, udpPrioControl) {
-		u.stats.pongsSent.Add(1)
+	u.stats.pongsSent.Add(1) // counted first: the reply to it can race back
+	if !u.send(to, pong, udpPrioControl) {
+		u.stats.pongsSent.Add(-1)
 	}
 }
 
@@ -427,11 +428,18 @@ func (u *udpSide) handlePong(h protocol.Header, payload []byte, from netip.AddrP
 		u.stats.unsolicited.Add(1)
 		return
 	}
+	// What the pong teaches is recorded before the pong we owed goes
+	// out: the prover may act on our reply at once.
+	u.learnPong(payload, from, now)
 	if sent.proof && isOwed && now.Sub(owed.at) < udpAwaitLife {
 		if pong := u.s.udpPong(owed.ping, owed.hosts, from); pong != nil {
 			u.sendPong(from, pong)
 		}
 	}
+}
+
+// learnPong records what a solicited pong from a proven address says.
+func (u *udpSide) learnPong(payload []byte, from netip.AddrPort, now time.Time) {
 	p, err := protocol.DecodePong(payload)
 	if err != nil {
 		u.stats.malformed.Add(1)
