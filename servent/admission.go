@@ -87,6 +87,54 @@ func (a *admissions) start() {
 	a.fdLimit, a.fdBase = int64(limit), int64(open)
 }
 
+// Sizing the ultrapeer's default leaf limit (DefaultMaxLeaves): a leaf
+// link costs one descriptor and, idle, about 6 KB of memory over plain TCP
+// and 11-13 KB with deflate both ways (BENCHMARKS.md, LeafLinkMemory); a
+// leaf that talks takes buffers while it does. leafMemory is that figure
+// with room for traffic, leafMemoryShare the part of the machine's memory
+// the leaves may have, leafOtherFDs the descriptors kept for everything
+// else (ultrapeer links, uploads, downloads, the share's files), and
+// maxDefaultLeaves the ceiling: the most leaves BenchmarkUltrapeerCapacity
+// shows one process holding, with 64 ultrapeer links, under 200 MB.
+const (
+	leafMemory       = 16 << 10
+	leafMemoryShare  = 8
+	leafOtherFDs     = 128
+	minDefaultLeaves = 32
+	maxDefaultLeaves = 5000
+	defaultFDReserve = 64 // Config.FDReserve's default
+)
+
+// DefaultMaxLeaves is the leaf limit DefaultConfig gives: the leaves that
+// fit in the descriptor limit (RLIMIT_NOFILE, less Config.FDReserve and
+// leafOtherFDs) and in an eighth of the memory (the machine's, or the
+// cgroup's when that is less) at 16 KiB a leaf, at most 5,000 and at least
+// 32. Where neither limit can be read it is 300.
+func DefaultMaxLeaves() int { return defaultMaxLeaves() }
+
+// defaultMaxLeaves reads the limits once: DefaultConfig is called for
+// every servent of a testnet.
+var defaultMaxLeaves = sync.OnceValue(func() int {
+	limit, _ := fdLimits()
+	return leafCapacity(int64(limit), memoryLimit(), defaultFDReserve)
+})
+
+// leafCapacity is DefaultMaxLeaves for a descriptor limit and a memory
+// size in bytes (0: unknown).
+func leafCapacity(fdLimit, memory, fdReserve int64) int {
+	if fdLimit <= 0 && memory <= 0 {
+		return 300
+	}
+	n := int64(maxDefaultLeaves)
+	if fdLimit > 0 {
+		n = min(n, fdLimit-fdReserve-leafOtherFDs)
+	}
+	if memory > 0 {
+		n = min(n, memory/leafMemoryShare/leafMemory)
+	}
+	return int(max(n, minDefaultLeaves))
+}
+
 // addrKey is the unit an address is counted in: IPv4 itself, IPv6 its /64.
 func addrKey(ip netip.Addr) netip.Addr {
 	ip = ip.Unmap()

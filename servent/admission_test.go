@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -403,4 +404,32 @@ type servedSignal struct {
 func (s servedSignal) ServeHTTPConn(conn net.Conn, br *bufio.Reader, line string) {
 	s.served <- struct{}{}
 	s.uploadsOnly.ServeHTTPConn(conn, br, line)
+}
+
+// The default leaf limit follows whichever of descriptors and memory is
+// scarcer, within its floor and ceiling.
+func TestLeafCapacity(t *testing.T) {
+	const gib = 1 << 30
+	for _, c := range []struct {
+		fds, mem int64
+		want     int
+	}{
+		{0, 0, 300},                // nothing known
+		{1024, 0, 1024 - 64 - 128}, // descriptors alone
+		{1024, 16 * gib, 1024 - 64 - 128},
+		{1 << 20, 16 * gib, 5000},                        // plenty of both: the ceiling
+		{1 << 20, 256 << 20, 256 << 20 / 8 / (16 << 10)}, // a small cgroup: 2,048
+		{0, 64 << 20, 512},                               // memory alone
+		{200, 16 * gib, 32},                              // almost no descriptors: the floor
+	} {
+		if got := leafCapacity(c.fds, c.mem, 64); got != c.want {
+			t.Errorf("leafCapacity(%d fds, %d bytes) = %d, want %d", c.fds, c.mem, got, c.want)
+		}
+	}
+	if n := DefaultMaxLeaves(); n < minDefaultLeaves || n > maxDefaultLeaves {
+		t.Errorf("DefaultMaxLeaves() = %d", n)
+	}
+	if m := memoryLimit(); runtime.GOOS == "linux" && m <= 0 {
+		t.Errorf("memoryLimit() = %d on Linux", m)
+	}
 }

@@ -70,7 +70,8 @@ type Config struct {
 	// MaxLinks is how many ultrapeer (or 0.4/normal) links we accept at most;
 	// an inbound connection beyond it gets 503 with X-Try-Ultrapeers.
 	MaxLinks int
-	// MaxLeaves is how many leaves an ultrapeer accepts.
+	// MaxLeaves is how many leaves an ultrapeer accepts. Its default is
+	// sized from the descriptor limit and memory (DefaultMaxLeaves).
 	MaxLeaves int
 	// LeafUltrapeers is how many ultrapeers a leaf keeps (and accepts): 3 as
 	// most servents do ([DQ]), gtk-gnutella 4.
@@ -108,8 +109,9 @@ type Config struct {
 	// may take together, with the patches being received (qrp.go): a RESET
 	// or PATCH that would take more is refused with Bye 413 and the link
 	// closed. 0 or less means (MaxLeaves + MaxLinks) × 256 KiB, a table of
-	// the largest size we accept (2^21 slots) per link: 83 MiB with the
-	// default 300 leaves and 32 links.
+	// the largest size we accept (2^21 slots) per link (83 MiB with 300
+	// leaves and 32 links), but no more than the eighth of memory that
+	// DefaultMaxLeaves gives the leaves (and no less than 64 MiB).
 	QRPMemory int64
 	// DQPerHop and DQProbeWait pace dynamic querying: the wait after each
 	// step per unit of TTL (2.4 s, LimeWire) and after the probe.
@@ -264,7 +266,7 @@ func DefaultConfig() Config {
 		Mode:                 ModeUltrapeer,
 		WantLinks:            8,
 		MaxLinks:             32,
-		MaxLeaves:            300,
+		MaxLeaves:            DefaultMaxLeaves(),
 		LeafUltrapeers:       3,
 		MaxTTL:               ttl.MaxTTL,
 		HardTTL:              ttl.HardLimit,
@@ -287,7 +289,7 @@ func DefaultConfig() Config {
 		HandshakeRateWindow:  time.Minute,
 		AcceptRate:           50,
 		AcceptRateWindow:     10 * time.Second,
-		FDReserve:            64,
+		FDReserve:            defaultFDReserve,
 		HostileBan:           10 * time.Minute,
 		UDP:                  true,
 		OOB:                  true,

@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -213,4 +215,118 @@ func raiseFileLimit(b *testing.B) uint64 {
 		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
 	}
 	return rl.Cur
+}
+
+// BenchmarkUltrapeerCapacity holds 5,000 leaves and 64 ultrapeer links on
+// one ultrapeer (issue 14), the servent alone in a child process (this
+// test binary again, see runBenchServent) so that its resident memory is
+// its own. Every peer connects as BenchmarkLeafLinkMemory's do (0.6
+// handshake, deflate both ways or none, a QRP RESET and PATCH of a
+// 2^16-slot table, a Ping) and then stays idle. Once the servent holds
+// every link, every table, and every reader parked, it reports its
+// resident memory (rss-MiB: VmRSS after a GC that gives memory back), its
+// peak (peak-rss-MiB: VmHWM), its Go heap and stacks (heap-MiB), the
+// growth of its RSS per link, and its goroutines.
+//
+//	go test -run '^$' -bench UltrapeerCapacity -benchtime 1x ./servent/
+func BenchmarkUltrapeerCapacity(b *testing.B) {
+	const n = capacityLeaves + capacityUps
+	if fds := raiseFileLimit(b); fds < n+256 {
+		b.Skipf("RLIMIT_NOFILE %d, %d links need about %d in each process", fds, n, n+256)
+	}
+	for _, deflate := range []bool{false, true} {
+		b.Run(fmt.Sprintf("deflate=%v", deflate), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(n, 14))
+			var zw *zlib.Writer
+			if deflate {
+				zw = zlib.NewWriter(io.Discard)
+			}
+			for b.Loop() {
+				ultrapeerCapacity(b, func(leaf bool) benchPeer {
+					return benchPeer{deflate: deflate, leaf: leaf, msgs: leafTableMessages(rng), zw: zw}
+				})
+			}
+		})
+	}
+}
+
+// capacityState is a status line of the capacity servent (capacityStatus).
+type capacityState struct {
+	leaves, ups, tables, parked int
+	heap                        int64
+	goroutines                  int
+}
+
+func ultrapeerCapacity(b *testing.B, peer func(leaf bool) benchPeer) {
+	pid, addr, in, out := startBenchServentKind(b, "capacity")
+	status := func() capacityState {
+		b.Helper()
+		if _, err := io.WriteString(in, "status\n"); err != nil {
+			b.Fatal(err)
+		}
+		line, err := out.ReadString('\n')
+		if err != nil {
+			b.Fatalf("servent process: %v", err)
+		}
+		var st capacityState
+		if _, err := fmt.Sscan(line, &st.leaves, &st.ups, &st.tables, &st.parked, &st.heap, &st.goroutines); err != nil {
+			b.Fatalf("servent process said %q: %v", line, err)
+		}
+		return st
+	}
+	status()
+	rss0, _ := procMemory(b, pid)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range capacityLeaves + capacityUps {
+		conn, err := dialBench(addr, peer(i >= capacityUps))
+		if err != nil {
+			b.Fatalf("peer %d: %v", i, err)
+		}
+		conns = append(conns, conn)
+	}
+	var st capacityState
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		st = status()
+		if st.leaves == capacityLeaves && st.ups == capacityUps && st.tables == len(conns) && st.parked == len(conns) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("after 3 minutes the servent holds %+v, want %d leaves and %d ultrapeers, each with its table, parked",
+				st, capacityLeaves, capacityUps)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	rss, peak := procMemory(b, pid)
+	b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-rss-MiB")
+	b.ReportMetric(float64(st.heap)/(1<<20), "heap-MiB")
+	b.ReportMetric(float64(rss-rss0)/float64(len(conns)), "rss-B/link")
+	b.ReportMetric(float64(st.goroutines), "goroutines")
+}
+
+// procMemory is process pid's resident memory and its peak (VmRSS and
+// VmHWM of /proc/PID/status), in bytes.
+func procMemory(b *testing.B, pid int) (rss, peak int64) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.Lines(string(raw)) {
+		for name, v := range map[string]*int64{"VmRSS:": &rss, "VmHWM:": &peak} {
+			if f, ok := strings.CutPrefix(line, name); ok {
+				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(f), " kB"), 10, 64)
+				if err != nil {
+					b.Fatalf("%s %q: %v", name, f, err)
+				}
+				*v = kb << 10
+			}
+		}
+	}
+	return rss, peak
 }

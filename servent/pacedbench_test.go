@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,16 +23,23 @@ import (
 const benchServentEnv = "GNUTELLA_BENCH_SERVENT"
 
 // runBenchServent is called by TestMain. In a child started by
-// BenchmarkRoutePacedServent it runs a servent on 127.0.0.1, configured as
-// benchRoutePaced's, writes its address on stdout, serves until stdin
-// closes, stops and reports true; elsewhere it does nothing and reports false.
+// startBenchServent it runs a servent on 127.0.0.1, configured as
+// benchRoutePaced's (or, when the variable says "capacity",
+// BenchmarkUltrapeerCapacity's), writes its address on stdout, serves until
+// stdin closes, stops and reports true; elsewhere it does nothing and
+// reports false. A "status" line on stdin is answered on stdout
+// (capacityStatus).
 func runBenchServent() bool {
-	if os.Getenv(benchServentEnv) == "" {
+	kind := os.Getenv(benchServentEnv)
+	if kind == "" {
 		return false
 	}
 	c := DefaultConfig()
 	c.ListenAddr = "127.0.0.1:0"
 	c.SendQueueBytes = 1 << 20
+	if kind == "capacity" {
+		c = capacityConfig()
+	}
 	s, err := New(c)
 	if err == nil {
 		err = s.Start()
@@ -40,7 +49,13 @@ func runBenchServent() bool {
 		os.Exit(1)
 	}
 	fmt.Println(s.Addr())
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		if sc.Text() == "status" {
+			fmt.Println(capacityStatus(s))
+		}
+	}
+	s.cfg.ByeGrace = 100 * time.Millisecond // the peers do not read
 	_ = s.Stop()
 	return true
 }
@@ -122,8 +137,16 @@ func benchRoutePacedServent(b *testing.B, rate int) {
 // startBenchServent starts the servent's process and returns its pid and
 // address; the process ends when the benchmark does.
 func startBenchServent(b *testing.B) (int, netip.AddrPort) {
+	pid, addr, _, _ := startBenchServentKind(b, "route")
+	return pid, addr
+}
+
+// startBenchServentKind is startBenchServent for a kind of servent (see
+// runBenchServent); it also returns the child's stdin and stdout, for
+// status lines.
+func startBenchServentKind(b *testing.B, kind string) (int, netip.AddrPort, io.Writer, *bufio.Reader) {
 	cmd := exec.Command(os.Args[0], "-test.run", "^$")
-	cmd.Env = append(os.Environ(), benchServentEnv+"=1")
+	cmd.Env = append(os.Environ(), benchServentEnv+"="+kind)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -140,7 +163,8 @@ func startBenchServent(b *testing.B) (int, netip.AddrPort) {
 		stdin.Close() // the servent stops and exits
 		_ = cmd.Wait()
 	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
 	if err != nil {
 		b.Fatalf("servent process: %v", err)
 	}
@@ -148,7 +172,7 @@ func startBenchServent(b *testing.B) (int, netip.AddrPort) {
 	if err != nil {
 		b.Fatalf("servent process said %q: %v", line, err)
 	}
-	return cmd.Process.Pid, addr
+	return cmd.Process.Pid, addr, stdin, out
 }
 
 // procCPU is the CPU time (user and system) process pid has used, from
@@ -173,4 +197,49 @@ func procCPU(b *testing.B, pid int) time.Duration {
 		ticks += n
 	}
 	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// capacityConfig is the servent of BenchmarkUltrapeerCapacity: an
+// ultrapeer with room for capacityLeaves leaves and capacityUps ultrapeer
+// links, all from 127.0.0.1, whose peers never answer its pings.
+func capacityConfig() Config {
+	c := DefaultConfig()
+	c.ListenAddr = "127.0.0.1:0"
+	c.Mode = ModeUltrapeer
+	c.WantLinks = 0
+	c.MaxLeaves = capacityLeaves
+	c.MaxLinks = capacityUps
+	c.IdleTimeout = time.Hour
+	c.AlivePingInterval = time.Hour
+	c.MaxPending, c.MaxPendingPerAddr = 1024, 1024
+	return c
+}
+
+// The figure of issue 14: 5,000 leaves and 64 ultrapeer links.
+const capacityLeaves, capacityUps = 5000, 64
+
+// capacityStatus is what the servent of BenchmarkUltrapeerCapacity says
+// of itself after collecting its garbage: its leaf and ultrapeer links,
+// those holding their peer's QRP table, the parked ones, its Go heap and
+// stacks, and its goroutines.
+func capacityStatus(s *Servent) string {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	var leaves, ups, tables, parked int
+	for _, l := range s.Links() {
+		if l.Kind == LinkLeaf {
+			leaves++
+		} else {
+			ups++
+		}
+		if l.PeerTable() != nil {
+			tables++
+		}
+		if l.parked() {
+			parked++
+		}
+	}
+	return fmt.Sprintf("%d %d %d %d %d %d", leaves, ups, tables, parked, m.HeapInuse+m.StackInuse, runtime.NumGoroutine())
 }

@@ -35,6 +35,8 @@ const (
 	// qrpLinkMemory is the QRP memory allowed per link by default
 	// (Config.QRPMemory): a table of 2^maxPeerTableBits slots.
 	qrpLinkMemory = 1 << maxPeerTableBits / 8
+	// qrpMinMemory is the least default budget when memory caps it.
+	qrpMinMemory = 64 << 20
 	// qrpUpdateTimeout bounds an unfinished update, from its RESET or its
 	// first PATCH to its last PATCH. Neither the specification nor
 	// gtk-gnutella sets one (docs/protocol.md §4.4: a sequence ends when
@@ -80,6 +82,9 @@ func (q *qrpState) init(cfg *Config) {
 	limit := cfg.QRPMemory
 	if limit <= 0 {
 		limit = int64(max(cfg.MaxLeaves, 0)+max(cfg.MaxLinks, 0)) * qrpLinkMemory
+		if m := memoryLimit() / leafMemoryShare; m > 0 {
+			limit = min(limit, max(m, qrpMinMemory)) // the leaves' share of memory
+		}
 	}
 	q.budget = ultrapeer.NewBudget(limit)
 }

@@ -173,7 +173,11 @@ func TestQueryHitsFollowTheReversePathOnly(t *testing.T) {
 			t.Errorf("servent %d saw %d QueryHits, want %d (on reverse path: %v)", i, tr.hitsAt[i], want, path[i])
 		}
 	}
-	if len(path) != dist[holder] {
+	// The path is the first arrivals, not always a shortest one: a copy
+	// that went round arrives first, and the shorter one, carrying a
+	// higher TTL, is re-forwarded as a duplicate (gtk's handle_duplicate)
+	// while the route stays with the first (CI once saw 4 for 3).
+	if len(path) < dist[holder] {
 		t.Errorf("reverse path has %d servents, distance is %d", len(path), dist[holder])
 	}
 }
