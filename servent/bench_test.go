@@ -143,6 +143,7 @@ func dialBenchPeer(addr netip.AddrPort, deflate bool) (net.Conn, error) {
 type benchPeer struct {
 	deflate bool         // ask for deflate, and compress what we send
 	leaf    bool         // a leaf (leafHeaders) rather than an ultrapeer
+	upQRP   bool         // an ultrapeer that exchanges QRP tables (X-Ultrapeer-Query-Routing)
 	msgs    [][]byte     // descriptors to send after the handshake (descriptors())
 	zw      *zlib.Writer // reused for the compressed stream when set: one is hundreds of KiB
 }
@@ -165,6 +166,9 @@ func dialBench(addr netip.AddrPort, p benchPeer) (net.Conn, error) {
 		req.Headers.Add("User-Agent", "bench/1")
 		req.Headers.Add("X-Ultrapeer", "True")
 		req.Headers.Add("GUID", protocol.NewGUID().String())
+		if p.upQRP {
+			req.Headers.Add("X-Ultrapeer-Query-Routing", "0.1")
+		}
 	}
 	if p.deflate {
 		req.Headers.Add("Accept-Encoding", "deflate")

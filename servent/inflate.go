@@ -44,7 +44,7 @@ type inflater struct {
 	src    syncSpotter
 	fr     io.ReadCloser     // compress/flate's reader; nil before the first read and while parked
 	win    *window           // the last 32 KiB of output; nil when fr is
-	out    *[windowSize]byte // what fr decodes into
+	out    *[windowSize]byte // what fr decodes into; nil once buf is read out
 	buf    []byte            // decoded, not yet read: the end of out
 	saved  []byte            // the window, deflated, while parked
 	header bool              // the zlib header has been read
@@ -86,6 +86,13 @@ func (z *inflater) Read(p []byte) (int, error) {
 	}
 	n := copy(p, z.buf)
 	z.buf = z.buf[n:]
+	if len(z.buf) == 0 && z.out != nil {
+		// the output buffer is only held while it holds something: a
+		// link that is busy but not reading out a burst keeps flate's
+		// state and the window, 73 KiB, not 105
+		inflateOuts.Put(z.out)
+		z.out, z.buf = nil, nil
+	}
 	return n, nil
 }
 
@@ -109,6 +116,9 @@ func (z *inflater) fill() error {
 	}
 	// compress/flate never holds more decoded bytes than its window, so
 	// a window-sized buffer takes all it has: it holds nothing after this
+	if z.out == nil {
+		z.out = inflateOuts.Get().(*[windowSize]byte)
+	}
 	n, err := z.fr.Read(z.out[:])
 	z.buf = z.out[:n]
 	z.win.write(z.buf)
@@ -171,7 +181,6 @@ func (z *inflater) park() {
 func (z *inflater) resume() error {
 	z.win = windows.Get().(*window)
 	z.win.reset()
-	z.out = inflateOuts.Get().(*[windowSize]byte)
 	fr, _ := flateReaders.Get().(io.ReadCloser)
 	var dict []byte
 	if z.saved != nil {
@@ -208,7 +217,9 @@ func (z *inflater) release() {
 	_ = z.fr.(flate.Resetter).Reset(bytes.NewReader(nil), nil)
 	flateReaders.Put(z.fr)
 	windows.Put(z.win)
-	inflateOuts.Put(z.out)
+	if z.out != nil {
+		inflateOuts.Put(z.out)
+	}
 	z.fr, z.win, z.out, z.buf = nil, nil, nil, nil
 }
 

@@ -222,7 +222,9 @@ func raiseFileLimit(b *testing.B) uint64 {
 // test binary again, see runBenchServent) so that its resident memory is
 // its own. Every peer connects as BenchmarkLeafLinkMemory's do (0.6
 // handshake, deflate both ways or none, a QRP RESET and PATCH of a
-// 2^16-slot table, a Ping) and then stays idle. Once the servent holds
+// 2^16-slot table, a Ping) and then stays idle; the ultrapeers announce
+// X-Ultrapeer-Query-Routing, as gtk-gnutella's do, so their tables are
+// kept too. Once the servent holds
 // every link, every table, and every reader parked, it reports its
 // resident memory (rss-MiB: VmRSS after a GC that gives memory back), its
 // peak (peak-rss-MiB: VmHWM), its Go heap and stacks (heap-MiB), the
@@ -243,7 +245,7 @@ func BenchmarkUltrapeerCapacity(b *testing.B) {
 			}
 			for b.Loop() {
 				ultrapeerCapacity(b, func(leaf bool) benchPeer {
-					return benchPeer{deflate: deflate, leaf: leaf, msgs: leafTableMessages(rng), zw: zw}
+					return benchPeer{deflate: deflate, leaf: leaf, upQRP: !leaf, msgs: leafTableMessages(rng), zw: zw}
 				})
 			}
 		})
