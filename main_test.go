@@ -207,6 +207,9 @@ func startProc(t *testing.T, args ...string) *serveProc {
 func TestServeMaxLeaves(t *testing.T) {
 	wantRun(t, 2, "--max-leaves must be 0 or more", "serve", "--data-dir", t.TempDir(), "--max-leaves", "-1")
 	out := startServe(t, t.TempDir(), "--mode", "ultrapeer", "--max-leaves", "1")
+	if !strings.Contains(out, "takes up to 1 leaf and 32 ultrapeer links") {
+		t.Errorf("serve does not say how many leaves it takes: %q", out)
+	}
 	_, addr, ok := strings.Cut(out, " listening on ")
 	addr, _, _ = strings.Cut(addr, " ")
 	if !ok {

@@ -128,6 +128,10 @@ func serveCommand() *cli.Command {
 				return cli.Exit(startHint(err), 1)
 			}
 			fmt.Fprintf(os.Stderr, "gnutella: servent %s listening on %s (Ctrl-C to stop)\n", s.ID(), s.Addr())
+			if cfg.Mode != servent.ModeLeaf {
+				fmt.Fprintf(os.Stderr, "gnutella: as an ultrapeer it takes up to %s and %s (--max-leaves, --max-links)\n",
+					plural(cfg.MaxLeaves, "leaf", "leaves"), plural(cfg.MaxLinks, "ultrapeer link", "ultrapeer links"))
+			}
 			if len(cfg.Peers) == 0 && len(cfg.GWebCaches) == 0 && len(cfg.UHCs) == 0 && s.Hosts().Len() == 0 {
 				fmt.Fprintln(os.Stderr, "gnutella: no --peer, no --gwebcache, no --uhc and no saved hosts: this servent links only "+
 					"when others dial it; give it a --peer HOST:PORT, a --gwebcache URL or a --uhc HOST:PORT to join a network")
@@ -203,4 +207,12 @@ func parseRate(v string) (int64, error) {
 		return 0, fmt.Errorf("%q is less than a byte per second (0 means unlimited)", v)
 	}
 	return int64(b), nil
+}
+
+// plural is n with the noun that fits it: "1 leaf", "5000 leaves".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
