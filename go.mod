@@ -17,6 +17,7 @@ require (
 
 require (
 	github.com/chromedp/chromedp v0.23.1
+	github.com/klauspost/compress v1.20.5
 	github.com/pelletier/go-toml/v2 v2.4.3
 	golang.org/x/time v0.16.0
 )

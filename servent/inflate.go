@@ -11,6 +11,8 @@ import (
 	"hash/adler32"
 	"io"
 	"sync"
+
+	kflate "github.com/klauspost/compress/flate"
 )
 
 // inflater reads the compressed direction of a link (Content-Encoding:
@@ -165,14 +167,13 @@ func (z *inflater) park() {
 		return
 	}
 	var b bytes.Buffer
-	fw := flatePool.Get().(*flate.Writer)
-	fw.Reset(&b)
 	first, second := z.win.history()
-	fw.Write(first)
-	fw.Write(second)
-	fw.Close()
-	fw.Reset(io.Discard)
-	flatePool.Put(fw)
+	// the stateless encoder needs no compressor of hundreds of KiB; the
+	// second piece may refer back into the first
+	_ = kflate.StatelessDeflate(&b, first, len(second) == 0, nil)
+	if len(second) != 0 {
+		_ = kflate.StatelessDeflate(&b, second, true, first)
+	}
 	z.saved = bytes.Clone(b.Bytes())
 	z.release()
 }

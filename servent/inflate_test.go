@@ -30,11 +30,21 @@ func compressedBursts(t testing.TB, bursts [][]byte) (stream []byte, ends []int)
 // repetitiveBursts: the second and third repeat most of the first, so
 // that their blocks refer back into the window of earlier bursts.
 func repetitiveBursts() [][]byte {
+	// words of a small vocabulary, as link traffic repeats its search
+	// words and headers: the parked window compresses, yet no burst is a
+	// copy of another
 	rng := rand.New(rand.NewPCG(14, 1))
-	first := make([]byte, 20<<10)
-	for i := range first {
-		first[i] = byte('a' + rng.IntN(26))
+	vocab := make([][]byte, 300)
+	for i := range vocab {
+		for range 3 + rng.IntN(6) {
+			vocab[i] = append(vocab[i], byte('a'+rng.IntN(26)))
+		}
 	}
+	var first []byte
+	for len(first) < 20<<10 {
+		first = append(append(first, vocab[rng.IntN(len(vocab))]...), ' ')
+	}
+	first = first[:20<<10]
 	second := append([]byte("a query for "), first[1000:9000]...)
 	third := append(bytes.Clone(first[12000:20000]), "and a little more"...)
 	return [][]byte{first, second, third}
