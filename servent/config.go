@@ -174,7 +174,9 @@ type Config struct {
 	// its reader goroutine and read buffer (and a compressed link's
 	// inflater, once its peer has sync-flushed: inflate.go) are given up
 	// and its socket waits in the servent's poller, to be woken by the next
-	// byte (park.go): what makes an idle leaf cheap. 0 never parks.
+	// byte (park.go): what makes an idle leaf cheap. 0 never parks. While
+	// more than 512 compressed links hold their inflater, a compressed link
+	// parks after 100 ms of quiet instead (park.go).
 	ParkAfter time.Duration
 
 	// SendQueueBytes bounds each link's send queue; flow control starts at half.

@@ -11,6 +11,7 @@ import (
 	"hash/adler32"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	kflate "github.com/klauspost/compress/flate"
 )
@@ -52,6 +53,9 @@ type inflater struct {
 	header bool              // the zlib header has been read
 	adler  hash.Hash32
 	err    error // sticky: io.EOF after the checksum, or what broke the stream
+	// active counts, across the servent, the inflaters holding a reader
+	// and window (park.go parks sooner when they are many); may be nil
+	active *atomic.Int64
 }
 
 // windowSize is deflate's largest window (RFC 1951 §3.2.5): the most any
@@ -205,6 +209,9 @@ func (z *inflater) resume() error {
 		return err
 	}
 	z.fr = fr
+	if z.active != nil {
+		z.active.Add(1)
+	}
 	return nil
 }
 
@@ -217,6 +224,9 @@ func (z *inflater) release() {
 	// no reference to the link's socket buffer stays in the pool
 	_ = z.fr.(flate.Resetter).Reset(bytes.NewReader(nil), nil)
 	flateReaders.Put(z.fr)
+	if z.active != nil {
+		z.active.Add(-1)
+	}
 	windows.Put(z.win)
 	if z.out != nil {
 		inflateOuts.Put(z.out)

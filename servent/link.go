@@ -303,6 +303,7 @@ func (l *Link) readLoop() {
 	if l.DeflateIn {
 		if l.inf == nil {
 			l.inf = newInflater(l.br)
+			l.inf.active = &l.s.inflating
 		}
 		l.inf.setSource(l.br)
 		src = l.inf

@@ -191,3 +191,26 @@ func TestParkedCompressedLinkWakesWithItsWindow(t *testing.T) {
 		awaitParked(t, s, 1)
 	}
 }
+
+// When many compressed links hold their inflater's state, a quiet one
+// parks after busyParkAfter, not ParkAfter (an hour here), and the count
+// of active inflaters follows it.
+func TestCompressedLinkParksSoonWhenManyInflate(t *testing.T) {
+	c := parkConfig()
+	c.Deflate = true
+	c.ParkAfter = time.Hour
+	s := startServent(t, c)
+	s.inflating.Add(busyInflaters) // as if that many other links were busy
+	a, err := dialBench(s.Addr(), benchPeer{deflate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	awaitParked(t, s, 1)
+	if l := s.Links()[0]; !l.DeflateIn || l.inf == nil || l.inf.fr != nil {
+		t.Fatal("the parked link is not compressed, or its inflater is not parked")
+	}
+	if n := s.inflating.Load(); n != busyInflaters {
+		t.Errorf("%d active inflaters counted after the link parked, want %d", n, busyInflaters)
+	}
+}

@@ -55,6 +55,9 @@ type Servent struct {
 	searches searchTable
 	adm      admissions // inbound connections before they are links (admission.go)
 	poller   poller     // parked idle links (park.go)
+	// inflating counts compressed links whose inflater holds its reader
+	// and window, about 73 KiB each (inflate.go)
+	inflating atomic.Int64
 
 	// Message balance across the network: queued for a link (net of
 	// messages dropped from a queue) and fully handled after reading.
