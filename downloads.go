@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -185,10 +186,24 @@ func printDownloads(w io.Writer, all []transfer.Status) {
 			fmt.Sprintf("%d/%d", st.ActiveSources, st.Sources), speed, st.Priority, st.Name)
 	}
 	for _, st := range all {
-		if st.State == transfer.StateFailed && st.Error != "" {
-			fmt.Fprintf(w, "%s failed: %s (\"gnutella downloads resume %s\" tries again)\n", st.ID, st.Error, st.ID)
+		switch {
+		case st.Error == "":
+		case st.State == transfer.StateFailed:
+			fmt.Fprintf(w, "%s failed: %s%s (\"gnutella downloads resume %s\" tries again)\n", st.ID, st.Error, errorHint(st.Error), st.ID)
+		case st.State != transfer.StateDone && st.State != transfer.StatePaused && st.State != transfer.StateCancelled:
+			fmt.Fprintf(w, "%s is still trying; its last attempt: %s%s (\"gnutella downloads cancel %s\" stops it)\n",
+				st.ID, st.Error, errorHint(st.Error), st.ID)
 		}
 	}
+}
+
+// errorHint says what a user can do about a download error, where we know.
+func errorHint(msg string) string {
+	if strings.Contains(msg, transfer.ErrNoCallback.Error()) {
+		return ". The holder never connected back: it may not reach us, or it refuses to call back a loopback or " +
+			"private address (on a local testnet, start every servent with --allow-private)"
+	}
+	return ""
 }
 
 // percent is how much of the file a download has, in whole percent.

@@ -840,11 +840,17 @@ func TestPrintDownloads(t *testing.T) {
 	printDownloads(&b, []transfer.Status{
 		{ID: "ab12cd34", State: transfer.StateDownloading, Have: 450, Size: 1000, ActiveSources: 2, Sources: 3, Speed: 1258291, Priority: 1, Name: "koala.ogg"},
 		{ID: "0f0f0f0f", State: transfer.StateFailed, Have: 0, Size: 3 << 20, Sources: 0, Name: "wombat.ogg", Error: "transfer: no usable source left"},
+		{ID: "77aa77aa", State: transfer.StateConnecting, Size: 300000, ActiveSources: 1, Sources: 1, Name: "emu.bin",
+			Error: "push: " + transfer.ErrNoCallback.Error() + " (servent 01): context deadline exceeded"},
 	})
 	want := "ID        STATE        DONE       SIZE  SOURCES       SPEED  PRI  NAME\n" +
 		"ab12cd34  downloading   45%     1000 B      2/3    1.2 MB/s    1  koala.ogg\n" +
 		"0f0f0f0f  failed         0%     3.0 MB      0/0           -    0  wombat.ogg\n" +
-		"0f0f0f0f failed: transfer: no usable source left (\"gnutella downloads resume 0f0f0f0f\" tries again)\n"
+		"77aa77aa  connecting     0%   293.0 KB      1/1           -    0  emu.bin\n" +
+		"0f0f0f0f failed: transfer: no usable source left (\"gnutella downloads resume 0f0f0f0f\" tries again)\n" +
+		"77aa77aa is still trying; its last attempt: push: transfer: no GIV after the Push (servent 01): context deadline exceeded. " +
+		"The holder never connected back: it may not reach us, or it refuses to call back a loopback or private address " +
+		"(on a local testnet, start every servent with --allow-private) (\"gnutella downloads cancel 77aa77aa\" stops it)\n"
 	if b.String() != want {
 		t.Errorf("printDownloads printed\n%s\nwant\n%s", b.String(), want)
 	}
