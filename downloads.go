@@ -190,7 +190,7 @@ func printDownloads(w io.Writer, all []transfer.Status) {
 		case st.Error == "":
 		case st.State == transfer.StateFailed:
 			fmt.Fprintf(w, "%s failed: %s%s (\"gnutella downloads resume %s\" tries again)\n", st.ID, st.Error, errorHint(st.Error), st.ID)
-		case st.State != transfer.StateDone && st.State != transfer.StatePaused && st.State != transfer.StateCancelled:
+		case st.State == transfer.StateConnecting: // "waiting" says why in its own words (a queue, a retry)
 			fmt.Fprintf(w, "%s is still trying; its last attempt: %s%s (\"gnutella downloads cancel %s\" stops it)\n",
 				st.ID, st.Error, errorHint(st.Error), st.ID)
 		}
