@@ -108,10 +108,12 @@ type Config struct {
 	// QRPMemory is the bytes that the QRP tables received from all links
 	// may take together, with the patches being received (qrp.go): a RESET
 	// or PATCH that would take more is refused with Bye 413 and the link
-	// closed. 0 or less means (MaxLeaves + MaxLinks) × 256 KiB, a table of
-	// the largest size we accept (2^21 slots) per link (83 MiB with 300
-	// leaves and 32 links), but no more than the eighth of memory that
-	// DefaultMaxLeaves gives the leaves (and no less than 64 MiB).
+	// closed. 0 or less means 256 KiB, a table of the largest size we
+	// accept (2^21 slots), for each ultrapeer link and each of the first 300
+	// leaves (83 MiB with 300 leaves and 32 links), and 16 KiB, twice a
+	// dense 2^16-slot table, for each leaf above them (156 MiB with 5,000),
+	// but no more than the eighth of memory that DefaultMaxLeaves gives the
+	// leaves (and no less than 64 MiB).
 	QRPMemory int64
 	// DQPerHop and DQProbeWait pace dynamic querying: the wait after each
 	// step per unit of TTL (2.4 s, LimeWire) and after the probe.

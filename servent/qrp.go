@@ -37,6 +37,13 @@ const (
 	qrpLinkMemory = 1 << maxPeerTableBits / 8
 	// qrpMinMemory is the least default budget when memory caps it.
 	qrpMinMemory = 64 << 20
+	// qrpFullLeaves leaves (the leaf limit's old default) count
+	// qrpLinkMemory each in the default budget, and every leaf above them
+	// qrpLeafMemory, twice a dense table of our size (2^16 slots, 8 KiB):
+	// thousands of leaves (DefaultMaxLeaves) must not let hostile ones pin
+	// 256 KiB each.
+	qrpFullLeaves = 300
+	qrpLeafMemory = 2 << qrpBits / 8
 	// qrpUpdateTimeout bounds an unfinished update, from its RESET or its
 	// first PATCH to its last PATCH. Neither the specification nor
 	// gtk-gnutella sets one (docs/protocol.md §4.4: a sequence ends when
@@ -81,7 +88,9 @@ func (q *qrpState) init(cfg *Config) {
 	q.recv = map[*Link]*qrpRecv{}
 	limit := cfg.QRPMemory
 	if limit <= 0 {
-		limit = int64(max(cfg.MaxLeaves, 0)+max(cfg.MaxLinks, 0)) * qrpLinkMemory
+		leaves := int64(max(cfg.MaxLeaves, 0))
+		limit = (int64(max(cfg.MaxLinks, 0)) + min(leaves, qrpFullLeaves)) * qrpLinkMemory
+		limit += max(leaves-qrpFullLeaves, 0) * qrpLeafMemory
 		if m := memoryLimit() / leafMemoryShare; m > 0 {
 			limit = min(limit, max(m, qrpMinMemory)) // the leaves' share of memory
 		}

@@ -451,3 +451,31 @@ func TestUnfinishedQRPUpdateTimesOut(t *testing.T) {
 		}
 	})
 }
+
+// The default QRP budget: 256 KiB for each ultrapeer link and each of the
+// first 300 leaves, 16 KiB for each leaf above them, within an eighth of
+// memory.
+func TestDefaultQRPBudget(t *testing.T) {
+	for _, c := range []struct {
+		leaves, links int
+		want          int64
+	}{
+		{300, 32, 332 << 18},              // 83 MiB, as before DefaultMaxLeaves
+		{5000, 32, 332<<18 + 4700*16<<10}, // 156 MiB, not 1.3 GiB
+		{10, 4, 14 << 18},                 // small
+	} {
+		cfg := testConfig()
+		cfg.MaxLeaves, cfg.MaxLinks, cfg.QRPMemory = c.leaves, c.links, 0
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := c.want
+		if m := memoryLimit() / leafMemoryShare; m > 0 {
+			want = min(want, max(m, qrpMinMemory))
+		}
+		if _, limit := s.QRPMemory(); limit != want {
+			t.Errorf("%d leaves, %d links: a QRP budget of %d bytes, want %d", c.leaves, c.links, limit, want)
+		}
+	}
+}
