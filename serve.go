@@ -38,7 +38,7 @@ func serveCommand() *cli.Command {
 			dataDirFlag("`DIR` for the servent ID, host cache, control.json, config.toml and (by default) downloads"),
 			&cli.IntFlag{Name: "links", Value: d.WantLinks, Usage: "how many ultrapeer links to keep dialling for"},
 			&cli.IntFlag{Name: "max-links", Value: d.MaxLinks, Usage: "most ultrapeer links accepted; more get 503 with X-Try-Ultrapeers. Each takes 15 KB idle (more with its QRP table and traffic; 50 KB with deflate) and a file descriptor (BENCHMARKS.md)"},
-			&cli.IntFlag{Name: "max-leaves", Value: d.MaxLeaves, Usage: "most leaves accepted as an ultrapeer; more get 503 with X-Try-Ultrapeers. Each idle leaf takes about 6 KB on Linux over plain TCP (its reader parks), 11-13 KB with deflate, and a file descriptor (BENCHMARKS.md). The default is sized on this machine from the descriptor limit (ulimit -n) and an eighth of the memory at 16 KiB a leaf, at most 5,000"},
+			&cli.IntFlag{Name: "max-leaves", Value: d.MaxLeaves, Usage: "most leaves accepted as an ultrapeer; more get 503 with X-Try-Ultrapeers. Each idle leaf takes about 4-6 KB on Linux over plain TCP (its reader parks), 8-11 KB with deflate, and a file descriptor (BENCHMARKS.md). The default is sized on this machine from the descriptor limit (ulimit -n) and an eighth of the memory at 16 KiB a leaf, at most 5,000"},
 			&cli.IntFlag{Name: "max-ttl", Value: int(d.MaxTTL), Usage: "clamp of hops+TTL when relaying (4 as gtk-gnutella, 7 for a 0.4-style network)"},
 			&cli.BoolFlag{Name: "no-deflate", Usage: "neither offer nor accept compressed links (gtk-gnutella ultrapeers refuse such leaves)"},
 			&cli.BoolFlag{Name: "no-pong-caching", Usage: "flood pings and route pongs back (0.4 behaviour) instead of answering from the pong cache"},

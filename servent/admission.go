@@ -88,8 +88,8 @@ func (a *admissions) start() {
 }
 
 // Sizing the ultrapeer's default leaf limit (DefaultMaxLeaves): a leaf
-// link costs one descriptor and, idle, about 6 KB of memory over plain TCP
-// and 11-13 KB with deflate both ways (BENCHMARKS.md, LeafLinkMemory); a
+// link costs one descriptor and, idle, about 4-6 KB of memory over plain TCP
+// and 8-11 KB with deflate both ways (BENCHMARKS.md, LeafLinkMemory); a
 // leaf that talks takes buffers while it does. leafMemory is that figure
 // with room for traffic, leafMemoryShare the part of the machine's memory
 // the leaves may have, leafOtherFDs the descriptors kept for everything
