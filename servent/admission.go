@@ -119,6 +119,10 @@ var defaultMaxLeaves = sync.OnceValue(func() int {
 	return leafCapacity(int64(limit), memoryLimit(), defaultFDReserve)
 })
 
+// memoryLimit is readMemoryLimit, read once: every servent's QRP budget
+// asks for it (qrp.go).
+var memoryLimit = sync.OnceValue(readMemoryLimit)
+
 // leafCapacity is DefaultMaxLeaves for a descriptor limit and a memory
 // size in bytes (0: unknown).
 func leafCapacity(fdLimit, memory, fdReserve int64) int {

@@ -24,10 +24,10 @@ func fdLimits() (limit, open int) {
 	return int(rl.Cur), len(ents)
 }
 
-// memoryLimit returns the memory this process may use, in bytes: the
+// readMemoryLimit returns the memory this process may use, in bytes: the
 // machine's (MemTotal) or, when less, its cgroup's limit (cgroup v2
 // memory.max). 0 when neither can be read.
-func memoryLimit() int64 {
+func readMemoryLimit() int64 {
 	var total int64
 	if f, err := os.Open("/proc/meminfo"); err == nil {
 		sc := bufio.NewScanner(f)

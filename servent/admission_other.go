@@ -6,6 +6,6 @@ package servent
 // only the caps on pending connections (admission.go).
 func fdLimits() (limit, open int) { return 0, 0 }
 
-// memoryLimit reports no memory size: DefaultMaxLeaves then goes by
+// readMemoryLimit reports no memory size: DefaultMaxLeaves then goes by
 // descriptors alone.
-func memoryLimit() int64 { return 0 }
+func readMemoryLimit() int64 { return 0 }
